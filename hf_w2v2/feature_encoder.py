@@ -1,0 +1,97 @@
+"""Feature encoder: raw waveform -> latent frames z (paper section 2, "Feature encoder").
+
+Shape legend: B batch, T samples, F frames, C channels.
+
+Seven temporal convolutions (512 channels, kernels 10,3,3,3,3,2,2, strides
+5,2,2,2,2,2,2) turn 16 kHz audio into one frame per 20 ms. Two normalisation
+layouts exist in the released checkpoints:
+
+* ``"group"`` (base): GroupNorm with one group per channel after the first conv
+  only. It normalises each channel over time, so padded zeros change the
+  statistics: base models are fed unpadded batches and no attention mask.
+* ``"layer"`` (large-lv60): LayerNorm over channels after every conv, which is
+  per-frame and therefore safe with padding.
+
+The state-dict keys (``conv_layers.{i}.conv``, ``conv_layers.{i}.layer_norm``)
+are those of the Hub checkpoints.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .activations import activation
+from .configuration import Wav2Vec2Config
+
+
+class ConvBlock(nn.Module):
+    """Conv1d -> optional norm -> activation."""
+
+    def __init__(self, config: Wav2Vec2Config, index: int, norm: str | None) -> None:
+        super().__init__()
+        in_channels = 1 if index == 0 else config.conv_dim[index - 1]
+        out_channels = config.conv_dim[index]
+        self.conv = nn.Conv1d(
+            in_channels,
+            out_channels,
+            kernel_size=config.conv_kernel[index],
+            stride=config.conv_stride[index],
+            bias=config.conv_bias,
+        )
+        self.norm = norm
+        if norm == "group":
+            self.layer_norm = nn.GroupNorm(out_channels, out_channels, affine=True)
+        elif norm == "layer":
+            self.layer_norm = nn.LayerNorm(out_channels, elementwise_affine=True)
+        self.activation = activation(config.feat_extract_activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)  # (B, C_in, T) -> (B, C, T')
+        if self.norm == "group":
+            x = self.layer_norm(x)
+        elif self.norm == "layer":
+            x = self.layer_norm(x.transpose(1, 2)).transpose(1, 2)  # norm over C per frame
+        return self.activation(x)
+
+
+class FeatureEncoder(nn.Module):
+    """Stack of :class:`ConvBlock` mapping ``(B, T)`` audio to ``(B, C, F)`` features."""
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__()
+        layers = []
+        for i in range(len(config.conv_dim)):
+            if config.feat_extract_norm == "layer":
+                norm = "layer"
+            else:
+                norm = "group" if i == 0 else None
+            layers.append(ConvBlock(config, i, norm))
+        self.conv_layers = nn.ModuleList(layers)
+        self.grad_mult = float(getattr(config, "feature_grad_mult", 1.0))
+        self.gradient_checkpointing = False
+
+    def freeze(self) -> None:
+        """Stop training the encoder (the usual setting for CTC fine-tuning)."""
+        for param in self.parameters():
+            param.requires_grad = False
+
+    @property
+    def frozen(self) -> bool:
+        return not any(p.requires_grad for p in self.parameters())
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        x = audio[:, None, :]  # (B, T) -> (B, 1, T)
+        for layer in self.conv_layers:
+            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                x = torch.utils.checkpoint.checkpoint(layer, x, use_reentrant=False)
+            else:
+                x = layer(x)
+        if self.training and self.grad_mult != 1.0 and not self.frozen:
+            x = scale_gradient(x, self.grad_mult)
+        return x  # (B, C, F)
+
+
+def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Identity forward, gradient multiplied by ``scale`` backward (fairseq ``GradMultiply``)."""
+    return x * scale + x.detach() * (1.0 - scale)

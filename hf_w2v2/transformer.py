@@ -1,0 +1,165 @@
+"""Context network: a Transformer over the projected frames (paper section 2).
+
+Shape legend: B batch, F frames, D model dim, H heads, E head dim (D = H x E).
+
+Two block layouts exist in the released checkpoints:
+
+* post-LN (``do_stable_layer_norm=False``, base): ``x = LN(x + Attn(x))``,
+  ``x = LN(x + FFN(x))``; the input is normalised once before the first block.
+* pre-LN, called "stable layer norm" (large-lv60): ``x = x + Attn(LN(x))``,
+  ``x = x + FFN(LN(x))``; one LayerNorm after the last block.
+
+Padded frames are zeroed before the positional convolution and masked as keys
+in attention. ``hidden_states`` follow transformers 5.x: the input of every
+block, then the output of the last block (before the final LayerNorm of the
+pre-LN layout), ``num_hidden_layers + 1`` tensors in all.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .activations import activation
+from .configuration import Wav2Vec2Config
+from .position_encoder import ConvPositionEncoder
+
+
+class SelfAttention(nn.Module):
+    """Multi-head scaled dot-product self-attention with a key padding mask."""
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__()
+        d = config.hidden_size
+        self.num_heads = config.num_attention_heads
+        self.head_dim = d // self.num_heads
+        self.dropout = float(config.attention_dropout)
+        self.q_proj = nn.Linear(d, d)
+        self.k_proj = nn.Linear(d, d)
+        self.v_proj = nn.Linear(d, d)
+        self.out_proj = nn.Linear(d, d)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        b, f, _ = x.shape
+        return x.view(b, f, self.num_heads, self.head_dim).transpose(1, 2)  # (B, F, D) -> (B, H, F, E)
+
+    def forward(
+        self, x: torch.Tensor, key_mask: torch.Tensor | None = None, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``key_mask`` (B, F) is True on frames that may be attended to."""
+        b, f, d = x.shape
+        q, k, v = self._heads(self.q_proj(x)), self._heads(self.k_proj(x)), self._heads(self.v_proj(x))
+        attn_mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, F)
+        dropout = self.dropout if self.training else 0.0
+        if need_weights:
+            scores = (q @ k.transpose(-1, -2)) * self.head_dim**-0.5  # (B, H, F, F)
+            if attn_mask is not None:
+                scores = scores.masked_fill(~attn_mask, float("-inf"))
+            weights = F.dropout(scores.softmax(dim=-1), p=dropout, training=self.training)
+            out = weights @ v  # (B, H, F, E)
+        else:
+            weights = None
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)
+        out = out.transpose(1, 2).reshape(b, f, d)  # (B, H, F, E) -> (B, F, D)
+        return self.out_proj(out), weights
+
+
+class FeedForward(nn.Module):
+    """Linear(D -> I) -> activation -> dropout -> Linear(I -> D) -> dropout."""
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__()
+        self.intermediate_dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate_act_fn = activation(config.hidden_act)
+        self.intermediate_dropout = nn.Dropout(config.activation_dropout)
+        self.output_dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.output_dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.intermediate_dropout(self.intermediate_act_fn(self.intermediate_dense(x)))
+        return self.output_dropout(self.output_dense(x))
+
+
+class TransformerBlock(nn.Module):
+    """One block; ``pre_norm`` selects the pre-LN ("stable layer norm") layout."""
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__()
+        self.pre_norm = config.do_stable_layer_norm
+        self.attention = SelfAttention(config)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.feed_forward = FeedForward(config)
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(
+        self, x: torch.Tensor, key_mask: torch.Tensor | None = None, need_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.pre_norm:
+            attn, weights = self.attention(self.layer_norm(x), key_mask, need_weights)
+            x = x + self.dropout(attn)
+            x = x + self.feed_forward(self.final_layer_norm(x))
+        else:
+            attn, weights = self.attention(x, key_mask, need_weights)
+            x = self.layer_norm(x + self.dropout(attn))
+            x = self.final_layer_norm(x + self.feed_forward(x))
+        return x, weights
+
+
+class TransformerEncoder(nn.Module):
+    """Positional convolution + blocks, with LayerDrop and gradient checkpointing."""
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__()
+        self.pre_norm = config.do_stable_layer_norm
+        self.layerdrop = float(config.layerdrop)
+        self.pos_conv_embed = ConvPositionEncoder(config)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.layers = nn.ModuleList([TransformerBlock(config) for _ in range(config.num_hidden_layers)])
+        self.gradient_checkpointing = False
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+        """``x`` (B, F, D); ``padding_mask`` (B, F) True on valid frames.
+
+        Returns the last hidden state and, when asked, all hidden states and attention maps.
+        """
+        if padding_mask is not None:
+            x = torch.where(padding_mask[..., None], x, torch.zeros((), dtype=x.dtype, device=x.device))
+        x = x + self.pos_conv_embed(x)
+        if not self.pre_norm:
+            x = self.layer_norm(x)
+        x = self.dropout(x)
+
+        hidden_states: list[torch.Tensor] = []
+        attentions: list[torch.Tensor] = []
+        for block in self.layers:
+            if output_hidden_states:
+                hidden_states.append(x)
+            # LayerDrop (Fan et al. 2019): skip whole blocks at random while training.
+            if self.training and self.layerdrop > 0.0 and torch.rand(()) < self.layerdrop:
+                continue
+            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                x, weights = torch.utils.checkpoint.checkpoint(
+                    block, x, padding_mask, output_attentions, use_reentrant=False
+                )
+            else:
+                x, weights = block(x, padding_mask, output_attentions)
+            if output_attentions:
+                attentions.append(weights)
+        if output_hidden_states:
+            hidden_states.append(x)
+        if self.pre_norm:
+            x = self.layer_norm(x)
+        return (
+            x,
+            tuple(hidden_states) if output_hidden_states else None,
+            tuple(attentions) if output_attentions else None,
+        )
