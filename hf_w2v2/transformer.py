@@ -39,17 +39,34 @@ class SelfAttention(nn.Module):
         self.k_proj = nn.Linear(d, d)
         self.v_proj = nn.Linear(d, d)
         self.out_proj = nn.Linear(d, d)
+        self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._cache_key: tuple | None = None
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        b, f, _ = x.shape
-        return x.view(b, f, self.num_heads, self.head_dim).transpose(1, 2)  # (B, F, D) -> (B, H, F, E)
+    def _packed_qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q, K and V weights stacked for one GEMM instead of three.
+
+        Without autograd the stacked copy is cached and rebuilt only when a
+        parameter changes (new storage or an in-place update bumps its version).
+        """
+        params = (self.q_proj.weight, self.k_proj.weight, self.v_proj.weight,
+                  self.q_proj.bias, self.k_proj.bias, self.v_proj.bias)  # fmt: skip
+        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+            return torch.cat(params[:3]), torch.cat(params[3:])
+        key = tuple((p.data_ptr(), p._version, p.dtype) for p in params)
+        if self._cache_key != key:
+            with torch.no_grad():
+                self._cache = (torch.cat(params[:3]), torch.cat(params[3:]))
+            self._cache_key = key
+        return self._cache
 
     def forward(
         self, x: torch.Tensor, key_mask: torch.Tensor | None = None, need_weights: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``key_mask`` (B, F) is True on frames that may be attended to."""
         b, f, d = x.shape
-        q, k, v = self._heads(self.q_proj(x)), self._heads(self.k_proj(x)), self._heads(self.v_proj(x))
+        weight, bias = self._packed_qkv()
+        qkv = F.linear(x, weight, bias).view(b, f, 3, self.num_heads, self.head_dim)  # (B, F, 3D) -> (B, F, 3, H, E)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # -> 3 x (B, H, F, E)
         attn_mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, F)
         dropout = self.dropout if self.training else 0.0
         if need_weights:
