@@ -34,6 +34,7 @@ class Wav2Vec2PreTrainedModel(PreTrainedModel):
     config_class = Wav2Vec2Config
     base_model_prefix = "wav2vec2"
     main_input_name = "input_values"
+    input_modalities = "audio"
     supports_gradient_checkpointing = True
     _supports_sdpa = True
 
@@ -210,4 +211,4 @@ def _flag(value: bool | None, default: bool) -> bool:
 
 
 def _want_dict(config: Wav2Vec2Config, return_dict: bool | None) -> bool:
-    return _flag(return_dict, getattr(config, "use_return_dict", getattr(config, "return_dict", True)))
+    return _flag(return_dict, getattr(config, "return_dict", True))

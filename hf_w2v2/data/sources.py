@@ -1,0 +1,242 @@
+"""Read speech corpora in the layouts users bring into one list of :class:`Utterance`.
+
+Supported sources (:func:`read_source` picks one from the path):
+
+* **audiofolder**: a folder with ``metadata.csv`` (or ``metadata.jsonl``) whose ``file_name``
+  column holds audio paths relative to that folder (the Hugging Face convention);
+* **LibriSpeech**: ``<speaker>/<chapter>/<speaker>-<chapter>.trans.txt`` files with lines
+  ``<utterance-id> <TRANSCRIPT>`` next to ``<utterance-id>.flac``;
+* **manifests**: ``.csv`` / ``.tsv`` / ``.jsonl`` files with an audio path column (``audio``,
+  ``path``, ``file_name``, ``audio_filepath`` (NeMo) or ``wav``) and a text column; relative
+  paths are relative to the manifest's folder;
+* **Hugging Face datasets**: a ``datasets.Dataset`` / ``DatasetDict`` (or a folder written by
+  ``save_to_disk``) with an ``Audio`` column (read as encoded bytes or paths, never through
+  torchcodec) or a column of path strings.
+
+Only file *paths* are checked here (a missing file fails at once, with the list); decoding
+and filtering happen in :mod:`hf_w2v2.data.prepare`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import datasets
+
+AUDIO_COLUMN_CANDIDATES = ("audio", "path", "file_name", "audio_filepath", "wav", "file")
+AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".opus", ".mp3")
+MAX_LISTED = 20  # missing files named in an error message before "... and N more"
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One recording and its transcript; audio comes from ``audio_bytes`` if set, else ``path``."""
+
+    id: str
+    text: str | None  # None for unlabeled audio
+    path: str | None = None  # audio file (also the name used in log lines when bytes are given)
+    audio_bytes: bytes | None = None  # an encoded file held in memory (datasets Audio cell)
+
+    @property
+    def name(self) -> str:
+        """What log lines call this utterance: its path, else its id."""
+        return self.path or self.id
+
+
+class MissingAudioFilesError(ValueError):
+    """A source refers to audio files that do not exist; ``missing`` lists them all."""
+
+    def __init__(self, source: str, missing: list[str]) -> None:
+        self.missing = missing
+        listed = "\n  ".join(missing[:MAX_LISTED])
+        more = f"\n  ... and {len(missing) - MAX_LISTED} more" if len(missing) > MAX_LISTED else ""
+        super().__init__(f"{len(missing)} audio file(s) referenced by {source} do not exist:\n  {listed}{more}")
+
+
+def check_files_exist(utterances: list[Utterance], source: str) -> None:
+    """Raise :class:`MissingAudioFilesError` naming every missing ``path`` of ``utterances``."""
+    missing = [u.path for u in utterances if u.audio_bytes is None and u.path and not os.path.isfile(u.path)]
+    if missing:
+        raise MissingAudioFilesError(source, missing)
+
+
+def _read_table(path: Path) -> list[dict[str, Any]]:
+    """Rows of a ``.csv`` / ``.tsv`` / ``.jsonl`` file as dicts."""
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ","))
+    if suffix in (".jsonl", ".json"):
+        rows = []
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as err:
+                        raise ValueError(f"{path}:{number}: not a JSON object per line: {err}") from err
+        return rows
+    raise ValueError(f"unsupported manifest type {path.suffix!r} for {path}; use .csv, .tsv or .jsonl")
+
+
+def _pick_column(columns: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, source: Path) -> str:
+    if wanted is not None:
+        if wanted not in columns:
+            raise ValueError(f"{source} has no {what} column {wanted!r}; columns are {columns}")
+        return wanted
+    for candidate in candidates:
+        if candidate in columns:
+            return candidate
+    raise ValueError(f"{source} has no {what} column (looked for {list(candidates)}); columns are {columns}")
+
+
+def read_manifest(
+    path: str | os.PathLike,
+    audio_column: str | None = None,
+    text_column: str | None = "text",
+    root: str | os.PathLike | None = None,
+) -> list[Utterance]:
+    """Read a CSV/TSV/JSONL manifest; fail fast if any audio file is missing.
+
+    Args:
+        path: the manifest file.
+        audio_column: column of audio paths; default: the first of
+            ``audio, path, file_name, audio_filepath, wav, file`` present.
+        text_column: transcript column, or ``None`` for unlabeled audio.
+        root: folder that relative audio paths start from (default: the manifest's folder).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"manifest not found: {path}")
+    rows = _read_table(path)
+    if not rows:
+        raise ValueError(f"manifest {path} has no rows")
+    columns = list(rows[0].keys())
+    audio_column = _pick_column(columns, audio_column, AUDIO_COLUMN_CANDIDATES, "audio", path)
+    if text_column is not None:
+        _pick_column(columns, text_column, (), "text", path)
+    base = Path(root) if root is not None else path.parent
+    utterances = []
+    for row in rows:
+        audio = str(row[audio_column])
+        full = audio if os.path.isabs(audio) else os.path.normpath(base / audio)
+        text = None if text_column is None else (row.get(text_column) or "")
+        utterances.append(Utterance(id=str(row.get("id") or Path(audio).stem), text=text, path=full))
+    check_files_exist(utterances, str(path))
+    return utterances
+
+
+def read_audiofolder(root: str | os.PathLike, text_column: str | None = "text") -> list[Utterance]:
+    """Read a Hugging Face audiofolder: ``root/metadata.csv`` (or ``.jsonl``) with ``file_name``."""
+    root = Path(root)
+    for name in ("metadata.csv", "metadata.jsonl", "metadata.tsv"):
+        if (root / name).is_file():
+            return read_manifest(root / name, audio_column="file_name", text_column=text_column)
+    raise ValueError(f"{root} is not an audiofolder: no metadata.csv / metadata.jsonl / metadata.tsv in it")
+
+
+def read_librispeech(root: str | os.PathLike) -> list[Utterance]:
+    """Read every ``*.trans.txt`` under ``root`` (LibriSpeech layout), sorted by utterance id."""
+    root = Path(root)
+    transcripts = sorted(root.rglob("*.trans.txt"))
+    if not transcripts:
+        raise ValueError(f"{root} has no LibriSpeech *.trans.txt files")
+    utterances, missing = [], []
+    for trans in transcripts:
+        for number, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            utt_id, _, text = line.strip().partition(" ")
+            audio = next((trans.parent / f"{utt_id}{ext}" for ext in AUDIO_EXTENSIONS
+                          if (trans.parent / f"{utt_id}{ext}").is_file()), None)
+            if audio is None:
+                missing.append(f"{trans.parent / utt_id}.flac (from {trans.name}:{number})")
+                continue
+            utterances.append(Utterance(id=utt_id, text=text.strip(), path=str(audio)))
+    if missing:
+        raise MissingAudioFilesError(str(root), missing)
+    return sorted(utterances, key=lambda u: u.id)
+
+
+def read_hf_dataset(
+    dataset: datasets.Dataset, audio_column: str = "audio", text_column: str | None = "text"
+) -> list[Utterance]:
+    """Read a ``datasets.Dataset`` without decoding audio (no torchcodec).
+
+    ``audio_column`` may be an ``Audio`` feature (its encoded bytes or file path are used)
+    or a column of path strings.
+    """
+    import datasets
+
+    if audio_column not in dataset.column_names:
+        raise ValueError(f"dataset has no audio column {audio_column!r}; columns are {dataset.column_names}")
+    if text_column is not None and text_column not in dataset.column_names:
+        raise ValueError(f"dataset has no text column {text_column!r}; columns are {dataset.column_names}")
+    if isinstance(dataset.features[audio_column], datasets.Audio):
+        dataset = dataset.cast_column(audio_column, datasets.Audio(decode=False))
+    columns = [audio_column] + ([text_column] if text_column is not None else [])
+    table = dataset.select_columns(columns).to_dict()
+    texts = table[text_column] if text_column is not None else [None] * len(dataset)
+    utterances = []
+    for index, (cell, text) in enumerate(zip(table[audio_column], texts)):
+        if isinstance(cell, dict):
+            path, data = cell.get("path"), cell.get("bytes")
+        else:
+            path, data = cell, None
+        if data is None and not path:
+            raise ValueError(f"dataset row {index}: audio column {audio_column!r} has neither bytes nor a path")
+        utt_id = Path(path).stem if path else f"row{index}"
+        text = None if text_column is None else (text or "")
+        utterances.append(Utterance(id=utt_id, text=text, path=path or None, audio_bytes=data or None))
+    check_files_exist(utterances, "the dataset")
+    return utterances
+
+
+def read_source(
+    source: str | os.PathLike | datasets.Dataset | datasets.DatasetDict,
+    text_column: str | None = "text",
+    audio_column: str | None = None,
+) -> list[Utterance] | dict[str, list[Utterance]]:
+    """Read any supported source; a ``DatasetDict`` (or its saved folder) gives one list per split.
+
+    Detection: a ``Dataset``/``DatasetDict`` object; a folder written by ``save_to_disk``
+    (``state.json`` or ``dataset_dict.json``); a folder with ``metadata.csv``/``.jsonl``
+    (audiofolder); a folder with ``*.trans.txt`` (LibriSpeech); a ``.csv``/``.tsv``/``.jsonl`` file.
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        return _read_datasets_object(source, audio_column or "audio", text_column)
+    path = Path(source)
+    if path.is_file():
+        return read_manifest(path, audio_column=audio_column, text_column=text_column)
+    if not path.is_dir():
+        raise ValueError(f"data source not found: {path}")
+    if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
+        import datasets
+
+        return _read_datasets_object(datasets.load_from_disk(str(path)), audio_column or "audio", text_column)
+    if any((path / name).is_file() for name in ("metadata.csv", "metadata.jsonl", "metadata.tsv")):
+        return read_audiofolder(path, text_column=text_column)
+    if next(path.rglob("*.trans.txt"), None) is not None:
+        return read_librispeech(path)
+    raise ValueError(
+        f"cannot tell what kind of data source {path} is: expected metadata.csv/metadata.jsonl "
+        "(audiofolder), *.trans.txt (LibriSpeech) or a datasets save_to_disk folder"
+    )
+
+
+def _read_datasets_object(
+    obj: Any, audio_column: str, text_column: str | None
+) -> list[Utterance] | dict[str, list[Utterance]]:
+    import datasets
+
+    if isinstance(obj, datasets.DatasetDict):
+        return {split: read_hf_dataset(ds, audio_column, text_column) for split, ds in obj.items()}
+    if isinstance(obj, datasets.Dataset):
+        return read_hf_dataset(obj, audio_column, text_column)
+    raise ValueError(f"unsupported data source of type {type(obj).__name__}; pass a path or a datasets.Dataset")
