@@ -9,6 +9,7 @@ from .configuration import Wav2Vec2Config
 from .ctc import Wav2Vec2ForCTC
 from .modeling import Wav2Vec2Model, Wav2Vec2PreTrainedModel
 from .pretraining import Wav2Vec2ForPreTraining
+from .processor import build_processor, build_processor_from_texts
 from .xvector import Wav2Vec2ForXVector
 
 __version__ = "0.1.0"
@@ -22,4 +23,6 @@ __all__ = [
     "Wav2Vec2ForSequenceClassification",
     "Wav2Vec2ForAudioFrameClassification",
     "Wav2Vec2ForXVector",
+    "build_processor",
+    "build_processor_from_texts",
 ]

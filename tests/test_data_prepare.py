@@ -41,7 +41,8 @@ def test_fixture_folder_counts_every_drop_and_logs_unreadable(processor, caplog:
 def test_columns_match_feature_extractor_and_tokenizer(processor) -> None:
     utts = read_audiofolder(AUDIO)[:3]
     ds, _ = prepare_ctc_dataset(utts, processor, show_progress=False)
-    assert ds.column_names == ["input_values", "input_length", "labels"]
+    assert ds.column_names == ["input_values", "input_length", "labels", "name"]
+    assert list(ds["name"]) == [u.name for u in utts]
     item = ds[1]  # tone_8k.wav
     assert item["input_values"].dtype == np.float32 and item["input_length"] == 8000 == len(item["input_values"])
     from hf_w2v2.data.audio import load_audio

@@ -9,7 +9,8 @@ Output columns:
 * ``input_length``: T, for ``train_sampling_strategy="group_by_length"`` with
   ``length_column_name="input_length"`` (and ``remove_unused_columns=False``: the Trainer
   drops unused columns *before* building its sampler);
-* ``labels``: token ids of the normalised transcript.
+* ``labels``: token ids of the normalised transcript;
+* ``name``: the utterance's name (for per-utterance results; the collator ignores it).
 
 The dataset is returned in ``numpy`` format (items are arrays, not Python lists).
 
@@ -51,7 +52,12 @@ NORM_EPS = 1e-7  # variance floor of Wav2Vec2FeatureExtractor's zero-mean/unit-v
 CHUNK = 256  # utterances decoded per Arrow record batch
 MAX_CHUNK_SAMPLES = 2**31 - 1  # int32 list offsets of one Arrow record batch (37 h at 16 kHz)
 _SCHEMA = pa.schema(
-    [("input_values", pa.list_(pa.float32())), ("input_length", pa.int64()), ("labels", pa.list_(pa.int64()))]
+    [
+        ("input_values", pa.list_(pa.float32())),
+        ("input_length", pa.int64()),
+        ("labels", pa.list_(pa.int64())),
+        ("name", pa.string()),
+    ]
 )
 
 
@@ -153,7 +159,7 @@ def _record_batches(
         for start in range(0, len(items), CHUNK):
             chunk = items[start : start + CHUNK]
             decoded = pool.map(lambda it: _decode_one(it[0], sampling_rate, min_samples, max_samples), chunk)
-            batch: dict[str, list] = {"input_values": [], "input_length": [], "labels": []}
+            batch: dict[str, list] = {"input_values": [], "input_length": [], "labels": [], "name": []}
             for (utt, labels), result in zip(chunk, decoded):
                 progress.update(1)
                 if result.drop == "unreadable":
@@ -169,6 +175,7 @@ def _record_batches(
                 batch["input_values"].append(result.audio)
                 batch["input_length"].append(result.audio.shape[0])
                 batch["labels"].append(labels)
+                batch["name"].append(utt.name)
                 report.kept += 1
                 report.kept_seconds += result.audio.shape[0] / sampling_rate
             if batch["labels"]:
@@ -187,7 +194,8 @@ def _to_record_batch(batch: dict[str, list]) -> pa.RecordBatch:
     offsets = offsets.astype(np.int32)
     values = pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.concatenate(batch["input_values"])))
     labels = pa.array(batch["labels"], type=pa.list_(pa.int64()))
-    return pa.RecordBatch.from_arrays([values, pa.array(lengths), labels], schema=_SCHEMA)
+    names = pa.array(batch["name"], type=pa.string())
+    return pa.RecordBatch.from_arrays([values, pa.array(lengths), labels, names], schema=_SCHEMA)
 
 
 def prepare_ctc_dataset(
