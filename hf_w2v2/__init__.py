@@ -14,6 +14,26 @@ from .xvector import Wav2Vec2ForXVector
 
 __version__ = "0.1.0"
 
+# Training helpers import the Trainer stack; load them on first use to keep `import hf_w2v2` light.
+_LAZY = {
+    "PreTrainingTrainer": "hf_w2v2.pretraining_trainer",
+    "DataCollatorForPreTraining": "hf_w2v2.pretraining_collator",
+    "GumbelTemperatureCallback": "hf_w2v2.temperature",
+    "gumbel_temperature": "hf_w2v2.temperature",
+    "compute_span_mask": "hf_w2v2.masking",
+    "sample_negative_indices": "hf_w2v2.negatives",
+    "DataCollatorCTCWithPadding": "hf_w2v2.data.collator",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hf_w2v2' has no attribute {name!r}")
+
+
 __all__ = [
     "Wav2Vec2Config",
     "Wav2Vec2Model",
@@ -25,4 +45,5 @@ __all__ = [
     "Wav2Vec2ForXVector",
     "build_processor",
     "build_processor_from_texts",
+    *_LAZY,
 ]

@@ -89,6 +89,8 @@ class Wav2Vec2Config(PretrainedConfig):
     """Length of each time span, in frames."""
     mask_time_min_masks: int = 2
     """Minimum number of time spans per utterance."""
+    mask_time_equal_count: bool = False
+    """Every utterance keeps the batch-minimum number of masked frames (fairseq ``require_same_masks``, True in its pre-training recipe; False = transformers)."""
     mask_feature_prob: float | int = 0.0
     """Like ``mask_time_prob`` along the channel axis (masked channels are zeroed)."""
     mask_feature_length: int = 10

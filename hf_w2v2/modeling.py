@@ -150,7 +150,8 @@ class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
             lengths = None if padding_mask is None else padding_mask.sum(dim=-1)
             mask_time_indices = compute_span_mask(
                 (b, f), cfg.mask_time_prob, cfg.mask_time_length, min_masks=cfg.mask_time_min_masks,
-                lengths=lengths, device=hidden.device, generator=generator,
+                lengths=lengths, equal_count=getattr(cfg, "mask_time_equal_count", False),
+                device=hidden.device, generator=generator,
             )  # fmt: skip
         if mask_time_indices is not None:
             mask_time_indices = mask_time_indices.to(device=hidden.device, dtype=torch.bool)

@@ -41,7 +41,7 @@ def codebook_perplexity(probs: torch.Tensor, mask: torch.Tensor | None = None) -
     """
     if mask is not None:
         weights = mask.to(probs.dtype)[:, None, None]  # (N,) -> (N, 1, 1)
-        marginal = (probs * weights).sum(dim=0) / mask.sum()  # (G, V)
+        marginal = (probs * weights).sum(dim=0) / mask.sum().clamp_min(1)  # (G, V); no NaN for an empty mask
     else:
         marginal = probs.mean(dim=0)  # (G, V)
     entropy = -torch.xlogy(marginal, marginal).sum(dim=-1)  # (G,)

@@ -169,3 +169,20 @@ def test_large_preset_matches_published_shape():
     with torch.device("meta"):
         model = hf_w2v2.Wav2Vec2Model(config)
     assert 300e6 < sum(p.numel() for p in model.parameters()) < 320e6
+
+
+def test_equal_count_masking_gives_every_utterance_the_same_number_of_masked_frames():
+    torch.manual_seed(0)
+    config = tiny(mask_time_prob=0.6, mask_time_length=2, mask_time_equal_count=True, feat_extract_norm="layer")
+    model = hf_w2v2.Wav2Vec2ForPreTraining(config).train()
+    audio, mask = audio_batch([16000, 9000, 12000])
+    counts = model(audio, attention_mask=mask).mask_time_indices.sum(dim=-1)
+    assert counts.min() > 0 and (counts == counts[0]).all()
+
+
+def test_empty_time_mask_gives_finite_losses():
+    model = hf_w2v2.Wav2Vec2ForPreTraining(tiny()).train()
+    audio = torch.randn(2, 8000)
+    empty = torch.zeros(2, 24, dtype=torch.bool)
+    out = model(audio, mask_time_indices=empty, sampled_negative_indices=torch.zeros(2, 24, 5, dtype=torch.long))
+    assert torch.isfinite(out.codevector_perplexity) and out.loss.item() == 0.0
