@@ -23,6 +23,7 @@ _LAZY = {
     "compute_span_mask": "hf_w2v2.masking",
     "sample_negative_indices": "hf_w2v2.negatives",
     "DataCollatorCTCWithPadding": "hf_w2v2.data.collator",
+    "Transcriber": "hf_w2v2.transcribe",
 }
 
 

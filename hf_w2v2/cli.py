@@ -1,0 +1,144 @@
+"""The ``hf-w2v2`` command line.
+
+    hf-w2v2 transcribe FILES_OR_DIRS --model PATH [--lm PATH] [--chunk-s S] [--format txt|json|srt] ...
+    hf-w2v2 build-lm CORPUS.txt OUT.arpa [--order 4] [--prune 0 0 1 1]
+
+Each subcommand is an ``add_<name>(subparsers)`` function that declares its arguments
+and sets ``handler`` (parsed args -> exit code). To add one, write both functions and
+list the first in :data:`SUBCOMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from tqdm.auto import tqdm
+
+from hf_w2v2.decoding.formats import FORMATS, render, to_json
+
+
+def add_transcribe(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("transcribe", help="transcribe audio files with a fine-tuned CTC model",
+                              description="Transcribe audio files (folders are searched recursively).")
+    p.add_argument("inputs", nargs="+", metavar="FILES_OR_DIRS", help="audio files and/or folders")
+    p.add_argument("--model", required=True, help="model folder (save_pretrained output with its processor)")
+    p.add_argument("--lm", default=None, help="ARPA/KenLM file for beam search (default: the decoder saved with the model)")
+    p.add_argument("--no-lm", action="store_true", help="ignore any saved decoder and decode greedily")
+    p.add_argument("--alpha", type=float, default=None, help="LM weight (default: the saved/tuned value)")
+    p.add_argument("--beta", type=float, default=None, help="word insertion bonus (default: the saved/tuned value)")
+    p.add_argument("--beam-width", type=int, default=None, help="beams kept per frame (default 100)")
+    p.add_argument("--hotword", action="append", default=None, help="word or phrase to favour (repeatable)")
+    p.add_argument("--hotword-weight", type=float, default=10.0, help="log-score bonus per hotword")
+    p.add_argument("--chunk-s", type=float, default=20.0, help="window length in seconds for long audio (0: never chunk)")
+    p.add_argument("--stride-s", type=float, default=None, help="context dropped at each window side (default chunk/6)")
+    p.add_argument("--batch-size", type=int, default=1, help="windows of one recording run together (raise on GPU)")
+    p.add_argument("--format", choices=FORMATS, default="txt", help="output format")
+    p.add_argument("--output-dir", default=None, help="write one FILE.<format> per input here instead of stdout")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--bf16", action="store_true", help="run the model under bfloat16 autocast")
+    p.add_argument("--num-processes", type=int, default=1, help="processes for the beam search")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run_transcribe)
+
+
+def _output_path(path: str, root: str, output_dir: str, fmt: str) -> str:
+    relative = os.path.splitext(os.path.relpath(path, root))[0]
+    return os.path.join(output_dir, f"{relative}.{fmt}")
+
+
+def run_transcribe(args: argparse.Namespace) -> int:
+    """Handler of ``hf-w2v2 transcribe``; exit code 1 when some file could not be transcribed."""
+    from hf_w2v2.transcribe import Transcriber, find_audio_files
+
+    files = find_audio_files(args.inputs)
+    if not files:
+        raise ValueError(f"no audio files found in {' '.join(args.inputs)}")
+    if args.format == "srt" and len(files) > 1 and args.output_dir is None:
+        raise ValueError("--format srt with several files needs --output-dir (one .srt per file)")
+    transcriber = Transcriber.from_pretrained(
+        args.model, lm_path=args.lm, use_lm=not args.no_lm, device=args.device, bf16=args.bf16,
+        chunk_s=args.chunk_s or None, stride_s=args.stride_s, batch_size=args.batch_size,
+    )
+    if transcriber.decoder is not None:
+        transcriber.decoder.set_params(alpha=args.alpha, beta=args.beta)
+        transcriber.decoder.beam_width = args.beam_width or transcriber.decoder.beam_width
+        transcriber.decoder.hotword_weight = args.hotword_weight
+    root = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
+    failures = 0
+    results = transcriber.iter_files(files, hotwords=args.hotword, num_processes=args.num_processes,
+                                     progress=not args.quiet)
+    for result in results:
+        if result.error is not None:
+            failures += 1
+            tqdm.write(f"error: {result.error}", file=sys.stderr)
+            if args.format == "json" and args.output_dir is None:
+                print(to_json(None, path=result.path, error=result.error), flush=True)
+            continue
+        text = render(result.transcription, args.format, path=result.path, duration=result.duration)
+        if args.output_dir is not None:
+            target = _output_path(os.path.abspath(result.path), root, args.output_dir, args.format)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "w", encoding="utf-8") as out:
+                out.write(text)
+        elif args.format == "txt" and len(files) > 1:
+            print(f"{result.path}\t{text}", end="", flush=True)
+        else:
+            print(text, end="", flush=True)
+    if failures:
+        print(f"{failures} of {len(files)} files could not be transcribed", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def add_build_lm(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("build-lm", help="build an n-gram ARPA LM (modified Kneser-Ney) from text",
+                              description="Estimate an interpolated modified Kneser-Ney n-gram LM and write ARPA.")
+    p.add_argument("corpus", help="text file, one sentence per line, cased like the CTC vocabulary")
+    p.add_argument("output", help="output .arpa file")
+    p.add_argument("--order", type=int, default=4, help="n-gram order")
+    p.add_argument("--prune", type=int, nargs="*", default=[], help="per-order count thresholds, e.g. 0 0 1 1")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(handler=run_build_lm)
+
+
+def run_build_lm(args: argparse.Namespace) -> int:
+    """Handler of ``hf-w2v2 build-lm``."""
+    from hf_w2v2.decoding.arpa import build_arpa
+
+    start = time.perf_counter()
+    model = build_arpa(args.corpus, args.output, order=args.order, prune=tuple(args.prune), progress=not args.quiet)
+    sizes = ", ".join(f"{n}-grams: {len(p)}" for n, p in enumerate(model.probs, 1))
+    size_mb = os.path.getsize(args.output) / 1e6
+    print(f"wrote {args.output} ({size_mb:.1f} MB; {sizes}) in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (add_transcribe, add_build_lm)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-w2v2", description="wav2vec 2.0 tools")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hf-w2v2`` console script; returns the exit code.
+
+    Bad input (missing files, mismatched LM, ...) prints ``error: ...`` and exits with 2.
+    """
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ValueError, FileNotFoundError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

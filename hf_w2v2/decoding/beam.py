@@ -1,0 +1,303 @@
+"""CTC beam search with an n-gram language model (shallow fusion), through pyctcdecode.
+
+Shape legend: F frames, V vocab.
+
+Each beam's score is ``log p_ctc(text | audio) + alpha * ln p_lm(text) + beta * n_words``
+(pyctcdecode's prefix beam search; the LM is a KenLM model, ARPA or binary). ``alpha``
+weighs the LM against the acoustic model and ``beta`` rewards each word, offsetting the
+LM's preference for short outputs; tune both on a dev set (:mod:`hf_w2v2.decoding.tuning`).
+
+pyctcdecode is called directly: ``Wav2Vec2ProcessorWithLM`` is deprecated. A decoder is
+saved next to the model in pyctcdecode's layout (the one ``Wav2Vec2ProcessorWithLM``
+used): ``alphabet.json``, ``language_model/{attrs.json, unigrams.txt, <lm file>}``, plus
+our ``decoder_config.json`` (beam width, the tuning record).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from hf_w2v2.decoding.alphabet import BLANK_LABEL, DELIMITER_LABEL, UNK_LABEL, CTCAlphabet
+from hf_w2v2.decoding.lm_files import check_lm_alphabet, load_kenlm, read_unigrams
+from hf_w2v2.decoding.outputs import SECONDS_PER_FRAME, Span, Transcription
+
+logger = logging.getLogger(__name__)
+
+ALPHABET_FILE = "alphabet.json"
+LM_DIR = "language_model"
+LM_ATTRS_FILE = "attrs.json"
+UNIGRAMS_FILE = "unigrams.txt"
+CONFIG_FILE = "decoder_config.json"
+LM_SUFFIXES = (".arpa", ".bin", ".binary")
+
+
+def _import_pyctcdecode():  # noqa: ANN202 - returns a module
+    try:
+        import pyctcdecode
+    except ImportError as err:
+        raise ImportError("beam search needs pyctcdecode: pip install 'hf_w2v2[lm]' (or pyctcdecode kenlm)") from err
+    return pyctcdecode
+
+
+class BeamSearchDecoder:
+    """Beam search CTC decoder, optionally fused with a KenLM n-gram model.
+
+    Args:
+        alphabet: labels of the model's ``V`` output classes, in id order.
+        lm_path: ARPA (``.arpa``) or KenLM binary file; ``None`` for beam search without LM.
+        unigrams: the LM's words; read from the ARPA file when ``None``.
+        alpha: LM weight. beta: word insertion bonus.
+        beam_width: beams kept per frame (100 is a common accuracy/speed point).
+        unk_score_offset: log-score added for a word the LM does not know.
+        seconds_per_frame: encoder hop for word times (0.02 s for wav2vec 2.0 at 16 kHz).
+        max_unspellable: largest fraction of LM words that may use characters the alphabet
+            lacks before the LM is rejected as built for another vocabulary.
+    """
+
+    def __init__(
+        self,
+        alphabet: CTCAlphabet,
+        lm_path: str | os.PathLike | None = None,
+        unigrams: Sequence[str] | None = None,
+        alpha: float = 0.5,
+        beta: float = 1.0,
+        beam_width: int = 100,
+        unk_score_offset: float = -10.0,
+        seconds_per_frame: float = SECONDS_PER_FRAME,
+        max_unspellable: float = 0.1,
+    ) -> None:
+        pyctcdecode = _import_pyctcdecode()
+        if beam_width < 1:
+            raise ValueError(f"beam_width must be >= 1, got {beam_width}")
+        self.alphabet = alphabet
+        self.beam_width = beam_width
+        self.hotword_weight = 10.0  # pyctcdecode's default log-score bonus per hotword match
+        self.seconds_per_frame = seconds_per_frame
+        self.lm_path = None if lm_path is None else os.fspath(lm_path)
+        self.tuning: dict | None = None
+        self.unigrams: list[str] = []
+        language_model = None
+        if self.lm_path is not None:
+            if alphabet.delimiter_id is None:
+                raise ValueError("an n-gram LM scores words, but the CTC vocabulary has no word delimiter")
+            kenlm_model = load_kenlm(self.lm_path)
+            self.unigrams = read_unigrams(self.lm_path) if unigrams is None else list(unigrams)
+            check_lm_alphabet(self.unigrams, alphabet, self.lm_path, max_unspellable)
+            language_model = pyctcdecode.LanguageModel(
+                kenlm_model, self.unigrams, alpha=float(alpha), beta=float(beta), unk_score_offset=float(unk_score_offset)
+            )
+        self._alpha, self._beta = float(alpha), float(beta)
+        self._unk_score_offset = float(unk_score_offset)
+        # Build pyctcdecode's Alphabet directly: its normaliser would rename labels we already mapped.
+        ctc_alphabet = pyctcdecode.Alphabet(list(alphabet.labels), is_bpe=False)
+        self._decoder = pyctcdecode.BeamSearchDecoderCTC(ctc_alphabet, language_model)
+
+    def __del__(self) -> None:
+        # pyctcdecode keeps each LM in a class-level registry; drop ours with the decoder.
+        decoder = getattr(self, "_decoder", None)
+        if decoder is not None:
+            decoder.cleanup()
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: object, lm_path: str | os.PathLike | None = None, **kwargs) -> BeamSearchDecoder:
+        """Decoder whose labels come from a ``Wav2Vec2CTCTokenizer`` (or processor)."""
+        return cls(CTCAlphabet.from_tokenizer(tokenizer), lm_path=lm_path, **kwargs)
+
+    @property
+    def alpha(self) -> float:
+        return self._alpha
+
+    @property
+    def beta(self) -> float:
+        return self._beta
+
+    @property
+    def has_lm(self) -> bool:
+        return self.lm_path is not None
+
+    def set_params(self, alpha: float | None = None, beta: float | None = None) -> None:
+        """Change the LM weight and word bonus without reloading the LM."""
+        self._alpha = self._alpha if alpha is None else float(alpha)
+        self._beta = self._beta if beta is None else float(beta)
+        self._decoder.reset_params(alpha=self._alpha, beta=self._beta)
+
+    def _log_probs(self, logits: np.ndarray | torch.Tensor) -> np.ndarray:
+        """``(F, V)`` float32 log-probabilities; checks the vocabulary size."""
+        logits = torch.as_tensor(logits)
+        if logits.dim() != 2:
+            raise ValueError(f"logits must be (F, V) for one utterance, got shape {tuple(logits.shape)}")
+        if logits.shape[-1] != len(self.alphabet):
+            raise ValueError(
+                f"logits have {logits.shape[-1]} classes but the decoder alphabet has {len(self.alphabet)} "
+                "labels: the model and the decoder's tokenizer vocabulary do not match"
+            )
+        return torch.log_softmax(logits.detach().float().cpu(), dim=-1).numpy()  # (F, V)
+
+    def _to_transcription(self, beam: tuple) -> Transcription:
+        text, word_frames, combined_score = beam[0], beam[-3], beam[-1]
+        words = [Span.from_frames(w, s, e, self.seconds_per_frame) for w, (s, e) in word_frames]
+        return Transcription(text=text, words=words, score=float(combined_score))
+
+    def decode(
+        self,
+        logits: np.ndarray | torch.Tensor,
+        beam_width: int | None = None,
+        hotwords: Sequence[str] | None = None,
+        hotword_weight: float | None = None,
+    ) -> Transcription:
+        """Decode one utterance's ``(F, V)`` logits (or log-probs) into text with word times.
+
+        Args:
+            logits: ``(F, V)`` scores for one utterance (padding frames removed).
+            beam_width: overrides the decoder's default beam width.
+            hotwords: words or phrases to favour (may be unknown to the LM).
+            hotword_weight: log-score bonus per hotword match; ``self.hotword_weight`` when ``None``.
+        """
+        beams = self._decoder.decode_beams(
+            self._log_probs(logits),
+            beam_width=beam_width or self.beam_width,
+            prune_history=True,  # only the best beam is returned, so beams equal over the LM history can merge
+            hotwords=hotwords,
+            hotword_weight=self.hotword_weight if hotword_weight is None else hotword_weight,
+        )
+        return self._to_transcription(beams[0])
+
+    def decode_batch(
+        self,
+        logits_list: Sequence[np.ndarray | torch.Tensor],
+        beam_width: int | None = None,
+        hotwords: Sequence[str] | None = None,
+        hotword_weight: float | None = None,
+        num_processes: int = 1,
+    ) -> list[Transcription]:
+        """Decode many utterances, in ``num_processes`` worker processes when > 1.
+
+        The pool is forked per call, after the LM is loaded and ``alpha``/``beta`` set, so
+        workers share the LM memory and see the current parameters (pyctcdecode keeps the
+        LM in a class-level registry that only a forked child inherits).
+        """
+        arrays = [self._log_probs(x) for x in logits_list]
+        kwargs = dict(
+            beam_width=beam_width or self.beam_width,
+            prune_history=True,
+            hotwords=hotwords,
+            hotword_weight=self.hotword_weight if hotword_weight is None else hotword_weight,
+        )
+        if num_processes > 1 and len(arrays) > 1 and "fork" in multiprocessing.get_all_start_methods():
+            with multiprocessing.get_context("fork").Pool(min(num_processes, len(arrays))) as pool:
+                beams = self._decoder.decode_beams_batch(pool, arrays, **kwargs)
+        else:
+            beams = [self._decoder.decode_beams(x, **kwargs) for x in arrays]
+        return [self._to_transcription(b[0]) for b in beams]
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Write the alphabet, the LM files and the settings into ``directory`` (the model folder)."""
+        directory = os.fspath(directory)
+        os.makedirs(directory, exist_ok=True)
+        with open(os.path.join(directory, ALPHABET_FILE), "w", encoding="utf-8") as out:
+            json.dump({"labels": list(self.alphabet.labels), "is_bpe": False}, out, ensure_ascii=False)
+        lm_dir = os.path.join(directory, LM_DIR)
+        _clear_lm_dir(lm_dir, keep=self.lm_path)
+        if self.lm_path is not None:
+            os.makedirs(lm_dir, exist_ok=True)
+            attrs = {"alpha": self.alpha, "beta": self.beta, "unk_score_offset": self._unk_score_offset,
+                     "score_boundary": True}
+            with open(os.path.join(lm_dir, LM_ATTRS_FILE), "w", encoding="utf-8") as out:
+                json.dump(attrs, out)
+            with open(os.path.join(lm_dir, UNIGRAMS_FILE), "w", encoding="utf-8") as out:
+                out.writelines(w + "\n" for w in sorted(self.unigrams))
+            target = os.path.join(lm_dir, os.path.basename(self.lm_path))
+            if os.path.abspath(target) != os.path.abspath(self.lm_path):
+                shutil.copy2(self.lm_path, target)
+        config = {"beam_width": self.beam_width, "seconds_per_frame": self.seconds_per_frame, "tuning": self.tuning}
+        with open(os.path.join(directory, CONFIG_FILE), "w", encoding="utf-8") as out:
+            json.dump(config, out, indent=2)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike) -> BeamSearchDecoder:
+        """Restore a decoder saved by :meth:`save_pretrained` (or by ``Wav2Vec2ProcessorWithLM``).
+
+        Raises:
+            FileNotFoundError: no ``alphabet.json`` in ``directory``, or the LM file is missing.
+        """
+        directory = os.fspath(directory)
+        alphabet_path = os.path.join(directory, ALPHABET_FILE)
+        if not os.path.isfile(alphabet_path):
+            raise FileNotFoundError(f"no saved decoder in {directory}: {ALPHABET_FILE} is missing")
+        with open(alphabet_path, encoding="utf-8") as handle:
+            labels = tuple(json.load(handle)["labels"])
+        alphabet = _alphabet_from_labels(labels)
+        config_path = os.path.join(directory, CONFIG_FILE)
+        config = {}
+        if os.path.isfile(config_path):
+            with open(config_path, encoding="utf-8") as handle:
+                config = json.load(handle)
+        lm_kwargs = _read_lm_dir(os.path.join(directory, LM_DIR))
+        decoder = cls(
+            alphabet,
+            beam_width=config.get("beam_width", 100),
+            seconds_per_frame=config.get("seconds_per_frame", SECONDS_PER_FRAME),
+            **lm_kwargs,
+        )
+        decoder.tuning = config.get("tuning")
+        return decoder
+
+
+def _clear_lm_dir(lm_dir: str, keep: str | None) -> None:
+    """Empty ``lm_dir`` (pyctcdecode's loader wants exactly three files there), sparing the
+    LM file ``keep`` when a decoder loaded from this folder is saved back into it."""
+    if not os.path.isdir(lm_dir):
+        return
+    keep = None if keep is None else os.path.abspath(keep)
+    for name in os.listdir(lm_dir):
+        path = os.path.join(lm_dir, name)
+        if os.path.abspath(path) == keep:
+            continue
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+    if keep is None:
+        os.rmdir(lm_dir)  # a decoder without LM leaves no language_model folder behind
+
+
+def _alphabet_from_labels(labels: tuple[str, ...]) -> CTCAlphabet:
+    if BLANK_LABEL not in labels:
+        raise ValueError("saved alphabet has no CTC blank label ''")
+    index = {label: i for i, label in enumerate(labels)}
+    return CTCAlphabet(labels, index[BLANK_LABEL], index.get(DELIMITER_LABEL), index.get(UNK_LABEL))
+
+
+def _read_lm_dir(lm_dir: str) -> dict:
+    """Constructor arguments for the LM saved in ``lm_dir`` (empty when there is none)."""
+    if not os.path.isdir(lm_dir):
+        return {}
+    attrs_path = os.path.join(lm_dir, LM_ATTRS_FILE)
+    lm_files = [f for f in sorted(os.listdir(lm_dir)) if f.endswith(LM_SUFFIXES)]
+    if not lm_files or not os.path.isfile(attrs_path):
+        raise FileNotFoundError(
+            f"incomplete language model folder {lm_dir}: needs {LM_ATTRS_FILE} and one of "
+            f"*{', *'.join(LM_SUFFIXES)}, found {sorted(os.listdir(lm_dir))}"
+        )
+    with open(attrs_path, encoding="utf-8") as handle:
+        attrs = json.load(handle)
+    unigrams_path = os.path.join(lm_dir, UNIGRAMS_FILE)
+    unigrams = None
+    if os.path.isfile(unigrams_path):
+        with open(unigrams_path, encoding="utf-8") as handle:
+            unigrams = handle.read().split()
+    return {
+        "lm_path": os.path.join(lm_dir, lm_files[0]),
+        "unigrams": unigrams,
+        "alpha": attrs.get("alpha", 0.5),
+        "beta": attrs.get("beta", 1.0),
+        "unk_score_offset": attrs.get("unk_score_offset", -10.0),
+    }

@@ -1,0 +1,93 @@
+"""The hf-w2v2 command line: transcribe and build-lm, output formats, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from fixtures.decoding.tiny import CORPUS, FIXTURES, save_model_folder
+from hf_w2v2.cli import build_parser, main
+from hf_w2v2.decoding.formats import group_words, srt_timestamp, to_srt
+from hf_w2v2.decoding.outputs import Span, Transcription
+
+UTT1, UTT2 = str(FIXTURES / "utt1.flac"), str(FIXTURES / "utt2.flac")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):  # noqa: ANN201
+    directory = tmp_path_factory.mktemp("model")
+    save_model_folder(directory)
+    return str(directory)
+
+
+def test_subcommands_are_registered() -> None:
+    args = build_parser().parse_args(["transcribe", "a.flac", "--model", "m", "--format", "srt", "--bf16"])
+    assert (args.command, args.format, args.bf16, args.device, args.chunk_s) == ("transcribe", "srt", True, "auto", 20.0)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["transcribe", "a.flac"])  # --model is required
+
+
+def test_build_lm(tmp_path, capsys) -> None:
+    out = tmp_path / "lm.arpa"
+    assert main(["build-lm", str(CORPUS), str(out), "--order", "3", "--prune", "0", "0", "1", "--quiet"]) == 0
+    assert out.read_text().startswith("\\data\\\nngram 1=")
+    assert "3-grams" in capsys.readouterr().out
+    assert main(["build-lm", str(tmp_path / "missing.txt"), str(out), "--quiet"]) == 2
+    assert "LM text corpus not found" in capsys.readouterr().err
+
+
+def test_transcribe_txt_to_stdout(model_dir: str, capsys) -> None:
+    assert main(["transcribe", UTT1, "--model", model_dir, "--device", "cpu", "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and "\t" not in lines[0]
+    assert main(["transcribe", UTT1, UTT2, "--model", model_dir, "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == [UTT1, UTT2]
+    assert main(["transcribe", UTT1, "--model", model_dir, "--device", "cpu", "--bf16", "--quiet"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+
+
+def test_bad_file_in_a_batch_is_reported_and_the_rest_transcribed(tmp_path, model_dir: str, capsys) -> None:
+    corrupt = tmp_path / "broken.flac"
+    corrupt.write_bytes(b"not audio at all")
+    code = main(["transcribe", UTT1, str(corrupt), UTT2, "--model", model_dir, "--format", "json", "--quiet"])
+    assert code == 1
+    captured = capsys.readouterr()
+    records = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["file"] for r in records] == [UTT1, str(corrupt), UTT2]
+    assert records[1]["error"] and "broken.flac" in records[1]["error"] and "text" not in records[1]
+    assert all(isinstance(r["text"], str) and r["error"] is None for r in (records[0], records[2]))
+    assert "1 of 3 files could not be transcribed" in captured.err
+
+
+def test_srt_files_for_a_folder(tmp_path, model_dir: str) -> None:
+    audio_dir = tmp_path / "audio" / "sub"
+    audio_dir.mkdir(parents=True)
+    shutil.copy(UTT1, audio_dir / "one.flac")
+    shutil.copy(UTT2, tmp_path / "audio" / "two.flac")
+    out = tmp_path / "out"
+    assert main(["transcribe", str(tmp_path / "audio"), "--model", model_dir, "--format", "srt",
+                 "--output-dir", str(out), "--chunk-s", "0", "--quiet"]) == 0
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.srt")) == ["sub/one.srt", "two.srt"]
+
+
+def test_bad_invocations(tmp_path, model_dir: str, capsys) -> None:
+    assert main(["transcribe", UTT1, UTT2, "--model", model_dir, "--format", "srt", "--quiet"]) == 2
+    assert "needs --output-dir" in capsys.readouterr().err
+    assert main(["transcribe", UTT1, "--model", str(tmp_path / "none"), "--quiet"]) == 2
+    assert "model folder not found" in capsys.readouterr().err
+    assert main(["transcribe", str(tmp_path / "nothing.flac"), "--model", model_dir, "--quiet"]) == 2
+    assert "no such file or directory" in capsys.readouterr().err
+    assert main(["transcribe", UTT1, "--model", model_dir, "--lm", str(tmp_path / "x.arpa"), "--quiet"]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_srt_format() -> None:
+    assert srt_timestamp(3725.5) == "01:02:05,500"
+    words = [Span.from_frames(w, s, e, 0.02) for w, s, e in [("HELLO", 0, 20), ("WORLD", 25, 50), ("AGAIN", 200, 230)]]
+    assert [[w.text for w in cue] for cue in group_words(words)] == [["HELLO", "WORLD"], ["AGAIN"]]  # pause > 1 s
+    srt = to_srt(Transcription(text="HELLO WORLD AGAIN", words=words))
+    assert srt.startswith("1\n00:00:00,000 --> 00:00:01,000\nHELLO WORLD\n\n2\n00:00:04,000 --> 00:00:04,600\nAGAIN\n")
+    assert to_srt(Transcription(text="")) == ""
