@@ -2,6 +2,7 @@
 
     hf-w2v2 transcribe FILES_OR_DIRS --model PATH [--lm PATH] [--chunk-s S] [--format txt|json|srt] ...
     hf-w2v2 build-lm CORPUS.txt OUT.arpa [--order 4] [--prune 0 0 1 1]
+    hf-w2v2 convert-fairseq CHECKPOINT.pt OUT_DIR [--trust-pickle]
 
 Each subcommand is an ``add_<name>(subparsers)`` function that declares its arguments
 and sets ``handler`` (parsed args -> exit code). To add one, write both functions and
@@ -116,7 +117,29 @@ def run_build_lm(args: argparse.Namespace) -> int:
     return 0
 
 
-SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (add_transcribe, add_build_lm)
+def add_convert_fairseq(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("convert-fairseq", help="convert a fairseq wav2vec 2.0 checkpoint",
+                              description="Convert a fairseq .pt (pre-trained or CTC fine-tuned) into a standard folder.")
+    p.add_argument("checkpoint", help="fairseq .pt file")
+    p.add_argument("output_dir", help="folder for config.json and model.safetensors")
+    p.add_argument("--trust-pickle", action="store_true", help="allow full unpickling (trusted files only)")
+    p.set_defaults(handler=run_convert_fairseq)
+
+
+def run_convert_fairseq(args: argparse.Namespace) -> int:
+    """Handler of ``hf-w2v2 convert-fairseq``."""
+    from hf_w2v2.interop import convert_fairseq_checkpoint
+
+    out = convert_fairseq_checkpoint(args.checkpoint, args.output_dir, trust_pickle=args.trust_pickle)
+    print(f"wrote {out}")
+    return 0
+
+
+SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    add_transcribe,
+    add_build_lm,
+    add_convert_fairseq,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

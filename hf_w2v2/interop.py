@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -164,9 +165,11 @@ def convert_fairseq_checkpoint(checkpoint: str | Path, output_dir: str | Path, t
     from .ctc import Wav2Vec2ForCTC
     from .pretraining import Wav2Vec2ForPreTraining
 
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"no fairseq checkpoint at {checkpoint}")
     try:
         ckpt = torch.load(checkpoint, map_location="cpu", weights_only=not trust_pickle)
-    except Exception as err:  # torch raises UnpicklingError subclasses that vary by version
+    except pickle.UnpicklingError as err:
         raise ValueError(
             f"{checkpoint} holds pickled objects beyond tensors; if you trust its source, "
             "convert it with trust_pickle=True (--trust-pickle)"
@@ -192,15 +195,9 @@ def _to_container(cfg: Any) -> dict:
     return {k: _to_container(v) if hasattr(v, "items") else v for k, v in cfg.items()}
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Convert a fairseq wav2vec 2.0 checkpoint to a Hugging Face folder.")
-    parser.add_argument("checkpoint", help="fairseq .pt file (pre-trained or CTC fine-tuned)")
-    parser.add_argument("output_dir", help="folder to write config.json and model.safetensors to")
-    parser.add_argument("--trust-pickle", action="store_true", help="allow full unpickling (trusted files only)")
-    args = parser.parse_args(argv)
-    out = convert_fairseq_checkpoint(args.checkpoint, args.output_dir, trust_pickle=args.trust_pickle)
-    print(f"wrote {out}")
-
-
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from .cli import main
+
+    sys.exit(main(["convert-fairseq", *sys.argv[1:]]))

@@ -227,3 +227,26 @@ def test_fairseq_ctc_checkpoint_converts(tmp_path):
 def test_fairseq_unknown_keys_are_reported_not_dropped():
     with pytest.raises(ValueError, match="unknown fairseq keys"):
         convert_fairseq_state_dict({"encoder.some_new_module.weight": torch.zeros(1)})
+
+
+def test_convert_fairseq_command_line(tmp_path, capsys):
+    from hf_w2v2.cli import main
+
+    stock = _stock_pretraining()
+    torch.save({"model": _to_fairseq(stock.state_dict(), False), "cfg": {"model": _fairseq_cfg("base")}}, tmp_path / "w.pt")
+    assert main(["convert-fairseq", str(tmp_path / "w.pt"), str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "model.safetensors").exists()
+    assert main(["convert-fairseq", str(tmp_path / "missing.pt"), str(tmp_path / "out2")]) == 2
+    assert "no fairseq checkpoint" in capsys.readouterr().err
+
+
+def test_fairseq_checkpoint_with_pickled_objects_needs_trust(tmp_path):
+    import argparse
+
+    stock = _stock_pretraining()
+    args = argparse.Namespace(**_fairseq_cfg("base"))  # old fairseq files pickle their argparse args
+    torch.save({"model": _to_fairseq(stock.state_dict(), False), "args": args}, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match="trust_pickle"):
+        convert_fairseq_checkpoint(tmp_path / "old.pt", tmp_path / "out")
+    out = convert_fairseq_checkpoint(tmp_path / "old.pt", tmp_path / "out", trust_pickle=True)
+    assert (out / "model.safetensors").exists()
