@@ -75,8 +75,9 @@ class GumbelVectorQuantizer(nn.Module):
         else:
             one_hot = F.one_hot(logits.argmax(dim=-1), self.num_vars).type_as(logits)
             perplexity = codebook_perplexity(one_hot, flat_mask)
-        one_hot = one_hot.view(b * f, self.num_groups * self.num_vars)  # (BF, G, V) -> (BF, GV)
-        # Select entries as a weighted sum so that straight-through gradients reach the logits.
-        picked = one_hot[:, :, None] * self.codevectors  # (BF, GV, Q/G)
-        picked = picked.view(b * f, self.num_groups, self.num_vars, -1).sum(dim=2)  # (BF, G, Q/G)
-        return picked.view(b, f, -1), perplexity  # (BF, G, Q/G) -> (B, F, Q)
+        one_hot = one_hot.view(b * f, self.num_groups, self.num_vars)  # (BF, G, V)
+        codebooks = self.codevectors.view(self.num_groups, self.num_vars, -1)  # (1, GV, Q/G) -> (G, V, Q/G)
+        # Select entries as a one-hot weighted sum (one batched matmul per group, no (BF, GV, Q/G)
+        # temporary) so that straight-through gradients reach the logits.
+        picked = torch.einsum("ngv,gvd->ngd", one_hot, codebooks.to(one_hot.dtype))  # (BF, G, Q/G)
+        return picked.reshape(b, f, -1), perplexity  # (BF, G, Q/G) -> (B, F, Q)
