@@ -39,25 +39,16 @@ class SelfAttention(nn.Module):
         self.k_proj = nn.Linear(d, d)
         self.v_proj = nn.Linear(d, d)
         self.out_proj = nn.Linear(d, d)
-        self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._cache_key: tuple | None = None
 
     def _packed_qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Q, K and V weights stacked for one GEMM instead of three.
 
-        Without autograd the stacked copy is cached and rebuilt only when a
-        parameter changes (new storage or an in-place update bumps its version).
+        Stacked anew on every call: a cached copy cannot tell reliably when an optimizer has
+        updated the parameters in place (updates through ``.data`` leave no trace).
         """
-        params = (self.q_proj.weight, self.k_proj.weight, self.v_proj.weight,
-                  self.q_proj.bias, self.k_proj.bias, self.v_proj.bias)  # fmt: skip
-        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
-            return torch.cat(params[:3]), torch.cat(params[3:])
-        key = tuple((p.data_ptr(), p._version, p.dtype) for p in params)
-        if self._cache_key != key:
-            with torch.no_grad():
-                self._cache = (torch.cat(params[:3]), torch.cat(params[3:]))
-            self._cache_key = key
-        return self._cache
+        weight = torch.cat([self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])  # (3D, D)
+        bias = torch.cat([self.q_proj.bias, self.k_proj.bias, self.v_proj.bias])  # (3D,)
+        return weight, bias
 
     def forward(
         self, x: torch.Tensor, key_mask: torch.Tensor | None = None, need_weights: bool = False

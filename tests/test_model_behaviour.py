@@ -186,3 +186,20 @@ def test_empty_time_mask_gives_finite_losses():
     empty = torch.zeros(2, 24, dtype=torch.bool)
     out = model(audio, mask_time_indices=empty, sampled_negative_indices=torch.zeros(2, 24, 5, dtype=torch.long))
     assert torch.isfinite(out.codevector_perplexity) and out.loss.item() == 0.0
+
+
+def test_eval_after_in_place_updates_uses_the_new_weights():
+    """Regression: packed Q/K/V weights must never be a stale copy (updates via .data or foreach)."""
+    torch.manual_seed(0)
+    model = hf_w2v2.Wav2Vec2ForCTC(tiny()).eval()
+    audio = torch.randn(1, 8000)
+    with torch.no_grad():
+        before = model(audio).logits
+        for p in model.parameters():
+            p.data.add_(0.1 * torch.randn_like(p))  # .data updates leave the version counter alone
+        after = model(audio).logits
+    fresh = hf_w2v2.Wav2Vec2ForCTC(tiny()).eval()
+    fresh.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert not torch.allclose(before, after)
+        assert torch.equal(after, fresh(audio).logits)
