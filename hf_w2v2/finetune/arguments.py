@@ -1,0 +1,201 @@
+"""Command-line / config-file arguments of CTC fine-tuning (``HfArgumentParser`` dataclasses).
+
+Four groups: :class:`ModelArguments` (where the encoder comes from, what to change in its
+config), :class:`DataArguments` (corpora, filters, vocabulary), :class:`CardArguments`
+(model-card metadata) and transformers' own ``TrainingArguments``.
+
+A JSON or YAML file holds a whole recipe; options given after it on the command line win:
+
+    python examples/finetune_ctc.py examples/configs/finetune_small_synth.yaml --max_steps 50
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import HfArgumentParser, TrainingArguments
+
+CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+@dataclass
+class ModelArguments:
+    """Where the model comes from and what to change in its config before training."""
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Hub id or local folder of a pre-trained wav2vec 2.0 model (e.g. facebook/wav2vec2-base); "
+                  "its CTC head is created (or resized) for the vocabulary. Exclusive with --config_name."},
+    )
+    config_name: str | None = field(
+        default=None,
+        metadata={"help": "Random initialisation from a config: a preset of hf_w2v2.configuration (tiny, base, "
+                  "large_lv60) or a config.json file / folder. For offline runs and from-scratch baselines."},
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "JSON object of config fields to set, e.g. '{\"hidden_size\": 256}' (applied after the "
+                  "options below are read; a YAML/JSON config file may give a mapping)."},
+    )
+    freeze_feature_encoder: bool | None = field(
+        default=None,
+        metadata={"help": "Freeze the convolutional feature encoder. Default: frozen when the weights are "
+                  "pre-trained, trained when the model is initialised at random."},
+    )
+    mask_time_prob: float | None = field(default=None, metadata={"help": "SpecAugment time-masking rate."})
+    mask_time_length: int | None = field(default=None, metadata={"help": "Time-mask span length (frames)."})
+    mask_feature_prob: float | None = field(default=None, metadata={"help": "SpecAugment channel-masking rate."})
+    mask_feature_length: int | None = field(default=None, metadata={"help": "Channel-mask span length."})
+    layerdrop: float | None = field(default=None, metadata={"help": "Probability of skipping a Transformer block."})
+    hidden_dropout: float | None = field(default=None, metadata={"help": "Dropout on residual branches."})
+    attention_dropout: float | None = field(default=None, metadata={"help": "Dropout on attention probabilities."})
+    activation_dropout: float | None = field(default=None, metadata={"help": "Dropout inside the feed-forward."})
+    feat_proj_dropout: float | None = field(default=None, metadata={"help": "Dropout after the feature projection."})
+    final_dropout: float | None = field(default=None, metadata={"help": "Dropout before the CTC head."})
+    ctc_loss_reduction: str | None = field(
+        default=None, metadata={"help": "'mean' (per target token, then batch; recommended) or 'sum'."}
+    )
+    ctc_zero_infinity: bool | None = field(
+        default=None, metadata={"help": "Zero infinite CTC losses (labels longer than frames are filtered anyway)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.model_name_or_path and self.config_name:
+            raise ValueError("give either --model_name_or_path (pre-trained) or --config_name (random init), not both")
+        if not self.model_name_or_path and not self.config_name:
+            raise ValueError("give --model_name_or_path (pre-trained weights) or --config_name (random init)")
+        if isinstance(self.config_overrides, dict):
+            self.config_overrides = json.dumps(self.config_overrides)
+
+    def overrides(self) -> dict[str, Any]:
+        """Config fields to set: the explicit options, then ``config_overrides``."""
+        names = ("mask_time_prob", "mask_time_length", "mask_feature_prob", "mask_feature_length", "layerdrop",
+                 "hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout", "final_dropout",
+                 "ctc_loss_reduction", "ctc_zero_infinity")
+        values = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        if self.config_overrides:
+            extra = json.loads(self.config_overrides)
+            if not isinstance(extra, dict):
+                raise ValueError(f"config_overrides must be a JSON object, got {self.config_overrides!r}")
+            values.update(extra)
+        return values
+
+
+@dataclass
+class DataArguments:
+    """Corpora, filters and vocabulary."""
+
+    train_data: str | None = field(
+        default=None,
+        metadata={"help": "Training corpus: audiofolder (metadata.csv), LibriSpeech folder, .csv/.tsv/.jsonl "
+                  "manifest or datasets save_to_disk folder (see hf_w2v2.data.sources)."},
+    )
+    eval_data: str | None = field(default=None, metadata={"help": "Validation corpus (same formats)."})
+    test_data: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Extra corpora evaluated after training, as NAME=PATH or PATH (name = folder name)."},
+    )
+    text_column: str = field(default="text", metadata={"help": "Transcript column of manifests."})
+    audio_column: str | None = field(default=None, metadata={"help": "Audio column (default: auto-detected)."})
+    tokenizer_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Use this tokenizer / processor folder instead of building the vocabulary from "
+                  "the training transcripts (default: the model's own when it has one)."},
+    )
+    vocab_min_count: int = field(default=1, metadata={"help": "Characters seen fewer times become [UNK]."})
+    case: str = field(default="upper", metadata={"help": "Transcript case folding: upper, lower or none."})
+    min_duration: float = field(default=0.0, metadata={"help": "Drop clips shorter than this (seconds)."})
+    max_duration: float | None = field(default=20.0, metadata={"help": "Drop training clips longer than this."})
+    drop_oov: bool = field(default=False, metadata={"help": "Drop utterances with out-of-vocabulary characters."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training items."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N eval items."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Audio decoding threads."})
+    max_train_minutes: float | None = field(
+        default=None,
+        metadata={"help": "Wall-clock budget of training (minutes): the learning rate follows its schedule "
+                  "over this time instead of max_steps, and training stops when it is spent."},
+    )
+    predictions_file: str = field(
+        default="predictions_{split}.tsv",
+        metadata={"help": "Per-utterance predictions written after training ({split} = eval / test name)."},
+    )
+
+    def __post_init__(self) -> None:
+        if self.case not in ("upper", "lower", "none"):
+            raise ValueError(f"case must be upper, lower or none, got {self.case!r}")
+        if self.max_train_minutes is not None and self.max_train_minutes <= 0:
+            raise ValueError(f"max_train_minutes must be positive, got {self.max_train_minutes}")
+
+    def named_test_sets(self) -> list[tuple[str, str]]:
+        """``test_data`` as ``(name, path)`` pairs."""
+        pairs = []
+        for item in self.test_data:
+            name, sep, path = item.partition("=")
+            pairs.append((name, path) if sep else (Path(item.rstrip("/")).name, item))
+        return pairs
+
+
+@dataclass
+class CardArguments:
+    """Model-card (README.md) metadata; the card's tables come from the run."""
+
+    language: str = field(default="en", metadata={"help": "ISO 639-1 code of the transcripts' language."})
+    license: str = field(default="apache-2.0", metadata={"help": "Licence of the released weights."})
+    dataset_name: str | None = field(default=None, metadata={"help": "Name of the training data for the card."})
+    model_name: str | None = field(default=None, metadata={"help": "Title of the card (default: output folder)."})
+    intended_use: str | None = field(default=None, metadata={"help": "Intended-use paragraph (default: generic)."})
+    limitations: str | None = field(default=None, metadata={"help": "Limitations paragraph (default: generic)."})
+    card_template: str | None = field(
+        default=None, metadata={"help": "Markdown template (default: model_cards/template.md shipped with hf_w2v2)."}
+    )
+
+
+ARGUMENT_CLASSES = (ModelArguments, DataArguments, CardArguments, TrainingArguments)
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """A JSON or YAML recipe file as a flat mapping of option names to values."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        values = json.loads(text)
+    else:
+        import yaml
+
+        values = yaml.safe_load(text)
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must hold a mapping of option names to values")
+    return values
+
+
+def _to_argv(values: dict[str, Any]) -> list[str]:
+    """``{"max_steps": 10, "bf16": True}`` -> ``["--max_steps", "10", "--bf16", "True"]``."""
+    argv: list[str] = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            argv += [f"--{key}", *(str(v) for v in value)]
+        elif isinstance(value, dict):
+            argv += [f"--{key}", json.dumps(value)]
+        else:
+            argv += [f"--{key}", str(value)]
+    return argv
+
+
+def parse_finetune_args(
+    argv: Sequence[str] | None = None,
+) -> tuple[ModelArguments, DataArguments, CardArguments, TrainingArguments]:
+    """Parse ``[CONFIG_FILE] [--option value ...]``; command-line options override the file."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].endswith(CONFIG_SUFFIXES) and not argv[0].startswith("-"):
+        argv = _to_argv(read_config_file(argv[0])) + argv[1:]
+    parser = HfArgumentParser(ARGUMENT_CLASSES)
+    return tuple(parser.parse_args_into_dataclasses(args=argv))  # type: ignore[return-value]

@@ -1,0 +1,87 @@
+"""WER / CER for the Trainer, computed offline with jiwer.
+
+Shape legend: B batch, F frames, V vocabulary, N evaluation items, U label length.
+
+``evaluate.load("wer")`` downloads its script from the Hub; jiwer is what it wraps, so it
+is called directly. :func:`argmax_logits` runs in ``preprocess_logits_for_metrics`` so
+evaluation keeps (N, F) ids instead of (N, F, V) logits. Padded frames are cut with the
+item's true length (known from the eval dataset, which the Trainer reads in order)
+before the greedy CTC collapse, so padding cannot add characters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jiwer
+import numpy as np
+import torch
+from transformers import EvalPrediction, Wav2Vec2CTCTokenizer
+
+from hf_w2v2.lengths import conv_output_length
+
+IGNORE = -100  # Trainer's padding of predictions / labels across batches
+
+
+def argmax_logits(logits: torch.Tensor | tuple, labels: torch.Tensor) -> torch.Tensor:
+    """``preprocess_logits_for_metrics``: (B, F, V) logits -> (B, F) best ids."""
+    if isinstance(logits, tuple):
+        logits = logits[0]
+    return logits.argmax(dim=-1)  # (B, F, V) -> (B, F)
+
+
+def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, float]:
+    """Corpus WER and CER (errors / reference words or characters, spaces counted in CER)."""
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
+    pairs = [(r, h) for r, h in zip(references, hypotheses) if r.strip()]
+    if not pairs:
+        raise ValueError("no non-empty reference to score")
+    refs, hyps = [r for r, _ in pairs], [h for _, h in pairs]
+    return {"wer": float(jiwer.wer(refs, hyps)), "cer": float(jiwer.cer(refs, hyps))}
+
+
+def utterance_error_rates(reference: str, hypothesis: str) -> tuple[float, float]:
+    """(WER, CER) of one utterance (NaN for an empty reference)."""
+    if not reference.strip():
+        return float("nan"), float("nan")
+    return float(jiwer.wer(reference, hypothesis)), float(jiwer.cer(reference, hypothesis))
+
+
+def decode_predictions(pred_ids: np.ndarray, tokenizer: Wav2Vec2CTCTokenizer,
+                       frame_counts: Sequence[int] | None = None) -> list[str]:
+    """Greedy CTC transcripts of (N, F) ids: trim to each item's frames, merge repeats, drop blanks."""
+    texts = []
+    for row, ids in enumerate(pred_ids):
+        ids = ids[ids != IGNORE] if frame_counts is None else ids[: frame_counts[row]]
+        texts.append(tokenizer.decode(ids.tolist(), group_tokens=True))
+    return texts
+
+
+def decode_labels(label_ids: np.ndarray, tokenizer: Wav2Vec2CTCTokenizer) -> list[str]:
+    """Reference transcripts of (N, U) label ids padded with -100 (no repeat merging)."""
+    return [tokenizer.decode(row[row != IGNORE].tolist(), group_tokens=False) for row in label_ids]
+
+
+def frame_counts_from_samples(sample_lengths: Sequence[int], kernels: Sequence[int],
+                              strides: Sequence[int]) -> list[int]:
+    """Frames of each item from its length in samples."""
+    return [int(conv_output_length(int(n), kernels, strides)) for n in sample_lengths]
+
+
+@dataclass
+class CTCMetrics:
+    """``compute_metrics`` for one eval dataset: WER/CER, and the last transcripts for the predictions file."""
+
+    tokenizer: Wav2Vec2CTCTokenizer
+    frame_counts: Sequence[int] | None = None
+    last_references: list[str] | None = None
+    last_hypotheses: list[str] | None = None
+
+    def __call__(self, prediction: EvalPrediction) -> dict[str, float]:
+        ids = np.asarray(prediction.predictions)
+        counts = self.frame_counts if self.frame_counts is not None and len(self.frame_counts) == len(ids) else None
+        self.last_hypotheses = decode_predictions(ids, self.tokenizer, counts)
+        self.last_references = decode_labels(np.asarray(prediction.label_ids), self.tokenizer)
+        return error_rates(self.last_references, self.last_hypotheses)

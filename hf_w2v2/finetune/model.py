@@ -1,0 +1,94 @@
+"""Build the CTC model to fine-tune: pre-trained weights or a config, a head sized to the vocabulary.
+
+Shape legend: D model dim, V vocabulary.
+
+A pre-trained encoder (``facebook/wav2vec2-base``, a folder written by the pre-training
+recipe) has no CTC head yet: ``lm_head`` (D -> V) is created here for the vocabulary. A
+CTC model whose head has another size gets a fresh head of the right size (logged).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from hf_w2v2 import configuration
+from hf_w2v2.configuration import Wav2Vec2Config
+from hf_w2v2.ctc import Wav2Vec2ForCTC
+
+logger = logging.getLogger(__name__)
+
+PRESETS = {"tiny": configuration.tiny, "base": configuration.base, "large_lv60": configuration.large_lv60}
+
+
+def config_from_name(name: str, **overrides: Any) -> Wav2Vec2Config:
+    """A preset name (``tiny``, ``base``, ``large_lv60``) or a ``config.json`` file / folder."""
+    if name in PRESETS:
+        return PRESETS[name](**overrides)
+    path = Path(name)
+    if path.is_dir():
+        path = path / "config.json"
+    if not path.is_file():
+        raise ValueError(f"config_name {name!r} is neither a preset {sorted(PRESETS)} nor a config.json file/folder")
+    fields = json.loads(path.read_text(encoding="utf-8"))
+    fields.update(overrides)
+    return Wav2Vec2Config(**fields)
+
+
+def _head_size_of(name_or_path: str) -> int | None:
+    """``vocab_size`` of a saved config, if it can be read without loading weights."""
+    try:
+        return Wav2Vec2Config.from_pretrained(name_or_path).vocab_size
+    except (OSError, ValueError):
+        return None
+
+
+def build_ctc_model(
+    vocab_size: int,
+    pad_token_id: int,
+    model_name_or_path: str | None = None,
+    config_name: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    freeze_feature_encoder: bool | None = None,
+) -> Wav2Vec2ForCTC:
+    """A ``Wav2Vec2ForCTC`` with a V-way head (blank = ``pad_token_id``).
+
+    Args:
+        vocab_size: V, ``len(tokenizer)``.
+        pad_token_id: the tokenizer's pad id, used as the CTC blank.
+        model_name_or_path: Hub id or folder of pre-trained weights (any wav2vec 2.0 head).
+        config_name: preset or config file for random initialisation (exclusive with the above).
+        overrides: config fields to set (masking, dropouts, ``ctc_zero_infinity``, ...).
+        freeze_feature_encoder: ``None`` freezes it for pre-trained weights only.
+    """
+    if (model_name_or_path is None) == (config_name is None):
+        raise ValueError("pass exactly one of model_name_or_path (pre-trained) and config_name (random init)")
+    fields = dict(overrides or {})
+    fields.update(vocab_size=vocab_size, pad_token_id=pad_token_id)
+    if config_name is not None:
+        model = Wav2Vec2ForCTC(config_from_name(config_name, **fields))
+        pretrained = False
+    else:
+        old = _head_size_of(model_name_or_path)
+        resize = old is not None and old != vocab_size
+        if resize:
+            logger.warning("%s has a %s-way head; creating a new %d-way lm_head", model_name_or_path, old, vocab_size)
+        model = Wav2Vec2ForCTC.from_pretrained(model_name_or_path, ignore_mismatched_sizes=resize, **fields)
+        pretrained = True
+    model.config.check()
+    freeze = pretrained if freeze_feature_encoder is None else freeze_feature_encoder
+    if freeze:
+        model.freeze_feature_encoder()
+    elif not pretrained:
+        logger.info("random initialisation: the feature encoder is trained")
+    return model
+
+
+def count_parameters(model: Wav2Vec2ForCTC) -> tuple[int, int]:
+    """(all, trainable) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return total, trainable
+

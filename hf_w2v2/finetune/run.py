@@ -1,0 +1,237 @@
+"""``run_finetuning``: the whole CTC fine-tuning job, called by ``examples/finetune_ctc.py``.
+
+Data -> vocabulary/processor -> model -> Trainer -> final evaluation (WER/CER and a
+predictions file per split) -> standard output folder (safetensors weights, config,
+processor, ``*_results.json``, ``training_curves.png``, ``data_report.txt``, ``README.md``
+model card) -> optional push to the Hub.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainingArguments, set_seed
+
+from hf_w2v2.configuration import Wav2Vec2Config
+from hf_w2v2.data.collator import DataCollatorCTCWithPadding
+from hf_w2v2.finetune.arguments import CardArguments, DataArguments, ModelArguments
+from hf_w2v2.finetune.curves import plot_training_curves
+from hf_w2v2.finetune.data import PreparedData, Split, choose_processor, prepare_split, read_utterances
+from hf_w2v2.finetune.hub import default_repo_id, push_model_folder
+from hf_w2v2.finetune.metrics import CTCMetrics, argmax_logits, frame_counts_from_samples
+from hf_w2v2.finetune.model import build_ctc_model, config_from_name, count_parameters
+from hf_w2v2.finetune.model_card import CardInputs, EvalRow, training_hyperparameters, write_model_card
+from hf_w2v2.finetune.predictions import write_predictions
+from hf_w2v2.finetune.resume import check_resume_vocabulary, resolve_checkpoint
+from hf_w2v2.finetune.trainer import CTCTrainer, TimeBudgetCallback, saved_elapsed_seconds
+from hf_w2v2.text.coverage import coverage_report
+from hf_w2v2.text.normalize import TextNormalizer
+
+logger = logging.getLogger(__name__)
+
+CURVES_FILE = "training_curves.png"
+DATA_REPORT_FILE = "data_report.txt"
+
+
+@dataclass
+class FinetuneResult:
+    """What a run produced."""
+
+    output_dir: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    evals: list[EvalRow] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+    hub_url: str | None = None
+
+
+def base_config(model_args: ModelArguments) -> Wav2Vec2Config:
+    """The model's config before the head is sized (decides the processor's attention-mask policy)."""
+    if model_args.config_name:
+        return config_from_name(model_args.config_name, **model_args.overrides())
+    return Wav2Vec2Config.from_pretrained(model_args.model_name_or_path)
+
+
+def prepare_data(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
+                 checkpoint: str | None) -> PreparedData:
+    """Read the corpora, pick the vocabulary, report coverage, and build filtered datasets."""
+    normalizer = TextNormalizer(case=data_args.case)
+    read = lambda src, limit=None: read_utterances(src, data_args.text_column, data_args.audio_column, limit)  # noqa: E731
+    train_utts = read(data_args.train_data, data_args.max_train_samples) if data_args.train_data else []
+    eval_sets = [("eval", data_args.eval_data)] if data_args.eval_data else []
+    eval_utts = {name: read(path, data_args.max_eval_samples) for name, path in eval_sets + data_args.named_test_sets()}
+    processor, source = choose_processor(
+        base_config(model_args), [u.text or "" for u in train_utts], normalizer,
+        tokenizer_name_or_path=data_args.tokenizer_name_or_path,
+        model_name_or_path=model_args.model_name_or_path, min_count=data_args.vocab_min_count,
+    )  # fmt: skip
+    if checkpoint is not None:
+        check_resume_vocabulary(checkpoint, processor.tokenizer.get_vocab())
+    all_eval_texts = [u.text or "" for utts in eval_utts.values() for u in utts]
+    coverage = coverage_report(processor.tokenizer.get_vocab(), [u.text or "" for u in train_utts],
+                               all_eval_texts or None, normalizer)
+    logger.info("vocabulary (%d tokens) %s\n%s", len(processor.tokenizer), source, coverage.format())
+    workers = data_args.preprocessing_num_workers
+    train = (prepare_split("train", train_utts, processor, normalizer, data_args.min_duration, data_args.max_duration,
+                           data_args.drop_oov, workers) if train_utts and training_args.do_train else None)
+    evals = {name: prepare_split(name, utts, processor, normalizer, 0.0, None, False, workers)
+             for name, utts in eval_utts.items()}
+    return PreparedData(processor=processor, train=train, evals=evals, coverage=coverage, vocab_source=source)
+
+
+def write_data_report(path: str, data: PreparedData) -> None:
+    """Vocabulary source, coverage and per-split filter counts, for people and for the card."""
+    lines = [f"vocabulary: {len(data.processor.tokenizer)} tokens, {data.vocab_source}"]
+    lines += [data.coverage.format()] if data.coverage is not None else []
+    for split in ([data.train] if data.train else []) + list(data.evals.values()):
+        lines.append(f"{split.name}: {split.report.format()}")
+    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def prepare_training_args(args: TrainingArguments, data_args: DataArguments) -> TrainingArguments:
+    """Settings the CTC datasets need; the Hub push is done once at the end (see :mod:`.hub`)."""
+    args.remove_unused_columns = False  # keep input_length for group_by_length
+    args.length_column_name = "input_length"
+    args.label_names = ["labels"]
+    if data_args.max_train_minutes is not None and args.max_steps <= 0 and args.num_train_epochs < 1e6:
+        logger.info("max_train_minutes=%s: training runs until the budget is spent", data_args.max_train_minutes)
+    return args
+
+
+def build_trainer(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
+                  data: PreparedData, checkpoint: str | None) -> CTCTrainer:
+    """Model with a head sized to the vocabulary, collator, metrics, budget and the Trainer."""
+    tokenizer = data.processor.tokenizer
+    model = build_ctc_model(len(tokenizer), tokenizer.pad_token_id, model_args.model_name_or_path,
+                            model_args.config_name, model_args.overrides(), model_args.freeze_feature_encoder)
+    total, trainable = count_parameters(model)
+    logger.info("model: %.2f M parameters, %.2f M trainable", total / 1e6, trainable / 1e6)
+    budget = None
+    if data_args.max_train_minutes is not None:
+        budget = TimeBudgetCallback(data_args.max_train_minutes, saved_elapsed_seconds(checkpoint) if checkpoint else 0.0)
+    eval_split = data.evals.get("eval")
+    return CTCTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=data.train.dataset if data.train else None,
+        eval_dataset=eval_split.dataset if eval_split else None,
+        data_collator=DataCollatorCTCWithPadding.from_processor(data.processor),
+        processing_class=data.processor,
+        compute_metrics=split_metrics(eval_split, tokenizer, model.config) if eval_split else None,
+        preprocess_logits_for_metrics=argmax_logits,
+        time_budget=budget,
+    )
+
+
+def split_metrics(split: Split, tokenizer: Any, config: Wav2Vec2Config) -> CTCMetrics:
+    """WER/CER for ``split``, trimming each prediction to the item's frames."""
+    frames = frame_counts_from_samples(split.frame_source_lengths, config.conv_kernel, config.conv_stride)
+    return CTCMetrics(tokenizer=tokenizer, frame_counts=frames)
+
+
+def evaluate_split(trainer: CTCTrainer, split: Split, output_dir: str, predictions_file: str) -> dict[str, float]:
+    """WER/CER of one split (``eval_*`` or ``test_<name>_*`` keys) and its predictions file."""
+    metrics_fn = split_metrics(split, trainer.processing_class.tokenizer, trainer.model.config)
+    trainer.compute_metrics = metrics_fn
+    prefix = "eval" if split.name == "eval" else f"test_{split.name}"
+    metrics = trainer.evaluate(eval_dataset=split.dataset, metric_key_prefix=prefix)
+    if trainer.is_world_process_zero():
+        path = os.path.join(output_dir, predictions_file.format(split=split.name))
+        write_predictions(path, split.names, metrics_fn.last_references, metrics_fn.last_hypotheses)
+    return metrics
+
+
+def eval_row(split: Split, metrics: dict[str, float], data_args: DataArguments) -> EvalRow:
+    prefix = "eval" if split.name == "eval" else f"test_{split.name}"
+    source = data_args.eval_data if split.name == "eval" else dict(data_args.named_test_sets())[split.name]
+    return EvalRow(dataset=Path(str(source).rstrip("/")).name, split=split.name, wer=metrics[f"{prefix}_wer"],
+                   cer=metrics[f"{prefix}_cer"], utterances=split.report.kept, hours=split.report.kept_seconds / 3600)
+
+
+def card_inputs(model_args: ModelArguments, data_args: DataArguments, card_args: CardArguments,
+                training_args: TrainingArguments, data: PreparedData, evals: list[EvalRow],
+                train_metrics: dict[str, float]) -> CardInputs:
+    """What the model card says about this run."""
+    train_name = card_args.dataset_name or (Path(data_args.train_data.rstrip("/")).name if data_args.train_data else "")
+    init = model_args.model_name_or_path or f"random initialisation ({model_args.config_name} config)"
+    report = data.train.report if data.train else None
+    data_text = [f"- Training corpus: `{train_name}`"]
+    if report is not None:
+        data_text.append(f"- {report.kept} utterances, {report.kept_seconds / 3600:.2f} h after filtering "
+                         f"({report.total - report.kept} dropped: see `{DATA_REPORT_FILE}`)")
+    data_text.append(f"- Vocabulary: {len(data.processor.tokenizer)} tokens ({data.vocab_source}), "
+                     f"transcripts normalised to case `{data_args.case}`")
+    extra_hp = {"init": init, "max_train_minutes": data_args.max_train_minutes,
+                "train_runtime_s": round(train_metrics.get("train_runtime", 0.0)),
+                **model_args.overrides()}
+    summary = (f"A wav2vec 2.0 CTC speech recogniser fine-tuned from {init} with "
+               "hf_w2v2 (`examples/finetune_ctc.py`); greedy decoding.")
+    return CardInputs(
+        model_name=card_args.model_name or Path(training_args.output_dir).resolve().name,
+        language=card_args.language, license=card_args.license, base_model=model_args.model_name_or_path
+        if model_args.model_name_or_path and not os.path.isdir(model_args.model_name_or_path) else None,
+        datasets=[train_name] if train_name else [], evals=evals,
+        hyperparameters=training_hyperparameters(training_args, extra_hp), data_section="\n".join(data_text),
+        summary=summary, intended_use=card_args.intended_use or CardInputs.intended_use,
+        limitations=card_args.limitations or CardInputs.limitations,
+        extra={"curves_file": CURVES_FILE, "data_report_file": DATA_REPORT_FILE},
+    )  # fmt: skip
+
+
+def run_finetuning(model_args: ModelArguments, data_args: DataArguments, card_args: CardArguments,
+                   training_args: TrainingArguments) -> FinetuneResult:
+    """Train (or resume), evaluate, and write the output folder; see the module docstring."""
+    set_seed(training_args.seed)
+    output_dir = training_args.output_dir
+    os.makedirs(output_dir, exist_ok=True)
+    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, output_dir) if training_args.do_train else None
+    push, training_args.push_to_hub = training_args.push_to_hub, False
+    training_args = prepare_training_args(training_args, data_args)
+    data = prepare_data(model_args, data_args, training_args, checkpoint)
+    write_data_report(os.path.join(output_dir, DATA_REPORT_FILE), data)
+    trainer = build_trainer(model_args, data_args, training_args, data, checkpoint)
+    result = FinetuneResult(output_dir=output_dir)
+    train_metrics: dict[str, float] = {}
+    if training_args.do_train:
+        if data.train is None:
+            raise ValueError("--do_train needs --train_data")
+        data.processor.save_pretrained(output_dir)
+        train_metrics = dict(trainer.train(resume_from_checkpoint=checkpoint).metrics)
+        trainer.save_model()
+        trainer.log_metrics("train", train_metrics)
+        trainer.save_metrics("train", train_metrics)
+        trainer.save_state()
+    result.metrics.update(train_metrics)
+    for split in data.evals.values():
+        metrics = evaluate_split(trainer, split, output_dir, data_args.predictions_file)
+        trainer.log_metrics(split.name, metrics)
+        trainer.save_metrics(split.name if split.name == "eval" else f"test_{split.name}", metrics)
+        result.metrics.update(metrics)
+        result.evals.append(eval_row(split, metrics, data_args))
+    if trainer.is_world_process_zero():
+        finish_folder(trainer, model_args, data_args, card_args, training_args, data, result, train_metrics)
+        if push:
+            repo = default_repo_id(output_dir, training_args.hub_model_id)
+            result.hub_url = push_model_folder(output_dir, repo, token=training_args.hub_token,
+                                               private=training_args.hub_private_repo)
+    return result
+
+
+def finish_folder(trainer: CTCTrainer, model_args: ModelArguments, data_args: DataArguments,
+                  card_args: CardArguments, training_args: TrainingArguments, data: PreparedData,
+                  result: FinetuneResult, train_metrics: dict[str, float]) -> None:
+    """Curves PNG, model card and the list of files of the output folder."""
+    out = training_args.output_dir
+    try:
+        result.files["curves"] = plot_training_curves(trainer.state.log_history, os.path.join(out, CURVES_FILE))
+    except ValueError as err:
+        logger.warning("no training curves: %s", err)
+    inputs = card_inputs(model_args, data_args, card_args, training_args, data, result.evals, train_metrics)
+    result.files["card"] = write_model_card(out, inputs, card_args.card_template)
+    with open(os.path.join(out, "all_results.json"), "w", encoding="utf-8") as handle:
+        json.dump(result.metrics, handle, indent=2, sort_keys=True)
+    result.files.update({p.name: str(p) for p in Path(out).iterdir() if p.is_file()})

@@ -1,0 +1,135 @@
+"""The Trainer used for CTC fine-tuning, and its wall-clock training budget.
+
+A fixed wall-clock budget (``--max_train_minutes``) is how a recipe is compared with
+another on the same machine: the learning rate warms up over ``warmup_steps`` optimizer
+steps (or, if ``warmup_steps < 1``, that fraction of the budget) and then decays with the
+*fraction of the budget spent* rather than of ``max_steps``, so the schedule ends at zero
+when the time is up, whatever the machine's speed. The time spent is saved in each
+checkpoint (``trainer_state.json``, ``stateful_callbacks``) and a resumed run continues
+the same schedule.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+
+import torch
+from torch.utils.data import DataLoader, SequentialSampler
+from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_callback import ExportableState
+
+SCHEDULES = ("linear", "cosine", "constant_with_warmup")
+BUDGET_STATE_KEY = "TimeBudgetCallback"
+
+
+class TimeBudgetCallback(TrainerCallback, ExportableState):
+    """Counts training wall time (evaluation included) and stops training when ``max_minutes`` are spent."""
+
+    def __init__(self, max_minutes: float, elapsed_s: float = 0.0) -> None:
+        if max_minutes <= 0:
+            raise ValueError(f"max_minutes must be positive, got {max_minutes}")
+        self.max_minutes = max_minutes
+        self.elapsed_before = elapsed_s  # seconds spent by earlier (resumed-from) runs
+        self._start: float | None = None
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, earlier runs included."""
+        running = 0.0 if self._start is None else time.monotonic() - self._start
+        return self.elapsed_before + running
+
+    def progress(self) -> float:
+        """Fraction of the budget spent, in [0, 1]."""
+        return min(1.0, self.elapsed() / (60.0 * self.max_minutes))
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw) -> None:
+        self._start = time.monotonic()
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw) -> None:
+        if self.progress() >= 1.0:
+            control.should_training_stop = True
+            control.should_save = str(getattr(args.save_strategy, "value", args.save_strategy)) != "no"
+
+    def state(self) -> dict:
+        return {"args": {"max_minutes": self.max_minutes, "elapsed_s": self.elapsed()}, "attributes": {}}
+
+
+def saved_elapsed_seconds(checkpoint: str | os.PathLike) -> float:
+    """Training seconds recorded in ``checkpoint/trainer_state.json`` (0 if none)."""
+    path = os.path.join(checkpoint, "trainer_state.json")
+    if not os.path.isfile(path):
+        return 0.0
+    with open(path, encoding="utf-8") as handle:
+        stored = json.load(handle).get("stateful_callbacks", {}).get(BUDGET_STATE_KEY, {})
+    if isinstance(stored, list):
+        stored = stored[0] if stored else {}
+    return float(stored.get("args", {}).get("elapsed_s", 0.0))
+
+
+def lr_factor(step: int, progress: float, warmup: float, schedule: str) -> float:
+    """Multiplier of the peak learning rate at optimizer ``step`` and budget ``progress`` in [0, 1].
+
+    ``warmup >= 1``: warm-up steps; ``0 < warmup < 1``: warm-up fraction of the budget.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"a time-budget schedule must be one of {SCHEDULES}, got {schedule!r}")
+    ramp = 1.0
+    if warmup >= 1:
+        ramp = min(1.0, (step + 1) / warmup)
+    elif warmup > 0:
+        ramp = min(1.0, progress / warmup)
+    if schedule == "constant_with_warmup":
+        return ramp
+    start = 0.0 if warmup >= 1 else warmup  # decay runs over the budget left after a time warm-up
+    done = max(0.0, (progress - start) / (1.0 - start)) if start < 1 else 1.0
+    decay = 1.0 - done if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * done))
+    return max(0.0, ramp * decay)
+
+
+class CTCTrainer(Trainer):
+    """``Trainer`` with an optional wall-clock budget driving the learning-rate schedule.
+
+    Evaluation reads datasets in order (never length-grouped), so prediction ``i`` is
+    dataset item ``i``: padded frames are trimmed with the item's length and each
+    prediction is written next to its utterance's name.
+    """
+
+    def __init__(self, *args, time_budget: TimeBudgetCallback | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.time_budget = time_budget
+        if time_budget is not None:
+            self.add_callback(time_budget)
+
+    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
+        if self.time_budget is None:
+            return super().create_scheduler(num_training_steps, optimizer)
+        if self.lr_scheduler is None:
+            budget = self.time_budget
+            warmup = float(self.args.warmup_steps)
+            schedule = str(getattr(self.args.lr_scheduler_type, "value", self.args.lr_scheduler_type))
+            lr_factor(0, 0.0, warmup, schedule)  # validate the schedule name now, not at step 1
+
+            def factor(step: int) -> float:  # a plain function: LambdaLR does not pickle it
+                return lr_factor(step, budget.progress(), warmup, schedule)
+
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer, factor)
+            self._created_lr_scheduler = True
+        return self.lr_scheduler
+
+    def get_eval_dataloader(self, eval_dataset=None) -> DataLoader:
+        dataset = self.eval_dataset if eval_dataset is None else eval_dataset
+        if isinstance(dataset, str):
+            dataset = self.eval_dataset[dataset]
+        if dataset is None:
+            raise ValueError("evaluation needs an eval_dataset")
+        loader = DataLoader(
+            dataset,
+            batch_size=self.args.eval_batch_size,
+            sampler=SequentialSampler(dataset),
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available(),
+        )
+        return self.accelerator.prepare(loader)

@@ -1,0 +1,110 @@
+"""Offline WER/CER, argmax before gathering, frame trimming, predictions file, time-budget schedule."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from transformers import EvalPrediction, TrainerControl, TrainerState, TrainingArguments
+
+pytest.importorskip("jiwer")
+
+from hf_w2v2.finetune.metrics import (  # noqa: E402
+    CTCMetrics,
+    argmax_logits,
+    decode_labels,
+    decode_predictions,
+    error_rates,
+    frame_counts_from_samples,
+)
+from hf_w2v2.finetune.predictions import read_predictions, write_predictions  # noqa: E402
+from hf_w2v2.finetune.trainer import TimeBudgetCallback, lr_factor, saved_elapsed_seconds  # noqa: E402
+from hf_w2v2.text.vocab import load_tokenizer, save_vocab  # noqa: E402
+
+
+@pytest.fixture()
+def tokenizer(tmp_path):
+    vocab = {"[PAD]": 0, "[UNK]": 1, "|": 2, "A": 3, "B": 4, "C": 5}
+    return load_tokenizer(save_vocab(vocab, tmp_path))
+
+
+def test_error_rates_known_values():
+    rates = error_rates(["A B C D"], ["A B X D"])
+    assert rates["wer"] == pytest.approx(0.25)
+    assert rates["cer"] == pytest.approx(1 / 7)
+    assert error_rates(["AB", ""], ["AB", "junk"]) == {"wer": 0.0, "cer": 0.0}  # empty references skipped
+    with pytest.raises(ValueError, match="hypotheses"):
+        error_rates(["A"], [])
+
+
+def test_argmax_logits_keeps_ids_not_logits():
+    logits = torch.randn(2, 7, 6, generator=torch.Generator().manual_seed(0))
+    ids = argmax_logits((logits,), torch.zeros(2, 3))
+    assert ids.shape == (2, 7)
+    assert torch.equal(ids, logits.argmax(-1))
+
+
+def test_decode_merges_repeats_drops_blanks_and_trims_padding(tokenizer):
+    # "A A _ B | C" with a repeated A, then padded frames predicting B (would add a "B").
+    ids = np.array([[3, 3, 0, 3, 2, 5, 4, 4], [4, 0, 4, 5, -100, -100, -100, -100]])
+    assert decode_predictions(ids, tokenizer, frame_counts=[6, 4]) == ["AA C", "BBC"]
+    assert decode_predictions(ids, tokenizer)[0] == "AA CB"  # untrimmed: the padding leaks in
+    labels = np.array([[3, 3, 2, 5], [4, -100, -100, -100]])
+    assert decode_labels(labels, tokenizer) == ["AA C", "B"]
+
+
+def test_frame_counts_follow_the_conv_stack():
+    kernels, strides = (10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2)
+    assert frame_counts_from_samples([16000, 400, 720], kernels, strides) == [49, 1, 2]
+
+
+def test_ctc_metrics_on_eval_prediction(tokenizer):
+    metric = CTCMetrics(tokenizer=tokenizer, frame_counts=[3, 2])
+    pred = EvalPrediction(predictions=np.array([[3, 0, 4], [5, 5, -100]]), label_ids=np.array([[3, 4], [5, -100]]))
+    out = metric(pred)
+    assert out == {"wer": 0.0, "cer": 0.0}
+    assert metric.last_hypotheses == ["AB", "C"]
+
+
+def test_predictions_file_worst_first(tmp_path):
+    path = write_predictions(tmp_path / "p.tsv", ["a", "b", "c"], ["AB", "AB", ""], ["AB", "XY", "Q"])
+    rows = read_predictions(path)
+    assert [r["name"] for r in rows] == ["b", "a", "c"]
+    assert float(rows[0]["cer"]) == 1.0 and rows[0]["hypothesis"] == "XY"
+    assert math.isnan(float(rows[2]["wer"]))
+    with pytest.raises(ValueError, match="names"):
+        write_predictions(tmp_path / "q.tsv", ["a"], ["A", "B"], ["A", "B"])
+
+
+def test_lr_factor_warms_up_then_ends_at_zero_with_the_budget():
+    assert lr_factor(0, 0.0, 10, "linear") == pytest.approx(0.1)
+    assert lr_factor(9, 0.5, 10, "linear") == pytest.approx(0.5)
+    assert lr_factor(500, 1.0, 10, "linear") == 0.0
+    assert lr_factor(500, 1.0, 10, "cosine") == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor(5, 0.025, 0.05, "linear") == pytest.approx(0.5)  # time-fraction warm-up
+    assert lr_factor(5, 0.525, 0.05, "linear") == pytest.approx(0.5)
+    assert lr_factor(3, 0.9, 2, "constant_with_warmup") == 1.0
+    with pytest.raises(ValueError, match="schedule"):
+        lr_factor(0, 0.0, 1, "polynomial")
+
+
+def test_time_budget_stops_training_and_is_saved(tmp_path):
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none")
+    state, control = TrainerState(), TrainerControl()
+    fresh = TimeBudgetCallback(max_minutes=1.0, elapsed_s=30.0)
+    fresh.on_train_begin(args, state, control)
+    fresh.on_step_end(args, state, control)
+    assert not control.should_training_stop and 0.5 <= fresh.progress() < 0.6
+    budget = TimeBudgetCallback(max_minutes=1.0, elapsed_s=60.0)  # a resumed run whose time is spent
+    budget.on_train_begin(args, state, control)
+    budget.on_step_end(args, state, control)
+    assert control.should_training_stop
+    saved = {"stateful_callbacks": {"TimeBudgetCallback": budget.state()}}
+    (tmp_path / "trainer_state.json").write_text(json.dumps(saved))
+    assert saved_elapsed_seconds(tmp_path) >= 60.0
+    assert saved_elapsed_seconds(tmp_path / "nowhere") == 0.0
+    with pytest.raises(ValueError, match="positive"):
+        TimeBudgetCallback(0)
