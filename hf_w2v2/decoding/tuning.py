@@ -18,27 +18,10 @@ import torch
 from tqdm.auto import tqdm
 
 from hf_w2v2.decoding.beam import BeamSearchDecoder
+from hf_w2v2.metrics import char_error_rate, word_error_rate
 
 DEFAULT_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 DEFAULT_BETAS = (-1.0, 0.0, 1.0, 2.0, 3.0)
-
-
-def _jiwer():  # noqa: ANN202 - returns a module
-    try:
-        import jiwer
-    except ImportError as err:
-        raise ImportError("error rates need jiwer: pip install jiwer") from err
-    return jiwer
-
-
-def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
-    """Corpus WER (total word edits / total reference words), through jiwer."""
-    return float(_jiwer().wer(list(references), list(hypotheses)))
-
-
-def char_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
-    """Corpus CER (total character edits / total reference characters), through jiwer."""
-    return float(_jiwer().cer(list(references), list(hypotheses)))
 
 
 @dataclass

@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import jiwer
 import numpy as np
 import torch
 from transformers import EvalPrediction, Wav2Vec2CTCTokenizer
 
 from hf_w2v2.lengths import conv_output_length
+from hf_w2v2.metrics import error_rates, utterance_error_rates  # noqa: F401 - re-exported
 
 IGNORE = -100  # Trainer's padding of predictions / labels across batches
 
@@ -29,24 +29,6 @@ def argmax_logits(logits: torch.Tensor | tuple, labels: torch.Tensor) -> torch.T
     if isinstance(logits, tuple):
         logits = logits[0]
     return logits.argmax(dim=-1)  # (B, F, V) -> (B, F)
-
-
-def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, float]:
-    """Corpus WER and CER (errors / reference words or characters, spaces counted in CER)."""
-    if len(references) != len(hypotheses):
-        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
-    pairs = [(r, h) for r, h in zip(references, hypotheses) if r.strip()]
-    if not pairs:
-        raise ValueError("no non-empty reference to score")
-    refs, hyps = [r for r, _ in pairs], [h for _, h in pairs]
-    return {"wer": float(jiwer.wer(refs, hyps)), "cer": float(jiwer.cer(refs, hyps))}
-
-
-def utterance_error_rates(reference: str, hypothesis: str) -> tuple[float, float]:
-    """(WER, CER) of one utterance (NaN for an empty reference)."""
-    if not reference.strip():
-        return float("nan"), float("nan")
-    return float(jiwer.wer(reference, hypothesis)), float(jiwer.cer(reference, hypothesis))
 
 
 def decode_predictions(pred_ids: np.ndarray, tokenizer: Wav2Vec2CTCTokenizer,
