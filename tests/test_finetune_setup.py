@@ -94,3 +94,13 @@ def test_resume_refuses_a_different_vocabulary(tmp_path):
     (tmp_path / "bare").mkdir()
     with pytest.raises(ValueError, match="no vocab.json"):
         check_resume_vocabulary(tmp_path / "bare", saved)
+
+
+def test_empty_config_name_from_the_command_line_clears_the_recipe_value(tmp_path):
+    """`recipe.yaml --model_name_or_path PT --config_name ""` switches a random-init recipe to a checkpoint."""
+    Wav2Vec2ForPreTraining(tiny()).save_pretrained(tmp_path / "pt")
+    ModelArguments(model_name_or_path=str(tmp_path / "pt"), config_name="")
+    model = build_ctc_model(12, 0, model_name_or_path=str(tmp_path / "pt"), config_name="")
+    assert model.lm_head.out_features == 12
+    with pytest.raises(ValueError, match="exactly one"):
+        build_ctc_model(12, 0, model_name_or_path="", config_name="")

@@ -63,6 +63,8 @@ def build_ctc_model(
         overrides: config fields to set (masking, dropouts, ``ctc_zero_infinity``, ...).
         freeze_feature_encoder: ``None`` freezes it for pre-trained weights only.
     """
+    # An empty string clears a recipe's value from the command line (--config_name "").
+    model_name_or_path, config_name = model_name_or_path or None, config_name or None
     if (model_name_or_path is None) == (config_name is None):
         raise ValueError("pass exactly one of model_name_or_path (pre-trained) and config_name (random init)")
     fields = dict(overrides or {})
