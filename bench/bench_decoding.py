@@ -63,7 +63,7 @@ def bench_beam(args: argparse.Namespace) -> None:
     from hf_w2v2.decoding.beam import BeamSearchDecoder
     from hf_w2v2.decoding.greedy import greedy_decode
     from hf_w2v2.decoding.synthetic import synthetic_logits
-    from hf_w2v2.decoding.tuning import word_error_rate
+    from hf_w2v2.metrics import word_error_rate
     from hf_w2v2.text.vocab import build_vocab
 
     rows = _dev_rows()

@@ -10,7 +10,6 @@ both alike.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import torch

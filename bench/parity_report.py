@@ -36,7 +36,7 @@ def main() -> None:
                 stock, ours = make_pair("Wav2Vec2ForCTC", family, ctc_loss_reduction=reduction)
                 with torch.no_grad():
                     r, o = stock(audio, attention_mask=mask, labels=labels), ours(audio, attention_mask=mask, labels=labels)
-                rows.append((tag, f"ctc logits", rel_diff(o.logits, r.logits)))
+                rows.append((tag, "ctc logits", rel_diff(o.logits, r.logits)))
                 rows.append((tag, f"ctc loss ({reduction})", rel_diff(o.loss, r.loss)))
             stock, ours = make_pair("Wav2Vec2ForPreTraining", family)
             frames = int(ours._get_feat_extract_output_lengths(audio.shape[1]))

@@ -15,7 +15,8 @@ from hf_w2v2.decoding.arpa import build_arpa  # noqa: E402
 from hf_w2v2.decoding.beam import BeamSearchDecoder  # noqa: E402
 from hf_w2v2.decoding.greedy import greedy_decode  # noqa: E402
 from hf_w2v2.decoding.synthetic import synthetic_logits  # noqa: E402
-from hf_w2v2.decoding.tuning import tune_alpha_beta, word_error_rate  # noqa: E402
+from hf_w2v2.decoding.tuning import tune_alpha_beta  # noqa: E402
+from hf_w2v2.metrics import word_error_rate  # noqa: E402
 
 SENTENCES = [line for line in CORPUS.read_text().splitlines() if 4 <= len(line.split()) <= 12][:24]
 

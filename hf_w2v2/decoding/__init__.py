@@ -19,7 +19,8 @@ from hf_w2v2.decoding.chunked import Chunk, chunked_logits, plan_chunks
 from hf_w2v2.decoding.greedy import collapse_ctc, greedy_decode
 from hf_w2v2.decoding.ngram import NgramModel, count_ngrams, estimate_kneser_ney
 from hf_w2v2.decoding.outputs import SECONDS_PER_FRAME, Span, Transcription
-from hf_w2v2.decoding.tuning import TuningResult, char_error_rate, tune_alpha_beta, word_error_rate
+from hf_w2v2.decoding.tuning import TuningResult, tune_alpha_beta
+from hf_w2v2.metrics import char_error_rate, word_error_rate
 
 __all__ = [
     "SECONDS_PER_FRAME",

@@ -22,7 +22,8 @@ from hf_w2v2.data.audio import load_audio
 from hf_w2v2.data.sources import Utterance
 from hf_w2v2.decoding.beam import BeamSearchDecoder
 from hf_w2v2.decoding.greedy import greedy_decode
-from hf_w2v2.decoding.tuning import char_error_rate, tune_alpha_beta, word_error_rate
+from hf_w2v2.decoding.tuning import tune_alpha_beta
+from hf_w2v2.metrics import char_error_rate, word_error_rate
 from hf_w2v2.text.normalize import TextNormalizer
 from hf_w2v2.transcribe import Transcriber
 

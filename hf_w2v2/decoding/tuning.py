@@ -18,7 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hf_w2v2.decoding.beam import BeamSearchDecoder
-from hf_w2v2.metrics import char_error_rate, word_error_rate
+from hf_w2v2.metrics import word_error_rate
 
 DEFAULT_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 DEFAULT_BETAS = (-1.0, 0.0, 1.0, 2.0, 3.0)

@@ -19,7 +19,7 @@ import torch
 from transformers import EvalPrediction, Wav2Vec2CTCTokenizer
 
 from hf_w2v2.lengths import conv_output_length
-from hf_w2v2.metrics import error_rates, utterance_error_rates  # noqa: F401 - re-exported
+from hf_w2v2.metrics import error_rates
 
 IGNORE = -100  # Trainer's padding of predictions / labels across batches
 

@@ -6,7 +6,7 @@ import csv
 import os
 from collections.abc import Sequence
 
-from hf_w2v2.finetune.metrics import utterance_error_rates
+from hf_w2v2.metrics import utterance_error_rates
 
 COLUMNS = ("name", "wer", "cer", "reference", "hypothesis")
 
