@@ -27,6 +27,7 @@ from hf_w2v2 import Wav2Vec2Config, Wav2Vec2ForPreTraining, configuration
 from hf_w2v2.data.unlabeled import UnlabeledAudioDataset, list_audio, scan_audio
 from hf_w2v2.pretraining_collator import DataCollatorForPreTraining
 from hf_w2v2.pretraining_trainer import PreTrainingTrainer, TimeLimitCallback
+from hf_w2v2.precision import use_cpu_without_accelerator
 from hf_w2v2.processor import build_feature_extractor, uses_attention_mask
 from hf_w2v2.temperature import PAPER_DECAY, PAPER_END, PAPER_START, GumbelSchedule
 
@@ -77,11 +78,13 @@ class DataArguments:
 def parse_args(argv: list[str]) -> tuple[ModelArguments, ScheduleArguments, DataArguments, TrainingArguments]:
     """``[CONFIG.json] [--option value ...]``: the file gives defaults, the command line overrides them."""
     parser = HfArgumentParser((ModelArguments, ScheduleArguments, DataArguments, TrainingArguments))
+    defaults: dict = {}
     if argv and argv[0].endswith(".json"):
         with open(argv[0], encoding="utf-8") as f:
-            parser.set_defaults(**json.load(f))
+            defaults = json.load(f)
+        parser.set_defaults(**defaults)
         argv = argv[1:]
-    return parser.parse_args_into_dataclasses(args=argv)
+    return parser.parse_args_into_dataclasses(args=use_cpu_without_accelerator(argv, defaults))
 
 
 def load_model(args: ModelArguments) -> Wav2Vec2ForPreTraining:

@@ -71,10 +71,17 @@ class FeatureEncoder(nn.Module):
         self.grad_mult = float(getattr(config, "feature_grad_mult", 1.0))
         self.gradient_checkpointing = False
 
-    def freeze(self) -> None:
-        """Stop training the encoder (the usual setting for CTC fine-tuning)."""
-        for param in self.parameters():
-            param.requires_grad = False
+    def freeze(self, num_layers: int | None = None) -> None:
+        """Stop training the encoder (the usual setting for CTC fine-tuning).
+
+        ``num_layers`` freezes only the first N conv blocks: they run at the highest frame
+        rates and cost most of the backward pass, while the later ones stay trainable.
+        """
+        if num_layers is not None and not 0 <= num_layers <= len(self.conv_layers):
+            raise ValueError(f"num_layers must be in [0, {len(self.conv_layers)}], got {num_layers}")
+        for layer in self.conv_layers[:num_layers]:
+            for param in layer.parameters():
+                param.requires_grad = False
 
     @property
     def frozen(self) -> bool:

@@ -87,9 +87,9 @@ class Wav2Vec2PreTrainedModel(PreTrainedModel):
             return None
         return lengths_to_padding_mask(self.frame_lengths(attention_mask), num_frames)
 
-    def freeze_feature_encoder(self) -> None:
-        """Stop training the convolutional feature encoder."""
-        self.base_encoder().feature_extractor.freeze()
+    def freeze_feature_encoder(self, num_layers: int | None = None) -> None:
+        """Stop training the convolutional feature encoder (only its first ``num_layers`` blocks if given)."""
+        self.base_encoder().feature_extractor.freeze(num_layers)
 
     def freeze_base_model(self) -> None:
         """Train only the head."""

@@ -110,6 +110,15 @@ def test_tuning_picks_and_records_the_best(lm_path: str, noisy: list[torch.Tenso
     assert all(0.0 <= t["alpha"] <= 2.0 for t in random_a.trials)
 
 
+def test_tuning_warns_when_the_winner_is_on_the_grid_edge(lm_path: str, noisy: list[torch.Tensor], caplog) -> None:
+    decoder = BeamSearchDecoder(alphabet(), lm_path=lm_path, beam_width=4)
+    with caplog.at_level("WARNING", logger="hf_w2v2.decoding.tuning"):
+        tune_alpha_beta(decoder, noisy[:2], SENTENCES[:2], alphas=(0.5,), betas=(0.0, 1.0), progress=False)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("best beta" in m and "edge" in m for m in messages)  # 2 values: every winner is an edge
+    assert not any("best alpha" in m for m in messages)  # a single value is not a range
+
+
 def test_missing_lm_file(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="language model file not found: .*nope.arpa"):
         BeamSearchDecoder(alphabet(), lm_path=tmp_path / "nope.arpa")

@@ -108,3 +108,15 @@ def test_time_budget_stops_training_and_is_saved(tmp_path):
     assert saved_elapsed_seconds(tmp_path / "nowhere") == 0.0
     with pytest.raises(ValueError, match="positive"):
         TimeBudgetCallback(0)
+
+
+def test_model_card_names_a_local_initialisation_and_keeps_it_out_of_the_hub_metadata():
+    from hf_w2v2.finetune.model_card import CardInputs, render_model_card
+
+    local = render_model_card(CardInputs(model_name="m", initialisation="pre-trained weights from `runs/pt`"))
+    assert "**Initialisation:** pre-trained weights from `runs/pt`" in local
+    assert "base_model" not in local.split("---")[1]  # a local folder is not a Hub id
+    hub = render_model_card(CardInputs(model_name="m", base_model="facebook/wav2vec2-base"))
+    assert "**Initialisation:** facebook/wav2vec2-base" in hub and "base_model: facebook/wav2vec2-base" in hub
+    scratch = render_model_card(CardInputs(model_name="m"))
+    assert "**Initialisation:** none (random initialisation)" in scratch

@@ -70,6 +70,20 @@ def test_pretrained_encoder_gets_a_new_head_and_a_frozen_feature_encoder(tmp_pat
     assert all(p.requires_grad for p in unfrozen.wav2vec2.feature_extractor.parameters())
 
 
+def test_frozen_conv_layers_freezes_only_the_first_blocks_and_their_gradients_stay_none():
+    torch.manual_seed(0)
+    model = build_ctc_model(12, 0, config_name="tiny", overrides={"mask_time_prob": 0.0}, frozen_conv_layers=2)
+    blocks = model.wav2vec2.feature_extractor.conv_layers
+    assert [all(not p.requires_grad for p in b.parameters()) for b in blocks] == [i < 2 for i in range(len(blocks))]
+    audio = torch.randn(2, 4000)
+    labels = torch.tensor([[3, 4, 5], [6, 7, -100]])
+    model(audio, labels=labels).loss.backward()
+    assert all(p.grad is None for b in blocks[:2] for p in b.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for b in blocks[2:] for p in b.parameters())
+    with pytest.raises(ValueError, match="num_layers"):
+        model.freeze_feature_encoder(len(blocks) + 1)
+
+
 def test_ctc_model_with_another_vocabulary_gets_a_resized_head(tmp_path):
     torch.manual_seed(0)
     Wav2Vec2ForCTC(tiny(vocab_size=20)).save_pretrained(tmp_path / "ctc")

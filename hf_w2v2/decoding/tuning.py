@@ -9,6 +9,7 @@ which :meth:`BeamSearchDecoder.save_pretrained` writes into ``decoder_config.jso
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -20,8 +21,10 @@ from tqdm.auto import tqdm
 from hf_w2v2.decoding.beam import BeamSearchDecoder
 from hf_w2v2.metrics import word_error_rate
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
-DEFAULT_BETAS = (-1.0, 0.0, 1.0, 2.0, 3.0)
+DEFAULT_BETAS = (-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0)
 
 
 @dataclass
@@ -94,4 +97,8 @@ def tune_alpha_beta(
         beam_width=beam_width or decoder.beam_width, num_utterances=len(references), trials=trials,
     )
     decoder.tuning = result.to_dict()
+    for name, value, values in (("alpha", result.alpha, alphas), ("beta", result.beta, betas)):
+        if search == "grid" and len(set(values)) > 1 and value in (min(values), max(values)):
+            logger.warning("the best %s (%g) is at the edge of the searched values %s: a wider range may do "
+                           "better", name, value, sorted(set(values)))
     return result

@@ -20,6 +20,8 @@ from typing import Any
 
 from transformers import HfArgumentParser, TrainingArguments
 
+from ..precision import use_cpu_without_accelerator
+
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 
 
@@ -46,6 +48,11 @@ class ModelArguments:
         default=None,
         metadata={"help": "Freeze the convolutional feature encoder. Default: frozen when the weights are "
                   "pre-trained, trained when the model is initialised at random."},
+    )
+    frozen_conv_layers: int | None = field(
+        default=None,
+        metadata={"help": "Freeze only the first N conv blocks of the feature encoder (the high-rate ones that "
+                  "cost most of its backward pass) and train the rest. Overrides --freeze_feature_encoder."},
     )
     mask_time_prob: float | None = field(default=None, metadata={"help": "SpecAugment time-masking rate."})
     mask_time_length: int | None = field(default=None, metadata={"help": "Time-mask span length (frames)."})
@@ -126,6 +133,7 @@ class DataArguments:
     )
 
     def __post_init__(self) -> None:
+        self.test_data = [item for item in self.test_data if item.strip()]  # `--test_data ""` clears the list
         if self.case not in ("upper", "lower", "none"):
             raise ValueError(f"case must be upper, lower or none, got {self.case!r}")
         if self.max_train_minutes is not None and self.max_train_minutes <= 0:
@@ -197,5 +205,6 @@ def parse_finetune_args(
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].endswith(CONFIG_SUFFIXES) and not argv[0].startswith("-"):
         argv = _to_argv(read_config_file(argv[0])) + argv[1:]
+    argv = use_cpu_without_accelerator(argv)
     parser = HfArgumentParser(ARGUMENT_CLASSES)
     return tuple(parser.parse_args_into_dataclasses(args=argv))  # type: ignore[return-value]

@@ -52,6 +52,7 @@ def build_ctc_model(
     config_name: str | None = None,
     overrides: dict[str, Any] | None = None,
     freeze_feature_encoder: bool | None = None,
+    frozen_conv_layers: int | None = None,
 ) -> Wav2Vec2ForCTC:
     """A ``Wav2Vec2ForCTC`` with a V-way head (blank = ``pad_token_id``).
 
@@ -62,6 +63,7 @@ def build_ctc_model(
         config_name: preset or config file for random initialisation (exclusive with the above).
         overrides: config fields to set (masking, dropouts, ``ctc_zero_infinity``, ...).
         freeze_feature_encoder: ``None`` freezes it for pre-trained weights only.
+        frozen_conv_layers: freeze only the first N conv blocks (implies freezing).
     """
     # An empty string clears a recipe's value from the command line (--config_name "").
     model_name_or_path, config_name = model_name_or_path or None, config_name or None
@@ -81,7 +83,10 @@ def build_ctc_model(
         pretrained = True
     model.config.check()
     freeze = pretrained if freeze_feature_encoder is None else freeze_feature_encoder
-    if freeze:
+    if frozen_conv_layers is not None:
+        model.freeze_feature_encoder(frozen_conv_layers)
+        logger.info("feature encoder: the first %d conv blocks are frozen, the rest are trained", frozen_conv_layers)
+    elif freeze:
         model.freeze_feature_encoder()
     elif not pretrained:
         logger.info("random initialisation: the feature encoder is trained")

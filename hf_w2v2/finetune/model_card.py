@@ -80,7 +80,8 @@ class CardInputs:
     model_name: str
     language: str = "en"
     license: str = "apache-2.0"
-    base_model: str | None = None
+    base_model: str | None = None  # Hub id for the metadata; a local folder is not one
+    initialisation: str | None = None  # what the card says the weights started from (default: base_model)
     datasets: list[str] = field(default_factory=list)
     evals: list[EvalRow] = field(default_factory=list)
     hyperparameters: dict[str, Any] = field(default_factory=dict)
@@ -142,7 +143,7 @@ def render_model_card(inputs: CardInputs, template: str | os.PathLike | None = N
         "data_section": inputs.data_section,
         "intended_use": inputs.intended_use,
         "limitations": inputs.limitations,
-        "base_model": inputs.base_model or "none (random initialisation)",
+        "base_model": inputs.initialisation or inputs.base_model or "none (random initialisation)",
         "language": inputs.language,
         "license": inputs.license,
         **inputs.extra,

@@ -107,7 +107,8 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, training
     """Model with a head sized to the vocabulary, collator, metrics, budget and the Trainer."""
     tokenizer = data.processor.tokenizer
     model = build_ctc_model(len(tokenizer), tokenizer.pad_token_id, model_args.model_name_or_path,
-                            model_args.config_name, model_args.overrides(), model_args.freeze_feature_encoder)
+                            model_args.config_name, model_args.overrides(), model_args.freeze_feature_encoder,
+                            model_args.frozen_conv_layers)
     total, trainable = count_parameters(model)
     logger.info("model: %.2f M parameters, %.2f M trainable", total / 1e6, trainable / 1e6)
     budget = None
@@ -165,7 +166,12 @@ def card_inputs(model_args: ModelArguments, data_args: DataArguments, card_args:
                          f"({report.total - report.kept} dropped: see `{DATA_REPORT_FILE}`)")
     data_text.append(f"- Vocabulary: {len(data.processor.tokenizer)} tokens ({data.vocab_source}), "
                      f"transcripts normalised to case `{data_args.case}`")
-    extra_hp = {"init": init, "max_train_minutes": data_args.max_train_minutes,
+    frozen = (f"first {model_args.frozen_conv_layers} conv blocks" if model_args.frozen_conv_layers is not None
+              else model_args.freeze_feature_encoder)
+    if frozen is None:  # build_ctc_model's default
+        frozen = bool(model_args.model_name_or_path)
+    extra_hp = {"init": init, "frozen_feature_encoder": frozen,
+                "max_train_minutes": data_args.max_train_minutes,
                 "train_runtime_s": round(train_metrics.get("train_runtime", 0.0)),
                 **model_args.overrides()}
     summary = (f"A wav2vec 2.0 CTC speech recogniser fine-tuned from {init} with "
@@ -174,6 +180,8 @@ def card_inputs(model_args: ModelArguments, data_args: DataArguments, card_args:
         model_name=card_args.model_name or Path(training_args.output_dir).resolve().name,
         language=card_args.language, license=card_args.license, base_model=model_args.model_name_or_path
         if model_args.model_name_or_path and not os.path.isdir(model_args.model_name_or_path) else None,
+        initialisation=f"pre-trained weights from `{model_args.model_name_or_path}`"
+        if model_args.model_name_or_path else None,
         datasets=[train_name] if train_name else [], evals=evals,
         hyperparameters=training_hyperparameters(training_args, extra_hp), data_section="\n".join(data_text),
         summary=summary, intended_use=card_args.intended_use or CardInputs.intended_use,
@@ -201,6 +209,9 @@ def run_finetuning(model_args: ModelArguments, data_args: DataArguments, card_ar
             raise ValueError("--do_train needs --train_data")
         data.processor.save_pretrained(output_dir)
         train_metrics = dict(trainer.train(resume_from_checkpoint=checkpoint).metrics)
+        seen = trainer.state.epoch * data.train.report.kept_seconds  # audio seconds the optimizer saw
+        train_metrics["train_audio_seconds"] = round(seen, 1)
+        train_metrics["train_audio_seconds_per_second"] = round(seen / max(train_metrics["train_runtime"], 1e-9), 2)
         trainer.save_model()
         trainer.log_metrics("train", train_metrics)
         trainer.save_metrics("train", train_metrics)
