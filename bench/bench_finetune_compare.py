@@ -3,7 +3,7 @@
 * **stock**: ``transformers.Wav2Vec2ForCTC`` with the small config (conv 128x7, hidden 256, 4
   layers, layer norm, 3.7 M parameters), random init, transformers' config defaults (SpecAugment
   0.05, LayerDrop 0.1, dropouts 0.1, summed CTC), AdamW at a constant 1e-3, random batches of 16
-  utterances (~62 s of audio), bf16 autocast when ``--bf16``.
+  utterances (~62 s of audio), bf16 autocast (``--no_bf16`` for fp32, both legs), as in the issue's reference run.
 * **ours**: the whole recipe ``examples/configs/finetune_small_synth.yaml`` (or ``--ours_config``)
   run exactly as ``examples/finetune_ctc.py`` runs it (``hf_w2v2.finetune.run_finetuning``):
   same architecture, pre-trained initialisation when the recipe says so, and a complete output
@@ -90,7 +90,7 @@ def run_ours(config: str, minutes: float, output_dir: str, bf16: bool, max_eval:
     from hf_w2v2.finetune.run import run_finetuning
 
     argv = [config, "--output_dir", output_dir, "--max_train_minutes", str(minutes), "--disable_tqdm", "True"]
-    argv += ["--bf16", "True"] if bf16 else []
+    argv += ["--bf16", str(bf16)]  # the recipe says bf16; --no_bf16 turns it off for both legs
     argv += ["--max_eval_samples", str(max_eval)] if max_eval else []
     model_args, data_args, card_args, training_args = parse_finetune_args(argv)
     start = time.monotonic()
