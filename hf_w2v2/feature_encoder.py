@@ -87,6 +87,16 @@ class FeatureEncoder(nn.Module):
     def frozen(self) -> bool:
         return not any(p.requires_grad for p in self.parameters())
 
+    @property
+    def num_frozen_layers(self) -> int:
+        """How many leading conv blocks are frozen (all of them after ``freeze()``)."""
+        count = 0
+        for layer in self.conv_layers:
+            if any(p.requires_grad for p in layer.parameters()):
+                break
+            count += 1
+        return count
+
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         x = audio[:, None, :]  # (B, T) -> (B, 1, T)
         for layer in self.conv_layers:

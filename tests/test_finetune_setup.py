@@ -10,7 +10,7 @@ import torch
 from hf_w2v2 import Wav2Vec2ForCTC, Wav2Vec2ForPreTraining
 from hf_w2v2.configuration import tiny
 from hf_w2v2.finetune.arguments import ModelArguments, parse_finetune_args
-from hf_w2v2.finetune.model import build_ctc_model, config_from_name
+from hf_w2v2.finetune.model import build_ctc_model, config_from_name, describe_frozen_encoder
 from hf_w2v2.finetune.resume import check_resume_vocabulary, resolve_checkpoint, vocabulary_difference
 
 yaml = pytest.importorskip("yaml")
@@ -82,6 +82,10 @@ def test_frozen_conv_layers_freezes_only_the_first_blocks_and_their_gradients_st
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for b in blocks[2:] for p in b.parameters())
     with pytest.raises(ValueError, match="num_layers"):
         model.freeze_feature_encoder(len(blocks) + 1)
+    assert describe_frozen_encoder(model) == f"first 2 of {len(blocks)} conv blocks frozen"
+    model.freeze_feature_encoder()
+    assert describe_frozen_encoder(model) == f"all {len(blocks)} conv blocks frozen"
+    assert describe_frozen_encoder(build_ctc_model(12, 0, config_name="tiny")) == "trained"
 
 
 def test_ctc_model_with_another_vocabulary_gets_a_resized_head(tmp_path):

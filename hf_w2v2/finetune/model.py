@@ -93,6 +93,15 @@ def build_ctc_model(
     return model
 
 
+def describe_frozen_encoder(model: Wav2Vec2ForCTC) -> str:
+    """The feature encoder's training state in words, for the model card."""
+    encoder = model.base_encoder().feature_extractor
+    frozen, total = encoder.num_frozen_layers, len(encoder.conv_layers)
+    if frozen == total:
+        return f"all {total} conv blocks frozen"
+    return f"first {frozen} of {total} conv blocks frozen" if frozen else "trained"
+
+
 def count_parameters(model: Wav2Vec2ForCTC) -> tuple[int, int]:
     """(all, trainable) parameter counts."""
     total = sum(p.numel() for p in model.parameters())

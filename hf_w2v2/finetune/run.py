@@ -24,7 +24,7 @@ from hf_w2v2.finetune.curves import plot_training_curves
 from hf_w2v2.finetune.data import PreparedData, Split, choose_processor, prepare_split, read_utterances
 from hf_w2v2.finetune.hub import default_repo_id, push_model_folder
 from hf_w2v2.finetune.metrics import CTCMetrics, argmax_logits, frame_counts_from_samples
-from hf_w2v2.finetune.model import build_ctc_model, config_from_name, count_parameters
+from hf_w2v2.finetune.model import build_ctc_model, config_from_name, count_parameters, describe_frozen_encoder
 from hf_w2v2.finetune.model_card import CardInputs, EvalRow, training_hyperparameters, write_model_card
 from hf_w2v2.finetune.predictions import write_predictions
 from hf_w2v2.finetune.resume import check_resume_vocabulary, resolve_checkpoint
@@ -155,7 +155,7 @@ def eval_row(split: Split, metrics: dict[str, float], data_args: DataArguments) 
 
 def card_inputs(model_args: ModelArguments, data_args: DataArguments, card_args: CardArguments,
                 training_args: TrainingArguments, data: PreparedData, evals: list[EvalRow],
-                train_metrics: dict[str, float]) -> CardInputs:
+                train_metrics: dict[str, float], feature_encoder: str) -> CardInputs:
     """What the model card says about this run."""
     train_name = card_args.dataset_name or (Path(data_args.train_data.rstrip("/")).name if data_args.train_data else "")
     init = model_args.model_name_or_path or f"random initialisation ({model_args.config_name} config)"
@@ -166,11 +166,7 @@ def card_inputs(model_args: ModelArguments, data_args: DataArguments, card_args:
                          f"({report.total - report.kept} dropped: see `{DATA_REPORT_FILE}`)")
     data_text.append(f"- Vocabulary: {len(data.processor.tokenizer)} tokens ({data.vocab_source}), "
                      f"transcripts normalised to case `{data_args.case}`")
-    frozen = (f"first {model_args.frozen_conv_layers} conv blocks" if model_args.frozen_conv_layers is not None
-              else model_args.freeze_feature_encoder)
-    if frozen is None:  # build_ctc_model's default
-        frozen = bool(model_args.model_name_or_path)
-    extra_hp = {"init": init, "frozen_feature_encoder": frozen,
+    extra_hp = {"init": init, "feature_encoder": feature_encoder,
                 "max_train_minutes": data_args.max_train_minutes,
                 "train_runtime_s": round(train_metrics.get("train_runtime", 0.0)),
                 **model_args.overrides()}
@@ -241,7 +237,8 @@ def finish_folder(trainer: CTCTrainer, model_args: ModelArguments, data_args: Da
         result.files["curves"] = plot_training_curves(trainer.state.log_history, os.path.join(out, CURVES_FILE))
     except ValueError as err:
         logger.warning("no training curves: %s", err)
-    inputs = card_inputs(model_args, data_args, card_args, training_args, data, result.evals, train_metrics)
+    inputs = card_inputs(model_args, data_args, card_args, training_args, data, result.evals, train_metrics,
+                         describe_frozen_encoder(trainer.model))
     result.files["card"] = write_model_card(out, inputs, card_args.card_template)
     with open(os.path.join(out, "all_results.json"), "w", encoding="utf-8") as handle:
         json.dump(result.metrics, handle, indent=2, sort_keys=True)
