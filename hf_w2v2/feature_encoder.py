@@ -97,9 +97,19 @@ class FeatureEncoder(nn.Module):
             count += 1
         return count
 
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        x = audio[:, None, :]  # (B, T) -> (B, 1, T)
-        for layer in self.conv_layers:
+    def forward(self, audio: torch.Tensor, start_layer: int = 0) -> torch.Tensor:
+        """``audio`` (B, T) -> features (B, C, F).
+
+        With ``start_layer`` k > 0 the input is instead the (B, C_k, F_k) output of the first k
+        blocks (see :meth:`prefix`, e.g. computed once for frozen blocks) and only the rest run.
+        """
+        if start_layer == 0:
+            x = audio[:, None, :]  # (B, T) -> (B, 1, T)
+        elif 0 < start_layer <= len(self.conv_layers):
+            x = audio  # (B, C_k, F_k)
+        else:
+            raise ValueError(f"start_layer must be in [0, {len(self.conv_layers)}], got {start_layer}")
+        for layer in self.conv_layers[start_layer:]:
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
                 x = torch.utils.checkpoint.checkpoint(layer, x, use_reentrant=False)
             else:
@@ -107,6 +117,16 @@ class FeatureEncoder(nn.Module):
         if self.training and self.grad_mult != 1.0 and not self.frozen:
             x = scale_gradient(x, self.grad_mult)
         return x  # (B, C, F)
+
+    def prefix(self, audio: torch.Tensor, num_layers: int) -> torch.Tensor:
+        """Output (B, C_k, F_k) of the first ``num_layers`` blocks for ``audio`` (B, T); gradients flow
+        as usual (wrap in ``torch.no_grad()`` for frozen blocks)."""
+        if not 0 < num_layers <= len(self.conv_layers):
+            raise ValueError(f"num_layers must be in [1, {len(self.conv_layers)}], got {num_layers}")
+        x = audio[:, None, :]  # (B, T) -> (B, 1, T)
+        for layer in self.conv_layers[:num_layers]:
+            x = layer(x)
+        return x
 
 
 def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:

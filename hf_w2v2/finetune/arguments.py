@@ -54,6 +54,13 @@ class ModelArguments:
         metadata={"help": "Freeze only the first N conv blocks of the feature encoder (the high-rate ones that "
                   "cost most of its backward pass) and train the rest. Overrides --freeze_feature_encoder."},
     )
+    cache_frozen_features: bool = field(
+        default=False,
+        metadata={"help": "Run the frozen conv blocks once per utterance before training and keep their output "
+                  "in memory (train and eval sets) instead of recomputing it every step: same numbers, less "
+                  "time per step. Memory: C x frames of the last frozen block per utterance (128 channels at "
+                  "800 frames/s in bf16 = 205 KB per audio second; all 7 blocks: 50 frames/s)."},
+    )
     mask_time_prob: float | None = field(default=None, metadata={"help": "SpecAugment time-masking rate."})
     mask_time_length: int | None = field(default=None, metadata={"help": "Time-mask span length (frames)."})
     mask_feature_prob: float | None = field(default=None, metadata={"help": "SpecAugment channel-masking rate."})

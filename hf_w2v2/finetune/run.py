@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import TrainingArguments, set_seed
 
 from hf_w2v2.configuration import Wav2Vec2Config
@@ -22,6 +24,7 @@ from hf_w2v2.data.collator import DataCollatorCTCWithPadding
 from hf_w2v2.finetune.arguments import CardArguments, DataArguments, ModelArguments
 from hf_w2v2.finetune.curves import plot_training_curves
 from hf_w2v2.finetune.data import PreparedData, Split, choose_processor, prepare_split, read_utterances
+from hf_w2v2.finetune.feature_cache import CachedFeatureCollator, FrozenFeatureCache
 from hf_w2v2.finetune.hub import default_repo_id, push_model_folder
 from hf_w2v2.finetune.metrics import CTCMetrics, argmax_logits, frame_counts_from_samples
 from hf_w2v2.finetune.model import build_ctc_model, config_from_name, count_parameters, describe_frozen_encoder
@@ -114,18 +117,46 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, training
     budget = None
     if data_args.max_train_minutes is not None:
         budget = TimeBudgetCallback(data_args.max_train_minutes, saved_elapsed_seconds(checkpoint) if checkpoint else 0.0)
+    collator = DataCollatorCTCWithPadding.from_processor(data.processor)
+    if model_args.cache_frozen_features:
+        collator = cache_frozen_features(model, data, training_args, collator)
     eval_split = data.evals.get("eval")
     return CTCTrainer(
         model=model,
         args=training_args,
         train_dataset=data.train.dataset if data.train else None,
         eval_dataset=eval_split.dataset if eval_split else None,
-        data_collator=DataCollatorCTCWithPadding.from_processor(data.processor),
+        data_collator=collator,
         processing_class=data.processor,
         compute_metrics=split_metrics(eval_split, tokenizer, model.config) if eval_split else None,
         preprocess_logits_for_metrics=argmax_logits,
         time_budget=budget,
     )
+
+
+def cache_frozen_features(model: Any, data: PreparedData, training_args: TrainingArguments,
+                          collator: DataCollatorCTCWithPadding) -> DataCollatorCTCWithPadding | CachedFeatureCollator:
+    """Compute the frozen conv blocks once for the train and eval splits (their datasets are replaced by
+    keyed ones that no longer read audio); see :mod:`hf_w2v2.finetune.feature_cache`."""
+    encoder = model.base_encoder().feature_extractor
+    frozen = encoder.num_frozen_layers
+    if frozen == 0:
+        logger.warning("--cache_frozen_features: no conv block is frozen, nothing to cache")
+        return collator
+    dtype = torch.bfloat16 if training_args.bf16 else torch.float16 if training_args.fp16 else None
+    device = training_args.device
+    model.to(device)
+    cache = FrozenFeatureCache(num_layers=frozen)
+    splits = ([data.train] if data.train else []) + ([data.evals["eval"]] if "eval" in data.evals else [])
+    start = time.monotonic()
+    key = 0
+    for split in splits:
+        split.dataset = cache.add(encoder, split.dataset, first_key=key, device=device, autocast_dtype=dtype,
+                                  show_progress=not training_args.disable_tqdm, desc=f"caching conv ({split.name})")
+        key += len(split.dataset)
+    logger.info("cached the first %d conv blocks for %d utterances: %.2f GB in memory, %.1f s",
+                frozen, len(cache.features), cache.nbytes / 1e9, time.monotonic() - start)
+    return CachedFeatureCollator(base=collator, cache=cache)
 
 
 def split_metrics(split: Split, tokenizer: Any, config: Wav2Vec2Config) -> CTCMetrics:
