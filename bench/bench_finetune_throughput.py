@@ -6,6 +6,9 @@
    CPUs) hits both alike. Reported: audio-s/s of each and the ratio ours / stock.
 2. Batch composition (our recipe): random batches vs ``group_by_length`` batches of the same
    size; "useful" audio-s/s counts real audio, not padding.
+3. Frozen-feature cache (``--cache_frozen_features``): with the first 3 (or all 7) conv blocks
+   frozen, steps on audio batches vs steps on cached block outputs (collation timed in both),
+   same length-grouped batches; reported: audio-s/s of each and the speed-up.
 
     python bench/bench_finetune_throughput.py --steps 12 --batch_size 8 [--bf16]
 """
@@ -28,6 +31,7 @@ from hf_w2v2 import Wav2Vec2Config, Wav2Vec2ForCTC  # noqa: E402
 from hf_w2v2.data.collator import DataCollatorCTCWithPadding  # noqa: E402
 from hf_w2v2.data.sources import read_audiofolder  # noqa: E402
 from hf_w2v2.finetune.data import choose_processor, prepare_split  # noqa: E402
+from hf_w2v2.finetune.feature_cache import CachedFeatureCollator, FrozenFeatureCache  # noqa: E402
 from hf_w2v2.text.normalize import TextNormalizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,8 +104,40 @@ def run(args: argparse.Namespace) -> dict:
         useful["group_by_length" if grouped else "random"] = {"useful_audio_s_per_s": real / spent,
                                                              "padding_fraction": 1 - real / padded}
     result["batch_composition_ours"] = useful
+    result["frozen_feature_cache_ours"] = cache_speedups(fields, split.dataset, collate, args)
     result.update(steps=args.steps, batch_size=args.batch_size, bf16=args.bf16, threads=torch.get_num_threads())
     return result
+
+
+def cache_speedups(fields: dict, dataset, collate: DataCollatorCTCWithPadding, args: argparse.Namespace) -> dict:
+    """Section 3: audio vs cached-prefix steps for 3 and 7 frozen conv blocks."""
+    out = {}
+    for frozen in (3, 7):
+        torch.manual_seed(0)
+        model = Wav2Vec2ForCTC(Wav2Vec2Config(**fields)).train()
+        model.freeze_feature_encoder(frozen)
+        optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        cache = FrozenFeatureCache(num_layers=frozen)
+        start = time.perf_counter()
+        keyed = cache.add(model.wav2vec2.feature_extractor, dataset, autocast_dtype=torch.bfloat16 if args.bf16
+                          else None, show_progress=False)
+        cache_s = time.perf_counter() - start
+        cached = CachedFeatureCollator(base=collate, cache=cache)
+        spent = {"audio": 0.0, "cached": 0.0}
+        real = 0.0
+        for i, idx in enumerate(batches(dataset, args.batch_size, args.steps + 1, True, 2)):
+            for name in (("audio", "cached") if i % 2 else ("cached", "audio")):
+                start = time.perf_counter()
+                batch = collate([dataset[j] for j in idx]) if name == "audio" else cached([keyed[j] for j in idx])
+                seconds = time.perf_counter() - start + step_time(model, optim, batch, args.bf16)
+                spent[name] += seconds if i > 0 else 0.0
+            real += sum(int(dataset[j]["input_length"]) for j in idx) / RATE if i > 0 else 0.0
+        out[f"first_{frozen}_blocks_frozen"] = {
+            "audio_batches_audio_s_per_s": real / spent["audio"], "cached_audio_s_per_s": real / spent["cached"],
+            "speedup": spent["audio"] / spent["cached"], "cache_seconds": cache_s,
+            "cache_mb": cache.nbytes / 1e6, "cached_utterances": len(cache.features),
+        }  # fmt: skip
+    return out
 
 
 def main() -> None:

@@ -138,4 +138,5 @@ def test_training_with_the_cache_logs_the_losses_of_training_without_it(tmp_path
     plain = run(tmp_path / "plain")
     cached = run(tmp_path / "cached", "--cache_frozen_features", "True")
     assert len(plain) == 5
+    assert json.loads((tmp_path / "cached" / "train_results.json").read_text())["train_cache_seconds"] > 0
     np.testing.assert_allclose(cached, plain, rtol=2e-4)

@@ -63,6 +63,8 @@ class PreparedData:
     evals: dict[str, Split] = field(default_factory=dict)
     coverage: CoverageReport | None = None
     vocab_source: str = ""
+    cache_seconds: float = 0.0
+    """Time spent computing cached frozen conv outputs (``--cache_frozen_features``), charged to the budget."""
 
 
 def read_utterances(source: str, text_column: str = "text", audio_column: str | None = None,

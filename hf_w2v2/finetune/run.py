@@ -114,12 +114,16 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, training
                             model_args.frozen_conv_layers)
     total, trainable = count_parameters(model)
     logger.info("model: %.2f M parameters, %.2f M trainable", total / 1e6, trainable / 1e6)
+    collator = DataCollatorCTCWithPadding.from_processor(data.processor)
+    start = time.monotonic()
+    if model_args.cache_frozen_features and training_args.do_train:
+        collator = cache_frozen_features(model, data, training_args, collator)
+        data.cache_seconds = time.monotonic() - start
     budget = None
     if data_args.max_train_minutes is not None:
-        budget = TimeBudgetCallback(data_args.max_train_minutes, saved_elapsed_seconds(checkpoint) if checkpoint else 0.0)
-    collator = DataCollatorCTCWithPadding.from_processor(data.processor)
-    if model_args.cache_frozen_features:
-        collator = cache_frozen_features(model, data, training_args, collator)
+        # The time spent caching is charged to the training budget (it replaces work the steps would do).
+        spent = (saved_elapsed_seconds(checkpoint) if checkpoint else 0.0) + time.monotonic() - start
+        budget = TimeBudgetCallback(data_args.max_train_minutes, spent)
     eval_split = data.evals.get("eval")
     return CTCTrainer(
         model=model,
@@ -239,6 +243,8 @@ def run_finetuning(model_args: ModelArguments, data_args: DataArguments, card_ar
         seen = trainer.state.epoch * data.train.report.kept_seconds  # audio seconds the optimizer saw
         train_metrics["train_audio_seconds"] = round(seen, 1)
         train_metrics["train_audio_seconds_per_second"] = round(seen / max(train_metrics["train_runtime"], 1e-9), 2)
+        if data.cache_seconds:
+            train_metrics["train_cache_seconds"] = round(data.cache_seconds, 1)  # not in train_runtime
         trainer.save_model()
         trainer.log_metrics("train", train_metrics)
         trainer.save_metrics("train", train_metrics)
