@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from hf_w2v2 import Wav2Vec2Config, Wav2Vec2ForCTC
+from hf_w2v2.configuration import tiny
 from hf_w2v2.data.collator import DataCollatorCTCWithPadding
 
 datasets = pytest.importorskip("datasets")
@@ -20,12 +21,9 @@ from hf_w2v2.finetune.feature_cache import KEY_COLUMN, CachedFeatureCollator, Fr
 FIXTURE = Path(__file__).parent / "fixtures" / "finetune"
 
 
-def tiny_layer_norm(**kw) -> Wav2Vec2Config:
-    base = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                conv_dim=(16,) * 7, num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=4,
-                feat_extract_norm="layer", do_stable_layer_norm=True, vocab_size=12, mask_time_prob=0.0,
+def tiny_layer_norm() -> Wav2Vec2Config:
+    return tiny(feat_extract_norm="layer", do_stable_layer_norm=True, vocab_size=12, mask_time_prob=0.0,
                 hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0)
-    return Wav2Vec2Config(**{**base, **kw})
 
 
 def padded_batch(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -101,10 +101,19 @@ class DataCollatorCTCWithPadding:
         input_values, lengths = pad_sequences(audio, self.padding_value, self.pad_to_multiple_of, np.float32)
         batch = {"input_values": input_values}  # (B, T)
         if self.return_attention_mask:
-            positions = np.arange(input_values.shape[1])  # (T,)
-            mask = positions[None, :] < lengths.numpy()[:, None]  # (B, T)
-            batch["attention_mask"] = torch.from_numpy(mask.astype(np.int64))
+            batch["attention_mask"] = self.attention_mask(lengths.numpy(), input_values.shape[1])
         if "labels" in features[0]:
-            labels = [_as_array(item["labels"], np.int64) for item in features]  # (L,) each
-            batch["labels"], _ = pad_sequences(labels, LABEL_PAD, self.pad_to_multiple_of_labels, np.int64)  # (B, L)
+            batch["labels"] = self.pad_labels(features)
         return batch
+
+    @staticmethod
+    def attention_mask(lengths: np.ndarray, width: int) -> torch.Tensor:
+        """``(B, width)`` long mask, 1 on the first ``lengths[b]`` samples of row ``b``."""
+        mask = np.arange(width)[None, :] < np.asarray(lengths)[:, None]  # (B, T)
+        return torch.from_numpy(mask.astype(np.int64))
+
+    def pad_labels(self, features: Sequence[Mapping[str, Any]]) -> torch.Tensor:
+        """The items' ``labels`` right-padded with -100 into ``(B, L)``."""
+        labels = [_as_array(item["labels"], np.int64) for item in features]  # (L,) each
+        padded, _ = pad_sequences(labels, LABEL_PAD, self.pad_to_multiple_of_labels, np.int64)
+        return padded

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from hf_w2v2.data.collator import LABEL_PAD, DataCollatorCTCWithPadding, pad_sequences
+from hf_w2v2.data.collator import DataCollatorCTCWithPadding
 
 if TYPE_CHECKING:
     import datasets
@@ -117,9 +117,7 @@ class CachedFeatureCollator:
         batch: dict[str, Any] = {"prefix_features": batch_features, "prefix_layers": self.cache.num_layers}
         if self.base.return_attention_mask:
             lengths = np.array([int(item["input_length"]) for item in features])  # (B,) samples
-            mask = np.arange(lengths.max())[None, :] < lengths[:, None]  # (B, T_max)
-            batch["attention_mask"] = torch.from_numpy(mask.astype(np.int64))
+            batch["attention_mask"] = self.base.attention_mask(lengths, int(lengths.max()))  # (B, T_max)
         if "labels" in features[0]:
-            labels = [np.asarray(item["labels"], dtype=np.int64).reshape(-1) for item in features]  # (L,) each
-            batch["labels"], _ = pad_sequences(labels, LABEL_PAD, self.base.pad_to_multiple_of_labels, np.int64)
+            batch["labels"] = self.base.pad_labels(features)  # (B, L)
         return batch

@@ -115,14 +115,12 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, training
     total, trainable = count_parameters(model)
     logger.info("model: %.2f M parameters, %.2f M trainable", total / 1e6, trainable / 1e6)
     collator = DataCollatorCTCWithPadding.from_processor(data.processor)
-    start = time.monotonic()
     if model_args.cache_frozen_features and training_args.do_train:
         collator = cache_frozen_features(model, data, training_args, collator)
-        data.cache_seconds = time.monotonic() - start
     budget = None
     if data_args.max_train_minutes is not None:
         # The time spent caching is charged to the training budget (it replaces work the steps would do).
-        spent = (saved_elapsed_seconds(checkpoint) if checkpoint else 0.0) + time.monotonic() - start
+        spent = (saved_elapsed_seconds(checkpoint) if checkpoint else 0.0) + data.cache_seconds
         budget = TimeBudgetCallback(data_args.max_train_minutes, spent)
     eval_split = data.evals.get("eval")
     return CTCTrainer(
@@ -141,7 +139,8 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, training
 def cache_frozen_features(model: Any, data: PreparedData, training_args: TrainingArguments,
                           collator: DataCollatorCTCWithPadding) -> DataCollatorCTCWithPadding | CachedFeatureCollator:
     """Compute the frozen conv blocks once for the train and eval splits (their datasets are replaced by
-    keyed ones that no longer read audio); see :mod:`hf_w2v2.finetune.feature_cache`."""
+    keyed ones that no longer read audio; the time taken goes to ``data.cache_seconds``); see
+    :mod:`hf_w2v2.finetune.feature_cache`."""
     encoder = model.base_encoder().feature_extractor
     frozen = encoder.num_frozen_layers
     if frozen == 0:
@@ -158,8 +157,9 @@ def cache_frozen_features(model: Any, data: PreparedData, training_args: Trainin
         split.dataset = cache.add(encoder, split.dataset, first_key=key, device=device, autocast_dtype=dtype,
                                   show_progress=not training_args.disable_tqdm, desc=f"caching conv ({split.name})")
         key += len(split.dataset)
+    data.cache_seconds = time.monotonic() - start
     logger.info("cached the first %d conv blocks for %d utterances: %.2f GB in memory, %.1f s",
-                frozen, len(cache.features), cache.nbytes / 1e9, time.monotonic() - start)
+                frozen, len(cache.features), cache.nbytes / 1e9, data.cache_seconds)
     return CachedFeatureCollator(base=collator, cache=cache)
 
 
