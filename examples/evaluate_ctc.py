@@ -33,6 +33,12 @@ class EvaluateArguments:
     alpha: float | None = field(default=None, metadata={"help": "LM weight (overrides the saved value)"})
     beta: float | None = field(default=None, metadata={"help": "word bonus (overrides the saved value)"})
     beam_width: int = field(default=100, metadata={"help": "beam width of the LM decoding"})
+    token_min_logp: float | None = field(
+        default=None, metadata={"help": "skip characters below this log-prob at a frame (default: saved or -5)"}
+    )
+    beam_prune_logp: float | None = field(
+        default=None, metadata={"help": "drop beams this far below the best (default: saved or -10)"}
+    )
     tune: bool = field(default=False, metadata={"help": "tune alpha/beta on a held-out part of --data"})
     search: str = field(default="grid", metadata={"help": "tuning search: grid or random"})
     alphas: list[float] = field(default_factory=lambda: list(DEFAULT_ALPHAS), metadata={"help": "alpha grid/range"})
@@ -58,6 +64,10 @@ def main() -> None:
     if decoder is not None:
         decoder.set_params(alpha=args.alpha, beta=args.beta)
         decoder.beam_width = args.beam_width
+        if args.token_min_logp is not None:
+            decoder.token_min_logp = args.token_min_logp
+        if args.beam_prune_logp is not None:
+            decoder.beam_prune_logp = args.beam_prune_logp
     utterances = read_source(args.data)
     if isinstance(utterances, dict):
         raise ValueError(f"{args.data} holds several splits ({', '.join(utterances)}); point --data at one")

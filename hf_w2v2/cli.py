@@ -32,6 +32,10 @@ def add_transcribe(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float, default=None, help="LM weight (default: the saved/tuned value)")
     p.add_argument("--beta", type=float, default=None, help="word insertion bonus (default: the saved/tuned value)")
     p.add_argument("--beam-width", type=int, default=None, help="beams kept per frame (default 100)")
+    p.add_argument("--token-min-logp", type=float, default=None,
+                   help="skip characters below this log-prob at a frame (default: the saved decoder's, or -5)")
+    p.add_argument("--beam-prune-logp", type=float, default=None,
+                   help="drop beams this far below the best (default: the saved decoder's, or -10)")
     p.add_argument("--hotword", action="append", default=None, help="word or phrase to favour (repeatable)")
     p.add_argument("--hotword-weight", type=float, default=10.0, help="log-score bonus per hotword")
     p.add_argument("--chunk-s", type=float, default=20.0, help="window length in seconds for long audio (0: never chunk)")
@@ -67,6 +71,10 @@ def run_transcribe(args: argparse.Namespace) -> int:
     if transcriber.decoder is not None:
         transcriber.decoder.set_params(alpha=args.alpha, beta=args.beta)
         transcriber.decoder.beam_width = args.beam_width or transcriber.decoder.beam_width
+        if args.token_min_logp is not None:
+            transcriber.decoder.token_min_logp = args.token_min_logp
+        if args.beam_prune_logp is not None:
+            transcriber.decoder.beam_prune_logp = args.beam_prune_logp
         transcriber.decoder.hotword_weight = args.hotword_weight
     root = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
     failures = 0

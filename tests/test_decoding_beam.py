@@ -43,6 +43,19 @@ def test_lm_beats_greedy_on_confused_logits(lm_path: str, noisy: list[torch.Tens
     assert beam_wer < 0.5 * greedy_wer
 
 
+def test_token_pruning_bounds_what_the_lm_can_choose(lm_path: str, noisy: list[torch.Tensor]) -> None:
+    # Only each frame's best character may be tried: the LM has nothing to re-rank, so the
+    # beam returns the greedy transcript; with pyctcdecode's defaults the LM changes it.
+    greedy = [greedy_decode(x, alphabet())[0].text for x in noisy]
+    strict = BeamSearchDecoder(alphabet(), lm_path=lm_path, alpha=1.0, beta=1.0, token_min_logp=-1e-6)
+    assert [" ".join(t.text.split()) for t in strict.decode_batch(noisy)] == [" ".join(g.split()) for g in greedy]
+    loose = BeamSearchDecoder(alphabet(), lm_path=lm_path, alpha=1.0, beta=1.0, token_min_logp=-20.0,
+                              beam_prune_logp=-30.0)
+    assert loose.token_min_logp == -20.0 and loose.beam_prune_logp == -30.0
+    loose_wer = word_error_rate(SENTENCES, [t.text for t in loose.decode_batch(noisy)])
+    assert loose_wer < word_error_rate(SENTENCES, greedy)
+
+
 def test_word_timestamps_match_greedy_on_clean_logits(lm_path: str) -> None:
     logits = synthetic_logits("AND GOD SAID", alphabet(), frames_per_char=4, generator=torch.Generator().manual_seed(1))
     beam = BeamSearchDecoder(alphabet(), lm_path=lm_path).decode(logits)
@@ -75,13 +88,15 @@ def test_pool_gives_the_sequential_results(lm_path: str, noisy: list[torch.Tenso
 
 
 def test_save_and_restore_with_the_model(tmp_path, lm_path: str, noisy: list[torch.Tensor]) -> None:
-    decoder = BeamSearchDecoder(alphabet(), lm_path=lm_path, alpha=0.7, beta=1.5, beam_width=24)
+    decoder = BeamSearchDecoder(alphabet(), lm_path=lm_path, alpha=0.7, beta=1.5, beam_width=24,
+                                token_min_logp=-12.0, beam_prune_logp=-25.0)
     decoder.tuning = {"alpha": 0.7, "beta": 1.5, "wer": 0.1}
     decoder.save_pretrained(tmp_path)
     assert sorted(p.name for p in (tmp_path / "language_model").iterdir()) == ["attrs.json", "lm3.arpa", "unigrams.txt"]
     assert json.loads((tmp_path / "alphabet.json").read_text())["labels"][:3] == ["", "⁇", " "]
     restored = BeamSearchDecoder.from_pretrained(tmp_path)
     assert (restored.alpha, restored.beta, restored.beam_width) == (0.7, 1.5, 24)
+    assert (restored.token_min_logp, restored.beam_prune_logp) == (-12.0, -25.0)
     assert restored.alphabet == decoder.alphabet and restored.tuning == decoder.tuning
     assert [t.text for t in restored.decode_batch(noisy[:4])] == [t.text for t in decoder.decode_batch(noisy[:4])]
     # pyctcdecode's own loader reads the same layout (what Wav2Vec2ProcessorWithLM used)

@@ -47,6 +47,11 @@ def _import_pyctcdecode():  # noqa: ANN202 - returns a module
     return pyctcdecode
 
 
+# pyctcdecode's defaults; a less confident acoustic model gains from lower values (README, issue 5).
+DEFAULT_TOKEN_MIN_LOGP = -5.0
+DEFAULT_BEAM_PRUNE_LOGP = -10.0
+
+
 class BeamSearchDecoder:
     """Beam search CTC decoder, optionally fused with a KenLM n-gram model.
 
@@ -56,6 +61,10 @@ class BeamSearchDecoder:
         unigrams: the LM's words; read from the ARPA file when ``None``.
         alpha: LM weight. beta: word insertion bonus.
         beam_width: beams kept per frame (100 is a common accuracy/speed point).
+        token_min_logp: characters whose log-probability at a frame is below this are not
+            tried there (the frame's best one always is); lower values let the LM rescue
+            characters an uncertain acoustic model ranks low, at some speed.
+        beam_prune_logp: beams scoring this far below the best one are dropped.
         unk_score_offset: log-score added for a word the LM does not know.
         seconds_per_frame: encoder hop for word times (0.02 s for wav2vec 2.0 at 16 kHz).
         max_unspellable: largest fraction of LM words that may use characters the alphabet
@@ -70,6 +79,8 @@ class BeamSearchDecoder:
         alpha: float = 0.5,
         beta: float = 1.0,
         beam_width: int = 100,
+        token_min_logp: float = DEFAULT_TOKEN_MIN_LOGP,
+        beam_prune_logp: float = DEFAULT_BEAM_PRUNE_LOGP,
         unk_score_offset: float = -10.0,
         seconds_per_frame: float = SECONDS_PER_FRAME,
         max_unspellable: float = 0.1,
@@ -79,6 +90,8 @@ class BeamSearchDecoder:
             raise ValueError(f"beam_width must be >= 1, got {beam_width}")
         self.alphabet = alphabet
         self.beam_width = beam_width
+        self.token_min_logp = float(token_min_logp)
+        self.beam_prune_logp = float(beam_prune_logp)
         self.hotword_weight = 10.0  # pyctcdecode's default log-score bonus per hotword match
         self.seconds_per_frame = seconds_per_frame
         self.lm_path = None if lm_path is None else os.fspath(lm_path)
@@ -164,6 +177,8 @@ class BeamSearchDecoder:
         beams = self._decoder.decode_beams(
             self._log_probs(logits),
             beam_width=beam_width or self.beam_width,
+            token_min_logp=self.token_min_logp,
+            beam_prune_logp=self.beam_prune_logp,
             prune_history=True,  # only the best beam is returned, so beams equal over the LM history can merge
             hotwords=hotwords,
             hotword_weight=self.hotword_weight if hotword_weight is None else hotword_weight,
@@ -187,6 +202,8 @@ class BeamSearchDecoder:
         arrays = [self._log_probs(x) for x in logits_list]
         kwargs = dict(
             beam_width=beam_width or self.beam_width,
+            token_min_logp=self.token_min_logp,
+            beam_prune_logp=self.beam_prune_logp,
             prune_history=True,
             hotwords=hotwords,
             hotword_weight=self.hotword_weight if hotword_weight is None else hotword_weight,
@@ -217,7 +234,9 @@ class BeamSearchDecoder:
             target = os.path.join(lm_dir, os.path.basename(self.lm_path))
             if os.path.abspath(target) != os.path.abspath(self.lm_path):
                 shutil.copy2(self.lm_path, target)
-        config = {"beam_width": self.beam_width, "seconds_per_frame": self.seconds_per_frame, "tuning": self.tuning}
+        config = {"beam_width": self.beam_width, "token_min_logp": self.token_min_logp,
+                  "beam_prune_logp": self.beam_prune_logp, "seconds_per_frame": self.seconds_per_frame,
+                  "tuning": self.tuning}
         with open(os.path.join(directory, CONFIG_FILE), "w", encoding="utf-8") as out:
             json.dump(config, out, indent=2)
 
@@ -244,6 +263,8 @@ class BeamSearchDecoder:
         decoder = cls(
             alphabet,
             beam_width=config.get("beam_width", 100),
+            token_min_logp=config.get("token_min_logp", DEFAULT_TOKEN_MIN_LOGP),
+            beam_prune_logp=config.get("beam_prune_logp", DEFAULT_BEAM_PRUNE_LOGP),
             seconds_per_frame=config.get("seconds_per_frame", SECONDS_PER_FRAME),
             **lm_kwargs,
         )
