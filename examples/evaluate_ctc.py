@@ -62,12 +62,9 @@ def main() -> None:
                                               chunk_s=args.chunk_s)
     decoder: BeamSearchDecoder | None = transcriber.decoder
     if decoder is not None:
-        decoder.set_params(alpha=args.alpha, beta=args.beta)
+        decoder.set_params(alpha=args.alpha, beta=args.beta, token_min_logp=args.token_min_logp,
+                           beam_prune_logp=args.beam_prune_logp)
         decoder.beam_width = args.beam_width
-        if args.token_min_logp is not None:
-            decoder.token_min_logp = args.token_min_logp
-        if args.beam_prune_logp is not None:
-            decoder.beam_prune_logp = args.beam_prune_logp
     utterances = read_source(args.data)
     if isinstance(utterances, dict):
         raise ValueError(f"{args.data} holds several splits ({', '.join(utterances)}); point --data at one")

@@ -69,12 +69,9 @@ def run_transcribe(args: argparse.Namespace) -> int:
         chunk_s=args.chunk_s or None, stride_s=args.stride_s, batch_size=args.batch_size,
     )
     if transcriber.decoder is not None:
-        transcriber.decoder.set_params(alpha=args.alpha, beta=args.beta)
+        transcriber.decoder.set_params(alpha=args.alpha, beta=args.beta, token_min_logp=args.token_min_logp,
+                                       beam_prune_logp=args.beam_prune_logp)
         transcriber.decoder.beam_width = args.beam_width or transcriber.decoder.beam_width
-        if args.token_min_logp is not None:
-            transcriber.decoder.token_min_logp = args.token_min_logp
-        if args.beam_prune_logp is not None:
-            transcriber.decoder.beam_prune_logp = args.beam_prune_logp
         transcriber.decoder.hotword_weight = args.hotword_weight
     root = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
     failures = 0

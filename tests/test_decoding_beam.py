@@ -103,9 +103,10 @@ def test_save_and_restore_with_the_model(tmp_path, lm_path: str, noisy: list[tor
     import pyctcdecode
 
     assert pyctcdecode.BeamSearchDecoderCTC.load_from_dir(str(tmp_path)) is not None
-    restored.set_params(alpha=0.2)  # re-tuned, saved back where its LM file lives
+    restored.set_params(alpha=0.2, beam_prune_logp=-15.0)  # re-tuned, saved back where its LM file lives
     restored.save_pretrained(tmp_path)
-    assert BeamSearchDecoder.from_pretrained(tmp_path).alpha == 0.2
+    again = BeamSearchDecoder.from_pretrained(tmp_path)
+    assert (again.alpha, again.beta, again.token_min_logp, again.beam_prune_logp) == (0.2, 1.5, -12.0, -15.0)
     BeamSearchDecoder(alphabet()).save_pretrained(tmp_path)  # no LM: the LM folder goes
     assert not (tmp_path / "language_model").exists() and not BeamSearchDecoder.from_pretrained(tmp_path).has_lm
 

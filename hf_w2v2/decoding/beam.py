@@ -136,8 +136,18 @@ class BeamSearchDecoder:
     def has_lm(self) -> bool:
         return self.lm_path is not None
 
-    def set_params(self, alpha: float | None = None, beta: float | None = None) -> None:
-        """Change the LM weight and word bonus without reloading the LM."""
+    def set_params(
+        self,
+        alpha: float | None = None,
+        beta: float | None = None,
+        token_min_logp: float | None = None,
+        beam_prune_logp: float | None = None,
+    ) -> None:
+        """Change the LM weight, word bonus and pruning without reloading the LM (``None`` keeps a value)."""
+        if token_min_logp is not None:
+            self.token_min_logp = float(token_min_logp)
+        if beam_prune_logp is not None:
+            self.beam_prune_logp = float(beam_prune_logp)
         self._alpha = self._alpha if alpha is None else float(alpha)
         self._beta = self._beta if beta is None else float(beta)
         self._decoder.reset_params(alpha=self._alpha, beta=self._beta)
@@ -159,6 +169,19 @@ class BeamSearchDecoder:
         words = [Span.from_frames(w, s, e, self.seconds_per_frame) for w, (s, e) in word_frames]
         return Transcription(text=text, words=words, score=float(combined_score))
 
+    def _search_kwargs(
+        self, beam_width: int | None, hotwords: Sequence[str] | None, hotword_weight: float | None
+    ) -> dict:
+        """pyctcdecode ``decode_beams`` options: the call's overrides over the decoder's settings."""
+        return dict(
+            beam_width=beam_width or self.beam_width,
+            token_min_logp=self.token_min_logp,
+            beam_prune_logp=self.beam_prune_logp,
+            prune_history=True,  # only the best beam is returned, so beams equal over the LM history can merge
+            hotwords=hotwords,
+            hotword_weight=self.hotword_weight if hotword_weight is None else hotword_weight,
+        )
+
     def decode(
         self,
         logits: np.ndarray | torch.Tensor,
@@ -174,15 +197,8 @@ class BeamSearchDecoder:
             hotwords: words or phrases to favour (may be unknown to the LM).
             hotword_weight: log-score bonus per hotword match; ``self.hotword_weight`` when ``None``.
         """
-        beams = self._decoder.decode_beams(
-            self._log_probs(logits),
-            beam_width=beam_width or self.beam_width,
-            token_min_logp=self.token_min_logp,
-            beam_prune_logp=self.beam_prune_logp,
-            prune_history=True,  # only the best beam is returned, so beams equal over the LM history can merge
-            hotwords=hotwords,
-            hotword_weight=self.hotword_weight if hotword_weight is None else hotword_weight,
-        )
+        beams = self._decoder.decode_beams(self._log_probs(logits),
+                                           **self._search_kwargs(beam_width, hotwords, hotword_weight))
         return self._to_transcription(beams[0])
 
     def decode_batch(
@@ -200,14 +216,7 @@ class BeamSearchDecoder:
         LM in a class-level registry that only a forked child inherits).
         """
         arrays = [self._log_probs(x) for x in logits_list]
-        kwargs = dict(
-            beam_width=beam_width or self.beam_width,
-            token_min_logp=self.token_min_logp,
-            beam_prune_logp=self.beam_prune_logp,
-            prune_history=True,
-            hotwords=hotwords,
-            hotword_weight=self.hotword_weight if hotword_weight is None else hotword_weight,
-        )
+        kwargs = self._search_kwargs(beam_width, hotwords, hotword_weight)
         if num_processes > 1 and len(arrays) > 1 and "fork" in multiprocessing.get_all_start_methods():
             with multiprocessing.get_context("fork").Pool(min(num_processes, len(arrays))) as pool:
                 beams = self._decoder.decode_beams_batch(pool, arrays, **kwargs)
