@@ -68,6 +68,9 @@ class DataArguments:
     train_source: str | None = field(
         default=None, metadata={"help": "Folder (searched recursively) or manifest (.tsv/.csv/.txt) of audio."}
     )
+    extra_train_sources: list[str] = field(
+        default_factory=list, metadata={"help": "More training audio (folders or manifests), added to train_source."}
+    )
     eval_source: str | None = field(default=None, metadata={"help": "Held-out audio, same formats."})
     max_seconds: float = field(default=15.6, metadata={"help": "Random crop length (fairseq: 250k samples)."})
     min_seconds: float = field(default=2.0, metadata={"help": "Skip shorter files (fairseq: 32k samples)."})
@@ -98,12 +101,13 @@ def load_model(args: ModelArguments) -> Wav2Vec2ForPreTraining:
     raise ValueError("give --config_name (random init) or --model_name_or_path (continue from a checkpoint)")
 
 
-def load_audio_set(source: str, data: DataArguments, seed: int, limit: int | None = None) -> UnlabeledAudioDataset:
-    paths = list_audio(source)[:limit]
+def load_audio_set(source: str | list[str], data: DataArguments, seed: int, limit: int | None = None) -> UnlabeledAudioDataset:
+    sources = [source] if isinstance(source, str) else source
+    paths = [path for one in sources for path in list_audio(one)][:limit]
     scan = scan_audio(paths, min_seconds=data.min_seconds)
     logger.info(
         "%s: %d clips, %.2f h; %d shorter than %.1f s, %d unreadable",
-        source, len(scan.clips), scan.hours, scan.too_short, data.min_seconds, len(scan.unreadable),
+        ", ".join(sources), len(scan.clips), scan.hours, scan.too_short, data.min_seconds, len(scan.unreadable),
     )
     return UnlabeledAudioDataset(scan.clips, max_seconds=data.max_seconds, seed=seed)
 
@@ -115,7 +119,8 @@ def main() -> None:
         raise ValueError("--train_source is required (a folder or a manifest of audio files)")
     set_seed(training_args.seed)
     model = load_model(model_args)
-    train_set = load_audio_set(data_args.train_source, data_args, training_args.seed, data_args.max_train_files)
+    train_sources = [data_args.train_source] + data_args.extra_train_sources
+    train_set = load_audio_set(train_sources, data_args, training_args.seed, data_args.max_train_files)
     eval_set = load_audio_set(data_args.eval_source, data_args, training_args.seed) if data_args.eval_source else None
     layer_norm = uses_attention_mask(model.config)  # group-norm encoders get unpadded (cropped) batches
     collator = DataCollatorForPreTraining(

@@ -142,3 +142,25 @@ def test_bad_input_is_filtered_and_counted(tmp_path):
     assert f"kept {len(rows) - 3 - long_clips}/{len(rows)} utterances" in report
     assert f"2 too short, {long_clips} too long" in report  # blip (receptive field) + labels > frames
     assert "1 character(s) missing from the vocabulary" in report and "'É':1" in report
+
+
+def test_extra_train_data_is_appended_and_shapes_the_vocabulary(tmp_path):
+    from hf_w2v2.finetune.run import card_inputs, prepare_data
+
+    extra = tmp_path / "extra"
+    shutil.copytree(FIXTURE / "train", extra)
+    rows = list(csv.DictReader((extra / "metadata.csv").open()))
+    rows[0]["text"] = "ZIGZAG " + rows[0]["text"]  # 'Z' is not in the main corpus
+    with (extra / "metadata.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    model_args, data_args, card_args, training_args = _args(tmp_path / "out", "--extra_train_data", str(extra))
+    data = prepare_data(model_args, data_args, training_args, checkpoint=None)
+    card = card_inputs(model_args, data_args, card_args, training_args, data, [], {}, "frozen")
+    assert card.datasets == ["train", "extra"] and "Training corpus: `train` + `extra`" in card.data_section
+    alone = prepare_data(*_args(tmp_path / "out2")[:2], training_args, checkpoint=None)
+    assert "Z" in data.processor.tokenizer.get_vocab() and "Z" not in alone.processor.tokenizer.get_vocab()
+    assert len(data.train.dataset) == 2 * len(alone.train.dataset)
+    with pytest.raises(ValueError, match="extra_train_data needs train_data"):
+        parse_finetune_args(["--config_name", "tiny", "--output_dir", str(tmp_path), "--extra_train_data", str(extra)])

@@ -62,3 +62,11 @@ def test_missing_source_and_model_are_clear_errors(tmp_path, monkeypatch):
         run(script, monkeypatch, ["--config_name", "tiny", "--output_dir", str(tmp_path)])
     with pytest.raises(ValueError, match="config_name"):
         run(script, monkeypatch, ["--train_source", str(FIXTURES), "--output_dir", str(tmp_path)])
+
+
+def test_extra_train_sources_are_added():
+    script = load_script()
+    data = script.DataArguments(train_source=str(FIXTURES), max_seconds=1.0, min_seconds=0.0)
+    one = script.load_audio_set(str(FIXTURES), data, seed=0)
+    two = script.load_audio_set([str(FIXTURES), str(FIXTURES)], data, seed=0)
+    assert len(one) > 0 and len(two) == 2 * len(one)

@@ -109,6 +109,11 @@ class DataArguments:
         metadata={"help": "Training corpus: audiofolder (metadata.csv), LibriSpeech folder, .csv/.tsv/.jsonl "
                   "manifest or datasets save_to_disk folder (see hf_w2v2.data.sources)."},
     )
+    extra_train_data: list[str] = field(
+        default_factory=list,
+        metadata={"help": "More training corpora (same formats), appended to --train_data, e.g. speech made "
+                  "with examples/make_synth_corpus.py."},
+    )
     eval_data: str | None = field(default=None, metadata={"help": "Validation corpus (same formats)."})
     test_data: list[str] = field(
         default_factory=list,
@@ -141,6 +146,9 @@ class DataArguments:
 
     def __post_init__(self) -> None:
         self.test_data = [item for item in self.test_data if item.strip()]  # `--test_data ""` clears the list
+        self.extra_train_data = [item for item in self.extra_train_data if item.strip()]
+        if self.extra_train_data and not self.train_data:
+            raise ValueError("extra_train_data needs train_data (the main training corpus) as well")
         if self.case not in ("upper", "lower", "none"):
             raise ValueError(f"case must be upper, lower or none, got {self.case!r}")
         if self.max_train_minutes is not None and self.max_train_minutes <= 0:

@@ -64,7 +64,8 @@ def prepare_data(model_args: ModelArguments, data_args: DataArguments, training_
     """Read the corpora, pick the vocabulary, report coverage, and build filtered datasets."""
     normalizer = TextNormalizer(case=data_args.case)
     read = lambda src, limit=None: read_utterances(src, data_args.text_column, data_args.audio_column, limit)  # noqa: E731
-    train_utts = read(data_args.train_data, data_args.max_train_samples) if data_args.train_data else []
+    train_sources = [data_args.train_data] + data_args.extra_train_data if data_args.train_data else []
+    train_utts = [u for source in train_sources for u in read(source)][: data_args.max_train_samples]
     eval_sets = [("eval", data_args.eval_data)] if data_args.eval_data else []
     eval_utts = {name: read(path, data_args.max_eval_samples) for name, path in eval_sets + data_args.named_test_sets()}
     processor, source = choose_processor(
@@ -193,9 +194,10 @@ def card_inputs(model_args: ModelArguments, data_args: DataArguments, card_args:
                 train_metrics: dict[str, float], feature_encoder: str) -> CardInputs:
     """What the model card says about this run."""
     train_name = card_args.dataset_name or (Path(data_args.train_data.rstrip("/")).name if data_args.train_data else "")
+    extra_names = [Path(source.rstrip("/")).name for source in data_args.extra_train_data]
     init = model_args.model_name_or_path or f"random initialisation ({model_args.config_name} config)"
     report = data.train.report if data.train else None
-    data_text = [f"- Training corpus: `{train_name}`"]
+    data_text = [f"- Training corpus: `{train_name}`" + "".join(f" + `{name}`" for name in extra_names)]
     if report is not None:
         data_text.append(f"- {report.kept} utterances, {report.kept_seconds / 3600:.2f} h after filtering "
                          f"({report.total - report.kept} dropped: see `{DATA_REPORT_FILE}`)")
@@ -213,7 +215,7 @@ def card_inputs(model_args: ModelArguments, data_args: DataArguments, card_args:
         if model_args.model_name_or_path and not os.path.isdir(model_args.model_name_or_path) else None,
         initialisation=f"pre-trained weights from `{model_args.model_name_or_path}`"
         if model_args.model_name_or_path else None,
-        datasets=[train_name] if train_name else [], evals=evals,
+        datasets=([train_name] if train_name else []) + extra_names, evals=evals,
         hyperparameters=training_hyperparameters(training_args, extra_hp), data_section="\n".join(data_text),
         summary=summary, intended_use=card_args.intended_use or CardInputs.intended_use,
         limitations=card_args.limitations or CardInputs.limitations,

@@ -1,0 +1,254 @@
+"""Make more transcribed speech with offline text-to-speech engines, the way ``synth-*`` was made.
+
+A corpus is *planned* first (pure and seeded: which sentence, which voice, which speaking rate
+and pitch, which augmentation), then *rendered*: one TTS command per utterance, one ``sox``
+command for speed / pitch shift / reverb / telephone band-pass and resampling to 16 kHz, then
+coloured noise mixed in at a random SNR. The output is an audiofolder (``metadata.csv`` with
+``file_name,text,speaker_id,voice,engine,duration``) that :mod:`hf_w2v2.data.sources` reads.
+
+Engines are Debian packages (``apt-get install espeak-ng flite festival festvox-kallpc16k
+festvox-us-slt-hts sox``); :func:`check_tools` names what is missing.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from tqdm.auto import tqdm
+
+SAMPLE_RATE = 16_000
+ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-gb-x-rp", "en-us-nyc")
+ESPEAK_VARIANTS = (
+    "", "Alex", "Andy", "Annie", "Denis", "Gene", "Lee", "Michael", "Paul", "Steph", "Storm", "anika", "edward",
+    "f1", "f2", "f3", "f4", "f5", "grandma", "grandpa", "iven", "john", "linda", "m1", "m2", "m3", "m4", "m5",
+    "m6", "m7", "max", "norbert", "robert", "travis", "victor",
+)  # fmt: skip
+FLITE_VOICES = ("kal16", "awb", "slt")
+FESTIVAL_VOICES = ("kal_diphone", "cmu_us_slt_arctic_hts")
+ENGINE_TOOLS = {"espeak": "espeak-ng", "flite": "flite", "festival": "text2wave"}
+APT_PACKAGES = "espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts sox"
+NOISE_KINDS = ("white", "pink", "brown")
+_NOT_SPOKEN = re.compile(r"[^A-Z' ]+")
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """What happens to one clip after synthesis (every field may be a no-op)."""
+
+    speed: float = 1.0  # sox ``speed``: tempo and pitch together (0.9 / 1.0 / 1.1)
+    pitch_cents: int = 0  # sox ``pitch``: pitch only
+    reverb: int = 0  # sox ``reverb`` amount 0-100 (0: none)
+    telephone: bool = False  # 300-3400 Hz band-pass
+    noise: str | None = None  # one of NOISE_KINDS, or None
+    snr_db: float = 30.0  # signal-to-noise ratio of the added noise
+
+    def sox_effects(self) -> list[str]:
+        """The ``sox`` effect chain (after the output file name) that applies everything but the noise."""
+        effects: list[str] = []
+        if self.speed != 1.0:
+            effects += ["speed", f"{self.speed:g}"]
+        if self.pitch_cents:
+            effects += ["pitch", str(self.pitch_cents)]
+        if self.reverb:
+            effects += ["reverb", str(self.reverb)]
+        if self.telephone:
+            effects += ["sinc", "300-3400"]
+        return effects + ["rate", str(SAMPLE_RATE)]  # `speed` changes the rate: resample last
+
+
+@dataclass(frozen=True)
+class SynthItem:
+    """One planned utterance."""
+
+    index: int
+    text: str
+    engine: str  # espeak | flite | festival
+    voice: str  # engine voice name (espeak: ``accent+variant``)
+    rate: int = 175  # espeak words per minute
+    pitch: int = 50  # espeak pitch 0-99
+    augmentation: Augmentation = field(default_factory=Augmentation)
+
+    @property
+    def speaker_id(self) -> str:
+        """The voice without its variant (the ``speaker_id`` column of the synth sets)."""
+        return self.voice.split("+")[0]
+
+    @property
+    def file_name(self) -> str:
+        return f"audio/{self.engine}-{self.index:05d}.flac"
+
+
+def normalize_sentence(line: str) -> str:
+    """Upper-case letters, apostrophes and single spaces (the synth sets' transcript alphabet)."""
+    return " ".join(_NOT_SPOKEN.sub(" ", line.upper().replace("-", " ")).split())
+
+
+def pick_sentences(lines: Iterable[str], count: int, *, min_words: int = 5, max_words: int = 30,
+                   exclude: Iterable[str] = (), seed: int = 0) -> list[str]:
+    """``count`` distinct normalised sentences of ``min_words``-``max_words`` words, none in ``exclude``."""
+    excluded = {normalize_sentence(text) for text in exclude}
+    eligible = sorted({s for s in map(normalize_sentence, lines)
+                       if min_words <= len(s.split()) <= max_words and s not in excluded})  # fmt: skip
+    if count > len(eligible):
+        raise ValueError(f"asked for {count} sentences but only {len(eligible)} have {min_words}-{max_words} "
+                         "words and are not excluded")
+    return random.Random(seed).sample(eligible, count)
+
+
+def default_voices() -> dict[str, list[str]]:
+    """Voices per engine: every espeak accent x variant, and the flite / festival voices of the synth sets."""
+    espeak = [accent + (f"+{variant}" if variant else "") for accent in ESPEAK_ACCENTS for variant in ESPEAK_VARIANTS]
+    return {"espeak": espeak, "flite": list(FLITE_VOICES), "festival": list(FESTIVAL_VOICES)}
+
+
+def sample_augmentation(rng: random.Random, p: float = 0.35) -> Augmentation:
+    """Each effect on with probability ``p`` (speed: 0.9 or 1.1; noise at 5-30 dB SNR)."""
+    on = lambda: rng.random() < p  # noqa: E731
+    return Augmentation(
+        speed=rng.choice((0.9, 1.1)) if on() else 1.0,
+        pitch_cents=rng.choice((-300, -200, -100, 100, 200, 300)) if on() else 0,
+        reverb=rng.randint(10, 60) if on() else 0,
+        telephone=on() and rng.random() < 0.5,  # rarer: it removes the most information
+        noise=rng.choice(NOISE_KINDS) if on() else None,
+        snr_db=round(rng.uniform(5.0, 30.0), 1),
+    )
+
+
+def plan_corpus(sentences: Sequence[str], *, engine_weights: dict[str, float] | None = None,
+                voices: dict[str, list[str]] | None = None, augment_p: float = 0.35,
+                seed: int = 0) -> list[SynthItem]:
+    """One :class:`SynthItem` per sentence: engine by weight, voice uniform, espeak rate/pitch random."""
+    weights = engine_weights or {"flite": 0.45, "espeak": 0.35, "festival": 0.20}
+    voices = voices or default_voices()
+    unknown = sorted(set(weights) - set(ENGINE_TOOLS))
+    if unknown:
+        raise ValueError(f"unknown TTS engine(s) {unknown}; known: {sorted(ENGINE_TOOLS)}")
+    rng = random.Random(seed)
+    engines = list(weights)
+    items = []
+    for index, text in enumerate(sentences):
+        engine = rng.choices(engines, weights=[weights[e] for e in engines])[0]
+        items.append(SynthItem(
+            index=index, text=text, engine=engine, voice=rng.choice(voices[engine]),
+            rate=rng.randint(130, 200), pitch=rng.randint(25, 75), augmentation=sample_augmentation(rng, augment_p),
+        ))  # fmt: skip
+    return items
+
+
+def tts_command(item: SynthItem, wav_path: Path, text_path: Path) -> list[str]:
+    """The command that speaks ``item.text`` (already written to ``text_path``) into ``wav_path``."""
+    if item.engine == "espeak":
+        return ["espeak-ng", "-v", item.voice, "-s", str(item.rate), "-p", str(item.pitch),
+                "-w", str(wav_path), "-f", str(text_path)]  # fmt: skip
+    if item.engine == "flite":
+        return ["flite", "-voice", item.voice, "-f", str(text_path), "-o", str(wav_path)]
+    if item.engine == "festival":
+        return ["text2wave", "-eval", f"(voice_{item.voice})", str(text_path), "-o", str(wav_path)]
+    raise ValueError(f"unknown TTS engine {item.engine!r}")
+
+
+def check_tools(engines: Iterable[str]) -> None:
+    """Raise a clear error naming the missing programs and the packages that provide them."""
+    needed = [ENGINE_TOOLS[e] for e in engines] + ["sox"]
+    missing = [tool for tool in needed if shutil.which(tool) is None]
+    if missing:
+        raise RuntimeError(f"missing program(s) {missing}: install them with `apt-get install {APT_PACKAGES}`")
+
+
+def colored_noise(kind: str, num_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit-RMS noise whose power falls as 1/f^0 (white), 1/f (pink) or 1/f^2 (brown)."""
+    exponent = {"white": 0.0, "pink": 1.0, "brown": 2.0}.get(kind)
+    if exponent is None:
+        raise ValueError(f"unknown noise kind {kind!r}; known: {NOISE_KINDS}")
+    spectrum = np.fft.rfft(rng.standard_normal(num_samples))
+    freqs = np.fft.rfftfreq(num_samples)
+    freqs[0] = freqs[1] if num_samples > 1 else 1.0  # no infinite gain at DC
+    noise = np.fft.irfft(spectrum / freqs ** (exponent / 2), n=num_samples)
+    return noise / max(float(np.sqrt(np.mean(noise**2))), 1e-12)
+
+
+def add_noise(audio: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """``audio + noise`` scaled to ``snr_db``, then scaled down if it would clip."""
+    signal_rms = float(np.sqrt(np.mean(audio**2)))
+    mixed = audio + noise * signal_rms / (10 ** (snr_db / 20))
+    peak = float(np.max(np.abs(mixed))) if mixed.size else 0.0
+    return mixed / peak * 0.99 if peak > 0.99 else mixed
+
+
+def render_item(item: SynthItem, out_dir: Path, seed: int = 0) -> dict[str, str]:
+    """Synthesise, augment and write one item; returns its ``metadata.csv`` row."""
+    out_path = out_dir / item.file_name
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        text_path, raw, processed = Path(tmp) / "text.txt", Path(tmp) / "raw.wav", Path(tmp) / "out.wav"
+        text_path.write_text(item.text.lower() + "\n", encoding="utf-8")  # some engines spell out CAPITALS
+        _run(tts_command(item, raw, text_path))
+        _run(["sox", str(raw), "-c", "1", "-b", "16", str(processed)] + item.augmentation.sox_effects())
+        audio, rate = sf.read(processed, dtype="float64")
+    aug = item.augmentation
+    if aug.noise:
+        rng = np.random.default_rng([seed, item.index])
+        audio = add_noise(audio, colored_noise(aug.noise, len(audio), rng), aug.snr_db)
+    sf.write(out_path, audio.astype(np.float32), rate, subtype="PCM_16")
+    return {"file_name": item.file_name, "text": item.text, "speaker_id": item.speaker_id, "voice": item.voice,
+            "engine": item.engine, "duration": f"{len(audio) / rate:.3f}"}  # fmt: skip
+
+
+def _run(command: list[str]) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed ({result.returncode}): {result.stderr.strip()[-300:]}")
+
+
+@dataclass
+class SynthReport:
+    """What :func:`synthesize_corpus` made and what failed."""
+
+    rows: list[dict[str, str]]
+    failures: list[tuple[SynthItem, str]]
+
+    @property
+    def hours(self) -> float:
+        return sum(float(row["duration"]) for row in self.rows) / 3600
+
+
+def synthesize_corpus(items: Sequence[SynthItem], out_dir: str | Path, *, num_workers: int = 2, seed: int = 0,
+                      progress: bool = True) -> SynthReport:
+    """Render ``items`` into the audiofolder ``out_dir`` (``metadata.csv`` + ``audio/``).
+
+    A failing utterance is reported in ``failures`` and left out; the others are still written.
+    """
+    check_tools({item.engine for item in items})
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, failures = [], []
+
+    def render(item: SynthItem) -> tuple[SynthItem, dict[str, str] | None, str]:
+        try:
+            return item, render_item(item, out, seed), ""
+        except (RuntimeError, OSError) as error:  # one bad voice/sentence must not stop the corpus
+            return item, None, str(error)
+
+    with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:  # the work happens in subprocesses
+        results = pool.map(render, items)
+        for item, row, error in tqdm(results, total=len(items), desc="synthesizing", disable=not progress):
+            if row is None:
+                failures.append((item, error))
+            else:
+                rows.append(row)
+    with (out / "metadata.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["file_name", "text", "speaker_id", "voice", "engine", "duration"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return SynthReport(rows=rows, failures=failures)

@@ -1,0 +1,107 @@
+"""Planning and rendering of synthetic speech (hf_w2v2.data.synthesize)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from hf_w2v2.data import synthesize as synth
+from hf_w2v2.data.sources import read_source
+
+LINES = [
+    "In the beginning God created the heaven and the earth.",
+    "Short one.",  # 2 words: too short
+    "And the earth was without form, and void; and darkness was upon the face of the deep.",
+    "It's a well-known fact that cats sleep",
+    "Let there be light and there was light",
+    "The quick brown fox jumps over the lazy dog today",
+]
+
+
+def test_normalize_sentence_keeps_the_synth_alphabet():
+    assert synth.normalize_sentence("It's a well-known fact; 3 cats!") == "IT'S A WELL KNOWN FACT CATS"
+
+
+def test_pick_sentences_is_seeded_bounded_and_excludes():
+    picked = synth.pick_sentences(LINES, 4, exclude=["let there be light and there was light"], seed=3)
+    assert picked == synth.pick_sentences(LINES, 4, exclude=["LET THERE BE LIGHT AND THERE WAS LIGHT"], seed=3)
+    assert len(set(picked)) == 4 and "LET THERE BE LIGHT AND THERE WAS LIGHT" not in picked
+    assert all(5 <= len(s.split()) <= 30 for s in picked)
+    with pytest.raises(ValueError, match="only 4 have 5-30 words"):
+        synth.pick_sentences(LINES, 5, exclude=["let there be light and there was light"])
+
+
+def test_plan_corpus_follows_the_engine_weights_and_voices():
+    sentences = [f"SENTENCE NUMBER {i} HAS FIVE" for i in range(300)]
+    plan = synth.plan_corpus(sentences, engine_weights={"flite": 0.75, "espeak": 0.25, "festival": 0.0}, seed=1)
+    assert plan == synth.plan_corpus(sentences, engine_weights={"flite": 0.75, "espeak": 0.25, "festival": 0.0},
+                                     seed=1)
+    engines = [item.engine for item in plan]
+    assert "festival" not in engines and 0.65 < engines.count("flite") / len(plan) < 0.85
+    voices = synth.default_voices()
+    assert all(item.voice in voices[item.engine] for item in plan)
+    assert any(item.augmentation.noise for item in plan) and any(item.augmentation.speed != 1.0 for item in plan)
+    assert plan[0].file_name.startswith("audio/") and plan[0].file_name.endswith(".flac")
+    with pytest.raises(ValueError, match="unknown TTS engine"):
+        synth.plan_corpus(sentences, engine_weights={"piper": 1.0})
+
+
+def test_sox_effects_and_tts_commands(tmp_path):
+    assert synth.Augmentation().sox_effects() == ["rate", "16000"]
+    effects = synth.Augmentation(speed=1.1, pitch_cents=-200, reverb=30, telephone=True).sox_effects()
+    assert effects == ["speed", "1.1", "pitch", "-200", "reverb", "30", "sinc", "300-3400", "rate", "16000"]
+    item = synth.SynthItem(0, "HELLO THERE", "espeak", "en-gb+f2", rate=150, pitch=40)
+    command = synth.tts_command(item, tmp_path / "a.wav", tmp_path / "a.txt")
+    assert command[:7] == ["espeak-ng", "-v", "en-gb+f2", "-s", "150", "-p", "40"]
+    festival = synth.SynthItem(1, "HELLO", "festival", "kal_diphone")
+    assert "(voice_kal_diphone)" in synth.tts_command(festival, tmp_path / "b.wav", tmp_path / "b.txt")
+    assert item.speaker_id == "en-gb"
+
+
+def test_colored_noise_has_the_right_slope_and_snr():
+    rng = np.random.default_rng(0)
+    n = 16000
+    low_share = {}
+    for kind in synth.NOISE_KINDS:
+        noise = synth.colored_noise(kind, n, rng)
+        assert abs(np.sqrt(np.mean(noise**2)) - 1.0) < 1e-6
+        power = np.abs(np.fft.rfft(noise)) ** 2
+        low_share[kind] = power[: len(power) // 16].sum() / power.sum()
+    assert low_share["white"] < 0.1 < low_share["pink"] < low_share["brown"]
+    tone = np.sin(np.arange(n) * 2 * np.pi * 440 / 16000) * 0.3
+    noise = synth.colored_noise("white", n, np.random.default_rng(1))
+    mixed = synth.add_noise(tone, noise, snr_db=10.0)
+    snr = 10 * np.log10(np.mean(tone**2) / np.mean((mixed - tone) ** 2))
+    assert abs(snr - 10.0) < 0.01
+    loud = synth.add_noise(tone * 3, noise, snr_db=0.0)
+    assert np.max(np.abs(loud)) <= 0.99 + 1e-9
+
+
+def test_missing_programs_are_named_with_the_install_command(monkeypatch):
+    monkeypatch.setattr(synth.shutil, "which", lambda tool: None if tool == "flite" else "/usr/bin/" + tool)
+    with pytest.raises(RuntimeError, match=r"missing program\(s\) \['flite'\].*apt-get install"):
+        synth.check_tools(["espeak", "flite"])
+    synth.check_tools(["espeak"])
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
+                    reason="needs espeak-ng and sox (apt-get install espeak-ng sox)")
+def test_synthesize_corpus_writes_a_readable_audiofolder_and_reports_failures(tmp_path):
+    good = [synth.SynthItem(i, text, "espeak", "en-us+m1", augmentation=aug) for i, (text, aug) in enumerate([
+        ("HELLO THERE HOW ARE YOU", synth.Augmentation()),
+        ("THE SUN IS BRIGHT TODAY", synth.Augmentation(speed=0.9, reverb=20, noise="pink", snr_db=10.0)),
+    ])]
+    bad = synth.SynthItem(2, "THIS VOICE DOES NOT EXIST", "espeak", "xx-no-such-voice")
+    report = synth.synthesize_corpus(good + [bad], tmp_path, num_workers=2, progress=False)
+    assert [item.index for item, _ in report.failures] == [2]
+    utterances = read_source(str(tmp_path))
+    assert sorted(u.text for u in utterances) == ["HELLO THERE HOW ARE YOU", "THE SUN IS BRIGHT TODAY"]
+    import soundfile as sf
+
+    for row in report.rows:
+        audio, rate = sf.read(tmp_path / row["file_name"])
+        assert rate == 16000 and len(audio) / rate == pytest.approx(float(row["duration"]), abs=1e-3)
+        assert 0.8 < len(audio) / rate < 5.0 and np.abs(audio).max() > 0.05
+    assert report.hours == pytest.approx(sum(float(r["duration"]) for r in report.rows) / 3600)
