@@ -7,9 +7,8 @@
 Sentences of 5-30 words are drawn from ``--text_file`` (none of the ``--exclude`` sets' transcripts),
 spoken by a random engine/voice/rate/pitch, and augmented at random (speed 0.9/1.1, pitch shift,
 reverb, telephone band, white/pink/brown noise). Writes an audiofolder (``metadata.csv`` + ``audio/``)
-that ``finetune_ctc.py --extra_train_data`` reads (and ``pretrain.py --train_source``, which searches
-the folder for audio). The logic lives in
-:mod:`hf_w2v2.data.synthesize`.
+that ``finetune_ctc.py --extra_train_data`` and ``pretrain.py --extra_train_sources`` read. The logic
+lives in :mod:`hf_w2v2.data.synthesize`.
 """
 
 from __future__ import annotations
@@ -19,9 +18,7 @@ from dataclasses import dataclass, field
 from transformers import HfArgumentParser
 
 from hf_w2v2.data.sources import read_source
-from hf_w2v2.data.synthesize import check_tools, pick_sentences, plan_corpus, synthesize_corpus
-
-SECONDS_PER_WORD = 0.31  # measured on synth-train: ~0.3 s of speech per word with these engines
+from hf_w2v2.data.synthesize import check_tools, count_for_hours, pick_sentences, plan_corpus, synthesize_corpus
 
 
 @dataclass
@@ -31,7 +28,9 @@ class SynthArguments:
     hours: float | None = field(default=None, metadata={"help": "approximate amount of speech to make"})
     num_utterances: int | None = field(default=None, metadata={"help": "number of utterances (instead of --hours)"})
     exclude: list[str] = field(default_factory=list, metadata={"help": "corpora whose transcripts must not be used"})
-    engines: list[str] = field(default_factory=lambda: ["flite", "espeak", "festival"], metadata={"help": "TTS engines"})
+    engines: list[str] = field(
+        default_factory=lambda: ["flite", "espeak", "festival"], metadata={"help": "TTS engines"}
+    )
     engine_weights: list[float] = field(default_factory=lambda: [0.45, 0.35, 0.20], metadata={"help": "share of each"})
     augment_p: float = field(default=0.35, metadata={"help": "probability of each augmentation"})
     min_words: int = field(default=5, metadata={"help": "shortest sentence (words)"})
@@ -51,10 +50,8 @@ def main() -> None:
         lines = handle.read().splitlines()
     excluded = [u.text or "" for path in args.exclude for u in read_source(path)]
     count = args.num_utterances
-    if count is None:  # estimate from the mean sentence length of the eligible pool
-        pool = pick_sentences(lines, 2000, min_words=args.min_words, max_words=args.max_words, seed=args.seed)
-        mean_words = sum(len(s.split()) for s in pool) / len(pool)
-        count = round(args.hours * 3600 / (mean_words * SECONDS_PER_WORD))
+    if count is None:
+        count = count_for_hours(lines, args.hours, min_words=args.min_words, max_words=args.max_words, seed=args.seed)
     sentences = pick_sentences(lines, count, min_words=args.min_words, max_words=args.max_words,
                                exclude=excluded, seed=args.seed)  # fmt: skip
     items = plan_corpus(sentences, engine_weights=dict(zip(args.engines, args.engine_weights)),

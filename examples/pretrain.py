@@ -101,8 +101,9 @@ def load_model(args: ModelArguments) -> Wav2Vec2ForPreTraining:
     raise ValueError("give --config_name (random init) or --model_name_or_path (continue from a checkpoint)")
 
 
-def load_audio_set(source: str | list[str], data: DataArguments, seed: int, limit: int | None = None) -> UnlabeledAudioDataset:
-    sources = [source] if isinstance(source, str) else source
+def load_audio_set(
+    sources: list[str], data: DataArguments, seed: int, limit: int | None = None
+) -> UnlabeledAudioDataset:
     paths = [path for one in sources for path in list_audio(one)][:limit]
     scan = scan_audio(paths, min_seconds=data.min_seconds)
     logger.info(
@@ -121,7 +122,7 @@ def main() -> None:
     model = load_model(model_args)
     train_sources = [data_args.train_source] + data_args.extra_train_sources
     train_set = load_audio_set(train_sources, data_args, training_args.seed, data_args.max_train_files)
-    eval_set = load_audio_set(data_args.eval_source, data_args, training_args.seed) if data_args.eval_source else None
+    eval_set = load_audio_set([data_args.eval_source], data_args, training_args.seed) if data_args.eval_source else None
     layer_norm = uses_attention_mask(model.config)  # group-norm encoders get unpadded (cropped) batches
     collator = DataCollatorForPreTraining(
         normalize=data_args.normalize, return_attention_mask=layer_norm, crop_to_shortest=not layer_norm

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from hf_w2v2.data import synthesize as synth
 from hf_w2v2.data.sources import read_source
@@ -31,6 +32,13 @@ def test_pick_sentences_is_seeded_bounded_and_excludes():
     assert all(5 <= len(s.split()) <= 30 for s in picked)
     with pytest.raises(ValueError, match="only 4 have 5-30 words"):
         synth.pick_sentences(LINES, 5, exclude=["let there be light and there was light"])
+
+
+def test_count_for_hours_uses_the_mean_sentence_length():
+    lines = [" ".join(["WORD"] * 9 + ["X" + chr(65 + i // 26) + chr(65 + i % 26)]) for i in range(100)]  # 10 words
+    expected = round(2.0 * 3600 / (10 * synth.SECONDS_PER_WORD))
+    assert synth.count_for_hours(lines, 2.0, sample_size=50) == expected
+    assert synth.count_for_hours(lines, 4.0, sample_size=50) == round(4.0 * 3600 / (10 * synth.SECONDS_PER_WORD))
 
 
 def test_plan_corpus_follows_the_engine_weights_and_voices():
@@ -98,8 +106,6 @@ def test_synthesize_corpus_writes_a_readable_audiofolder_and_reports_failures(tm
     assert [item.index for item, _ in report.failures] == [2]
     utterances = read_source(str(tmp_path))
     assert sorted(u.text for u in utterances) == ["HELLO THERE HOW ARE YOU", "THE SUN IS BRIGHT TODAY"]
-    import soundfile as sf
-
     for row in report.rows:
         audio, rate = sf.read(tmp_path / row["file_name"])
         assert rate == 16000 and len(audio) / rate == pytest.approx(float(row["duration"]), abs=1e-3)

@@ -67,6 +67,6 @@ def test_missing_source_and_model_are_clear_errors(tmp_path, monkeypatch):
 def test_extra_train_sources_are_added():
     script = load_script()
     data = script.DataArguments(train_source=str(FIXTURES), max_seconds=1.0, min_seconds=0.0)
-    one = script.load_audio_set(str(FIXTURES), data, seed=0)
+    one = script.load_audio_set([str(FIXTURES)], data, seed=0)
     two = script.load_audio_set([str(FIXTURES), str(FIXTURES)], data, seed=0)
     assert len(one) > 0 and len(two) == 2 * len(one)

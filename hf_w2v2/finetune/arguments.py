@@ -100,6 +100,11 @@ class ModelArguments:
         return values
 
 
+def corpus_name(source: str) -> str:
+    """What cards and reports call a corpus given by path: its folder or file name."""
+    return Path(str(source).rstrip("/")).name
+
+
 @dataclass
 class DataArguments:
     """Corpora, filters and vocabulary."""
@@ -159,7 +164,7 @@ class DataArguments:
         pairs = []
         for item in self.test_data:
             name, sep, path = item.partition("=")
-            pairs.append((name, path) if sep else (Path(item.rstrip("/")).name, item))
+            pairs.append((name, path) if sep else (corpus_name(item), item))
         return pairs
 
 

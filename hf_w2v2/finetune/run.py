@@ -21,7 +21,7 @@ from transformers import TrainingArguments, set_seed
 
 from hf_w2v2.configuration import Wav2Vec2Config
 from hf_w2v2.data.collator import DataCollatorCTCWithPadding
-from hf_w2v2.finetune.arguments import CardArguments, DataArguments, ModelArguments
+from hf_w2v2.finetune.arguments import CardArguments, DataArguments, ModelArguments, corpus_name
 from hf_w2v2.finetune.curves import plot_training_curves
 from hf_w2v2.finetune.data import PreparedData, Split, choose_processor, prepare_split, read_utterances
 from hf_w2v2.finetune.feature_cache import CachedFeatureCollator, FrozenFeatureCache
@@ -185,7 +185,7 @@ def evaluate_split(trainer: CTCTrainer, split: Split, output_dir: str, predictio
 def eval_row(split: Split, metrics: dict[str, float], data_args: DataArguments) -> EvalRow:
     prefix = "eval" if split.name == "eval" else f"test_{split.name}"
     source = data_args.eval_data if split.name == "eval" else dict(data_args.named_test_sets())[split.name]
-    return EvalRow(dataset=Path(str(source).rstrip("/")).name, split=split.name, wer=metrics[f"{prefix}_wer"],
+    return EvalRow(dataset=corpus_name(source), split=split.name, wer=metrics[f"{prefix}_wer"],
                    cer=metrics[f"{prefix}_cer"], utterances=split.report.kept, hours=split.report.kept_seconds / 3600)
 
 
@@ -193,8 +193,8 @@ def card_inputs(model_args: ModelArguments, data_args: DataArguments, card_args:
                 training_args: TrainingArguments, data: PreparedData, evals: list[EvalRow],
                 train_metrics: dict[str, float], feature_encoder: str) -> CardInputs:
     """What the model card says about this run."""
-    train_name = card_args.dataset_name or (Path(data_args.train_data.rstrip("/")).name if data_args.train_data else "")
-    extra_names = [Path(source.rstrip("/")).name for source in data_args.extra_train_data]
+    train_name = card_args.dataset_name or (corpus_name(data_args.train_data) if data_args.train_data else "")
+    extra_names = [corpus_name(source) for source in data_args.extra_train_data]
     init = model_args.model_name_or_path or f"random initialisation ({model_args.config_name} config)"
     report = data.train.report if data.train else None
     data_text = [f"- Training corpus: `{train_name}`" + "".join(f" + `{name}`" for name in extra_names)]
