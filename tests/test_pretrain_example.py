@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
+from example_scripts import load_example
 
-ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures" / "pretrain"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("pretrain_example", ROOT / "examples" / "pretrain.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve field types through the module
-    spec.loader.exec_module(module)
-    return module
 
 
 def run(script, monkeypatch, argv: list[str]) -> None:
@@ -27,7 +18,7 @@ def run(script, monkeypatch, argv: list[str]) -> None:
 
 
 def test_json_config_with_overrides_trains_saves_and_resumes(tmp_path, monkeypatch):
-    script = load_script()
+    script = load_example("pretrain")
     config = tmp_path / "run.json"
     config.write_text(json.dumps({
         "config_name": "tiny",
@@ -57,7 +48,7 @@ def test_json_config_with_overrides_trains_saves_and_resumes(tmp_path, monkeypat
 
 
 def test_missing_source_and_model_are_clear_errors(tmp_path, monkeypatch):
-    script = load_script()
+    script = load_example("pretrain")
     with pytest.raises(ValueError, match="train_source"):
         run(script, monkeypatch, ["--config_name", "tiny", "--output_dir", str(tmp_path)])
     with pytest.raises(ValueError, match="config_name"):
@@ -65,7 +56,7 @@ def test_missing_source_and_model_are_clear_errors(tmp_path, monkeypatch):
 
 
 def test_extra_train_sources_are_added():
-    script = load_script()
+    script = load_example("pretrain")
     data = script.DataArguments(train_source=str(FIXTURES), max_seconds=1.0, min_seconds=0.0)
     one = script.load_audio_set([str(FIXTURES)], data, seed=0)
     two = script.load_audio_set([str(FIXTURES), str(FIXTURES)], data, seed=0)

@@ -6,12 +6,11 @@ no earlier recipe writes would make the documented commands fail only after minu
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from example_scripts import load_example
 
 from hf_w2v2.finetune.arguments import parse_finetune_args
 
@@ -19,14 +18,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "examples" / "configs"
 PRETRAIN_RECIPES = sorted(p for p in CONFIGS.glob("pretrain_small*.json") if p.name != "pretrain_small_model.json")
 FINETUNE_RECIPES = sorted(CONFIGS.glob("finetune_*.yaml"))
-
-
-def load_pretrain_script():
-    spec = importlib.util.spec_from_file_location("pretrain_recipes", ROOT / "examples" / "pretrain.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve field types through the module
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_there_are_recipes_to_check() -> None:
@@ -42,7 +33,7 @@ def test_finetune_recipe_parses(recipe: Path) -> None:
 
 @pytest.mark.parametrize("recipe", PRETRAIN_RECIPES, ids=lambda p: p.name)
 def test_pretrain_recipe_parses(recipe: Path) -> None:
-    _, _, data, training = load_pretrain_script().parse_args([str(recipe)])
+    _, _, data, training = load_example("pretrain").parse_args([str(recipe)])
     assert data.train_source and training.output_dir
 
 
