@@ -8,6 +8,7 @@ metrics, base_model, tags, model-index with the eval results) is built with
 
 from __future__ import annotations
 
+import json
 import os
 import string
 from collections.abc import Mapping, Sequence
@@ -164,5 +165,8 @@ def training_hyperparameters(args: Any, extra: Mapping[str, Any] | None = None) 
     for name in HYPERPARAMETERS:
         value = getattr(args, name, None)
         values[name] = getattr(value, "value", value)
+    schedule_kwargs = getattr(args, "lr_scheduler_kwargs", None)
+    if schedule_kwargs:  # e.g. the decay fraction of warmup_stable_decay
+        values["lr_scheduler_kwargs"] = json.dumps(schedule_kwargs, sort_keys=True)
     values.update(extra or {})
     return values

@@ -7,6 +7,10 @@ steps (or, if ``warmup_steps < 1``, that fraction of the budget) and then decays
 when the time is up, whatever the machine's speed. The time spent is saved in each
 checkpoint (``trainer_state.json``, ``stateful_callbacks``) and a resumed run continues
 the same schedule.
+
+``warmup_stable_decay`` (the paper's tri-stage fine-tuning schedule) holds the peak after
+the warm-up and decays only over the last ``decay_fraction`` of the budget
+(``--lr_scheduler_kwargs '{"decay_fraction": 0.5, "decay_type": "linear"}'``, the defaults).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from torch.utils.data import DataLoader, SequentialSampler
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import ExportableState
 
-SCHEDULES = ("linear", "cosine", "constant_with_warmup")
+SCHEDULES = ("linear", "cosine", "constant_with_warmup", "warmup_stable_decay")
+DECAY_TYPES = ("linear", "cosine")
 BUDGET_STATE_KEY = "TimeBudgetCallback"
 
 
@@ -68,13 +73,21 @@ def saved_elapsed_seconds(checkpoint: str | os.PathLike) -> float:
     return float(stored.get("args", {}).get("elapsed_s", 0.0))
 
 
-def lr_factor(step: int, progress: float, warmup: float, schedule: str) -> float:
+def lr_factor(
+    step: int, progress: float, warmup: float, schedule: str, decay_fraction: float = 0.5, decay_type: str = "linear"
+) -> float:
     """Multiplier of the peak learning rate at optimizer ``step`` and budget ``progress`` in [0, 1].
 
     ``warmup >= 1``: warm-up steps; ``0 < warmup < 1``: warm-up fraction of the budget.
+    ``decay_fraction`` and ``decay_type`` apply to ``warmup_stable_decay`` only: the peak is held
+    until ``1 - decay_fraction`` of the budget, then decays (linearly or as a half cosine) to zero.
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"a time-budget schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if not 0.0 < decay_fraction <= 1.0:
+        raise ValueError(f"decay_fraction must be in (0, 1], got {decay_fraction}")
+    if decay_type not in DECAY_TYPES:
+        raise ValueError(f"decay_type must be one of {DECAY_TYPES}, got {decay_type!r}")
     ramp = 1.0
     if warmup >= 1:
         ramp = min(1.0, (step + 1) / warmup)
@@ -82,10 +95,34 @@ def lr_factor(step: int, progress: float, warmup: float, schedule: str) -> float
         ramp = min(1.0, progress / warmup)
     if schedule == "constant_with_warmup":
         return ramp
-    start = 0.0 if warmup >= 1 else warmup  # decay runs over the budget left after a time warm-up
-    done = max(0.0, (progress - start) / (1.0 - start)) if start < 1 else 1.0
+    if schedule == "warmup_stable_decay":
+        start = 1.0 - decay_fraction
+        done = max(0.0, (progress - start) / decay_fraction)
+        schedule = decay_type
+    else:
+        start = 0.0 if warmup >= 1 else warmup  # decay runs over the budget left after a time warm-up
+        done = max(0.0, (progress - start) / (1.0 - start)) if start < 1 else 1.0
+    done = min(1.0, done)
     decay = 1.0 - done if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * done))
     return max(0.0, ramp * decay)
+
+
+def budget_schedule_kwargs(schedule: str, kwargs: dict | None) -> dict:
+    """The ``lr_scheduler_kwargs`` a time-budget schedule takes, checked (unknown keys are refused)."""
+    kwargs = dict(kwargs or {})
+    if schedule != "warmup_stable_decay":
+        if kwargs:
+            raise ValueError(f"lr_scheduler_kwargs {sorted(kwargs)} are not used by a time-budget {schedule!r} schedule")
+        return {}
+    unknown = set(kwargs) - {"decay_fraction", "decay_type"}
+    if unknown:
+        raise ValueError(
+            f"a time-budget warmup_stable_decay schedule takes lr_scheduler_kwargs decay_fraction and decay_type "
+            f"(fractions of the budget, not step counts), got {sorted(unknown)}"
+        )
+    out = {"decay_fraction": float(kwargs.get("decay_fraction", 0.5)), "decay_type": str(kwargs.get("decay_type", "linear"))}
+    lr_factor(0, 0.0, 0.0, schedule, **out)  # validate now, not at step 1
+    return out
 
 
 class CTCTrainer(Trainer):
@@ -110,9 +147,10 @@ class CTCTrainer(Trainer):
             warmup = float(self.args.warmup_steps)
             schedule = str(getattr(self.args.lr_scheduler_type, "value", self.args.lr_scheduler_type))
             lr_factor(0, 0.0, warmup, schedule)  # validate the schedule name now, not at step 1
+            extra = budget_schedule_kwargs(schedule, getattr(self.args, "lr_scheduler_kwargs", None))
 
             def factor(step: int) -> float:  # a plain function: LambdaLR does not pickle it
-                return lr_factor(step, budget.progress(), warmup, schedule)
+                return lr_factor(step, budget.progress(), warmup, schedule, **extra)
 
             self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer, factor)
             self._created_lr_scheduler = True
