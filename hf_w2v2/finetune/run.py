@@ -31,13 +31,7 @@ from hf_w2v2.finetune.model import build_ctc_model, config_from_name, count_para
 from hf_w2v2.finetune.model_card import CardInputs, EvalRow, training_hyperparameters, write_model_card
 from hf_w2v2.finetune.predictions import write_predictions
 from hf_w2v2.finetune.resume import check_resume_vocabulary, resolve_checkpoint
-from hf_w2v2.finetune.trainer import (
-    CTCTrainer,
-    TimeBudgetCallback,
-    budget_schedule_kwargs,
-    lr_factor,
-    saved_elapsed_seconds,
-)
+from hf_w2v2.finetune.trainer import CTCTrainer, TimeBudgetCallback, budget_schedule, saved_elapsed_seconds
 from hf_w2v2.text.coverage import coverage_report
 from hf_w2v2.text.normalize import TextNormalizer
 
@@ -110,9 +104,7 @@ def prepare_training_args(args: TrainingArguments, data_args: DataArguments) -> 
     if data_args.max_train_minutes is not None and args.max_steps <= 0 and args.num_train_epochs < 1e6:
         logger.info("max_train_minutes=%s: training runs until the budget is spent", data_args.max_train_minutes)
     if data_args.max_train_minutes is not None:  # refuse a schedule the budget cannot run before any data work
-        schedule = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
-        lr_factor(0, 0.0, float(args.warmup_steps), schedule)
-        budget_schedule_kwargs(schedule, getattr(args, "lr_scheduler_kwargs", None))
+        budget_schedule(args)
     return args
 
 

@@ -125,6 +125,14 @@ def budget_schedule_kwargs(schedule: str, kwargs: dict | None) -> dict:
     return out
 
 
+def budget_schedule(args: TrainingArguments) -> tuple[float, str, dict]:
+    """Warm-up, schedule name and schedule kwargs of ``args`` for a time budget, checked now, not at step 1."""
+    warmup = float(args.warmup_steps)
+    schedule = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
+    lr_factor(0, 0.0, warmup, schedule)  # the name first: its error is the clearer one
+    return warmup, schedule, budget_schedule_kwargs(schedule, getattr(args, "lr_scheduler_kwargs", None))
+
+
 class CTCTrainer(Trainer):
     """``Trainer`` with an optional wall-clock budget driving the learning-rate schedule.
 
@@ -144,10 +152,7 @@ class CTCTrainer(Trainer):
             return super().create_scheduler(num_training_steps, optimizer)
         if self.lr_scheduler is None:
             budget = self.time_budget
-            warmup = float(self.args.warmup_steps)
-            schedule = str(getattr(self.args.lr_scheduler_type, "value", self.args.lr_scheduler_type))
-            lr_factor(0, 0.0, warmup, schedule)  # validate the schedule name now, not at step 1
-            extra = budget_schedule_kwargs(schedule, getattr(self.args, "lr_scheduler_kwargs", None))
+            warmup, schedule, extra = budget_schedule(self.args)
 
             def factor(step: int) -> float:  # a plain function: LambdaLR does not pickle it
                 return lr_factor(step, budget.progress(), warmup, schedule, **extra)
