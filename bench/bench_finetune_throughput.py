@@ -6,7 +6,7 @@
    CPUs) hits both alike. Reported: audio-s/s of each and the ratio ours / stock.
 2. Batch composition (our recipe): random batches vs ``group_by_length`` batches of the same
    size; "useful" audio-s/s counts real audio, not padding.
-3. Frozen-feature cache (``--cache_frozen_features``): with the first 3 (or all 7) conv blocks
+3. Frozen-feature cache (``--cache_frozen_features``): with the first 3, 4 (or all 7) conv blocks
    frozen, steps on audio batches vs steps on cached block outputs (collation timed in both),
    same length-grouped batches; reported: audio-s/s of each and the speed-up.
 
@@ -110,9 +110,9 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def cache_speedups(fields: dict, dataset, collate: DataCollatorCTCWithPadding, args: argparse.Namespace) -> dict:
-    """Section 3: audio vs cached-prefix steps for 3 and 7 frozen conv blocks."""
+    """Section 3: audio vs cached-prefix steps for 3, 4 and 7 frozen conv blocks."""
     out = {}
-    for frozen in (3, 7):
+    for frozen in (3, 4, 7):
         torch.manual_seed(0)
         model = Wav2Vec2ForCTC(Wav2Vec2Config(**fields)).train()
         model.freeze_feature_encoder(frozen)

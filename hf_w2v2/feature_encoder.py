@@ -23,6 +23,7 @@ from torch import nn
 
 from .activations import activation
 from .configuration import Wav2Vec2Config
+from .lengths import conv_output_length
 
 
 class ConvBlock(nn.Module):
@@ -86,6 +87,19 @@ class FeatureEncoder(nn.Module):
     @property
     def frozen(self) -> bool:
         return not any(p.requires_grad for p in self.parameters())
+
+    @property
+    def frame_local(self) -> bool:
+        """True when every norm acts on each frame alone (layer norm or none): right-padding a batch
+        then leaves the valid frames' outputs unchanged. Group norm (base) normalises over time."""
+        return all(layer.norm != "group" for layer in self.conv_layers)
+
+    def output_frames(self, lengths: torch.Tensor | int, num_layers: int | None = None) -> torch.Tensor | int:
+        """Frames after the first ``num_layers`` blocks (all by default) for ``lengths`` samples."""
+        layers = self.conv_layers[:num_layers]
+        kernels = [block.conv.kernel_size[0] for block in layers]
+        strides = [block.conv.stride[0] for block in layers]
+        return conv_output_length(lengths, kernels, strides)
 
     @property
     def num_frozen_layers(self) -> int:

@@ -116,6 +116,45 @@ def test_cached_batches_give_the_loss_and_gradients_of_audio_batches(autocast_dt
         FrozenFeatureCache(num_layers=4).add(model.wav2vec2.feature_extractor, data, show_progress=False)
 
 
+@pytest.mark.parametrize("layers", [1, 4, 7])
+def test_batched_caching_keeps_each_items_own_frames_of_the_one_at_a_time_cache(layers):
+    torch.manual_seed(0)
+    model = Wav2Vec2ForCTC(tiny_layer_norm())
+    model.freeze_feature_encoder(layers)
+    encoder = model.wav2vec2.feature_extractor
+    data = _dataset([8000, 5200, 6400, 4000])
+    alone, batched = FrozenFeatureCache(num_layers=layers), FrozenFeatureCache(num_layers=layers)
+    alone.add(encoder, data, batch_size=1, show_progress=False)
+    keyed = batched.add(encoder, data, batch_size=3, show_progress=False)  # batches of 3 and 1, length order
+    assert [int(k) for k in keyed[KEY_COLUMN]] == [0, 1, 2, 3]  # keys follow the dataset, not length order
+    for key in range(4):
+        frames = int(encoder.output_frames(int(data[key]["input_length"]), layers))
+        assert batched.features[key].shape == alone.features[key].shape == (16, frames)
+        torch.testing.assert_close(batched.features[key], alone.features[key], rtol=1e-5, atol=1e-5)
+    # Each entry owns its storage (a view would keep the padded batch alive).
+    assert batched.nbytes == sum(t.untyped_storage().nbytes() for t in batched.features.values())
+
+
+def test_group_norm_encoders_are_cached_one_utterance_at_a_time():
+    torch.manual_seed(0)
+    model = Wav2Vec2ForCTC(tiny(vocab_size=12, mask_time_prob=0.0))  # feat_extract_norm="group"
+    model.freeze_feature_encoder(2)
+    encoder = model.wav2vec2.feature_extractor
+    assert not encoder.frame_local and tiny_layer_norm().feat_extract_norm == "layer"
+    data = _dataset([8000, 4000])
+    with pytest.raises(ValueError, match="group-norm feature encoder normalises over time"):
+        FrozenFeatureCache(num_layers=2).add(encoder, data, batch_size=2, show_progress=False)
+    cache = FrozenFeatureCache(num_layers=2)
+    cache.add(encoder, data, show_progress=False)  # default: one at a time
+    long_audio, short_audio = (torch.as_tensor(data[i]["input_values"]) for i in (0, 1))  # 8000, 4000 samples
+    with torch.no_grad():
+        short = encoder.prefix(short_audio[None], 2)[0]  # (C, F) run alone
+        batch = torch.stack([long_audio, torch.nn.functional.pad(short_audio, (0, 4000))])  # (2, 8000)
+        padded = encoder.prefix(batch, 2)[1, :, : short.shape[1]]  # its valid frames in a padded batch
+    torch.testing.assert_close(cache.features[1], short)
+    assert not torch.allclose(padded, short, atol=1e-3)  # why: padding changes a group-norm encoder's frames
+
+
 def test_training_with_the_cache_logs_the_losses_of_training_without_it(tmp_path):
     pytest.importorskip("jiwer")
     from hf_w2v2.finetune import parse_finetune_args, run_finetuning

@@ -9,10 +9,12 @@ that output once for every item of the training (and evaluation) datasets and ke
 memory; :class:`CachedFeatureCollator` then pads cached outputs into a batch that
 ``Wav2Vec2ForCTC`` takes as ``prefix_features``.
 
-It is exact: each utterance is run alone (no padding can leak into a group-norm
-encoder), under the same autocast dtype as training, and stored in that dtype (which is
-what the next block's convolution would cast it to). Valid frames therefore match an
-uncached forward pass; padded frames are masked as usual. Memory: ``C_k * F_k`` values per
+It is exact: a layer-norm encoder runs batches of similar-length utterances (its norms
+act on each frame, and the unpadded convolutions give valid frames that never see the
+padding); a group-norm encoder runs each utterance alone (its first norm is over time).
+Both run under the same autocast dtype as training and store that dtype (which is what
+the next block's convolution would cast it to). Valid frames therefore match an uncached
+forward pass; padded frames are masked as usual. Memory: ``C_k * F_k`` values per
 utterance, e.g. 128 channels at 800 frames/s in bf16 is 205 KB per second of audio
 (1.1 GB for 1.5 h); after all 7 blocks (50 frames/s) 13 KB.
 """
@@ -41,6 +43,9 @@ logger = logging.getLogger(__name__)
 KEY_COLUMN = "cache_key"
 """Dataset column holding each item's key in the cache."""
 
+DEFAULT_BATCH_SIZE = 8
+"""Items per forward pass when caching a frame-local (layer-norm) encoder."""
+
 
 @dataclass
 class FrozenFeatureCache:
@@ -55,8 +60,15 @@ class FrozenFeatureCache:
 
     def add(self, encoder: FeatureEncoder, dataset: datasets.Dataset, first_key: int = 0,
             device: torch.device | str = "cpu", autocast_dtype: torch.dtype | None = None,
-            show_progress: bool = True, desc: str = "caching frozen conv blocks") -> datasets.Dataset:
-        """Compute the prefix for every item of ``dataset`` (``input_values`` column, one item at a time).
+            show_progress: bool = True, desc: str = "caching frozen conv blocks",
+            batch_size: int | None = None) -> datasets.Dataset:
+        """Compute the prefix for every item of ``dataset`` (``input_values`` column).
+
+        ``batch_size`` items of similar length run together (default 8) when the encoder's norms
+        act on each frame alone (layer norm): the valid frames of a right-padded batch are those
+        of each item run alone, and each item keeps only its own frames. A group-norm encoder
+        normalises over time, so padding would change its outputs: items run one at a time
+        (the default there; a larger ``batch_size`` is refused).
 
         Returns the dataset with a ``cache_key`` column (``first_key``, ``first_key + 1``, ...)
         and without ``input_values`` in its output format, so batches no longer read the audio.
@@ -64,23 +76,43 @@ class FrozenFeatureCache:
         frozen = encoder.num_frozen_layers
         if self.num_layers > frozen:
             raise ValueError(f"cannot cache {self.num_layers} conv blocks: only the first {frozen} are frozen")
+        if batch_size is None:
+            batch_size = DEFAULT_BATCH_SIZE if encoder.frame_local else 1
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if batch_size > 1 and not encoder.frame_local:
+            raise ValueError("a group-norm feature encoder normalises over time, so padding changes its outputs: "
+                             "cache it with batch_size=1")
         device = torch.device(device)
         autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
                     else nullcontext())
         store_dtype = autocast_dtype or torch.float32
+        audio_only = dataset.with_format("numpy", columns=["input_values"])
+        if "input_length" in dataset.column_names:  # samples per item
+            lengths = [int(n) for n in dataset["input_length"]]
+        else:
+            lengths = [len(audio_only[i]["input_values"]) for i in range(len(dataset))]
+        order = sorted(range(len(dataset)), key=lambda i: lengths[i])  # similar lengths share a batch
         was_training = encoder.training
         encoder.eval()  # conv blocks have no dropout; eval() only guards against subclass surprises
-        keys = list(range(first_key, first_key + len(dataset)))
         try:
-            with torch.no_grad(), autocast:
-                audio_only = dataset.with_format("numpy", columns=["input_values"])
-                for key, item in zip(keys, tqdm(audio_only, desc=desc, disable=not show_progress,
-                                                total=len(dataset), unit="utt")):
-                    audio = torch.as_tensor(item["input_values"], dtype=torch.float32, device=device)[None]  # (1, T)
-                    prefix = encoder.prefix(audio, self.num_layers)[0]  # (1, C_k, F_k) -> (C_k, F_k)
-                    self.features[key] = prefix.to(device="cpu", dtype=store_dtype).contiguous()
+            with torch.no_grad(), autocast, tqdm(total=len(dataset), desc=desc, disable=not show_progress,
+                                                 unit="utt") as bar:
+                for start in range(0, len(order), batch_size):
+                    rows = order[start : start + batch_size]
+                    audio = torch.zeros(len(rows), max(lengths[i] for i in rows), device=device)  # (B, T_max)
+                    for row, i in enumerate(rows):
+                        audio[row, : lengths[i]] = torch.as_tensor(audio_only[i]["input_values"], dtype=torch.float32)
+                    prefix = encoder.prefix(audio, self.num_layers)  # (B, C_k, F_k max)
+                    for row, i in enumerate(rows):
+                        frames = int(encoder.output_frames(lengths[i], self.num_layers))
+                        own = prefix[row, :, :frames]  # (C_k, F_k) of this item
+                        # clone: a slice would keep the whole batch's storage alive
+                        self.features[first_key + i] = own.to(device="cpu", dtype=store_dtype).clone()
+                    bar.update(len(rows))
         finally:
             encoder.train(was_training)
+        keys = list(range(first_key, first_key + len(dataset)))
         keyed = dataset.add_column(KEY_COLUMN, keys) if KEY_COLUMN not in dataset.column_names else dataset
         columns = [c for c in keyed.column_names if c != "input_values"]
         return keyed.with_format("numpy", columns=columns)
