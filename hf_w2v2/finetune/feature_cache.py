@@ -107,8 +107,8 @@ class FrozenFeatureCache:
                     for row, i in enumerate(rows):
                         frames = int(encoder.output_frames(lengths[i], self.num_layers))
                         own = prefix[row, :, :frames]  # (C_k, F_k) of this item
-                        # clone: a slice would keep the whole batch's storage alive
-                        self.features[first_key + i] = own.to(device="cpu", dtype=store_dtype).clone()
+                        # copy=True: one fresh tensor (a view would keep the whole batch's storage alive)
+                        self.features[first_key + i] = own.to(device="cpu", dtype=store_dtype, copy=True)
                     bar.update(len(rows))
         finally:
             encoder.train(was_training)
