@@ -1,12 +1,15 @@
-"""One pre-training step of the base config, ours vs stock transformers, in one process.
+"""One pre-training step, ours vs stock transformers, in one process.
 
-    python bench/bench_pretrain_step.py                 # CUDA when available, else CPU
+    python bench/bench_pretrain_step.py                 # base config; CUDA when available, else CPU
     python bench/bench_pretrain_step.py --steps 5 --dtype bf16
+    python bench/bench_pretrain_step.py --config small --dtype bf16 --steps 5   # the shipped recipe's model
 
 A step is what a Trainer does per batch: draw the time mask and the negatives,
-forward, backward. The batch is 4 clips of 10 s (synth-train audio when
-``../shared/data`` is there, noise otherwise) with the paper's masking
-(p = 0.65 per span start in transformers units, M = 10, K = 100).
+forward, backward. ``base``: 4 clips of 10 s with the paper's masking (p = 0.65
+per span start in transformers units, M = 10, K = 100); ``small``:
+``examples/configs/pretrain_small_model.json`` (its masking, K = 50) on 8 clips of
+4 s, the batches of ``pretrain_small*.json``. Audio is synth-train's longest clips
+when ``../shared/data`` is there, noise otherwise.
 
 - ours: ``hf_w2v2.Wav2Vec2ForPreTraining`` draws masks and negatives itself,
   in torch, on the model's device.
@@ -21,6 +24,7 @@ the ratio stock / ours (> 1 means ours is faster).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from pathlib import Path
@@ -30,30 +34,33 @@ import torch
 import transformers
 from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
 
-from hf_w2v2 import Wav2Vec2ForPreTraining
+from hf_w2v2 import Wav2Vec2Config, Wav2Vec2ForPreTraining
 from hf_w2v2.configuration import base
 from hf_w2v2.masking import compute_span_mask
 from hf_w2v2.negatives import sample_negative_indices
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "synth-train"
-BATCH, SECONDS, RATE = 4, 10.0, 16_000
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / ".." / "shared" / "data" / "synth-train"
+SMALL_CONFIG = ROOT / "examples" / "configs" / "pretrain_small_model.json"
+RATE = 16_000  # samples per second
+BATCHES = {"base": (4, 10.0), "small": (8, 4.0)}  # clips per batch, seconds per clip
 PRETRAIN_FIELDS = dict(mask_time_prob=0.65, mask_time_length=10, mask_time_min_masks=2, num_negatives=100)
 
 
-def batch_audio(seed: int = 0) -> torch.Tensor:
-    """(B, T) float32: the longest synth-train clips cropped to 10 s, or noise."""
-    samples = int(SECONDS * RATE)
+def batch_audio(batch: int, seconds: float, seed: int = 0) -> torch.Tensor:
+    """(B, T) float32: the longest synth-train clips cropped to ``seconds``, or noise."""
+    samples = int(seconds * RATE)
     try:
         import csv
 
         import soundfile as sf
 
         rows = sorted(csv.DictReader(open(DATA / "metadata.csv")), key=lambda r: -float(r["duration"]))
-        waves = [sf.read(DATA / r["file_name"], dtype="float32")[0][:samples] for r in rows[:BATCH]]
+        waves = [sf.read(DATA / r["file_name"], dtype="float32")[0][:samples] for r in rows[:batch]]
         waves = [np.pad(w, (0, samples - len(w))) for w in waves]
         return torch.from_numpy(np.stack(waves))
     except (OSError, KeyError, ValueError):
-        return torch.randn(BATCH, samples, generator=torch.Generator().manual_seed(seed))
+        return torch.randn(batch, samples, generator=torch.Generator().manual_seed(seed))
 
 
 def ours_step(model: torch.nn.Module, audio: torch.Tensor, attention: torch.Tensor) -> None:
@@ -87,24 +94,24 @@ def timed(step, model, audio, attention, device: torch.device, dtype: torch.dtyp
     return time.perf_counter() - start
 
 
-def targets_only(config, frames: int, device: torch.device, repeats: int = 20) -> tuple[float, float]:
+def targets_only(config, batch: int, frames: int, device: torch.device, repeats: int = 20) -> tuple[float, float]:
     """Median seconds to draw mask + negatives for the batch: ours (torch, on device) vs numpy + copy."""
-    lengths = torch.full((BATCH,), frames, device=device)
+    lengths = torch.full((batch,), frames, device=device)
     generator = torch.Generator(device=device).manual_seed(0)
-    frame_attention = torch.ones(BATCH, frames, dtype=torch.long)
+    frame_attention = torch.ones(batch, frames, dtype=torch.long)
 
     def ours() -> None:
         mask = compute_span_mask(
-            (BATCH, frames), config.mask_time_prob, config.mask_time_length,
+            (batch, frames), config.mask_time_prob, config.mask_time_length,
             min_masks=config.mask_time_min_masks, lengths=lengths, generator=generator,
         )
         sample_negative_indices(mask, config.num_negatives, generator=generator)
 
     def stock() -> None:
         mask = _compute_mask_indices(
-            (BATCH, frames), config.mask_time_prob, config.mask_time_length, frame_attention, config.mask_time_min_masks
+            (batch, frames), config.mask_time_prob, config.mask_time_length, frame_attention, config.mask_time_min_masks
         )
-        negatives = _sample_negative_indices((BATCH, frames), config.num_negatives, mask)
+        negatives = _sample_negative_indices((batch, frames), config.num_negatives, mask)
         torch.tensor(mask, device=device), torch.tensor(negatives, device=device)
 
     result = []
@@ -127,21 +134,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=None, help="timed steps per model (default 10 on GPU, 2 on CPU)")
     parser.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="autocast dtype")
+    parser.add_argument("--config", choices=["base", "small"], default="base", help="model and batch (see above)")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     steps = args.steps or (10 if device.type == "cuda" else 2)
 
     torch.manual_seed(0)
-    config = base(**PRETRAIN_FIELDS)
+    if args.config == "small":
+        fields = json.loads(SMALL_CONFIG.read_text())
+        config = Wav2Vec2Config(**fields)
+        stock_config = transformers.Wav2Vec2Config(**fields)
+    else:
+        config = base(**PRETRAIN_FIELDS)
+        stock_config = transformers.Wav2Vec2Config(**{**base().to_dict(), **PRETRAIN_FIELDS})
     ours = Wav2Vec2ForPreTraining(config).to(device).train()
-    stock_config = transformers.Wav2Vec2Config(**{**base().to_dict(), **PRETRAIN_FIELDS})
     stock = transformers.Wav2Vec2ForPreTraining(stock_config)
     missing, unexpected = stock.load_state_dict(ours.state_dict(), strict=False)
     if unexpected or [k for k in missing if "masked_spec_embed" not in k]:
         raise RuntimeError(f"weights do not map: missing {missing[:5]}, unexpected {unexpected[:5]}")
     stock = stock.to(device).train()
-    audio = batch_audio().to(device)
+    batch, seconds = BATCHES[args.config]
+    audio = batch_audio(batch, seconds).to(device)
     attention = torch.ones_like(audio, dtype=torch.long)
 
     times: dict[str, list[float]] = {"ours": [], "stock": []}
@@ -152,13 +166,13 @@ def main() -> None:
         times["stock"].append(timed(stock_step, stock, audio, attention, device, dtype))
     ours_s, stock_s = statistics.median(times["ours"]), statistics.median(times["stock"])
     frames = int(ours._get_feat_extract_output_lengths(audio.shape[1]))
-    ours_t, stock_t = targets_only(config, frames, device)
+    ours_t, stock_t = targets_only(config, batch, frames, device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {name}, dtype {args.dtype}, batch {BATCH} x {SECONDS:.0f} s, {steps} timed steps")
+    print(f"device: {name}, {args.config} config, dtype {args.dtype}, batch {batch} x {seconds:.0f} s, {steps} timed steps")
     print(f"ours  (torch masks + negatives on device): {ours_s * 1000:8.1f} ms/step")
     print(f"stock (numpy masks + negatives on host):   {stock_s * 1000:8.1f} ms/step")
     print(f"ratio stock / ours: {stock_s / ours_s:.2f}x")
-    print(f"masks + negatives alone ({BATCH} x {frames} frames, K={config.num_negatives}): "
+    print(f"masks + negatives alone ({batch} x {frames} frames, K={config.num_negatives}): "
           f"ours {ours_t * 1000:.2f} ms, stock {stock_t * 1000:.2f} ms, ratio {stock_t / ours_t:.2f}x")
 
 

@@ -18,8 +18,12 @@ are those of the Hub checkpoints.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from .activations import activation
 from .configuration import Wav2Vec2Config
@@ -27,7 +31,13 @@ from .lengths import conv_output_length
 
 
 class ConvBlock(nn.Module):
-    """Conv1d -> optional norm -> activation."""
+    """Conv1d -> optional norm -> activation, on frames-major ``(B, F, C)`` tensors.
+
+    The checkpoint layout is kept (``conv`` is an ``nn.Conv1d``, ``layer_norm`` its norm), but
+    activations stay frames-major so that LayerNorm (over C per frame) and the activation run
+    on contiguous memory. On the CPU the convolution itself is a matmul over unfolded windows
+    (:func:`conv_as_matmul`); elsewhere it is ``nn.Conv1d`` on a transposed view.
+    """
 
     def __init__(self, config: Wav2Vec2Config, index: int, norm: str | None) -> None:
         super().__init__()
@@ -48,12 +58,60 @@ class ConvBlock(nn.Module):
         self.activation = activation(config.feat_extract_activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)  # (B, C_in, T) -> (B, C, T')
+        """``x`` (B, F_in, C_in) -> (B, F_out, C)."""
+        if x.device.type == "cpu":
+            y = conv_as_matmul(x, self.conv)  # (B, F_in, C_in) -> (B, F_out, C)
+        else:
+            y = self.conv(x.transpose(1, 2)).transpose(1, 2)  # (B, C_in, F_in) -> (B, C, F_out) -> (B, F_out, C)
         if self.norm == "group":
-            x = self.layer_norm(x)
-        elif self.norm == "layer":
-            x = self.layer_norm(x.transpose(1, 2)).transpose(1, 2)  # norm over C per frame
-        return self.activation(x)
+            # GroupNorm with one group per channel normalises each channel over time: (B, C, F) layout.
+            return self.activation(self.layer_norm(y.transpose(1, 2))).transpose(1, 2)
+        if self.norm == "layer":
+            y = self.layer_norm(y)  # over C, per frame
+        return self.activation(y)
+
+
+def conv_as_matmul(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
+    """Unpadded ``conv(x)`` for frames-major ``x`` (B, F_in, C_in), as one matmul -> (B, F_out, C_out).
+
+    Output frame t sees input frames ``[t * stride, t * stride + kernel)``; :class:`FrameWindows`
+    lays those windows out as rows and the weight is flattened the same way. On CPUs this beats
+    oneDNN's bf16 conv1d and its layout conversions, and LayerNorm needs no transposes around it
+    (``bench/bench_pretrain_step.py``).
+    """
+    kernel, stride = conv.kernel_size[0], conv.stride[0]
+    if torch.is_autocast_enabled(x.device.type):  # cast before windowing: one half-size copy, same values
+        x = x.to(torch.get_autocast_dtype(x.device.type))
+    windows = FrameWindows.apply(x, kernel, stride)  # (B, F_in, C_in) -> (B, F_out, kernel x C_in)
+    weight = conv.weight.transpose(1, 2).flatten(1)  # (C_out, C_in, kernel) -> (C_out, kernel x C_in)
+    return F.linear(windows, weight, conv.bias)  # (B, F_out, kernel x C_in) -> (B, F_out, C_out)
+
+
+class FrameWindows(torch.autograd.Function):
+    """Windows of ``kernel`` frames every ``stride`` frames: (B, F_in, C) -> (B, F_out, kernel x C).
+
+    Row t holds frames ``t * stride ... t * stride + kernel - 1`` one after the other. The backward
+    pass adds the window gradients back with ``kernel`` strided adds of whole frames (autograd's
+    generic ``unfold`` backward was the slowest op of a CPU pre-training step).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, kernel: int, stride: int) -> torch.Tensor:
+        ctx.kernel, ctx.stride, ctx.input_shape = kernel, stride, x.shape
+        # (B, F_in, C) -> (B, F_out, C, kernel) view -> (B, F_out, kernel, C) -> (B, F_out, kernel x C) copy
+        return x.unfold(1, kernel, stride).transpose(2, 3).flatten(2)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        kernel, stride = ctx.kernel, ctx.stride
+        batch, _, channels = ctx.input_shape
+        num_out = grad.shape[1]
+        grad = grad.reshape(batch, num_out, kernel, channels)  # (B, F_out, kernel x C) -> (B, F_out, kernel, C)
+        grad_x = grad.new_zeros(ctx.input_shape)  # (B, F_in, C)
+        for j in range(kernel):  # frame j of every window came from input frame t * stride + j
+            grad_x[:, j : j + stride * (num_out - 1) + 1 : stride] += grad[:, :, j]
+        return grad_x, None, None
 
 
 class FeatureEncoder(nn.Module):
@@ -116,11 +174,13 @@ class FeatureEncoder(nn.Module):
 
         With ``start_layer`` k > 0 the input is instead the (B, C_k, F_k) output of the first k
         blocks (see :meth:`prefix`, e.g. computed once for frozen blocks) and only the rest run.
+        The result is a transposed view of a frames-major (B, F, C) tensor, so ``.transpose(1, 2)``
+        gives contiguous frames.
         """
         if start_layer == 0:
-            x = audio[:, None, :]  # (B, T) -> (B, 1, T)
+            x = audio[:, :, None]  # (B, T) -> (B, T, 1)
         elif 0 < start_layer <= len(self.conv_layers):
-            x = audio  # (B, C_k, F_k)
+            x = audio.transpose(1, 2)  # (B, C_k, F_k) -> (B, F_k, C_k)
         else:
             raise ValueError(f"start_layer must be in [0, {len(self.conv_layers)}], got {start_layer}")
         for layer in self.conv_layers[start_layer:]:
@@ -130,17 +190,17 @@ class FeatureEncoder(nn.Module):
                 x = layer(x)
         if self.training and self.grad_mult != 1.0 and not self.frozen:
             x = scale_gradient(x, self.grad_mult)
-        return x  # (B, C, F)
+        return x.transpose(1, 2)  # (B, F, C) -> (B, C, F)
 
     def prefix(self, audio: torch.Tensor, num_layers: int) -> torch.Tensor:
         """Output (B, C_k, F_k) of the first ``num_layers`` blocks for ``audio`` (B, T); gradients flow
-        as usual (wrap in ``torch.no_grad()`` for frozen blocks)."""
+        as usual (wrap in ``torch.no_grad()`` for frozen blocks). A transposed view of (B, F_k, C_k)."""
         if not 0 < num_layers <= len(self.conv_layers):
             raise ValueError(f"num_layers must be in [1, {len(self.conv_layers)}], got {num_layers}")
-        x = audio[:, None, :]  # (B, T) -> (B, 1, T)
+        x = audio[:, :, None]  # (B, T) -> (B, T, 1)
         for layer in self.conv_layers[:num_layers]:
             x = layer(x)
-        return x
+        return x.transpose(1, 2)  # (B, F_k, C_k) -> (B, C_k, F_k)
 
 
 def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:

@@ -11,27 +11,51 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+COSINE_EPS = 1e-8
+"""Floor of each vector's norm in cosine similarities (``torch.nn.functional.cosine_similarity``'s eps)."""
+
 
 def contrastive_logits(
     context: torch.Tensor,
-    positives: torch.Tensor,
-    negatives: torch.Tensor,
+    targets: torch.Tensor,
+    negative_indices: torch.Tensor,
     temperature: float,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Cosine similarities / kappa between contexts c_t and candidates [q_t, q~_1..q~_K] (paper eq. 3).
 
-    ``context``, ``positives`` (B, F, P); ``negatives`` (K, B, F, P).
-    Returns (K + 1, B, F) logits, positive first. Negatives identical to the
-    positive (possible when few codewords are in use) get ``-inf`` so they are
-    not counted as distractors.
+    ``context``, ``targets`` (B, F, P); ``negative_indices`` (B, F, K) flat indices into the
+    B x F frames (``sampled_negative_indices``), each in its own utterance's row as the paper
+    draws them; ``mask`` (B, F), when given, marks the frames whose logits are used: indices of
+    other frames may point anywhere (they are ignored). Returns (K + 1, B, F) logits, positive
+    first, in float32. Negatives identical to the positive (possible when few codewords are in
+    use) get ``-inf`` so they are not counted as distractors.
+
+    Each utterance's F x F cosine matrix is one matmul, and the K + 1 candidates are read from
+    it: the (K, B, F, P) tensor of distractor vectors is never built (it was most of a CPU
+    pre-training step).
     """
-    candidates = torch.cat([positives[None], negatives], dim=0)  # (K + 1, B, F, P)
-    logits = F.cosine_similarity(context.float(), candidates.float(), dim=-1) / temperature  # (K + 1, B, F)
-    same_as_positive = (negatives == positives[None]).all(dim=-1)  # (K, B, F)
-    if same_as_positive.any():
-        pad = torch.zeros_like(same_as_positive[:1])  # (1, B, F): never mask the positive
-        logits = logits.masked_fill(torch.cat([pad, same_as_positive], dim=0), float("-inf"))
-    return logits
+    b, f, _ = targets.shape
+    rows = torch.arange(b, device=targets.device)[:, None, None]  # (B, 1, 1)
+    local = negative_indices.long() - rows * f  # (B, F, K) frame index within the own utterance
+    outside = (local < 0) | (local >= f)  # (B, F, K)
+    used = outside if mask is None else outside & mask.to(torch.bool)[:, :, None]
+    if bool(used.any()):
+        raise ValueError("sampled_negative_indices must point into the same utterance (row b: [b*F, (b+1)*F))")
+    own = torch.arange(f, device=targets.device)[None, :, None].expand(b, f, 1)  # (B, F, 1) the positive
+    local = torch.where(outside, own, local)  # unused entries -> the frame itself (then -inf, below)
+    candidates = torch.cat([own, local], dim=-1)  # (B, F, K + 1)
+    with torch.autocast(targets.device.type, enabled=False):  # float32 similarities, also under autocast
+        c = F.normalize(context.float(), dim=-1, eps=COSINE_EPS)  # (B, F, P)
+        q = F.normalize(targets.float(), dim=-1, eps=COSINE_EPS)  # (B, F, P)
+        cosine = torch.bmm(c, q.transpose(1, 2))  # (B, F, P) x (B, P, F) -> (B, F, F): cos(c_t, q_s)
+    logits = cosine.gather(2, candidates) / temperature  # (B, F, K + 1)
+    with torch.no_grad():
+        # Exact equality of target vectors, as one id per distinct vector.
+        ids = torch.unique(targets.detach().reshape(b * f, -1), dim=0, return_inverse=True)[1].view(b, f)  # (B, F)
+        same = ids.gather(1, local.reshape(b, -1)).view_as(local) == ids[:, :, None]  # (B, F, K)
+    logits = logits.masked_fill(F.pad(same, (1, 0)), float("-inf"))  # never the positive (column 0)
+    return logits.permute(2, 0, 1)  # (B, F, K + 1) -> (K + 1, B, F)
 
 
 def contrastive_loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -84,12 +84,9 @@ class Wav2Vec2ForPreTraining(Wav2Vec2PreTrainedModel):
         feature_penalty: torch.Tensor | None,
     ) -> None:
         cfg = self.config
-        targets = out.projected_quantized_states
-        b, f, p = targets.shape
-        k = negative_indices.shape[-1]
-        negatives = targets.reshape(b * f, p)[negative_indices.long().reshape(-1)]  # (B x F x K, P)
-        negatives = negatives.view(b, f, k, p).permute(2, 0, 1, 3)  # (B, F, K, P) -> (K, B, F, P)
-        logits = contrastive_logits(out.projected_states, targets, negatives, cfg.contrastive_logits_temperature)
+        targets = out.projected_quantized_states  # (B, F, P)
+        logits = contrastive_logits(out.projected_states, targets, negative_indices, cfg.contrastive_logits_temperature,
+                                    mask)
         num_codevectors = cfg.num_codevectors_per_group * cfg.num_codevector_groups
         out.contrastive_loss = contrastive_loss(logits, mask)
         out.diversity_loss = diversity_loss(out.codevector_perplexity, num_codevectors) * mask.sum()

@@ -87,12 +87,8 @@ def pretraining_statistics(outputs: Any, inputs: dict[str, Any], config: Any) ->
     mask = mask.to(torch.bool)
     logits = getattr(outputs, "contrastive_logits", None)
     if logits is None:
-        targets = outputs.projected_quantized_states  # (B, F, P)
-        b, f, p = targets.shape
-        indices = inputs["sampled_negative_indices"].long()  # (B, F, K)
-        negatives = targets.reshape(b * f, p)[indices.reshape(-1)]  # (B x F x K, P)
-        negatives = negatives.view(b, f, -1, p).permute(2, 0, 1, 3)  # (B, F, K, P) -> (K, B, F, P)
-        logits = contrastive_logits(outputs.projected_states, targets, negatives, config.contrastive_logits_temperature)
+        logits = contrastive_logits(outputs.projected_states, outputs.projected_quantized_states,
+                                    inputs["sampled_negative_indices"], config.contrastive_logits_temperature, mask)
     with torch.no_grad():
         correct = ((logits.argmax(dim=0) == 0) & mask).sum()  # (K + 1, B, F) -> scalar
     return {

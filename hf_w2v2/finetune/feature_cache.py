@@ -106,8 +106,9 @@ class FrozenFeatureCache:
                     prefix = encoder.prefix(audio, self.num_layers)  # (B, C_k, F_k max)
                     for row, i in enumerate(rows):
                         frames = int(encoder.output_frames(lengths[i], self.num_layers))
-                        own = prefix[row, :, :frames]  # (C_k, F_k) of this item
-                        # copy=True: one fresh tensor (a view would keep the whole batch's storage alive)
+                        own = prefix[row, :, :frames]  # (C_k, F_k) of this item, frames-major in memory
+                        # copy=True: one fresh tensor (a view would keep the whole batch's storage alive);
+                        # it keeps the frames-major strides, which the collator copies fastest.
                         self.features[first_key + i] = own.to(device="cpu", dtype=store_dtype, copy=True)
                     bar.update(len(rows))
         finally:
@@ -143,9 +144,11 @@ class CachedFeatureCollator:
                 return self.base(features)
             raise ValueError("items have neither a cached prefix nor input_values")
         width = max(p.shape[1] for p in prefixes)
-        batch_features = prefixes[0].new_zeros(len(prefixes), prefixes[0].shape[0], width)  # (B, C_k, F_max)
+        # Frames-major storage, the encoder's own layout: its transpose back is contiguous.
+        frames_major = prefixes[0].new_zeros(len(prefixes), width, prefixes[0].shape[0])  # (B, F_max, C_k)
         for row, prefix in enumerate(prefixes):
-            batch_features[row, :, : prefix.shape[1]] = prefix
+            frames_major[row, : prefix.shape[1]] = prefix.T  # (C_k, F_k) -> (F_k, C_k)
+        batch_features = frames_major.transpose(1, 2)  # (B, F_max, C_k) -> (B, C_k, F_max), a view
         batch: dict[str, Any] = {"prefix_features": batch_features, "prefix_layers": self.cache.num_layers}
         if self.base.return_attention_mask:
             lengths = np.array([int(item["input_length"]) for item in features])  # (B,) samples

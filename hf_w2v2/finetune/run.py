@@ -248,7 +248,7 @@ def run_finetuning(model_args: ModelArguments, data_args: DataArguments, card_ar
         train_metrics["train_audio_seconds"] = round(seen, 1)
         train_metrics["train_audio_seconds_per_second"] = round(seen / max(train_metrics["train_runtime"], 1e-9), 2)
         if data.cache_seconds:
-            train_metrics["train_cache_seconds"] = round(data.cache_seconds, 1)  # not in train_runtime
+            train_metrics["train_cache_seconds"] = round(data.cache_seconds, 3)  # not in train_runtime
         trainer.save_model()
         trainer.log_metrics("train", train_metrics)
         trainer.save_metrics("train", train_metrics)
