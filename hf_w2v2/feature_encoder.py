@@ -71,6 +71,17 @@ class ConvBlock(nn.Module):
         return self.activation(y)
 
 
+    def forward_channels_major(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (B, C_in, F_in) -> (B, C, F_out) with ``nn.Conv1d``: the faster layout for CPU inference
+        in fp32 (no backward pass to pay for; ``bench/bench_forward.py``)."""
+        y = self.conv(x)  # (B, C_in, F_in) -> (B, C, F_out)
+        if self.norm == "group":
+            y = self.layer_norm(y)  # each channel over time
+        elif self.norm == "layer":
+            y = self.layer_norm(y.transpose(1, 2)).transpose(1, 2)  # over C, per frame
+        return self.activation(y)
+
+
 def conv_as_matmul(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
     """Unpadded ``conv(x)`` for frames-major ``x`` (B, F_in, C_in), as one matmul -> (B, F_out, C_out).
 
@@ -175,8 +186,14 @@ class FeatureEncoder(nn.Module):
         With ``start_layer`` k > 0 the input is instead the (B, C_k, F_k) output of the first k
         blocks (see :meth:`prefix`, e.g. computed once for frozen blocks) and only the rest run.
         The result is a transposed view of a frames-major (B, F, C) tensor, so ``.transpose(1, 2)``
-        gives contiguous frames.
+        gives contiguous frames; fp32 inference on a CPU runs channels-major instead (same values,
+        see :func:`channels_major_inference`).
         """
+        if start_layer == 0 and channels_major_inference(audio):
+            x = audio[:, None, :]  # (B, T) -> (B, 1, T)
+            for layer in self.conv_layers:
+                x = layer.forward_channels_major(x)
+            return x  # (B, C, F)
         if start_layer == 0:
             x = audio[:, :, None]  # (B, T) -> (B, T, 1)
         elif 0 < start_layer <= len(self.conv_layers):
@@ -201,6 +218,12 @@ class FeatureEncoder(nn.Module):
         for layer in self.conv_layers[:num_layers]:
             x = layer(x)
         return x.transpose(1, 2)  # (B, F_k, C_k) -> (B, C_k, F_k)
+
+
+def channels_major_inference(x: torch.Tensor) -> bool:
+    """fp32 inference on a CPU: there oneDNN's channels-major conv1d beats the frames-major matmuls,
+    which pay off in training (backward) and under bf16 autocast."""
+    return x.device.type == "cpu" and not torch.is_grad_enabled() and not torch.is_autocast_enabled("cpu")
 
 
 def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:

@@ -164,3 +164,16 @@ def test_extra_train_data_is_appended_and_shapes_the_vocabulary(tmp_path):
     assert len(data.train.dataset) == 2 * len(alone.train.dataset)
     with pytest.raises(ValueError, match="extra_train_data needs train_data"):
         parse_finetune_args(["--config_name", "tiny", "--output_dir", str(tmp_path), "--extra_train_data", str(extra)])
+
+
+def test_a_corpus_listed_twice_is_sampled_twice_and_named_once(tmp_path):
+    from hf_w2v2.finetune.run import card_inputs, prepare_data
+
+    twice = _args(tmp_path / "out", "--extra_train_data", str(FIXTURE / "train") + "/", str(FIXTURE / "dev"))
+    data = prepare_data(twice[0], twice[1], twice[3], checkpoint=None)
+    alone = prepare_data(*_args(tmp_path / "out2")[:2], twice[3], checkpoint=None)
+    dev = prepare_data(*_args(tmp_path / "out3", "--train_data", str(FIXTURE / "dev"))[:2], twice[3], checkpoint=None)
+    assert len(data.train.dataset) == 2 * len(alone.train.dataset) + len(dev.train.dataset)
+    card = card_inputs(*twice[:3], twice[3], data, [], {}, "frozen")
+    assert card.datasets == ["train", "dev"]
+    assert "Training corpus: `train` (x2: its clips are seen 2 times as often) + `dev`" in card.data_section

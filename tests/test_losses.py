@@ -100,3 +100,27 @@ def test_conv_as_matmul_is_conv1d(c_in: int, kernel: int, stride: int):
     ours.backward(grad.transpose(1, 2))
     assert torch.allclose(frames_major.grad.transpose(1, 2), x.grad, atol=1e-5)
     assert torch.allclose(conv.weight.grad, weight_grad, atol=1e-4)
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_feature_encoder_inference_layout_gives_the_training_layout_values(norm: str):
+    """fp32 CPU inference runs the conv stack channels-major (conv1d); with gradients on it runs
+    frames-major matmuls: same features either way."""
+    from hf_w2v2 import Wav2Vec2Config
+    from hf_w2v2.feature_encoder import FeatureEncoder, channels_major_inference
+
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(conv_dim=(16, 16, 16), conv_kernel=(10, 3, 2), conv_stride=(5, 2, 2),
+                             feat_extract_norm=norm, conv_bias=norm == "layer")
+    encoder = FeatureEncoder(config).eval()
+    audio = torch.randn(2, 1600)
+    with torch.no_grad():
+        assert channels_major_inference(audio)
+        fast = encoder(audio)  # (B, C, F)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not channels_major_inference(audio)
+    assert not channels_major_inference(audio)  # gradients on
+    reference = encoder(audio)
+    assert fast.shape == reference.shape == (2, 16, encoder.output_frames(1600))
+    assert torch.allclose(fast, reference, atol=1e-5)
+    assert not torch.equal(fast, torch.zeros_like(fast))

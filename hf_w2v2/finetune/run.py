@@ -191,15 +191,27 @@ def eval_row(split: Split, metrics: dict[str, float], data_args: DataArguments) 
                    cer=metrics[f"{prefix}_cer"], utterances=split.report.kept, hours=split.report.kept_seconds / 3600)
 
 
+def training_corpora(data_args: DataArguments, train_name: str) -> list[tuple[str, int]]:
+    """(name, times listed) per distinct training corpus, in order: a corpus given twice is read twice."""
+    if not data_args.train_data:
+        return []
+    sources = [data_args.train_data, *data_args.extra_train_data]
+    names = [train_name] + [corpus_name(source) for source in data_args.extra_train_data]
+    keys = [os.path.realpath(source) for source in sources]
+    first = {key: names[keys.index(key)] for key in keys}
+    return [(first[key], keys.count(key)) for key in dict.fromkeys(keys)]
+
+
 def card_inputs(model_args: ModelArguments, data_args: DataArguments, card_args: CardArguments,
                 training_args: TrainingArguments, data: PreparedData, evals: list[EvalRow],
                 train_metrics: dict[str, float], feature_encoder: str) -> CardInputs:
     """What the model card says about this run."""
     train_name = card_args.dataset_name or (corpus_name(data_args.train_data) if data_args.train_data else "")
-    extra_names = [corpus_name(source) for source in data_args.extra_train_data]
+    corpora = training_corpora(data_args, train_name)
     init = model_args.model_name_or_path or f"random initialisation ({model_args.config_name} config)"
     report = data.train.report if data.train else None
-    data_text = [f"- Training corpus: `{train_name}`" + "".join(f" + `{name}`" for name in extra_names)]
+    data_text = ["- Training corpus: " + " + ".join(f"`{name}`" + (f" (x{times}: its clips are seen {times} times as often)"
+                                                               if times > 1 else "") for name, times in corpora)]
     if report is not None:
         data_text.append(f"- {report.kept} utterances, {report.kept_seconds / 3600:.2f} h after filtering "
                          f"({report.total - report.kept} dropped: see `{DATA_REPORT_FILE}`)")
@@ -217,7 +229,7 @@ def card_inputs(model_args: ModelArguments, data_args: DataArguments, card_args:
         if model_args.model_name_or_path and not os.path.isdir(model_args.model_name_or_path) else None,
         initialisation=f"pre-trained weights from `{model_args.model_name_or_path}`"
         if model_args.model_name_or_path else None,
-        datasets=([train_name] if train_name else []) + extra_names, evals=evals,
+        datasets=[name for name, _ in corpora], evals=evals,
         hyperparameters=training_hyperparameters(training_args, extra_hp), data_section="\n".join(data_text),
         summary=summary, intended_use=card_args.intended_use or CardInputs.intended_use,
         limitations=card_args.limitations or CardInputs.limitations,
