@@ -70,7 +70,6 @@ class ConvBlock(nn.Module):
             y = self.layer_norm(y)  # over C, per frame
         return self.activation(y)
 
-
     def forward_channels_major(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (B, C_in, F_in) -> (B, C, F_out) with ``nn.Conv1d``: the faster layout for CPU inference
         in fp32 (no backward pass to pay for; ``bench/bench_forward.py``)."""
