@@ -22,7 +22,7 @@ START = time.perf_counter()
 from transformers import Wav2Vec2Config  # noqa: E402
 
 from hf_w2v2.data import DataCollatorCTCWithPadding, prepare_ctc_dataset, read_source  # noqa: E402
-from hf_w2v2.processor import build_processor_from_texts  # noqa: E402
+from hf_w2v2.data.processor import build_processor_from_texts  # noqa: E402
 
 
 def main() -> None:

@@ -48,8 +48,10 @@ def bench_lm(args: argparse.Namespace) -> None:
         model = build_arpa(DATA / "text" / "lm_corpus.txt", WORK / name, order=4, prune=prune, progress=False)
         seconds = time.perf_counter() - start
         sizes = [len(p) for p in model.probs]
-        print(f"ARPA 4-gram prune={prune or 'none'}: {seconds:.1f} s, {os.path.getsize(WORK / name) / 1e6:.1f} MB, "
-              f"n-grams {sizes}, discounts {[tuple(round(d, 3) for d in ds) for ds in model.discounts]}")
+        print(
+            f"ARPA 4-gram prune={prune or 'none'}: {seconds:.1f} s, {os.path.getsize(WORK / name) / 1e6:.1f} MB, "
+            f"n-grams {sizes}, discounts {[tuple(round(d, 3) for d in ds) for ds in model.discounts]}"
+        )
     print(f"peak RSS {peak_rss_mb():.0f} MB")
 
 
@@ -63,14 +65,14 @@ def bench_beam(args: argparse.Namespace) -> None:
     from hf_w2v2.decoding.beam import BeamSearchDecoder
     from hf_w2v2.decoding.greedy import greedy_decode
     from hf_w2v2.decoding.synthetic import synthetic_logits
-    from hf_w2v2.metrics import word_error_rate
+    from hf_w2v2.text.error_rates import word_error_rate
     from hf_w2v2.text.vocab import build_vocab
 
     rows = _dev_rows()
     texts = [r["text"] for r in rows]
     if args.model:
         from hf_w2v2.data.audio import load_audio
-        from hf_w2v2.transcribe import Transcriber
+        from hf_w2v2.inference.transcribe import Transcriber
 
         transcriber = Transcriber.from_pretrained(args.model, use_lm=False)
         alphabet = transcriber.alphabet
@@ -85,24 +87,28 @@ def bench_beam(args: argparse.Namespace) -> None:
     lm_path = args.lm or WORK / "lm4.arpa"
     start = time.perf_counter()
     decoder = BeamSearchDecoder(alphabet, lm_path=lm_path, alpha=args.alpha, beta=args.beta, beam_width=100)
-    print(f"decoder with {lm_path} loaded in {time.perf_counter() - start:.1f} s; {len(logits)} synth-dev utts, {source}")
+    print(
+        f"decoder with {lm_path} loaded in {time.perf_counter() - start:.1f} s; {len(logits)} synth-dev utts, {source}"
+    )
     greedy = [greedy_decode(x, alphabet)[0].text for x in logits]
     decoder.decode_batch(logits[:5])  # warm-up
     for processes in (1, args.processes):
         start = time.perf_counter()
         hyps = [t.text for t in decoder.decode_batch(logits, num_processes=processes)]
         seconds = time.perf_counter() - start
-        print(f"beam 100, {processes} process(es): {len(logits) / seconds:.1f} utt/s "
-              f"(greedy WER {word_error_rate(texts, greedy):.3f}, LM WER {word_error_rate(texts, hyps):.3f})")
+        print(
+            f"beam 100, {processes} process(es): {len(logits) / seconds:.1f} utt/s "
+            f"(greedy WER {word_error_rate(texts, greedy):.3f}, LM WER {word_error_rate(texts, hyps):.3f})"
+        )
 
 
 def bench_long_audio(args: argparse.Namespace) -> None:
-    from hf_w2v2.configuration import base
-    from hf_w2v2.ctc import Wav2Vec2ForCTC
     from hf_w2v2.data.audio import load_audio
-    from hf_w2v2.processor import build_processor
+    from hf_w2v2.data.processor import build_processor
+    from hf_w2v2.inference.transcribe import Transcriber
+    from hf_w2v2.models.configuration import base
+    from hf_w2v2.models.ctc import Wav2Vec2ForCTC
     from hf_w2v2.text.vocab import build_vocab, load_tokenizer, save_vocab
-    from hf_w2v2.transcribe import Transcriber
 
     WORK.mkdir(parents=True, exist_ok=True)
     recording = WORK / f"long_{int(args.minutes)}min.flac"
@@ -122,16 +128,19 @@ def bench_long_audio(args: argparse.Namespace) -> None:
         tokenizer = load_tokenizer(save_vocab(build_vocab([r["text"] for r in _dev_rows()]), WORK / "vocab"))
         torch.manual_seed(0)
         model = Wav2Vec2ForCTC(base(vocab_size=len(tokenizer)))
-        transcriber = Transcriber(model, build_processor(model.config, tokenizer), chunk_s=args.chunk_s,
-                                  batch_size=args.batch_size)
+        transcriber = Transcriber(
+            model, build_processor(model.config, tokenizer), chunk_s=args.chunk_s, batch_size=args.batch_size
+        )
         what = "random-init BASE (95 M parameters)"
     before = peak_rss_mb()
     start = time.perf_counter()
     result = transcriber.transcribe_files([str(recording)], progress=False)[0]
     seconds = time.perf_counter() - start
-    print(f"{result.duration / 60:.1f} min recording, {what}, chunk {args.chunk_s} s, batch {args.batch_size}, "
-          f"{torch.get_num_threads()} threads: {seconds:.0f} s ({result.duration / seconds:.1f}x real time), "
-          f"{len(result.transcription.words)} words")
+    print(
+        f"{result.duration / 60:.1f} min recording, {what}, chunk {args.chunk_s} s, batch {args.batch_size}, "
+        f"{torch.get_num_threads()} threads: {seconds:.0f} s ({result.duration / seconds:.1f}x real time), "
+        f"{len(result.transcription.words)} words"
+    )
     print(f"peak RSS {peak_rss_mb():.0f} MB (after loading the model: {before:.0f} MB)")
 
 
@@ -142,8 +151,12 @@ def main() -> None:
     parser.add_argument("--lm", default=None, help="ARPA file for the beam step (default: the lm step's)")
     parser.add_argument("--alpha", type=float, default=0.5, help="LM weight for the beam step")
     parser.add_argument("--beta", type=float, default=1.0, help="word bonus for the beam step")
-    parser.add_argument("--simulation", choices=sorted(SIMULATIONS), default="confident",
-                        help="simulated logits for the beam step when no --model is given")
+    parser.add_argument(
+        "--simulation",
+        choices=sorted(SIMULATIONS),
+        default="confident",
+        help="simulated logits for the beam step when no --model is given",
+    )
     parser.add_argument("--processes", type=int, default=2, help="processes for the parallel beam run")
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the long recording")
     parser.add_argument("--chunk-s", type=float, default=20.0, help="window length for the long recording")

@@ -31,12 +31,13 @@ from transformers import TrainerCallback, TrainingArguments
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hf_w2v2.data.collator import DataCollatorCTCWithPadding  # noqa: E402
-from hf_w2v2.finetune.arguments import parse_finetune_args  # noqa: E402
-from hf_w2v2.finetune.run import prepare_data, split_metrics  # noqa: E402
-from hf_w2v2.finetune.metrics import argmax_logits  # noqa: E402
-from hf_w2v2.finetune.trainer import CTCTrainer, TimeBudgetCallback  # noqa: E402
-from hf_w2v2.precision import has_accelerator  # noqa: E402
+from hf_w2v2.data.collator import DataCollatorCTCWithPadding
+from hf_w2v2.finetune.arguments import parse_finetune_args
+from hf_w2v2.finetune.metrics import argmax_logits
+from hf_w2v2.finetune.run import prepare_data, split_metrics
+from hf_w2v2.finetune.trainer import CTCTrainer
+from hf_w2v2.training.budget import TimeBudgetCallback
+from hf_w2v2.training.precision import has_accelerator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,22 +68,37 @@ def stock_model(config_fields: dict) -> transformers.Wav2Vec2ForCTC:
 def train_one(name: str, model, data, training_args: TrainingArguments, minutes: float, eval_every: float) -> dict:
     eval_split = data.evals["eval"]
     trainer = CTCTrainer(
-        model=model, args=training_args, train_dataset=data.train.dataset, eval_dataset=eval_split.dataset,
-        data_collator=DataCollatorCTCWithPadding.from_processor(data.processor), processing_class=data.processor,
+        model=model,
+        args=training_args,
+        train_dataset=data.train.dataset,
+        eval_dataset=eval_split.dataset,
+        data_collator=DataCollatorCTCWithPadding.from_processor(data.processor),
+        processing_class=data.processor,
         compute_metrics=split_metrics(eval_split, data.processor.tokenizer, model.config),
-        preprocess_logits_for_metrics=argmax_logits, time_budget=TimeBudgetCallback(minutes),
+        preprocess_logits_for_metrics=argmax_logits,
+        time_budget=TimeBudgetCallback(minutes),
         callbacks=[EvalEveryMinutes(eval_every)],
-    )  # fmt: skip
+    )
     start = time.monotonic()
     trainer.train()
     wall = time.monotonic() - start
     final = trainer.evaluate()
-    history = [(round(e["epoch"], 3), e["step"], e["eval_cer"], e["eval_wer"])
-               for e in trainer.state.log_history if "eval_cer" in e]
+    history = [
+        (round(e["epoch"], 3), e["step"], e["eval_cer"], e["eval_wer"])
+        for e in trainer.state.log_history
+        if "eval_cer" in e
+    ]
     audio_s = sum(int(n) for n in data.train.dataset["input_length"]) / 16000 * trainer.state.epoch
-    return {"name": name, "steps": trainer.state.global_step, "wall_s": wall, "train_audio_s": audio_s,
-            "audio_s_per_s": audio_s / wall, "dev_cer": final["eval_cer"], "dev_wer": final["eval_wer"],
-            "history": history}
+    return {
+        "name": name,
+        "steps": trainer.state.global_step,
+        "wall_s": wall,
+        "train_audio_s": audio_s,
+        "audio_s_per_s": audio_s / wall,
+        "dev_cer": final["eval_cer"],
+        "dev_wer": final["eval_wer"],
+        "history": history,
+    }
 
 
 def run_ours(config: str, minutes: float, output_dir: str, bf16: bool, max_eval: int | None) -> dict:
@@ -97,13 +113,21 @@ def run_ours(config: str, minutes: float, output_dir: str, bf16: bool, max_eval:
     result = run_finetuning(model_args, data_args, card_args, training_args)
     wall = time.monotonic() - start
     state = json.loads((Path(output_dir) / "trainer_state.json").read_text())
-    history = [(round(e["epoch"], 3), e["step"], e["eval_cer"], e["eval_wer"])
-               for e in state["log_history"] if "eval_cer" in e]
-    return {"name": "ours", "steps": state["global_step"], "wall_s": wall,
-            "train_audio_s": result.metrics["train_audio_seconds"],
-            "audio_s_per_s": result.metrics["train_audio_seconds_per_second"],
-            "dev_cer": result.metrics["eval_cer"], "dev_wer": result.metrics["eval_wer"], "history": history,
-            "output_dir": output_dir, "test": {k: v for k, v in result.metrics.items() if k.startswith("test_")}}
+    history = [
+        (round(e["epoch"], 3), e["step"], e["eval_cer"], e["eval_wer"]) for e in state["log_history"] if "eval_cer" in e
+    ]
+    return {
+        "name": "ours",
+        "steps": state["global_step"],
+        "wall_s": wall,
+        "train_audio_s": result.metrics["train_audio_seconds"],
+        "audio_s_per_s": result.metrics["train_audio_seconds_per_second"],
+        "dev_cer": result.metrics["eval_cer"],
+        "dev_wer": result.metrics["eval_wer"],
+        "history": history,
+        "output_dir": output_dir,
+        "test": {k: v for k, v in result.metrics.items() if k.startswith("test_")},
+    }
 
 
 def main() -> None:
@@ -121,8 +145,18 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     if args.only in (None, "stock"):
         # the recipe file gives the data and vocabulary settings; the stock model is built below
-        common = ["--output_dir", str(out / "stock"), "--max_train_minutes", str(args.minutes), "--report_to", "none",
-                  "--model_name_or_path", "", "--config_name", str(ROOT / "examples/configs/small_config.json")]
+        common = [
+            "--output_dir",
+            str(out / "stock"),
+            "--max_train_minutes",
+            str(args.minutes),
+            "--report_to",
+            "none",
+            "--model_name_or_path",
+            "",
+            "--config_name",
+            str(ROOT / "examples/configs/small_config.json"),
+        ]
         common += ["--max_eval_samples", str(args.max_eval)] if args.max_eval else []
         model_args, data_args, _, ours_args = parse_finetune_args([args.ours_config, *common])
         data_args.test_data = []  # dev only
@@ -131,11 +165,23 @@ def main() -> None:
         fields = json.loads((ROOT / "examples/configs/small_config.json").read_text())
         fields.update(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
         stock_args = TrainingArguments(
-            output_dir=str(out / "stock"), learning_rate=1e-3, lr_scheduler_type="constant_with_warmup",
-            warmup_steps=0, per_device_train_batch_size=16, num_train_epochs=1000, bf16=not args.no_bf16,
-            use_cpu=not has_accelerator(), remove_unused_columns=False, eval_strategy="no", save_strategy="no",
-            report_to="none", logging_steps=10, disable_tqdm=True, seed=0, per_device_eval_batch_size=16,
-        )  # fmt: skip
+            output_dir=str(out / "stock"),
+            learning_rate=1e-3,
+            lr_scheduler_type="constant_with_warmup",
+            warmup_steps=0,
+            per_device_train_batch_size=16,
+            num_train_epochs=1000,
+            bf16=not args.no_bf16,
+            use_cpu=not has_accelerator(),
+            remove_unused_columns=False,
+            eval_strategy="no",
+            save_strategy="no",
+            report_to="none",
+            logging_steps=10,
+            disable_tqdm=True,
+            seed=0,
+            per_device_eval_batch_size=16,
+        )
         result = train_one("stock", stock_model(fields), data, stock_args, args.minutes, args.eval_every)
         (out / "compare_stock.json").write_text(json.dumps(result, indent=2))
     if args.only in (None, "ours"):
@@ -149,8 +195,10 @@ def main() -> None:
             print(f"{leg:8} (not run: {path} missing)")
             continue
         r = json.loads(path.read_text())
-        print(f"{r['name']:8} {r['steps']:6d} {r['train_audio_s']:8.0f} {r['audio_s_per_s']:9.1f} "
-              f"{r['dev_cer']:8.3f} {r['dev_wer']:8.3f}")
+        print(
+            f"{r['name']:8} {r['steps']:6d} {r['train_audio_s']:8.0f} {r['audio_s_per_s']:9.1f} "
+            f"{r['dev_cer']:8.3f} {r['dev_wer']:8.3f}"
+        )
         print("         CER over training (epoch, step, CER, WER):", r["history"])
 
 

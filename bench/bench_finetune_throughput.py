@@ -27,12 +27,12 @@ import transformers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hf_w2v2 import Wav2Vec2Config, Wav2Vec2ForCTC  # noqa: E402
-from hf_w2v2.data.collator import DataCollatorCTCWithPadding  # noqa: E402
-from hf_w2v2.data.sources import read_audiofolder  # noqa: E402
-from hf_w2v2.finetune.data import choose_processor, prepare_split  # noqa: E402
-from hf_w2v2.finetune.feature_cache import CachedFeatureCollator, FrozenFeatureCache  # noqa: E402
-from hf_w2v2.text.normalize import TextNormalizer  # noqa: E402
+from hf_w2v2 import Wav2Vec2Config, Wav2Vec2ForCTC
+from hf_w2v2.data.collator import DataCollatorCTCWithPadding
+from hf_w2v2.data.sources import read_audiofolder
+from hf_w2v2.finetune.data import choose_processor, prepare_split
+from hf_w2v2.finetune.feature_cache import CachedFeatureCollator, FrozenFeatureCache
+from hf_w2v2.text.normalize import TextNormalizer
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 16_000  # samples per second
@@ -40,8 +40,7 @@ RATE = 16_000  # samples per second
 
 def small_config(vocab_size: int) -> dict:
     fields = json.loads((ROOT / "examples" / "configs" / "small_config.json").read_text())
-    fields.update(vocab_size=vocab_size, pad_token_id=0, layerdrop=0.0, mask_time_prob=0.05,
-                  ctc_loss_reduction="mean")
+    fields.update(vocab_size=vocab_size, pad_token_id=0, layerdrop=0.0, mask_time_prob=0.05, ctc_loss_reduction="mean")
     return fields
 
 
@@ -86,7 +85,7 @@ def run(args: argparse.Namespace) -> dict:
     audio = 0.0
     for i, idx in enumerate(batches(split.dataset, args.batch_size, args.steps + 1, False, 0)):
         batch = collate([split.dataset[j] for j in idx])
-        for name in (("stock", "ours") if i % 2 else ("ours", "stock")):  # alternate who goes first
+        for name in ("stock", "ours") if i % 2 else ("ours", "stock"):  # alternate who goes first
             seconds = step_time(models[name], optims[name], batch, args.bf16)
             if i > 0:  # step 0 warms up allocators
                 times[name] += seconds
@@ -101,8 +100,10 @@ def run(args: argparse.Namespace) -> dict:
             spent += step_time(ours, optims["ours"], batch, args.bf16)
             real += sum(int(split.dataset[j]["input_length"]) for j in idx) / RATE
             padded += batch["input_values"].numel() / RATE
-        useful["group_by_length" if grouped else "random"] = {"useful_audio_s_per_s": real / spent,
-                                                             "padding_fraction": 1 - real / padded}
+        useful["group_by_length" if grouped else "random"] = {
+            "useful_audio_s_per_s": real / spent,
+            "padding_fraction": 1 - real / padded,
+        }
     result["batch_composition_ours"] = useful
     result["frozen_feature_cache_ours"] = cache_speedups(fields, split.dataset, collate, args)
     result.update(steps=args.steps, batch_size=args.batch_size, bf16=args.bf16, threads=torch.get_num_threads())
@@ -119,24 +120,31 @@ def cache_speedups(fields: dict, dataset, collate: DataCollatorCTCWithPadding, a
         optim = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         cache = FrozenFeatureCache(num_layers=frozen)
         start = time.perf_counter()
-        keyed = cache.add(model.wav2vec2.feature_extractor, dataset, autocast_dtype=torch.bfloat16 if args.bf16
-                          else None, show_progress=False)
+        keyed = cache.add(
+            model.wav2vec2.feature_extractor,
+            dataset,
+            autocast_dtype=torch.bfloat16 if args.bf16 else None,
+            show_progress=False,
+        )
         cache_s = time.perf_counter() - start
         cached = CachedFeatureCollator(base=collate, cache=cache)
         spent = {"audio": 0.0, "cached": 0.0}
         real = 0.0
         for i, idx in enumerate(batches(dataset, args.batch_size, args.steps + 1, True, 2)):
-            for name in (("audio", "cached") if i % 2 else ("cached", "audio")):
+            for name in ("audio", "cached") if i % 2 else ("cached", "audio"):
                 start = time.perf_counter()
                 batch = collate([dataset[j] for j in idx]) if name == "audio" else cached([keyed[j] for j in idx])
                 seconds = time.perf_counter() - start + step_time(model, optim, batch, args.bf16)
                 spent[name] += seconds if i > 0 else 0.0
             real += sum(int(dataset[j]["input_length"]) for j in idx) / RATE if i > 0 else 0.0
         out[f"first_{frozen}_blocks_frozen"] = {
-            "audio_batches_audio_s_per_s": real / spent["audio"], "cached_audio_s_per_s": real / spent["cached"],
-            "speedup": spent["audio"] / spent["cached"], "cache_seconds": cache_s,
-            "cache_mb": cache.nbytes / 1e6, "cached_utterances": len(cache.features),
-        }  # fmt: skip
+            "audio_batches_audio_s_per_s": real / spent["audio"],
+            "cached_audio_s_per_s": real / spent["cached"],
+            "speedup": spent["audio"] / spent["cached"],
+            "cache_seconds": cache_s,
+            "cache_mb": cache.nbytes / 1e6,
+            "cached_utterances": len(cache.features),
+        }
     return out
 
 

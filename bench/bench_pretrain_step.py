@@ -35,9 +35,9 @@ import transformers
 from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
 
 from hf_w2v2 import Wav2Vec2Config, Wav2Vec2ForPreTraining
-from hf_w2v2.configuration import base
-from hf_w2v2.masking import compute_span_mask
-from hf_w2v2.negatives import sample_negative_indices
+from hf_w2v2.models.configuration import base
+from hf_w2v2.models.masking import compute_span_mask
+from hf_w2v2.models.negatives import sample_negative_indices
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data" / "synth-train"
@@ -55,7 +55,8 @@ def batch_audio(batch: int, seconds: float, seed: int = 0) -> torch.Tensor:
 
         import soundfile as sf
 
-        rows = sorted(csv.DictReader(open(DATA / "metadata.csv")), key=lambda r: -float(r["duration"]))
+        with open(DATA / "metadata.csv", encoding="utf-8") as handle:
+            rows = sorted(csv.DictReader(handle), key=lambda r: -float(r["duration"]))
         waves = [sf.read(DATA / r["file_name"], dtype="float32")[0][:samples] for r in rows[:batch]]
         waves = [np.pad(w, (0, samples - len(w))) for w in waves]
         return torch.from_numpy(np.stack(waves))
@@ -102,8 +103,12 @@ def targets_only(config, batch: int, frames: int, device: torch.device, repeats:
 
     def ours() -> None:
         mask = compute_span_mask(
-            (batch, frames), config.mask_time_prob, config.mask_time_length,
-            min_masks=config.mask_time_min_masks, lengths=lengths, generator=generator,
+            (batch, frames),
+            config.mask_time_prob,
+            config.mask_time_length,
+            min_masks=config.mask_time_min_masks,
+            lengths=lengths,
+            generator=generator,
         )
         sample_negative_indices(mask, config.num_negatives, generator=generator)
 
@@ -159,7 +164,7 @@ def main() -> None:
     attention = torch.ones_like(audio, dtype=torch.long)
 
     times: dict[str, list[float]] = {"ours": [], "stock": []}
-    for name, model, step in (("ours", ours, ours_step), ("stock", stock, stock_step)):
+    for model, step in ((ours, ours_step), (stock, stock_step)):
         timed(step, model, audio, attention, device, dtype)  # warm-up
     for _ in range(steps):  # interleaved so that load changes hit both alike
         times["ours"].append(timed(ours_step, ours, audio, attention, device, dtype))
@@ -168,12 +173,17 @@ def main() -> None:
     frames = int(ours._get_feat_extract_output_lengths(audio.shape[1]))
     ours_t, stock_t = targets_only(config, batch, frames, device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {name}, {args.config} config, dtype {args.dtype}, batch {batch} x {seconds:.0f} s, {steps} timed steps")
+    print(
+        f"device: {name}, {args.config} config, dtype {args.dtype}, "
+        f"batch {batch} x {seconds:.0f} s, {steps} timed steps"
+    )
     print(f"ours  (torch masks + negatives on device): {ours_s * 1000:8.1f} ms/step")
     print(f"stock (numpy masks + negatives on host):   {stock_s * 1000:8.1f} ms/step")
     print(f"ratio stock / ours: {stock_s / ours_s:.2f}x")
-    print(f"masks + negatives alone ({batch} x {frames} frames, K={config.num_negatives}): "
-          f"ours {ours_t * 1000:.2f} ms, stock {stock_t * 1000:.2f} ms, ratio {stock_t / ours_t:.2f}x")
+    print(
+        f"masks + negatives alone ({batch} x {frames} frames, K={config.num_negatives}): "
+        f"ours {ours_t * 1000:.2f} ms, stock {stock_t * 1000:.2f} ms, ratio {stock_t / ours_t:.2f}x"
+    )
 
 
 if __name__ == "__main__":

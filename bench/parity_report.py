@@ -15,7 +15,7 @@ import torch
 from transformers.models.wav2vec2 import modeling_wav2vec2 as stock_modeling
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from oracle import audio_batch, make_pair, rel_diff  # noqa: E402
+from oracle import audio_batch, make_pair, rel_diff
 
 
 def main() -> None:
@@ -27,15 +27,23 @@ def main() -> None:
             tag = f"{family:10s} {'mask' if masked else 'no-mask'}"
             stock, ours = make_pair("Wav2Vec2Model", family)
             with torch.no_grad():
-                r, o = stock(audio, attention_mask=mask, output_hidden_states=True), ours(audio, attention_mask=mask, output_hidden_states=True)
+                r, o = (
+                    stock(audio, attention_mask=mask, output_hidden_states=True),
+                    ours(audio, attention_mask=mask, output_hidden_states=True),
+                )
             rows.append((tag, "last_hidden_state", rel_diff(o.last_hidden_state, r.last_hidden_state)))
             rows.append((tag, "extract_features", rel_diff(o.extract_features, r.extract_features)))
-            rows.append((tag, "hidden_states (max)", max(rel_diff(a, b) for a, b in zip(o.hidden_states, r.hidden_states))))
+            rows.append(
+                (tag, "hidden_states (max)", max(rel_diff(a, b) for a, b in zip(o.hidden_states, r.hidden_states)))
+            )
             labels = torch.tensor([[3, 4, 5, 5, 6, 7], [8, 9, 10, 3, -100, -100], [4, 4, 11, -100, -100, -100]])
             for reduction in ("mean", "sum"):
                 stock, ours = make_pair("Wav2Vec2ForCTC", family, ctc_loss_reduction=reduction)
                 with torch.no_grad():
-                    r, o = stock(audio, attention_mask=mask, labels=labels), ours(audio, attention_mask=mask, labels=labels)
+                    r, o = (
+                        stock(audio, attention_mask=mask, labels=labels),
+                        ours(audio, attention_mask=mask, labels=labels),
+                    )
                 rows.append((tag, "ctc logits", rel_diff(o.logits, r.logits)))
                 rows.append((tag, f"ctc loss ({reduction})", rel_diff(o.loss, r.loss)))
             stock, ours = make_pair("Wav2Vec2ForPreTraining", family)
@@ -53,11 +61,23 @@ def main() -> None:
             for name in ("Wav2Vec2ForSequenceClassification", "Wav2Vec2ForAudioFrameClassification"):
                 stock, ours = make_pair(name, family)
                 with torch.no_grad():
-                    rows.append((tag, f"{name[8:]} logits", rel_diff(ours(audio, attention_mask=mask).logits, stock(audio, attention_mask=mask).logits)))
+                    rows.append(
+                        (
+                            tag,
+                            f"{name[8:]} logits",
+                            rel_diff(ours(audio, attention_mask=mask).logits, stock(audio, attention_mask=mask).logits),
+                        )
+                    )
         stock, ours = make_pair("Wav2Vec2ForXVector", family)
         audio, _ = audio_batch([6000, 6000])
         with torch.no_grad():
-            rows.append((f"{family:10s} no-mask", "xvector embeddings", rel_diff(ours(audio).embeddings, stock(audio).embeddings)))
+            rows.append(
+                (
+                    f"{family:10s} no-mask",
+                    "xvector embeddings",
+                    rel_diff(ours(audio).embeddings, stock(audio).embeddings),
+                )
+            )
     worst = max(r[2] for r in rows)
     for tag, name, value in rows:
         print(f"{tag:20s} {name:40s} {value:.2e}")

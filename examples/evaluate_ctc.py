@@ -8,7 +8,7 @@ greedy and LM transcript per utterance) into ``--output_dir``. With ``--tune``, 
 beta are tuned on a held-out third of the set and the WERs are reported on the rest;
 ``--save_decoder`` then stores the tuned decoder (alphabet + LM) in the model folder, where
 ``Transcriber.from_pretrained`` and ``hf-w2v2 transcribe`` pick it up. The logic lives in
-:mod:`hf_w2v2.decoding.evaluation`.
+:mod:`hf_w2v2.inference.evaluation`.
 """
 
 from __future__ import annotations
@@ -20,16 +20,18 @@ from transformers import HfArgumentParser
 
 from hf_w2v2.data.sources import read_source
 from hf_w2v2.decoding.beam import BeamSearchDecoder
-from hf_w2v2.decoding.evaluation import evaluate_ctc
 from hf_w2v2.decoding.tuning import DEFAULT_ALPHAS, DEFAULT_BETAS
-from hf_w2v2.transcribe import Transcriber
+from hf_w2v2.inference.evaluation import evaluate_ctc
+from hf_w2v2.inference.transcribe import Transcriber
 
 
 @dataclass
 class EvaluateArguments:
     model: str = field(metadata={"help": "model folder (weights, config and processor)"})
     data: str = field(metadata={"help": "labelled set: audiofolder with metadata.csv, manifest or LibriSpeech"})
-    lm: str | None = field(default=None, metadata={"help": "ARPA/KenLM file; default: the decoder saved with the model"})
+    lm: str | None = field(
+        default=None, metadata={"help": "ARPA/KenLM file; default: the decoder saved with the model"}
+    )
     alpha: float | None = field(default=None, metadata={"help": "LM weight (overrides the saved value)"})
     beta: float | None = field(default=None, metadata={"help": "word bonus (overrides the saved value)"})
     beam_width: int = field(default=100, metadata={"help": "beam width of the LM decoding"})
@@ -47,7 +49,9 @@ class EvaluateArguments:
     tune_fraction: float = field(default=0.33, metadata={"help": "share of --data used for tuning"})
     tune_beam_width: int = field(default=32, metadata={"help": "beam width during tuning"})
     max_samples: int | None = field(default=None, metadata={"help": "evaluate only the first N utterances"})
-    output_dir: str = field(default="runs/evaluate_ctc", metadata={"help": "where summary and per-utterance results go"})
+    output_dir: str = field(
+        default="runs/evaluate_ctc", metadata={"help": "where summary and per-utterance results go"}
+    )
     save_decoder: bool = field(default=False, metadata={"help": "save the (tuned) decoder into --model"})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
     bf16: bool = field(default=False, metadata={"help": "bfloat16 autocast for the model"})
@@ -58,21 +62,36 @@ class EvaluateArguments:
 
 def main() -> None:
     (args,) = HfArgumentParser(EvaluateArguments).parse_args_into_dataclasses()
-    transcriber = Transcriber.from_pretrained(args.model, lm_path=args.lm, device=args.device, bf16=args.bf16,
-                                              chunk_s=args.chunk_s)
+    transcriber = Transcriber.from_pretrained(
+        args.model, lm_path=args.lm, device=args.device, bf16=args.bf16, chunk_s=args.chunk_s
+    )
     decoder: BeamSearchDecoder | None = transcriber.decoder
     if decoder is not None:
-        decoder.set_params(alpha=args.alpha, beta=args.beta, token_min_logp=args.token_min_logp,
-                           beam_prune_logp=args.beam_prune_logp)
+        decoder.set_params(
+            alpha=args.alpha, beta=args.beta, token_min_logp=args.token_min_logp, beam_prune_logp=args.beam_prune_logp
+        )
         decoder.beam_width = args.beam_width
     utterances = read_source(args.data)
     if isinstance(utterances, dict):
         raise ValueError(f"{args.data} holds several splits ({', '.join(utterances)}); point --data at one")
     utterances = utterances[: args.max_samples]
-    tune_kwargs = dict(alphas=args.alphas, betas=args.betas, search=args.search, n_trials=args.n_trials,
-                       seed=args.seed, beam_width=args.tune_beam_width)
-    report = evaluate_ctc(transcriber, utterances, tune=args.tune, tune_fraction=args.tune_fraction,
-                          tune_kwargs=tune_kwargs, num_processes=args.num_processes, seed=args.seed)
+    tune_kwargs = dict(
+        alphas=args.alphas,
+        betas=args.betas,
+        search=args.search,
+        n_trials=args.n_trials,
+        seed=args.seed,
+        beam_width=args.tune_beam_width,
+    )
+    report = evaluate_ctc(
+        transcriber,
+        utterances,
+        tune=args.tune,
+        tune_fraction=args.tune_fraction,
+        tune_kwargs=tune_kwargs,
+        num_processes=args.num_processes,
+        seed=args.seed,
+    )
     report.write(args.output_dir)
     summary = report.summary()
     if summary["tuning"] is not None:  # the full trial table is in summary.json

@@ -16,8 +16,7 @@ from hf_w2v2.finetune import parse_finetune_args, run_finetuning
 
 
 def main() -> None:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO,
-                        stream=sys.stdout)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stdout)
     model_args, data_args, card_args, training_args = parse_finetune_args()
     result = run_finetuning(model_args, data_args, card_args, training_args)
     for key in sorted(result.metrics):

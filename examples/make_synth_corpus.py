@@ -52,13 +52,17 @@ def main() -> None:
     count = args.num_utterances
     if count is None:
         count = count_for_hours(lines, args.hours, min_words=args.min_words, max_words=args.max_words, seed=args.seed)
-    sentences = pick_sentences(lines, count, min_words=args.min_words, max_words=args.max_words,
-                               exclude=excluded, seed=args.seed)  # fmt: skip
-    items = plan_corpus(sentences, engine_weights=dict(zip(args.engines, args.engine_weights)),
-                        augment_p=args.augment_p, seed=args.seed)  # fmt: skip
+    sentences = pick_sentences(
+        lines, count, min_words=args.min_words, max_words=args.max_words, exclude=excluded, seed=args.seed
+    )
+    items = plan_corpus(
+        sentences, engine_weights=dict(zip(args.engines, args.engine_weights)), augment_p=args.augment_p, seed=args.seed
+    )
     report = synthesize_corpus(items, args.output_dir, num_workers=args.num_workers, seed=args.seed)
-    print(f"wrote {len(report.rows)} utterances, {report.hours:.2f} h, to {args.output_dir}/metadata.csv "
-          f"(excluded {len(set(excluded))} transcripts)")
+    print(
+        f"wrote {len(report.rows)} utterances, {report.hours:.2f} h, to {args.output_dir}/metadata.csv "
+        f"(excluded {len(set(excluded))} transcripts)"
+    )
     for item, error in report.failures[:20]:
         print(f"FAILED {item.engine} {item.voice}: {item.text[:60]!r}: {error}")
     if report.failures:

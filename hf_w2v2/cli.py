@@ -23,22 +23,37 @@ from hf_w2v2.decoding.formats import FORMATS, render, to_json
 
 
 def add_transcribe(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("transcribe", help="transcribe audio files with a fine-tuned CTC model",
-                              description="Transcribe audio files (folders are searched recursively).")
+    p = subparsers.add_parser(
+        "transcribe",
+        help="transcribe audio files with a fine-tuned CTC model",
+        description="Transcribe audio files (folders are searched recursively).",
+    )
     p.add_argument("inputs", nargs="+", metavar="FILES_OR_DIRS", help="audio files and/or folders")
     p.add_argument("--model", required=True, help="model folder (save_pretrained output with its processor)")
-    p.add_argument("--lm", default=None, help="ARPA/KenLM file for beam search (default: the decoder saved with the model)")
+    p.add_argument(
+        "--lm", default=None, help="ARPA/KenLM file for beam search (default: the decoder saved with the model)"
+    )
     p.add_argument("--no-lm", action="store_true", help="ignore any saved decoder and decode greedily")
     p.add_argument("--alpha", type=float, default=None, help="LM weight (default: the saved/tuned value)")
     p.add_argument("--beta", type=float, default=None, help="word insertion bonus (default: the saved/tuned value)")
     p.add_argument("--beam-width", type=int, default=None, help="beams kept per frame (default 100)")
-    p.add_argument("--token-min-logp", type=float, default=None,
-                   help="skip characters below this log-prob at a frame (default: the saved decoder's, or -5)")
-    p.add_argument("--beam-prune-logp", type=float, default=None,
-                   help="drop beams this far below the best (default: the saved decoder's, or -10)")
+    p.add_argument(
+        "--token-min-logp",
+        type=float,
+        default=None,
+        help="skip characters below this log-prob at a frame (default: the saved decoder's, or -5)",
+    )
+    p.add_argument(
+        "--beam-prune-logp",
+        type=float,
+        default=None,
+        help="drop beams this far below the best (default: the saved decoder's, or -10)",
+    )
     p.add_argument("--hotword", action="append", default=None, help="word or phrase to favour (repeatable)")
     p.add_argument("--hotword-weight", type=float, default=10.0, help="log-score bonus per hotword")
-    p.add_argument("--chunk-s", type=float, default=20.0, help="window length in seconds for long audio (0: never chunk)")
+    p.add_argument(
+        "--chunk-s", type=float, default=20.0, help="window length in seconds for long audio (0: never chunk)"
+    )
     p.add_argument("--stride-s", type=float, default=None, help="context dropped at each window side (default chunk/6)")
     p.add_argument("--batch-size", type=int, default=1, help="windows of one recording run together (raise on GPU)")
     p.add_argument("--format", choices=FORMATS, default="txt", help="output format")
@@ -57,26 +72,36 @@ def _output_path(path: str, root: str, output_dir: str, fmt: str) -> str:
 
 def run_transcribe(args: argparse.Namespace) -> int:
     """Handler of ``hf-w2v2 transcribe``; exit code 1 when some file could not be transcribed."""
-    from hf_w2v2.transcribe import Transcriber, find_audio_files
+    from hf_w2v2.data.audio import find_audio_files
 
     files = find_audio_files(args.inputs)
     if not files:
         raise ValueError(f"no audio files found in {' '.join(args.inputs)}")
     if args.format == "srt" and len(files) > 1 and args.output_dir is None:
         raise ValueError("--format srt with several files needs --output-dir (one .srt per file)")
+    from hf_w2v2.inference.transcribe import Transcriber
+
     transcriber = Transcriber.from_pretrained(
-        args.model, lm_path=args.lm, use_lm=not args.no_lm, device=args.device, bf16=args.bf16,
-        chunk_s=args.chunk_s or None, stride_s=args.stride_s, batch_size=args.batch_size,
+        args.model,
+        lm_path=args.lm,
+        use_lm=not args.no_lm,
+        device=args.device,
+        bf16=args.bf16,
+        chunk_s=args.chunk_s or None,
+        stride_s=args.stride_s,
+        batch_size=args.batch_size,
     )
     if transcriber.decoder is not None:
-        transcriber.decoder.set_params(alpha=args.alpha, beta=args.beta, token_min_logp=args.token_min_logp,
-                                       beam_prune_logp=args.beam_prune_logp)
+        transcriber.decoder.set_params(
+            alpha=args.alpha, beta=args.beta, token_min_logp=args.token_min_logp, beam_prune_logp=args.beam_prune_logp
+        )
         transcriber.decoder.beam_width = args.beam_width or transcriber.decoder.beam_width
         transcriber.decoder.hotword_weight = args.hotword_weight
     root = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
     failures = 0
-    results = transcriber.iter_files(files, hotwords=args.hotword, num_processes=args.num_processes,
-                                     progress=not args.quiet)
+    results = transcriber.iter_files(
+        files, hotwords=args.hotword, num_processes=args.num_processes, progress=not args.quiet
+    )
     for result in results:
         if result.error is not None:
             failures += 1
@@ -100,8 +125,11 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
 
 def add_build_lm(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("build-lm", help="build an n-gram ARPA LM (modified Kneser-Ney) from text",
-                              description="Estimate an interpolated modified Kneser-Ney n-gram LM and write ARPA.")
+    p = subparsers.add_parser(
+        "build-lm",
+        help="build an n-gram ARPA LM (modified Kneser-Ney) from text",
+        description="Estimate an interpolated modified Kneser-Ney n-gram LM and write ARPA.",
+    )
     p.add_argument("corpus", help="text file, one sentence per line, cased like the CTC vocabulary")
     p.add_argument("output", help="output .arpa file")
     p.add_argument("--order", type=int, default=4, help="n-gram order")
@@ -123,8 +151,11 @@ def run_build_lm(args: argparse.Namespace) -> int:
 
 
 def add_convert_fairseq(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("convert-fairseq", help="convert a fairseq wav2vec 2.0 checkpoint",
-                              description="Convert a fairseq .pt (pre-trained or CTC fine-tuned) into a standard folder.")
+    p = subparsers.add_parser(
+        "convert-fairseq",
+        help="convert a fairseq wav2vec 2.0 checkpoint",
+        description="Convert a fairseq .pt (pre-trained or CTC fine-tuned) into a standard folder.",
+    )
     p.add_argument("checkpoint", help="fairseq .pt file")
     p.add_argument("output_dir", help="folder for config.json and model.safetensors")
     p.add_argument("--trust-pickle", action="store_true", help="allow full unpickling (trusted files only)")
@@ -133,7 +164,7 @@ def add_convert_fairseq(subparsers: argparse._SubParsersAction) -> None:
 
 def run_convert_fairseq(args: argparse.Namespace) -> int:
     """Handler of ``hf-w2v2 convert-fairseq``."""
-    from hf_w2v2.interop import convert_fairseq_checkpoint
+    from hf_w2v2.models.interop import convert_fairseq_checkpoint
 
     out = convert_fairseq_checkpoint(args.checkpoint, args.output_dir, trust_pickle=args.trust_pickle)
     print(f"wrote {out}")

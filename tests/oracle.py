@@ -12,7 +12,9 @@ FAMILIES: dict[str, dict] = {
     # facebook/wav2vec2-base: group norm, post-LN, no conv bias, even pos-conv kernel.
     "base": dict(feat_extract_norm="group", do_stable_layer_norm=False, conv_bias=False, num_conv_pos_embeddings=16),
     # facebook/wav2vec2-large-lv60: layer norm, pre-LN ("stable layer norm"), conv bias.
-    "large-lv60": dict(feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True, num_conv_pos_embeddings=15),
+    "large-lv60": dict(
+        feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True, num_conv_pos_embeddings=15
+    ),
 }
 
 SMALL = dict(

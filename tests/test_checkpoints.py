@@ -10,11 +10,11 @@ import re
 import pytest
 import torch
 import transformers
+from oracle import SMALL, audio_batch, config_kwargs, rel_diff
 from safetensors.torch import load_file
 
 import hf_w2v2
-from hf_w2v2.interop import convert_fairseq_checkpoint, convert_fairseq_state_dict
-from oracle import SMALL, audio_batch, config_kwargs, rel_diff
+from hf_w2v2.models.interop import convert_fairseq_checkpoint, convert_fairseq_state_dict
 
 TOL = 1e-4
 
@@ -135,13 +135,13 @@ def test_untrusted_pickle_is_not_executed(tmp_path):
             return (open, (str(marker), "w"))
 
     torch.save({"wav2vec2.masked_spec_embed": Exploit()}, tmp_path / "pytorch_model.bin")
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - whichever error the safe unpickler raises, nothing may run
         hf_w2v2.Wav2Vec2ForPreTraining.from_pretrained(tmp_path)
     assert not marker.exists()
 
 
 # --- fairseq ----------------------------------------------------------------------------------
-# Inverse of the documented fairseq -> Hugging Face mapping, written independently of hf_w2v2.interop.
+# Inverse of the documented fairseq -> Hugging Face mapping, written independently of hf_w2v2.models.interop.
 _TO_FAIRSEQ = [
     (r"^wav2vec2\.feature_extractor\.conv_layers\.(\d+)\.conv\.", r"feature_extractor.conv_layers.\1.0."),
     (r"^wav2vec2\.feature_projection\.layer_norm\.", "layer_norm."),
@@ -167,7 +167,11 @@ def _to_fairseq(state: dict, layer_norm_mode: bool) -> dict:
         m = re.match(r"^wav2vec2\.feature_extractor\.conv_layers\.(\d+)\.layer_norm\.(\w+)$", key)
         if m:
             index, leaf = m.groups()
-            new = f"feature_extractor.conv_layers.{index}.2.1.{leaf}" if layer_norm_mode else f"feature_extractor.conv_layers.{index}.2.{leaf}"
+            new = (
+                f"feature_extractor.conv_layers.{index}.2.1.{leaf}"
+                if layer_norm_mode
+                else f"feature_extractor.conv_layers.{index}.2.{leaf}"
+            )
         else:
             new = key
             for pattern, repl in _TO_FAIRSEQ:
@@ -183,14 +187,21 @@ def _fairseq_cfg(family: str) -> dict:
     layers = [(k["conv_dim"][0], 10, 5)] + [(k["conv_dim"][0], 3, 2)] * 4 + [(k["conv_dim"][0], 2, 2)] * 2
     return dict(
         extractor_mode="layer_norm" if family == "large-lv60" else "default",
-        encoder_layers=k["num_hidden_layers"], encoder_embed_dim=k["hidden_size"],
-        encoder_ffn_embed_dim=k["intermediate_size"], encoder_attention_heads=k["num_attention_heads"],
-        conv_feature_layers=str(layers), conv_pos=config_kwargs(family)["num_conv_pos_embeddings"],
-        conv_pos_groups=k["num_conv_pos_embedding_groups"], layer_norm_first=family == "large-lv60",
-        conv_bias=family == "large-lv60", latent_vars=k["num_codevectors_per_group"],
-        latent_groups=k["num_codevector_groups"], latent_dim=k["codevector_dim"],
-        final_dim=k["proj_codevector_dim"], num_negatives=k["num_negatives"],
-    )  # fmt: skip
+        encoder_layers=k["num_hidden_layers"],
+        encoder_embed_dim=k["hidden_size"],
+        encoder_ffn_embed_dim=k["intermediate_size"],
+        encoder_attention_heads=k["num_attention_heads"],
+        conv_feature_layers=str(layers),
+        conv_pos=config_kwargs(family)["num_conv_pos_embeddings"],
+        conv_pos_groups=k["num_conv_pos_embedding_groups"],
+        layer_norm_first=family == "large-lv60",
+        conv_bias=family == "large-lv60",
+        latent_vars=k["num_codevectors_per_group"],
+        latent_groups=k["num_codevector_groups"],
+        latent_dim=k["codevector_dim"],
+        final_dim=k["proj_codevector_dim"],
+        num_negatives=k["num_negatives"],
+    )
 
 
 @pytest.mark.parametrize("family", ["base", "large-lv60"])
@@ -233,7 +244,9 @@ def test_convert_fairseq_command_line(tmp_path, capsys):
     from hf_w2v2.cli import main
 
     stock = _stock_pretraining()
-    torch.save({"model": _to_fairseq(stock.state_dict(), False), "cfg": {"model": _fairseq_cfg("base")}}, tmp_path / "w.pt")
+    torch.save(
+        {"model": _to_fairseq(stock.state_dict(), False), "cfg": {"model": _fairseq_cfg("base")}}, tmp_path / "w.pt"
+    )
     assert main(["convert-fairseq", str(tmp_path / "w.pt"), str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / "model.safetensors").exists()
     assert main(["convert-fairseq", str(tmp_path / "missing.pt"), str(tmp_path / "out2")]) == 2

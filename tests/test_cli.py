@@ -6,8 +6,8 @@ import json
 import shutil
 
 import pytest
-
 from fixtures.decoding.tiny import CORPUS, FIXTURES, save_model_folder
+
 from hf_w2v2.cli import build_parser, main
 from hf_w2v2.decoding.formats import group_words, srt_timestamp, to_srt
 from hf_w2v2.decoding.outputs import Span, Transcription
@@ -16,7 +16,7 @@ UTT1, UTT2 = str(FIXTURES / "utt1.flac"), str(FIXTURES / "utt2.flac")
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):  # noqa: ANN201
+def model_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("model")
     save_model_folder(directory)
     return str(directory)
@@ -24,7 +24,13 @@ def model_dir(tmp_path_factory):  # noqa: ANN201
 
 def test_subcommands_are_registered() -> None:
     args = build_parser().parse_args(["transcribe", "a.flac", "--model", "m", "--format", "srt", "--bf16"])
-    assert (args.command, args.format, args.bf16, args.device, args.chunk_s) == ("transcribe", "srt", True, "auto", 20.0)
+    assert (args.command, args.format, args.bf16, args.device, args.chunk_s) == (
+        "transcribe",
+        "srt",
+        True,
+        "auto",
+        20.0,
+    )
     with pytest.raises(SystemExit):
         build_parser().parse_args(["transcribe", "a.flac"])  # --model is required
 
@@ -68,8 +74,24 @@ def test_srt_files_for_a_folder(tmp_path, model_dir: str) -> None:
     shutil.copy(UTT1, audio_dir / "one.flac")
     shutil.copy(UTT2, tmp_path / "audio" / "two.flac")
     out = tmp_path / "out"
-    assert main(["transcribe", str(tmp_path / "audio"), "--model", model_dir, "--format", "srt",
-                 "--output-dir", str(out), "--chunk-s", "0", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "transcribe",
+                str(tmp_path / "audio"),
+                "--model",
+                model_dir,
+                "--format",
+                "srt",
+                "--output-dir",
+                str(out),
+                "--chunk-s",
+                "0",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*.srt")) == ["sub/one.srt", "two.srt"]
 
 

@@ -10,7 +10,7 @@ import torch
 from transformers import Wav2Vec2Config
 
 from hf_w2v2.data.collator import LABEL_PAD, DataCollatorCTCWithPadding
-from hf_w2v2.processor import build_processor
+from hf_w2v2.data.processor import build_processor
 from hf_w2v2.text import build_tokenizer
 
 
@@ -80,9 +80,15 @@ def test_batch_feeds_a_ctc_model(tmp_path: Path) -> None:
     torch.manual_seed(0)
     processor = _processor(tmp_path, "group")
     config = Wav2Vec2Config(
-        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-        conv_dim=(8,) * 7, num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2,
-        vocab_size=len(processor.tokenizer), pad_token_id=processor.tokenizer.pad_token_id,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(8,) * 7,
+        num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2,
+        vocab_size=len(processor.tokenizer),
+        pad_token_id=processor.tokenizer.pad_token_id,
         ctc_loss_reduction="sum",
     )
     model = Wav2Vec2ForCTC(config).eval()

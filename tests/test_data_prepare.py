@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("datasets")
 
-from transformers import Wav2Vec2Config  # noqa: E402
+from transformers import Wav2Vec2Config
 
-from hf_w2v2.data.prepare import ctc_min_frames, normalize_waveform, prepare_ctc_dataset  # noqa: E402
-from hf_w2v2.data.sources import Utterance, read_audiofolder  # noqa: E402
-from hf_w2v2.processor import build_processor_from_texts  # noqa: E402
+from hf_w2v2.data.prepare import ctc_min_frames, normalize_waveform, prepare_ctc_dataset
+from hf_w2v2.data.processor import build_processor_from_texts
+from hf_w2v2.data.sources import Utterance, read_audiofolder
 
 AUDIO = Path(__file__).parent / "fixtures" / "audio"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ'"

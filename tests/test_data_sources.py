@@ -89,8 +89,9 @@ def test_hf_dataset_with_audio_column_and_save_to_disk(tmp_path: Path) -> None:
     ds = ds.cast_column("audio", datasets.Audio(sampling_rate=16000))
     utts = read_source(ds, text_column="sentence")
     assert [u.text for u in utts] == ["TEN OF CLUBS", "A TONE"] and utts[1].path == paths[1]
-    embedded = datasets.Dataset.from_dict({"audio": [{"bytes": Path(paths[0]).read_bytes(), "path": "x.flac"}],
-                                           "text": ["TEN OF CLUBS"]}).cast_column("audio", datasets.Audio())
+    embedded = datasets.Dataset.from_dict(
+        {"audio": [{"bytes": Path(paths[0]).read_bytes(), "path": "x.flac"}], "text": ["TEN OF CLUBS"]}
+    ).cast_column("audio", datasets.Audio())
     datasets.DatasetDict({"train": ds.rename_column("sentence", "text"), "dev": embedded}).save_to_disk(tmp_path / "dd")
     splits = read_source(tmp_path / "dd")
     assert sorted(splits) == ["dev", "train"]

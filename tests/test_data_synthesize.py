@@ -44,8 +44,7 @@ def test_count_for_hours_uses_the_mean_sentence_length():
 def test_plan_corpus_follows_the_engine_weights_and_voices():
     sentences = [f"SENTENCE NUMBER {i} HAS FIVE" for i in range(300)]
     plan = synth.plan_corpus(sentences, engine_weights={"flite": 0.75, "espeak": 0.25, "festival": 0.0}, seed=1)
-    assert plan == synth.plan_corpus(sentences, engine_weights={"flite": 0.75, "espeak": 0.25, "festival": 0.0},
-                                     seed=1)
+    assert plan == synth.plan_corpus(sentences, engine_weights={"flite": 0.75, "espeak": 0.25, "festival": 0.0}, seed=1)
     engines = [item.engine for item in plan]
     assert "festival" not in engines and 0.65 < engines.count("flite") / len(plan) < 0.85
     voices = synth.default_voices()
@@ -94,13 +93,20 @@ def test_missing_programs_are_named_with_the_install_command(monkeypatch):
     synth.check_tools(["espeak"])
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
-                    reason="needs espeak-ng and sox (apt-get install espeak-ng sox)")
+@pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or shutil.which("sox") is None,
+    reason="needs espeak-ng and sox (apt-get install espeak-ng sox)",
+)
 def test_synthesize_corpus_writes_a_readable_audiofolder_and_reports_failures(tmp_path):
-    good = [synth.SynthItem(i, text, "espeak", "en-us+m1", augmentation=aug) for i, (text, aug) in enumerate([
-        ("HELLO THERE HOW ARE YOU", synth.Augmentation()),
-        ("THE SUN IS BRIGHT TODAY", synth.Augmentation(speed=0.9, reverb=20, noise="pink", snr_db=10.0)),
-    ])]
+    good = [
+        synth.SynthItem(i, text, "espeak", "en-us+m1", augmentation=aug)
+        for i, (text, aug) in enumerate(
+            [
+                ("HELLO THERE HOW ARE YOU", synth.Augmentation()),
+                ("THE SUN IS BRIGHT TODAY", synth.Augmentation(speed=0.9, reverb=20, noise="pink", snr_db=10.0)),
+            ]
+        )
+    ]
     bad = synth.SynthItem(2, "THIS VOICE DOES NOT EXIST", "espeak", "xx-no-such-voice")
     report = synth.synthesize_corpus(good + [bad], tmp_path, num_workers=2, progress=False)
     assert [item.index for item, _ in report.failures] == [2]

@@ -10,13 +10,14 @@ import torch
 pytest.importorskip("pyctcdecode")
 pytest.importorskip("kenlm")
 
-from fixtures.decoding.tiny import CORPUS, VOCAB, alphabet  # noqa: E402
-from hf_w2v2.decoding.arpa import build_arpa  # noqa: E402
-from hf_w2v2.decoding.beam import BeamSearchDecoder  # noqa: E402
-from hf_w2v2.decoding.greedy import greedy_decode  # noqa: E402
-from hf_w2v2.decoding.synthetic import synthetic_logits  # noqa: E402
-from hf_w2v2.decoding.tuning import tune_alpha_beta  # noqa: E402
-from hf_w2v2.metrics import word_error_rate  # noqa: E402
+from fixtures.decoding.tiny import CORPUS, VOCAB, alphabet
+
+from hf_w2v2.decoding.arpa import build_arpa
+from hf_w2v2.decoding.beam import BeamSearchDecoder
+from hf_w2v2.decoding.greedy import greedy_decode
+from hf_w2v2.decoding.synthetic import synthetic_logits
+from hf_w2v2.decoding.tuning import tune_alpha_beta
+from hf_w2v2.text.error_rates import word_error_rate
 
 SENTENCES = [line for line in CORPUS.read_text().splitlines() if 4 <= len(line.split()) <= 12][:24]
 
@@ -49,8 +50,9 @@ def test_token_pruning_bounds_what_the_lm_can_choose(lm_path: str, noisy: list[t
     greedy = [greedy_decode(x, alphabet())[0].text for x in noisy]
     strict = BeamSearchDecoder(alphabet(), lm_path=lm_path, alpha=1.0, beta=1.0, token_min_logp=-1e-6)
     assert [" ".join(t.text.split()) for t in strict.decode_batch(noisy)] == [" ".join(g.split()) for g in greedy]
-    loose = BeamSearchDecoder(alphabet(), lm_path=lm_path, alpha=1.0, beta=1.0, token_min_logp=-20.0,
-                              beam_prune_logp=-30.0)
+    loose = BeamSearchDecoder(
+        alphabet(), lm_path=lm_path, alpha=1.0, beta=1.0, token_min_logp=-20.0, beam_prune_logp=-30.0
+    )
     assert loose.token_min_logp == -20.0 and loose.beam_prune_logp == -30.0
     loose_wer = word_error_rate(SENTENCES, [t.text for t in loose.decode_batch(noisy)])
     assert loose_wer < word_error_rate(SENTENCES, greedy)
@@ -62,7 +64,8 @@ def test_word_timestamps_match_greedy_on_clean_logits(lm_path: str) -> None:
     greedy = greedy_decode(logits, alphabet())[0]
     assert beam.text == greedy.text == "AND GOD SAID"
     assert [(w.text, w.start_frame, w.end_frame) for w in beam.words] == [
-        (w.text, w.start_frame, w.end_frame) for w in greedy.words]
+        (w.text, w.start_frame, w.end_frame) for w in greedy.words
+    ]
     assert beam.words[1].start == pytest.approx(beam.words[1].start_frame * 0.02)
     assert beam.score is not None
 
@@ -84,12 +87,14 @@ def test_pool_gives_the_sequential_results(lm_path: str, noisy: list[torch.Tenso
     assert [t.text for t in pooled] == [t.text for t in sequential]
     decoder.set_params(alpha=3.0, beta=-2.0)  # workers must see new parameters
     assert [t.text for t in decoder.decode_batch(noisy[:6], num_processes=2)] == [
-        t.text for t in decoder.decode_batch(noisy[:6])]
+        t.text for t in decoder.decode_batch(noisy[:6])
+    ]
 
 
 def test_save_and_restore_with_the_model(tmp_path, lm_path: str, noisy: list[torch.Tensor]) -> None:
-    decoder = BeamSearchDecoder(alphabet(), lm_path=lm_path, alpha=0.7, beta=1.5, beam_width=24,
-                                token_min_logp=-12.0, beam_prune_logp=-25.0)
+    decoder = BeamSearchDecoder(
+        alphabet(), lm_path=lm_path, alpha=0.7, beta=1.5, beam_width=24, token_min_logp=-12.0, beam_prune_logp=-25.0
+    )
     decoder.tuning = {"alpha": 0.7, "beta": 1.5, "wer": 0.1}
     decoder.save_pretrained(tmp_path)
     assert sorted(p.name for p in (tmp_path / "language_model").iterdir()) == ["attrs.json", "lm3.arpa", "unigrams.txt"]
@@ -113,8 +118,9 @@ def test_save_and_restore_with_the_model(tmp_path, lm_path: str, noisy: list[tor
 
 def test_tuning_picks_and_records_the_best(lm_path: str, noisy: list[torch.Tensor]) -> None:
     decoder = BeamSearchDecoder(alphabet(), lm_path=lm_path, beam_width=8)
-    result = tune_alpha_beta(decoder, noisy[:8], SENTENCES[:8], alphas=(0.0, 0.5, 1.0), betas=(0.0, 1.0),
-                             progress=False)
+    result = tune_alpha_beta(
+        decoder, noisy[:8], SENTENCES[:8], alphas=(0.0, 0.5, 1.0), betas=(0.0, 1.0), progress=False
+    )
     assert len(result.trials) == 6
     assert result.wer == min(t["wer"] for t in result.trials)
     assert result.wer < next(t["wer"] for t in result.trials if t["alpha"] == 0.0 and t["beta"] == 0.0)

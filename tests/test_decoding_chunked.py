@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from fixtures.decoding.tiny import make_model
-from hf_w2v2.decoding.chunked import chunked_logits, plan_chunks, seconds_to_samples
-from hf_w2v2.lengths import conv_output_length
+
+from hf_w2v2.inference.chunked import chunked_logits, plan_chunks, seconds_to_samples
+from hf_w2v2.models.lengths import conv_output_length
 
 KERNELS, STRIDES = (10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2)
 
@@ -41,15 +41,18 @@ def test_chunked_equals_unchunked_for_a_frame_local_model() -> None:
     audio = torch.randn(3 * 16_000 + 123, generator=torch.Generator().manual_seed(0))
     whole = chunked_logits(model, audio, chunk=None)
     pieces = chunked_logits(model, audio, chunk=16_000, left=3_200, right=3_200, batch_size=2)
-    assert pieces.shape == whole.shape == (conv_output_length(audio.shape[0], KERNELS, STRIDES), model.config.vocab_size)
+    assert (
+        pieces.shape == whole.shape == (conv_output_length(audio.shape[0], KERNELS, STRIDES), model.config.vocab_size)
+    )
     torch.testing.assert_close(pieces, whole, atol=1e-5, rtol=1e-5)
 
 
 def test_short_audio_is_one_window_and_identical() -> None:
     model = make_model()
     audio = torch.randn(12_000, generator=torch.Generator().manual_seed(1))
-    assert torch.equal(chunked_logits(model, audio, chunk=16_000, left=3_200, right=3_200),
-                       chunked_logits(model, audio, chunk=None))
+    assert torch.equal(
+        chunked_logits(model, audio, chunk=16_000, left=3_200, right=3_200), chunked_logits(model, audio, chunk=None)
+    )
 
 
 def test_attention_model_stays_close() -> None:

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from fixtures.decoding.tiny import CORPUS, FIXTURES, UTTERANCES, save_model_folder
+
 from hf_w2v2.data.sources import read_source
-from hf_w2v2.decoding.evaluation import evaluate_ctc, split_for_tuning
-from hf_w2v2.transcribe import Transcriber
+from hf_w2v2.inference.evaluation import evaluate_ctc, split_for_tuning
+from hf_w2v2.inference.transcribe import Transcriber
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "evaluate_ctc.py"
 
@@ -59,9 +59,28 @@ def test_example_script_tunes_and_saves_the_decoder(tmp_path, dataset: Path, mon
     model_dir = tmp_path / "model"
     save_model_folder(model_dir)
     build_arpa(CORPUS, tmp_path / "lm.arpa", order=2, progress=False)
-    argv = ["evaluate_ctc.py", "--model", str(model_dir), "--data", str(dataset), "--lm", str(tmp_path / "lm.arpa"),
-            "--tune", "--alphas", "0.0", "1.0", "--betas", "0.0", "--tune_beam_width", "4", "--beam_width", "8",
-            "--output_dir", str(tmp_path / "out"), "--save_decoder"]
+    argv = [
+        "evaluate_ctc.py",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(dataset),
+        "--lm",
+        str(tmp_path / "lm.arpa"),
+        "--tune",
+        "--alphas",
+        "0.0",
+        "1.0",
+        "--betas",
+        "0.0",
+        "--tune_beam_width",
+        "4",
+        "--beam_width",
+        "8",
+        "--output_dir",
+        str(tmp_path / "out"),
+        "--save_decoder",
+    ]
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(EXAMPLE), run_name="__main__")
     printed = capsys.readouterr().out

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from fixtures.decoding.tiny import VOCAB, alphabet, make_processor
+
 from hf_w2v2.decoding.alphabet import CTCAlphabet
 from hf_w2v2.decoding.greedy import collapse_ctc, greedy_decode
 from hf_w2v2.decoding.outputs import SECONDS_PER_FRAME, frame_seconds
@@ -40,7 +40,7 @@ def test_words_and_offsets_in_seconds() -> None:
 
 
 def test_frame_seconds_is_320_samples() -> None:
-    assert SECONDS_PER_FRAME == pytest.approx(0.02)
+    assert pytest.approx(0.02) == SECONDS_PER_FRAME
     assert frame_seconds((5, 2, 2, 2, 2, 2, 2), 16_000) == pytest.approx(0.02)
 
 

@@ -6,8 +6,8 @@ import math
 from collections import Counter
 
 import pytest
-
 from fixtures.decoding.tiny import CORPUS
+
 from hf_w2v2.decoding.arpa import build_arpa, read_arpa, read_arpa_vocabulary, write_arpa
 from hf_w2v2.decoding.ngram import (
     BOS,
@@ -22,7 +22,7 @@ from hf_w2v2.decoding.ngram import (
 SENTENCES = [["A", "B"], ["A", "B"], ["B"]]
 
 
-def total_prob(model, history: list[str]) -> float:  # noqa: ANN001
+def total_prob(model, history: list[str]) -> float:
     """Sum of p(w | history) over every predictable word (vocabulary, </s>, <unk>; not <s>)."""
     return sum(model.prob(w, history) for w in model.vocabulary if w != BOS)
 
@@ -64,17 +64,25 @@ def test_arpa_probabilities_are_normalised(tmp_path, order: int, prune: tuple[in
     path = tmp_path / "lm.arpa"
     build_arpa(CORPUS, path, order=order, prune=prune, progress=False)
     model = read_arpa(path)  # scored from the file, with back-off, not from memory
-    histories = [[], ["<s>"], ["<s>", "AND"], ["AND", "THE"], ["OF", "THE", "LORD"], ["THE", "XYZZY"],
-                 ["<s>", "I", "WILL", "NOT"], ["UNTO", "HIM", "AND", "SAID"]]
+    histories = [
+        [],
+        ["<s>"],
+        ["<s>", "AND"],
+        ["AND", "THE"],
+        ["OF", "THE", "LORD"],
+        ["THE", "XYZZY"],
+        ["<s>", "I", "WILL", "NOT"],
+        ["UNTO", "HIM", "AND", "SAID"],
+    ]
     for history in histories:
         assert total_prob(model, history) == pytest.approx(1.0, abs=1e-4), history
 
 
 def test_pruning_keeps_contexts_and_shrinks(tmp_path) -> None:
-    full = estimate_kneser_ney(count_ngrams(read_sentences(CORPUS, progress=False), 3, progress=False),
-                               progress=False)
-    pruned = estimate_kneser_ney(count_ngrams(read_sentences(CORPUS, progress=False), 3, progress=False),
-                                 prune=(0, 1, 1), progress=False)
+    full = estimate_kneser_ney(count_ngrams(read_sentences(CORPUS, progress=False), 3, progress=False), progress=False)
+    pruned = estimate_kneser_ney(
+        count_ngrams(read_sentences(CORPUS, progress=False), 3, progress=False), prune=(0, 1, 1), progress=False
+    )
     assert len(pruned.probs[2]) < len(full.probs[2]) / 2
     for n in (1, 2):  # every kept n-gram's prefix and suffix are kept one order down
         for ngram in pruned.probs[n]:
@@ -87,8 +95,12 @@ def test_arpa_format_and_round_trip(tmp_path) -> None:
     path = tmp_path / "lm.arpa"
     model = build_arpa(CORPUS, path, order=3, progress=False)
     lines = path.read_text(encoding="utf-8").splitlines()
-    assert lines[:4] == ["\\data\\", f"ngram 1={len(model.probs[0])}", f"ngram 2={len(model.probs[1])}",
-                         f"ngram 3={len(model.probs[2])}"]
+    assert lines[:4] == [
+        "\\data\\",
+        f"ngram 1={len(model.probs[0])}",
+        f"ngram 2={len(model.probs[1])}",
+        f"ngram 3={len(model.probs[2])}",
+    ]
     assert lines[-1] == "\\end\\"
     unigram_lines = lines[lines.index("\\1-grams:") + 1 : lines.index("\\2-grams:") - 1]
     assert all(len(line.split("\t")) == 3 for line in unigram_lines)  # tab-separated, with back-off
@@ -117,7 +129,10 @@ def test_kenlm_and_pyctcdecode_load_it(tmp_path) -> None:
         assert lm.score(sentence, bos=True, eos=True) == pytest.approx(total, abs=1e-3), sentence
     language_model = pytest.importorskip("pyctcdecode.language_model")
     assert language_model.load_unigram_set_from_arpa(str(path)) == set(read_arpa_vocabulary(path)) | {
-        "<s>", "</s>", "<unk>"}
+        "<s>",
+        "</s>",
+        "<unk>",
+    }
 
 
 def test_bad_inputs(tmp_path) -> None:

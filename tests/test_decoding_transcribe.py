@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from fixtures.decoding.tiny import CORPUS, FIXTURES, VOCAB, make_model, make_processor, save_model_folder
-from hf_w2v2.data.audio import load_audio
+
+from hf_w2v2.data.audio import find_audio_files, load_audio
 from hf_w2v2.decoding.greedy import greedy_decode
-from hf_w2v2.transcribe import Transcriber, find_audio_files
+from hf_w2v2.inference.transcribe import Transcriber
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):  # noqa: ANN201
+def model_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("model")
     save_model_folder(directory)
     return directory
@@ -53,7 +53,9 @@ def test_saved_decoder_is_restored_with_the_model(tmp_path, model_dir) -> None:
     shutil.copytree(model_dir, folder)
     build_arpa(CORPUS, tmp_path / "lm.arpa", order=2, progress=False)
     processor = make_processor(tmp_path / "proc")
-    BeamSearchDecoder.from_tokenizer(processor, lm_path=tmp_path / "lm.arpa", alpha=0.9, beta=2.0).save_pretrained(folder)
+    BeamSearchDecoder.from_tokenizer(processor, lm_path=tmp_path / "lm.arpa", alpha=0.9, beta=2.0).save_pretrained(
+        folder
+    )
     transcriber = Transcriber.from_pretrained(folder, device="cpu")  # one call: model + processor + decoder
     assert transcriber.decoder is not None and (transcriber.decoder.alpha, transcriber.decoder.beta) == (0.9, 2.0)
     result = transcriber.transcribe_files([str(FIXTURES / "utt2.flac")], progress=False)[0]

@@ -16,10 +16,10 @@ import pytest
 import torch
 from transformers import TrainerCallback, TrainingArguments
 
-from hf_w2v2.configuration import tiny
-from hf_w2v2.ctc import Wav2Vec2ForCTC
 from hf_w2v2.data.collator import DataCollatorCTCWithPadding
 from hf_w2v2.finetune.trainer import CTCTrainer
+from hf_w2v2.models.configuration import tiny
+from hf_w2v2.models.ctc import Wav2Vec2ForCTC
 
 pytest.importorskip("accelerate")
 
@@ -49,18 +49,39 @@ def _dataset(n: int) -> list[dict]:
 
 def _grads(reduction: str, batch: int, accumulation: int, tmp_path) -> tuple[dict[str, torch.Tensor], CTCTrainer]:
     torch.manual_seed(0)
-    config = tiny(vocab_size=10, ctc_loss_reduction=reduction, layerdrop=0.0, hidden_dropout=0.0,
-                  attention_dropout=0.0, activation_dropout=0.0, final_dropout=0.0, mask_time_prob=0.0,
-                  feat_extract_norm="layer")
+    config = tiny(
+        vocab_size=10,
+        ctc_loss_reduction=reduction,
+        layerdrop=0.0,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        final_dropout=0.0,
+        mask_time_prob=0.0,
+        feat_extract_norm="layer",
+    )
     model = Wav2Vec2ForCTC(config)
     capture = GradCapture()
     args = TrainingArguments(
-        output_dir=str(tmp_path / f"{reduction}-{batch}x{accumulation}"), per_device_train_batch_size=batch,
-        gradient_accumulation_steps=accumulation, max_steps=1, max_grad_norm=0.0, learning_rate=1e-3,
-        report_to="none", save_strategy="no", use_cpu=True, seed=0, disable_tqdm=True,
-    )  # fmt: skip
-    trainer = CTCTrainer(model=model, args=args, train_dataset=_dataset(2 * 4),
-                         data_collator=DataCollatorCTCWithPadding(return_attention_mask=True), callbacks=[capture])
+        output_dir=str(tmp_path / f"{reduction}-{batch}x{accumulation}"),
+        per_device_train_batch_size=batch,
+        gradient_accumulation_steps=accumulation,
+        max_steps=1,
+        max_grad_norm=0.0,
+        learning_rate=1e-3,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+    )
+    trainer = CTCTrainer(
+        model=model,
+        args=args,
+        train_dataset=_dataset(2 * 4),
+        data_collator=DataCollatorCTCWithPadding(return_attention_mask=True),
+        callbacks=[capture],
+    )
     trainer.train()
     return capture.grads, trainer
 
@@ -82,13 +103,27 @@ def test_evaluation_after_training_steps_sees_the_new_weights(tmp_path):
     config = tiny(vocab_size=10, layerdrop=0.0, mask_time_prob=0.0, feat_extract_norm="layer")
     model = Wav2Vec2ForCTC(config)
     args = TrainingArguments(
-        output_dir=str(tmp_path / "eval"), per_device_train_batch_size=4, max_steps=3, learning_rate=1e-2,
-        eval_strategy="steps", eval_steps=1, report_to="none", save_strategy="no", use_cpu=True, seed=0,
-        disable_tqdm=True, remove_unused_columns=False,
-    )  # fmt: skip
+        output_dir=str(tmp_path / "eval"),
+        per_device_train_batch_size=4,
+        max_steps=3,
+        learning_rate=1e-2,
+        eval_strategy="steps",
+        eval_steps=1,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+        remove_unused_columns=False,
+    )
     data = _dataset(8)
-    trainer = CTCTrainer(model=model, args=args, train_dataset=data, eval_dataset=data,
-                         data_collator=DataCollatorCTCWithPadding(return_attention_mask=True))
+    trainer = CTCTrainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        eval_dataset=data,
+        data_collator=DataCollatorCTCWithPadding(return_attention_mask=True),
+    )
     trainer.train()
     in_process = trainer.evaluate()["eval_loss"]
     fresh = Wav2Vec2ForCTC(config)

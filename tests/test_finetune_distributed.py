@@ -19,17 +19,36 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_torchrun_two_cpu_processes_share_the_batches(tmp_path: Path, processes: int) -> None:
     out = tmp_path / "ddp"
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_port", "29531",
-        str(ROOT / "examples/finetune_ctc.py"), str(ROOT / "examples/configs/finetune_tiny_fixture.yaml"),
-        "--train_data", str(ROOT / "tests/fixtures/finetune/train"), "--eval_data", str(ROOT / "tests/fixtures/finetune/dev"),
-        "--output_dir", str(out), "--max_steps", "4", "--eval_steps", "4", "--save_steps", "4", "--disable_tqdm", "True",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(processes),
+        "--master_port",
+        "29531",
+        str(ROOT / "examples/finetune_ctc.py"),
+        str(ROOT / "examples/configs/finetune_tiny_fixture.yaml"),
+        "--train_data",
+        str(ROOT / "tests/fixtures/finetune/train"),
+        "--eval_data",
+        str(ROOT / "tests/fixtures/finetune/dev"),
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "4",
+        "--eval_steps",
+        "4",
+        "--save_steps",
+        "4",
+        "--disable_tqdm",
+        "True",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     state = json.loads((out / "trainer_state.json").read_text())
     # 16 fixture clips, 4 per process: 2 processes -> 8 per optimizer step -> 2 steps per epoch
-    utterances = sum(1 for _ in open(ROOT / "tests/fixtures/finetune/train/metadata.csv")) - 1
+    utterances = len((ROOT / "tests/fixtures/finetune/train/metadata.csv").read_text().splitlines()) - 1
     assert state["global_step"] == 4
     assert state["epoch"] == pytest.approx(4 * 4 * processes / utterances)
     assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from hf_w2v2 import Wav2Vec2Config, Wav2Vec2ForCTC
-from hf_w2v2.configuration import tiny
 from hf_w2v2.data.collator import DataCollatorCTCWithPadding
+from hf_w2v2.models.configuration import tiny
 
 datasets = pytest.importorskip("datasets")
 
@@ -22,8 +22,16 @@ FIXTURE = Path(__file__).parent / "fixtures" / "finetune"
 
 
 def tiny_layer_norm() -> Wav2Vec2Config:
-    return tiny(feat_extract_norm="layer", do_stable_layer_norm=True, vocab_size=12, mask_time_prob=0.0,
-                hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0)
+    return tiny(
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        vocab_size=12,
+        mask_time_prob=0.0,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        feat_proj_dropout=0.0,
+    )
 
 
 def padded_batch(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -68,9 +76,11 @@ def test_prefix_features_bad_calls_are_refused():
 
 def _dataset(lengths: list[int]) -> datasets.Dataset:
     gen = np.random.default_rng(0)
-    rows = {"input_values": [gen.standard_normal(n).astype(np.float32) for n in lengths],
-            "labels": [[3, 4, 5], [6, 7], [8, 9, 10, 3], [4, 4]][: len(lengths)],
-            "input_length": lengths}  # fmt: skip
+    rows = {
+        "input_values": [gen.standard_normal(n).astype(np.float32) for n in lengths],
+        "labels": [[3, 4, 5], [6, 7], [8, 9, 10, 3], [4, 4]][: len(lengths)],
+        "input_length": lengths,
+    }
     return datasets.Dataset.from_dict(rows).with_format("numpy")
 
 
@@ -81,8 +91,9 @@ def test_cached_batches_give_the_loss_and_gradients_of_audio_batches(autocast_dt
     model.freeze_feature_encoder(3)
     data = _dataset([8000, 5200, 6400, 4000])
     cache = FrozenFeatureCache(num_layers=3)
-    keyed = cache.add(model.wav2vec2.feature_extractor, data, first_key=10, autocast_dtype=autocast_dtype,
-                      show_progress=False)
+    keyed = cache.add(
+        model.wav2vec2.feature_extractor, data, first_key=10, autocast_dtype=autocast_dtype, show_progress=False
+    )
     assert sorted(cache.features) == [10, 11, 12, 13] and "input_values" not in keyed[0]
     assert [int(k) for k in keyed[KEY_COLUMN]] == [10, 11, 12, 13]
     assert cache.features[10].dtype == (autocast_dtype or torch.float32)
@@ -160,13 +171,48 @@ def test_training_with_the_cache_logs_the_losses_of_training_without_it(tmp_path
     from hf_w2v2.finetune import parse_finetune_args, run_finetuning
 
     def run(out: Path, *extra: str) -> list[float]:
-        argv = ["--config_name", "tiny", "--config_overrides", '{"feat_extract_norm": "layer"}',
-                "--train_data", str(FIXTURE / "train"), "--eval_data", str(FIXTURE / "dev"),
-                "--output_dir", str(out), "--do_train", "--max_steps", "3", "--per_device_train_batch_size", "4",
-                "--learning_rate", "3e-3", "--frozen_conv_layers", "4", "--mask_time_prob", "0.05",
-                "--mask_time_length", "2", "--eval_strategy", "no", "--save_strategy", "no",
-                "--logging_steps", "1", "--report_to", "none", "--seed", "0", "--disable_tqdm", "True",
-                "--use_cpu", "True", "--preprocessing_num_workers", "1", *extra]  # fmt: skip
+        argv = [
+            "--config_name",
+            "tiny",
+            "--config_overrides",
+            '{"feat_extract_norm": "layer"}',
+            "--train_data",
+            str(FIXTURE / "train"),
+            "--eval_data",
+            str(FIXTURE / "dev"),
+            "--output_dir",
+            str(out),
+            "--do_train",
+            "--max_steps",
+            "3",
+            "--per_device_train_batch_size",
+            "4",
+            "--learning_rate",
+            "3e-3",
+            "--frozen_conv_layers",
+            "4",
+            "--mask_time_prob",
+            "0.05",
+            "--mask_time_length",
+            "2",
+            "--eval_strategy",
+            "no",
+            "--save_strategy",
+            "no",
+            "--logging_steps",
+            "1",
+            "--report_to",
+            "none",
+            "--seed",
+            "0",
+            "--disable_tqdm",
+            "True",
+            "--use_cpu",
+            "True",
+            "--preprocessing_num_workers",
+            "1",
+            *extra,
+        ]
         result = run_finetuning(*parse_finetune_args(argv))
         state = json.loads((out / "trainer_state.json").read_text())
         losses = [row["loss"] for row in state["log_history"] if "loss" in row]

@@ -12,7 +12,7 @@ from transformers import EvalPrediction, TrainerControl, TrainerState, TrainingA
 
 pytest.importorskip("jiwer")
 
-from hf_w2v2.finetune.metrics import (  # noqa: E402
+from hf_w2v2.finetune.metrics import (
     CTCMetrics,
     argmax_logits,
     decode_labels,
@@ -20,15 +20,15 @@ from hf_w2v2.finetune.metrics import (  # noqa: E402
     error_rates,
     frame_counts_from_samples,
 )
-from hf_w2v2.finetune.predictions import read_predictions, write_predictions  # noqa: E402
-from hf_w2v2.finetune.trainer import (  # noqa: E402
-    CTCTrainer,
+from hf_w2v2.finetune.predictions import read_predictions, write_predictions
+from hf_w2v2.finetune.trainer import CTCTrainer
+from hf_w2v2.text.vocab import load_tokenizer, save_vocab
+from hf_w2v2.training.budget import (
     TimeBudgetCallback,
     budget_schedule_kwargs,
     lr_factor,
     saved_elapsed_seconds,
 )
-from hf_w2v2.text.vocab import load_tokenizer, save_vocab  # noqa: E402
 
 
 @pytest.fixture()
@@ -106,7 +106,9 @@ def test_warmup_stable_decay_holds_the_peak_then_decays_over_the_last_fraction()
     assert lr_factor(50, 1.0, 0.05, wsd) == 0.0
     assert lr_factor(50, 0.8, 0.05, wsd, decay_fraction=0.4) == pytest.approx(0.5)
     assert lr_factor(50, 0.8, 0.05, wsd, decay_fraction=0.4, decay_type="cosine") == pytest.approx(0.5)
-    assert lr_factor(50, 0.7, 0.05, wsd, decay_fraction=0.4, decay_type="cosine") == pytest.approx(0.5 + 0.5 * math.cos(math.pi / 4))
+    assert lr_factor(50, 0.7, 0.05, wsd, decay_fraction=0.4, decay_type="cosine") == pytest.approx(
+        0.5 + 0.5 * math.cos(math.pi / 4)
+    )
     assert lr_factor(50, 0.5, 0.05, "linear") < 0.55  # the plain linear schedule is half-way down by then
     with pytest.raises(ValueError, match="decay_fraction"):
         lr_factor(0, 0.0, 0.05, wsd, decay_fraction=0.0)
@@ -118,7 +120,9 @@ def test_time_budget_schedule_kwargs_are_checked():
     assert budget_schedule_kwargs("linear", {}) == {}
     assert budget_schedule_kwargs("warmup_stable_decay", None) == {"decay_fraction": 0.5, "decay_type": "linear"}
     assert budget_schedule_kwargs("warmup_stable_decay", {"decay_fraction": 0.3, "decay_type": "cosine"}) == {
-        "decay_fraction": 0.3, "decay_type": "cosine"}
+        "decay_fraction": 0.3,
+        "decay_type": "cosine",
+    }
     with pytest.raises(ValueError, match="not step counts"):
         budget_schedule_kwargs("warmup_stable_decay", {"num_decay_steps": 100})
     with pytest.raises(ValueError, match="not used"):
@@ -127,23 +131,36 @@ def test_time_budget_schedule_kwargs_are_checked():
 
 def test_ctc_trainer_runs_the_warmup_stable_decay_schedule_on_the_budget(tmp_path):
     model = torch.nn.Linear(2, 2)
-    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, learning_rate=1.0,
-                             warmup_steps=0.1, lr_scheduler_type="warmup_stable_decay",
-                             lr_scheduler_kwargs={"decay_fraction": 0.2})
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        report_to="none",
+        use_cpu=True,
+        learning_rate=1.0,
+        warmup_steps=0.1,
+        lr_scheduler_type="warmup_stable_decay",
+        lr_scheduler_kwargs={"decay_fraction": 0.2},
+    )
     budget = TimeBudgetCallback(max_minutes=1.0, elapsed_s=45.0)  # 75% spent: still at the peak
     trainer = CTCTrainer(model=model, args=args, time_budget=budget)
     trainer.create_optimizer_and_scheduler(num_training_steps=10)
     assert trainer.lr_scheduler.lr_lambdas[0](3) == 1.0
     budget.elapsed_before = 54.0  # 90%: half-way through the last 20%
     assert trainer.lr_scheduler.lr_lambdas[0](4) == pytest.approx(0.5)
-    bad = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True,
-                            lr_scheduler_type="warmup_stable_decay", lr_scheduler_kwargs={"num_decay_steps": 5})
+    bad = TrainingArguments(
+        output_dir=str(tmp_path),
+        report_to="none",
+        use_cpu=True,
+        lr_scheduler_type="warmup_stable_decay",
+        lr_scheduler_kwargs={"num_decay_steps": 5},
+    )
     with pytest.raises(ValueError, match="not step counts"):
         CTCTrainer(model=model, args=bad, time_budget=budget).create_optimizer_and_scheduler(num_training_steps=10)
-    from hf_w2v2.finetune.model_card import training_hyperparameters
+    from hf_w2v2.training.model_card import training_hyperparameters
 
     card = training_hyperparameters(args)  # the card says how the schedule decays
-    assert card["lr_scheduler_type"] == "warmup_stable_decay" and card["lr_scheduler_kwargs"] == '{"decay_fraction": 0.2}'
+    assert (
+        card["lr_scheduler_type"] == "warmup_stable_decay" and card["lr_scheduler_kwargs"] == '{"decay_fraction": 0.2}'
+    )
 
 
 def test_time_budget_stops_training_and_is_saved(tmp_path):
@@ -166,7 +183,7 @@ def test_time_budget_stops_training_and_is_saved(tmp_path):
 
 
 def test_model_card_names_a_local_initialisation_and_keeps_it_out_of_the_hub_metadata():
-    from hf_w2v2.finetune.model_card import CardInputs, render_model_card
+    from hf_w2v2.training.model_card import CardInputs, render_model_card
 
     local = render_model_card(CardInputs(model_name="m", initialisation="pre-trained weights from `runs/pt`"))
     assert "**Initialisation:** pre-trained weights from `runs/pt`" in local
@@ -187,8 +204,12 @@ def test_a_schedule_the_budget_cannot_run_is_refused_before_any_data_work(tmp_pa
     polynomial = TrainingArguments(output_dir=str(tmp_path), report_to="none", lr_scheduler_type="polynomial")
     with pytest.raises(ValueError, match="time-budget schedule"):
         prepare_training_args(polynomial, data_args)
-    steps = TrainingArguments(output_dir=str(tmp_path), report_to="none", lr_scheduler_type="warmup_stable_decay",
-                              lr_scheduler_kwargs={"num_decay_steps": 100})
+    steps = TrainingArguments(
+        output_dir=str(tmp_path),
+        report_to="none",
+        lr_scheduler_type="warmup_stable_decay",
+        lr_scheduler_kwargs={"num_decay_steps": 100},
+    )
     with pytest.raises(ValueError, match="not step counts"):
         prepare_training_args(steps, data_args)
     assert prepare_training_args(polynomial, DataArguments()) is polynomial  # no budget: the Trainer's own schedules

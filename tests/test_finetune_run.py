@@ -19,19 +19,56 @@ pytest.importorskip("datasets")
 pytest.importorskip("jiwer")
 pytest.importorskip("matplotlib")
 
-from hf_w2v2.finetune import parse_finetune_args, run_finetuning  # noqa: E402
+from hf_w2v2.finetune import parse_finetune_args, run_finetuning
 
 FIXTURE = Path(__file__).parent / "fixtures" / "finetune"
 
 
 def _args(out: Path, *extra: str, train: Path = FIXTURE / "train", dev: Path = FIXTURE / "dev"):
-    argv = ["--config_name", "tiny", "--config_overrides", '{"feat_extract_norm": "layer"}',
-            "--train_data", str(train), "--eval_data", str(dev), "--output_dir", str(out),
-            "--do_train", "--max_steps", "4", "--per_device_train_batch_size", "4", "--learning_rate", "3e-3",
-            "--mask_time_prob", "0.05", "--mask_time_length", "2", "--layerdrop", "0.0",
-            "--eval_strategy", "steps", "--eval_steps", "2", "--save_steps", "2", "--logging_steps", "1",
-            "--report_to", "none", "--seed", "0", "--disable_tqdm", "True", "--use_cpu", "True",
-            "--preprocessing_num_workers", "1", *extra]  # fmt: skip
+    argv = [
+        "--config_name",
+        "tiny",
+        "--config_overrides",
+        '{"feat_extract_norm": "layer"}',
+        "--train_data",
+        str(train),
+        "--eval_data",
+        str(dev),
+        "--output_dir",
+        str(out),
+        "--do_train",
+        "--max_steps",
+        "4",
+        "--per_device_train_batch_size",
+        "4",
+        "--learning_rate",
+        "3e-3",
+        "--mask_time_prob",
+        "0.05",
+        "--mask_time_length",
+        "2",
+        "--layerdrop",
+        "0.0",
+        "--eval_strategy",
+        "steps",
+        "--eval_steps",
+        "2",
+        "--save_steps",
+        "2",
+        "--logging_steps",
+        "1",
+        "--report_to",
+        "none",
+        "--seed",
+        "0",
+        "--disable_tqdm",
+        "True",
+        "--use_cpu",
+        "True",
+        "--preprocessing_num_workers",
+        "1",
+        *extra,
+    ]
     return parse_finetune_args(argv)
 
 
@@ -48,18 +85,35 @@ def straight_run(tmp_path_factory):
         calls["ignore"] = ignore_patterns
         return "https://huggingface.co/me/tiny-ctc/commit/0"
 
-    with mock.patch("huggingface_hub.HfApi.create_repo", create_repo), \
-         mock.patch("huggingface_hub.HfApi.upload_folder", upload_folder):  # fmt: skip
-        result = run_finetuning(*_args(out, "--push_to_hub", "True", "--hub_model_id", "me/tiny-ctc",
-                                       "--test_data", f"again={FIXTURE / 'dev'}"))
+    with (
+        mock.patch("huggingface_hub.HfApi.create_repo", create_repo),
+        mock.patch("huggingface_hub.HfApi.upload_folder", upload_folder),
+    ):
+        result = run_finetuning(
+            *_args(
+                out, "--push_to_hub", "True", "--hub_model_id", "me/tiny-ctc", "--test_data", f"again={FIXTURE / 'dev'}"
+            )
+        )
     return out, result, calls
 
 
 def test_output_folder_is_a_standard_model_folder(straight_run):
     out, result, _ = straight_run
-    for name in ("model.safetensors", "config.json", "vocab.json", "tokenizer_config.json", "processor_config.json",
-                 "README.md", "training_curves.png", "predictions_eval.tsv", "predictions_again.tsv",
-                 "all_results.json", "train_results.json", "eval_results.json", "data_report.txt"):
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "vocab.json",
+        "tokenizer_config.json",
+        "processor_config.json",
+        "README.md",
+        "training_curves.png",
+        "predictions_eval.tsv",
+        "predictions_again.tsv",
+        "all_results.json",
+        "train_results.json",
+        "eval_results.json",
+        "data_report.txt",
+    ):
         assert (out / name).is_file(), name
     assert (out / "training_curves.png").read_bytes()[:4] == b"\x89PNG"
     config = json.loads((out / "config.json").read_text())
@@ -134,8 +188,21 @@ def test_bad_input_is_filtered_and_counted(tmp_path):
     text = (dev / "metadata.csv").read_text().replace("LET ME MY", "LÉT ME MY")
     (dev / "metadata.csv").write_text(text)
     out = tmp_path / "out"
-    run_finetuning(*_args(out, "--max_steps", "1", "--max_duration", "2.5", "--eval_strategy", "no",
-                          "--save_strategy", "no", train=corpus, dev=dev))
+    run_finetuning(
+        *_args(
+            out,
+            "--max_steps",
+            "1",
+            "--max_duration",
+            "2.5",
+            "--eval_strategy",
+            "no",
+            "--save_strategy",
+            "no",
+            train=corpus,
+            dev=dev,
+        )
+    )
     report = (out / "data_report.txt").read_text()
     long_clips = sum(float(r["duration"]) > 2.5 for r in rows[2:] if r["file_name"] != "audio/blip.wav")
     assert "1 transcript(s) empty" in report

@@ -8,19 +8,29 @@ import pytest
 import torch
 
 from hf_w2v2 import Wav2Vec2ForCTC, Wav2Vec2ForPreTraining
-from hf_w2v2.configuration import tiny
 from hf_w2v2.finetune.arguments import ModelArguments, parse_finetune_args
-from hf_w2v2.finetune.model import build_ctc_model, config_from_name, describe_frozen_encoder
-from hf_w2v2.finetune.resume import check_resume_vocabulary, resolve_checkpoint, vocabulary_difference
+from hf_w2v2.finetune.model import build_ctc_model, describe_frozen_encoder
+from hf_w2v2.finetune.resume import check_resume_vocabulary, vocabulary_difference
+from hf_w2v2.models.configuration import config_from_name, tiny
+from hf_w2v2.training.checkpoints import resolve_checkpoint
 
 yaml = pytest.importorskip("yaml")
 
 
 def test_yaml_config_then_command_line_overrides(tmp_path):
-    recipe = {"config_name": "tiny", "train_data": "data/train", "output_dir": str(tmp_path / "out"),
-              "learning_rate": 0.003, "mask_time_prob": 0.02, "config_overrides": {"hidden_size": 48},
-              "test_data": ["real=data/real", "data/other"], "train_sampling_strategy": "group_by_length",
-              "eval_strategy": "steps", "eval_steps": 7, "bf16": False}
+    recipe = {
+        "config_name": "tiny",
+        "train_data": "data/train",
+        "output_dir": str(tmp_path / "out"),
+        "learning_rate": 0.003,
+        "mask_time_prob": 0.02,
+        "config_overrides": {"hidden_size": 48},
+        "test_data": ["real=data/real", "data/other"],
+        "train_sampling_strategy": "group_by_length",
+        "eval_strategy": "steps",
+        "eval_steps": 7,
+        "bf16": False,
+    }
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(recipe))
     model_args, data_args, card_args, training_args = parse_finetune_args([str(path), "--learning_rate", "0.01"])
@@ -64,8 +74,9 @@ def test_pretrained_encoder_gets_a_new_head_and_a_frozen_feature_encoder(tmp_pat
     assert model.lm_head.out_features == 12 and model.config.mask_time_prob == 0.1
     assert not any(p.requires_grad for p in model.wav2vec2.feature_extractor.parameters())
     assert any(p.requires_grad for p in model.wav2vec2.encoder.parameters())
-    torch.testing.assert_close(model.wav2vec2.feature_projection.projection.weight,
-                               pretrained.wav2vec2.feature_projection.projection.weight)
+    torch.testing.assert_close(
+        model.wav2vec2.feature_projection.projection.weight, pretrained.wav2vec2.feature_projection.projection.weight
+    )
     unfrozen = build_ctc_model(12, 0, model_name_or_path=str(tmp_path / "pt"), freeze_feature_encoder=False)
     assert all(p.requires_grad for p in unfrozen.wav2vec2.feature_extractor.parameters())
 

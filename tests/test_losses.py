@@ -1,4 +1,4 @@
-"""hf_w2v2.losses.contrastive_logits against a brute-force reference, and the frames-major conv."""
+"""hf_w2v2.models.losses.contrastive_logits against a brute-force reference, and the frames-major conv."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hf_w2v2.feature_encoder import conv_as_matmul
-from hf_w2v2.losses import contrastive_logits
-from hf_w2v2.masking import compute_span_mask
-from hf_w2v2.negatives import sample_negative_indices
+from hf_w2v2.models.feature_encoder import conv_as_matmul
+from hf_w2v2.models.losses import contrastive_logits
+from hf_w2v2.models.masking import compute_span_mask
+from hf_w2v2.models.negatives import sample_negative_indices
 
 
 def gen(seed: int) -> torch.Generator:
@@ -107,11 +107,16 @@ def test_feature_encoder_inference_layout_gives_the_training_layout_values(norm:
     """fp32 CPU inference runs the conv stack channels-major (conv1d); with gradients on it runs
     frames-major matmuls: same features either way."""
     from hf_w2v2 import Wav2Vec2Config
-    from hf_w2v2.feature_encoder import FeatureEncoder, channels_major_inference
+    from hf_w2v2.models.feature_encoder import FeatureEncoder, channels_major_inference
 
     torch.manual_seed(0)
-    config = Wav2Vec2Config(conv_dim=(16, 16, 16), conv_kernel=(10, 3, 2), conv_stride=(5, 2, 2),
-                             feat_extract_norm=norm, conv_bias=norm == "layer")
+    config = Wav2Vec2Config(
+        conv_dim=(16, 16, 16),
+        conv_kernel=(10, 3, 2),
+        conv_stride=(5, 2, 2),
+        feat_extract_norm=norm,
+        conv_bias=norm == "layer",
+    )
     encoder = FeatureEncoder(config).eval()
     audio = torch.randn(2, 1600)
     with torch.no_grad():

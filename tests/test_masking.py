@@ -1,4 +1,4 @@
-"""Property tests of hf_w2v2.masking.compute_span_mask (oracle: transformers' _compute_mask_indices)."""
+"""Property tests of hf_w2v2.models.masking.compute_span_mask (oracle: transformers' _compute_mask_indices)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices
 
-from hf_w2v2.masking import compute_span_mask, num_spans_per_row
+from hf_w2v2.models.masking import compute_span_mask, num_spans_per_row
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
 

@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
+from oracle import audio_batch, config_kwargs, rel_diff
 
 import hf_w2v2
-from hf_w2v2.configuration import large_lv60, tiny
-from hf_w2v2.lengths import conv_output_length, receptive_field
-from oracle import audio_batch, config_kwargs, rel_diff
+from hf_w2v2.models.configuration import large_lv60, tiny
+from hf_w2v2.models.lengths import conv_output_length, receptive_field
 
 
 def _ctc(**overrides) -> hf_w2v2.Wav2Vec2ForCTC:
@@ -110,8 +110,14 @@ def test_freeze_feature_encoder_stops_its_gradients():
 
 
 def test_gradient_checkpointing_gives_the_same_gradients():
-    kwargs = dict(layerdrop=0.0, hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
-                  final_dropout=0.0, mask_time_prob=0.0)  # fmt: skip
+    kwargs = dict(
+        layerdrop=0.0,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        final_dropout=0.0,
+        mask_time_prob=0.0,
+    )
     audio, mask = audio_batch([6000, 5000])
     labels = torch.tensor([[3, 4, 5], [6, 7, -100]])
     grads = []

@@ -1,12 +1,12 @@
-"""Property tests of hf_w2v2.negatives.sample_negative_indices."""
+"""Property tests of hf_w2v2.models.negatives.sample_negative_indices."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from hf_w2v2.masking import compute_span_mask
-from hf_w2v2.negatives import sample_negative_indices
+from hf_w2v2.models.masking import compute_span_mask
+from hf_w2v2.models.negatives import sample_negative_indices
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
 
@@ -112,10 +112,20 @@ def test_indices_drive_stock_transformers_pretraining_loss():
 
     torch.manual_seed(0)
     config = Wav2Vec2Config(
-        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37,
-        conv_dim=(16, 16), conv_kernel=(10, 3), conv_stride=(5, 2), num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2, codevector_dim=16, proj_codevector_dim=16,
-        num_codevectors_per_group=8, num_negatives=5, mask_time_length=4,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=37,
+        conv_dim=(16, 16),
+        conv_kernel=(10, 3),
+        conv_stride=(5, 2),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        codevector_dim=16,
+        proj_codevector_dim=16,
+        num_codevectors_per_group=8,
+        num_negatives=5,
+        mask_time_length=4,
     )
     model = Wav2Vec2ForPreTraining(config).eval()
     input_values = torch.randn(2, 1600, generator=gen(0))

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers.models.wav2vec2 import modeling_wav2vec2 as stock_modeling
-
 from oracle import audio_batch, make_pair, rel_diff
+from transformers.models.wav2vec2 import modeling_wav2vec2 as stock_modeling
 
 TOL = 1e-4
 FAMILIES = ["base", "large-lv60"]
@@ -73,7 +72,11 @@ def test_pretraining_losses_given_masks_and_negatives(family, masked):
         frame_mask = ours.frame_padding_mask(mask, frames).numpy()
     np.random.seed(0)
     time_mask = stock_modeling._compute_mask_indices(
-        (audio.shape[0], frames), mask_prob=0.5, mask_length=3, attention_mask=None if frame_mask is None else torch.tensor(frame_mask), min_masks=2
+        (audio.shape[0], frames),
+        mask_prob=0.5,
+        mask_length=3,
+        attention_mask=None if frame_mask is None else torch.tensor(frame_mask),
+        min_masks=2,
     )
     negatives = stock_modeling._sample_negative_indices((audio.shape[0], frames), ours.config.num_negatives, time_mask)
     time_mask = torch.tensor(time_mask, dtype=torch.bool)
@@ -81,8 +84,14 @@ def test_pretraining_losses_given_masks_and_negatives(family, masked):
     with torch.no_grad():
         ref = stock(audio, attention_mask=mask, mask_time_indices=time_mask, sampled_negative_indices=negatives)
         out = ours(audio, attention_mask=mask, mask_time_indices=time_mask, sampled_negative_indices=negatives)
-    for field in ("loss", "contrastive_loss", "diversity_loss", "codevector_perplexity",
-                  "projected_states", "projected_quantized_states"):  # fmt: skip
+    for field in (
+        "loss",
+        "contrastive_loss",
+        "diversity_loss",
+        "codevector_perplexity",
+        "projected_states",
+        "projected_quantized_states",
+    ):
         assert rel_diff(getattr(out, field), getattr(ref, field)) <= TOL, field
     assert out.loss > 0
 
@@ -107,7 +116,9 @@ def test_frame_classification(family, weighted):
     stock, ours = make_pair("Wav2Vec2ForAudioFrameClassification", family, use_weighted_layer_sum=weighted)
     audio, mask = _inputs(family, True)
     frames = int(ours._get_feat_extract_output_lengths(audio.shape[1]))
-    labels = torch.nn.functional.one_hot(torch.randint(0, 5, (3, frames), generator=torch.Generator().manual_seed(1)), 5)
+    labels = torch.nn.functional.one_hot(
+        torch.randint(0, 5, (3, frames), generator=torch.Generator().manual_seed(1)), 5
+    )
     with torch.no_grad():
         ref = stock(audio, attention_mask=mask, labels=labels)
         out = ours(audio, attention_mask=mask, labels=labels)

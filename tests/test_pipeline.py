@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from fixtures.decoding.tiny import FIXTURES, make_model, make_processor
 from transformers import pipeline
 
-from fixtures.decoding.tiny import FIXTURES, make_model, make_processor
 from hf_w2v2 import Wav2Vec2ForCTC
 from hf_w2v2.data.audio import load_audio
-from hf_w2v2.transcribe import Transcriber
+from hf_w2v2.inference.transcribe import Transcriber
 
 
 @pytest.fixture(scope="module")
-def parts(tmp_path_factory):  # noqa: ANN201
+def parts(tmp_path_factory):
     model = make_model(seed=5)
     processor = make_processor(tmp_path_factory.mktemp("proc"), model.config)
     return model, processor
@@ -21,8 +21,13 @@ def parts(tmp_path_factory):  # noqa: ANN201
 def test_pipeline_matches_our_greedy_transcription(parts) -> None:
     model, processor = parts
     assert isinstance(model, Wav2Vec2ForCTC)
-    asr = pipeline("automatic-speech-recognition", model=model, tokenizer=processor.tokenizer,
-                   feature_extractor=processor.feature_extractor, device="cpu")
+    asr = pipeline(
+        "automatic-speech-recognition",
+        model=model,
+        tokenizer=processor.tokenizer,
+        feature_extractor=processor.feature_extractor,
+        device="cpu",
+    )
     assert asr.type == "ctc"
     audio = load_audio(FIXTURES / "utt1.flac")
     ours = Transcriber(model, processor, chunk_s=None).transcribe_array(audio)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hf_w2v2 import precision
 from hf_w2v2.finetune.arguments import parse_finetune_args
-from hf_w2v2.precision import flag_value, use_cpu_without_accelerator
+from hf_w2v2.training import precision
+from hf_w2v2.training.precision import flag_value, use_cpu_without_accelerator
 
 
 def test_flag_value_spellings() -> None:

@@ -9,18 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from hf_w2v2.data.unlabeled import (
-    AudioClip,
-    LengthGroupedSampler,
-    UnlabeledAudioDataset,
-    crop_offset,
-    find_audio_files,
-    length_grouped_order,
-    list_audio,
-    read_manifest,
-    scan_audio,
-)
-from hf_w2v2.pretraining_collator import DataCollatorForPreTraining
+from hf_w2v2.data.audio import find_audio_files
+from hf_w2v2.data.sampler import LengthGroupedSampler, length_grouped_order
+from hf_w2v2.data.sources import read_audio_paths
+from hf_w2v2.pretrain.collator import DataCollatorForPreTraining
+from hf_w2v2.pretrain.data import AudioClip, UnlabeledAudioDataset, crop_offset, scan_audio
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pretrain"
 
@@ -30,19 +23,19 @@ def test_folder_is_searched_recursively():
     names = {Path(f).name for f in files}
     assert len(files) == 8 and "stereo-8k.wav" in names and "broken.flac" in names
     assert any("nested" in f for f in files)
-    with pytest.raises(ValueError, match="not a folder"):
+    with pytest.raises(FileNotFoundError, match="no such file"):
         find_audio_files(FIXTURES / "missing")
 
 
 def test_scan_reports_unreadable_and_filters_short(caplog):
     with caplog.at_level(logging.WARNING):
-        result = scan_audio(list_audio(FIXTURES), min_seconds=0.0, progress=False)
+        result = scan_audio(read_audio_paths(FIXTURES), min_seconds=0.0, progress=False)
     assert [Path(p).name for p, _ in result.unreadable] == ["broken.flac"]
     assert "skipped 1 unreadable" in caplog.text
     stereo = next(c for c in result.clips if c.path.endswith("stereo-8k.wav"))
     assert abs(stereo.duration - 1.5) < 0.01  # 8 kHz length converted to 16 kHz samples
     assert len(result.clips) == 7
-    long_only = scan_audio(list_audio(FIXTURES), min_seconds=2.0, progress=False)
+    long_only = scan_audio(read_audio_paths(FIXTURES), min_seconds=2.0, progress=False)
     assert len(long_only.clips) == 6 and long_only.too_short == 1
 
 
@@ -55,17 +48,17 @@ def test_manifest_formats(tmp_path):
     txt = tmp_path / "list.txt"
     txt.write_text("# comment\n" + "".join(f"{FIXTURES / name}\n" for name in flacs))
     expected = [str(FIXTURES / name) for name in flacs]
-    assert read_manifest(tsv) == expected
-    assert read_manifest(csv) == expected
-    assert list_audio(txt) == expected
+    assert read_audio_paths(tsv) == expected
+    assert read_audio_paths(csv) == expected
+    assert read_audio_paths(txt) == expected
     bad = tmp_path / "bad.csv"
     bad.write_text("transcript\nhello\n")
-    with pytest.raises(ValueError, match="file_name"):
-        read_manifest(bad)
+    with pytest.raises(ValueError, match="audio column"):
+        read_audio_paths(bad)
 
 
 def test_random_crops_are_deterministic_and_bounded():
-    clips = scan_audio(list_audio(FIXTURES), progress=False).clips
+    clips = scan_audio(read_audio_paths(FIXTURES), progress=False).clips
     dataset = UnlabeledAudioDataset(clips, max_seconds=1.0, seed=3)
     first = [dataset[i]["input_values"] for i in range(len(dataset))]
     assert all(len(a) == 16000 and a.dtype == np.float32 for a in first)
@@ -80,7 +73,9 @@ def test_random_crops_are_deterministic_and_bounded():
 
 
 def test_dataset_skips_a_file_broken_after_scanning(caplog):
-    clips = [AudioClip(str(FIXTURES / "broken.flac"), 32000)] + scan_audio(list_audio(FIXTURES), progress=False).clips
+    clips = [AudioClip(str(FIXTURES / "broken.flac"), 32000)] + scan_audio(
+        read_audio_paths(FIXTURES), progress=False
+    ).clips
     dataset = UnlabeledAudioDataset(clips, max_seconds=None)
     with caplog.at_level(logging.WARNING):
         item = dataset[0]
@@ -122,7 +117,9 @@ def test_collator_pads_and_builds_attention_mask():
 
 def test_collator_crop_to_shortest_has_no_padding():
     collator = DataCollatorForPreTraining(
-        normalize=False, return_attention_mask=False, crop_to_shortest=True,
+        normalize=False,
+        return_attention_mask=False,
+        crop_to_shortest=True,
         generator=torch.Generator().manual_seed(0),
     )
     batch = collator([{"input_values": np.arange(100, dtype=np.float32)}, {"input_values": np.arange(30)}])

@@ -10,16 +10,18 @@ import torch
 from transformers import TrainerCallback, TrainingArguments
 
 from hf_w2v2 import Wav2Vec2ForPreTraining
-from hf_w2v2.configuration import tiny
-from hf_w2v2.data.unlabeled import LengthGroupedSampler, UnlabeledAudioDataset, list_audio, scan_audio
-from hf_w2v2.pretraining_collator import DataCollatorForPreTraining
-from hf_w2v2.pretraining_trainer import (
+from hf_w2v2.data.sampler import LengthGroupedSampler
+from hf_w2v2.data.sources import read_audio_paths
+from hf_w2v2.models.configuration import tiny
+from hf_w2v2.pretrain.collator import DataCollatorForPreTraining
+from hf_w2v2.pretrain.data import UnlabeledAudioDataset, scan_audio
+from hf_w2v2.pretrain.temperature import GumbelSchedule
+from hf_w2v2.pretrain.trainer import (
     MetricAccumulator,
     PreTrainingTrainer,
     draw_pretraining_targets,
     pretraining_statistics,
 )
-from hf_w2v2.temperature import GumbelSchedule
 
 FIXTURES = Path(__file__).parent / "fixtures" / "pretrain"
 NO_DROPOUT = dict(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, layerdrop=0.0)
@@ -28,9 +30,18 @@ METRICS = ("contrastive_loss", "diversity_loss", "codevector_perplexity", "contr
 
 def small_config(**overrides):
     fields = dict(
-        feat_extract_norm="layer", conv_dim=(32,) * 7, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=128, num_conv_pos_embedding_groups=4, mask_time_prob=0.65, mask_time_length=5,
-        num_negatives=10, num_codevectors_per_group=16, **NO_DROPOUT,
+        feat_extract_norm="layer",
+        conv_dim=(32,) * 7,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        num_conv_pos_embedding_groups=4,
+        mask_time_prob=0.65,
+        mask_time_length=5,
+        num_negatives=10,
+        num_codevectors_per_group=16,
+        **NO_DROPOUT,
     )
     fields.update(overrides)
     return tiny(**fields)
@@ -47,21 +58,33 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def clips():
-    return scan_audio(list_audio(FIXTURES), min_seconds=2.0, progress=False).clips
+    return scan_audio(read_audio_paths(FIXTURES), min_seconds=2.0, progress=False).clips
 
 
 def make_trainer(tmp_path, clips, config=None, max_seconds=1.0, **args):
     torch.manual_seed(0)
     model = Wav2Vec2ForPreTraining(config or small_config())
     defaults = dict(
-        output_dir=str(tmp_path), per_device_train_batch_size=3, max_steps=4, learning_rate=1e-3,
-        logging_steps=2, save_strategy="no", report_to=[], use_cpu=True, disable_tqdm=True, seed=0,
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=3,
+        max_steps=4,
+        learning_rate=1e-3,
+        logging_steps=2,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
     )
     defaults.update(args)
     dataset = UnlabeledAudioDataset(clips, max_seconds=max_seconds, seed=0)
     return PreTrainingTrainer(
-        model=model, args=TrainingArguments(**defaults), train_dataset=dataset, eval_dataset=dataset,
-        data_collator=DataCollatorForPreTraining(), gumbel_schedule=GumbelSchedule(2.0, 0.5, 0.9),
+        model=model,
+        args=TrainingArguments(**defaults),
+        train_dataset=dataset,
+        eval_dataset=dataset,
+        data_collator=DataCollatorForPreTraining(),
+        gumbel_schedule=GumbelSchedule(2.0, 0.5, 0.9),
     )
 
 
@@ -82,7 +105,11 @@ def test_statistics_from_outputs_match_the_transformers_collator_path(tmp_path, 
     batch = DataCollatorForPreTraining()([trainer.train_dataset[i] for i in range(3)])
     model = trainer.model.eval()
     mask, negatives = draw_pretraining_targets(
-        model.config, batch["input_values"].shape[1], batch["attention_mask"], batch_size=3, device="cpu",
+        model.config,
+        batch["input_values"].shape[1],
+        batch["attention_mask"],
+        batch_size=3,
+        device="cpu",
         generator=torch.Generator().manual_seed(0),
     )
     inputs = {**batch, "mask_time_indices": mask, "sampled_negative_indices": negatives}
@@ -100,11 +127,16 @@ def test_statistics_from_outputs_match_the_transformers_collator_path(tmp_path, 
 def test_accumulator_averages_per_frame_and_per_batch():
     acc = MetricAccumulator()
     for frames, correct in ((100.0, 10.0), (300.0, 90.0)):
-        acc.add({
-            "masked_frames": torch.tensor(frames), "correct": torch.tensor(correct),
-            "contrastive_loss": torch.tensor(2.0 * frames), "diversity_loss": torch.tensor(0.5 * frames),
-            "codevector_perplexity": torch.tensor(frames / 10), "batches": torch.tensor(1.0),
-        })
+        acc.add(
+            {
+                "masked_frames": torch.tensor(frames),
+                "correct": torch.tensor(correct),
+                "contrastive_loss": torch.tensor(2.0 * frames),
+                "diversity_loss": torch.tensor(0.5 * frames),
+                "codevector_perplexity": torch.tensor(frames / 10),
+                "batches": torch.tensor(1.0),
+            }
+        )
     metrics = acc.pop()
     assert metrics["contrastive_accuracy"] == pytest.approx(0.25)
     assert metrics["contrastive_loss"] == pytest.approx(2.0) and metrics["diversity_loss"] == pytest.approx(0.5)
@@ -136,8 +168,14 @@ def test_loss_goes_down_over_a_few_dozen_steps(tmp_path, clips):
     accuracy well above chance needs hundreds of steps (docs/pretraining/).
     """
     trainer = make_trainer(
-        tmp_path, clips, max_seconds=1.5, max_steps=24, learning_rate=5e-4, warmup_steps=0.1,
-        per_device_train_batch_size=6, logging_steps=4,
+        tmp_path,
+        clips,
+        max_seconds=1.5,
+        max_steps=24,
+        learning_rate=5e-4,
+        warmup_steps=0.1,
+        per_device_train_batch_size=6,
+        logging_steps=4,
     )
     trainer.train()
     logs = [e for e in trainer.state.log_history if "loss" in e]

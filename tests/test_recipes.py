@@ -1,4 +1,4 @@
-"""The shipped recipes in examples/configs parse, and the pre-training continuations form one chain.
+"""The shipped recipes in examples/configs parse, and the continuation recipe starts where pre-training ends.
 
 A recipe that no longer parses (a renamed option, a typo) or a continuation that starts from a folder
 no earlier recipe writes would make the documented commands fail only after minutes of work.
@@ -10,13 +10,13 @@ import json
 from pathlib import Path
 
 import pytest
-from example_scripts import load_example
 
 from hf_w2v2.finetune.arguments import parse_finetune_args
+from hf_w2v2.pretrain.arguments import parse_pretrain_args
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "examples" / "configs"
-PRETRAIN_RECIPES = sorted(p for p in CONFIGS.glob("pretrain_small*.json") if p.name != "pretrain_small_model.json")
+PRETRAIN_RECIPES = sorted(CONFIGS.glob("pretrain_*.json"))
 FINETUNE_RECIPES = sorted(CONFIGS.glob("finetune_*.yaml"))
 
 
@@ -33,7 +33,7 @@ def test_finetune_recipe_parses(recipe: Path) -> None:
 
 @pytest.mark.parametrize("recipe", PRETRAIN_RECIPES, ids=lambda p: p.name)
 def test_pretrain_recipe_parses(recipe: Path) -> None:
-    _, _, data, training = load_example("pretrain").parse_args([str(recipe)])
+    _, _, data, training = parse_pretrain_args([str(recipe)])
     assert data.train_source and training.output_dir
 
 
@@ -42,7 +42,7 @@ def test_pretrain_continuations_start_where_an_earlier_recipe_ends() -> None:
     outputs = {r["output_dir"] for r in recipes.values()}
     assert len(outputs) == len(recipes), "two recipes write the same folder"
     for name, recipe in recipes.items():
-        start = recipe.get("model_name_or_path")
+        start = recipe.get("init_from")
         if start is not None and start.startswith("runs/"):
             assert start in outputs, f"{name} starts from {start}, which no recipe writes"
             assert start != recipe["output_dir"], f"{name} would overwrite its own initialisation"

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from transformers import Trainer, TrainingArguments
 
-from hf_w2v2.temperature import GumbelSchedule, GumbelTemperatureCallback, gumbel_temperature
+from hf_w2v2.pretrain.temperature import GumbelSchedule, GumbelTemperatureCallback, gumbel_temperature
 
 
 def test_paper_schedule_values():
@@ -68,9 +68,16 @@ def test_callback_follows_optimizer_steps_and_logs(tmp_path, accumulation):
     schedule = GumbelSchedule(start=2.0, end=0.5, decay=0.5)
     model = RecordingModel()
     args = TrainingArguments(
-        output_dir=str(tmp_path), per_device_train_batch_size=2, gradient_accumulation_steps=accumulation,
-        num_train_epochs=1, logging_steps=1, save_strategy="no", report_to=[], use_cpu=True,
-        disable_tqdm=True, seed=0,
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=accumulation,
+        num_train_epochs=1,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
     )
     trainer = Trainer(model=model, args=args, train_dataset=Rows(), callbacks=[GumbelTemperatureCallback(schedule)])
     trainer.train()

@@ -1,4 +1,4 @@
-"""Character vocabulary, tokenizer, processor and coverage report (hf_w2v2.text, hf_w2v2.processor)."""
+"""Character vocabulary, tokenizer, processor and coverage report (hf_w2v2.text, hf_w2v2.data.processor)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoProcessor, Wav2Vec2Config
 
-from hf_w2v2.processor import build_processor, build_processor_from_texts, uses_attention_mask
+from hf_w2v2.data.processor import build_processor, build_processor_from_texts, uses_attention_mask
 from hf_w2v2.text import TextNormalizer, build_tokenizer, build_vocab, coverage_report, vocab_size
 
 FIXTURES = Path(__file__).parent / "fixtures"

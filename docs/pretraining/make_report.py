@@ -51,7 +51,8 @@ def plot(history: list[dict], path: Path, num_negatives: int, num_codevectors: i
 def table(history: list[dict], every: int) -> str:
     evals = {int(e["step"]): e for e in history if "eval_loss" in e}
     rows = [
-        "| step | loss | contrastive | diversity | accuracy | perplexity | temperature | lr | eval accuracy | eval perplexity |",
+        "| step | loss | contrastive | diversity | accuracy | perplexity | temperature | lr "
+        "| eval accuracy | eval perplexity |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     train = [e for e in history if "contrastive_loss" in e and "eval_loss" not in e]

@@ -1,61 +1,52 @@
-"""Audio loading, dataset sources, CTC dataset preparation and the CTC data collator.
+"""Audio files, corpora, batching and the processor.
 
-Importing this package does not import ``datasets`` or ``pyarrow`` (the ``train`` extra):
-:func:`prepare_ctc_dataset` and :class:`FilterReport` are loaded on first use.
+- :mod:`~hf_w2v2.data.audio`: decoding to 16 kHz mono, the audio extensions, normalisation;
+- :mod:`~hf_w2v2.data.sources`: corpora in the layouts users bring (audiofolder, manifests,
+  LibriSpeech, ``datasets``) as :class:`~hf_w2v2.data.sources.Utterance` lists;
+- :mod:`~hf_w2v2.data.prepare`: decoded, filtered, tokenised CTC datasets (``datasets``);
+- :mod:`~hf_w2v2.data.collator`: CTC batches; :mod:`~hf_w2v2.data.sampler`: length-grouped order;
+- :mod:`~hf_w2v2.data.processor`: the ``Wav2Vec2Processor`` matching a model config;
+- :mod:`~hf_w2v2.data.synthesize`: synthetic speech corpora (espeak-ng, flite, festival, sox).
+
+Names are imported on first use: ``import hf_w2v2.data.audio`` does not load torch or ``datasets``.
 """
 
-from typing import Any
+from hf_w2v2.lazy import lazy_namespace
 
-from hf_w2v2.data.audio import (
-    TARGET_SAMPLING_RATE,
-    AudioInfo,
-    AudioLoadError,
-    audio_info,
-    load_audio,
-    load_audio_bytes,
-    resample,
-    to_mono,
-)
-from hf_w2v2.data.collator import DataCollatorCTCWithPadding
-from hf_w2v2.data.sources import (
-    MissingAudioFilesError,
-    Utterance,
-    read_audiofolder,
-    read_hf_dataset,
-    read_librispeech,
-    read_manifest,
-    read_source,
-)
-
-_LAZY = {"prepare_ctc_dataset", "FilterReport", "normalize_waveform"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from hf_w2v2.data import prepare
-
-        return getattr(prepare, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = [
-    "TARGET_SAMPLING_RATE",
-    "AudioInfo",
-    "AudioLoadError",
-    "DataCollatorCTCWithPadding",
-    "FilterReport",
-    "MissingAudioFilesError",
-    "Utterance",
-    "audio_info",
-    "load_audio",
-    "load_audio_bytes",
-    "normalize_waveform",
-    "prepare_ctc_dataset",
-    "read_audiofolder",
-    "read_hf_dataset",
-    "read_librispeech",
-    "read_manifest",
-    "read_source",
-    "resample",
-    "to_mono",
-]
+_NAMES = {
+    **dict.fromkeys(
+        (
+            "TARGET_SAMPLING_RATE",
+            "AUDIO_EXTENSIONS",
+            "AudioInfo",
+            "AudioLoadError",
+            "audio_info",
+            "find_audio_files",
+            "load_audio",
+            "load_audio_bytes",
+            "normalize_waveform",
+            "resample",
+            "to_mono",
+        ),
+        "hf_w2v2.data.audio",
+    ),
+    **dict.fromkeys(
+        (
+            "MissingAudioFilesError",
+            "Utterance",
+            "read_audiofolder",
+            "read_hf_dataset",
+            "read_librispeech",
+            "read_manifest",
+            "read_source",
+            "read_audio_paths",
+        ),
+        "hf_w2v2.data.sources",
+    ),
+    "DataCollatorCTCWithPadding": "hf_w2v2.data.collator",
+    "LengthGroupedSampler": "hf_w2v2.data.sampler",
+    "FilterReport": "hf_w2v2.data.prepare",
+    "prepare_ctc_dataset": "hf_w2v2.data.prepare",
+}
+__getattr__, __dir__ = lazy_namespace(__name__, _NAMES)
+__all__ = sorted(_NAMES)

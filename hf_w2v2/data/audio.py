@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,9 @@ import soxr
 
 TARGET_SAMPLING_RATE = 16_000  # Hz; every wav2vec 2.0 checkpoint is trained at 16 kHz
 SOXR_QUALITY = "HQ"  # libsoxr "high quality": 20-bit precision, 95% pass band
+AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au", ".sph")
+"""File extensions searched for in folders (the formats libsndfile decodes), lower case."""
+NORMALIZE_EPS = 1e-7  # variance floor of Wav2Vec2FeatureExtractor's zero-mean/unit-variance step
 
 
 class AudioLoadError(ValueError):
@@ -127,9 +131,7 @@ def load_audio(path: str | os.PathLike, sampling_rate: int = TARGET_SAMPLING_RAT
     return _decode(path, path, sampling_rate)
 
 
-def load_audio_bytes(
-    data: bytes, sampling_rate: int = TARGET_SAMPLING_RATE, name: str = "<bytes>"
-) -> np.ndarray:
+def load_audio_bytes(data: bytes, sampling_rate: int = TARGET_SAMPLING_RATE, name: str = "<bytes>") -> np.ndarray:
     """Like :func:`load_audio` for an encoded file held in memory (e.g. a ``datasets`` Audio cell).
 
     ``name`` (the original path, when known) is used in error messages.
@@ -137,3 +139,45 @@ def load_audio_bytes(
     if not data:
         raise AudioLoadError(f"audio file holds no data: {name}")
     return _decode(io.BytesIO(data), name, sampling_rate)
+
+
+def normalize_waveform(audio: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance over the utterance: ``(x - mean) / sqrt(var + 1e-7)``.
+
+    The ``do_normalize`` step of ``Wav2Vec2FeatureExtractor``, which every wav2vec 2.0
+    checkpoint was trained with; the one normalisation of hf_w2v2 (fine-tuning data,
+    pre-training batches, transcription).
+    """
+    audio = np.asarray(audio, dtype=np.float32)
+    return ((audio - audio.mean()) / np.sqrt(audio.var() + NORMALIZE_EPS)).astype(np.float32, copy=False)
+
+
+def is_audio_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` has one of :data:`AUDIO_EXTENSIONS` (case-insensitive)."""
+    return os.fspath(path).lower().endswith(AUDIO_EXTENSIONS)
+
+
+def find_audio_files(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
+    """Expand files and folders into a file list, in the order given, without repeats.
+
+    Folders are searched recursively (sorted) for :data:`AUDIO_EXTENSIONS`. Files named
+    explicitly are kept whatever their extension, so unreadable ones are reported rather
+    than skipped silently.
+
+    Raises:
+        FileNotFoundError: an input path does not exist.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    files: list[str] = []
+    for item in inputs:
+        item = os.fspath(item)
+        if os.path.isdir(item):
+            for root, dirs, names in os.walk(item):
+                dirs.sort()
+                files.extend(os.path.join(root, n) for n in sorted(names) if is_audio_file(n))
+        elif os.path.exists(item):
+            files.append(item)
+        else:
+            raise FileNotFoundError(f"no such file or directory: {item}")
+    return list(dict.fromkeys(files))

@@ -36,9 +36,9 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 from transformers import Wav2Vec2Processor
 
-from hf_w2v2.data.audio import AudioLoadError, audio_info, load_audio, load_audio_bytes
+from hf_w2v2.data.audio import AudioLoadError, audio_info, load_audio, load_audio_bytes, normalize_waveform
 from hf_w2v2.data.sources import Utterance
-from hf_w2v2.lengths import conv_output_length, receptive_field
+from hf_w2v2.models.lengths import conv_output_length, receptive_field
 from hf_w2v2.text.normalize import TextNormalizer
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ logger = logging.getLogger(__name__)
 
 CONV_KERNELS = (10, 3, 3, 3, 3, 2, 2)  # wav2vec 2.0 feature encoder (paper, section 2)
 CONV_STRIDES = (5, 2, 2, 2, 2, 2, 2)  # -> one frame per 320 samples (20 ms at 16 kHz)
-NORM_EPS = 1e-7  # variance floor of Wav2Vec2FeatureExtractor's zero-mean/unit-variance step
 CHUNK = 256  # utterances decoded per Arrow record batch
 MAX_CHUNK_SAMPLES = 2**31 - 1  # int32 list offsets of one Arrow record batch (37 h at 16 kHz)
 _SCHEMA = pa.schema(
@@ -88,11 +87,6 @@ class FilterReport:
         return "\n".join([line] + [f"  unreadable: {name} ({reason})" for name, reason in self.unreadable[:20]])
 
 
-def normalize_waveform(audio: np.ndarray) -> np.ndarray:
-    """Zero mean, unit variance over the utterance: ``(x - mean) / sqrt(var + 1e-7)``."""
-    return ((audio - audio.mean()) / np.sqrt(audio.var() + NORM_EPS)).astype(np.float32, copy=False)
-
-
 def ctc_min_frames(labels: Sequence[int]) -> int:
     """Fewest frames a CTC alignment of ``labels`` needs: one per label plus a blank between repeats."""
     repeats = sum(1 for a, b in zip(labels, labels[1:]) if a == b)
@@ -127,8 +121,11 @@ def _decode_one(utt: Utterance, sampling_rate: int, min_samples: int, max_sample
 
 
 def _labelled(
-    utterances: Sequence[Utterance], processor: Wav2Vec2Processor, normalizer: TextNormalizer,
-    drop_oov: bool, report: FilterReport,
+    utterances: Sequence[Utterance],
+    processor: Wav2Vec2Processor,
+    normalizer: TextNormalizer,
+    drop_oov: bool,
+    report: FilterReport,
 ) -> list[tuple[Utterance, list[int]]]:
     """Normalise and tokenise transcripts; drop empty (and optionally OOV) ones."""
     vocab = processor.tokenizer.get_vocab()
@@ -150,8 +147,14 @@ def _labelled(
 
 
 def _record_batches(
-    items: list[tuple[Utterance, list[int]]], sampling_rate: int, min_samples: int, max_samples: int | None,
-    conv: tuple[Sequence[int], Sequence[int]], num_workers: int, report: FilterReport, show_progress: bool,
+    items: list[tuple[Utterance, list[int]]],
+    sampling_rate: int,
+    min_samples: int,
+    max_samples: int | None,
+    conv: tuple[Sequence[int], Sequence[int]],
+    num_workers: int,
+    report: FilterReport,
+    show_progress: bool,
 ) -> Iterator[dict[str, list]]:
     """Decode ``items`` in a thread pool (libsndfile and soxr release the GIL), CHUNK at a time."""
     progress = tqdm(total=len(items), desc="loading audio", unit="utt", disable=not show_progress)
@@ -247,8 +250,14 @@ def prepare_ctc_dataset(
     batches = (
         _to_record_batch(batch)
         for batch in _record_batches(
-            items, sampling_rate, min_samples, max_samples, (conv_kernel, conv_stride),
-            num_workers, report, show_progress,
+            items,
+            sampling_rate,
+            min_samples,
+            max_samples,
+            (conv_kernel, conv_stride),
+            num_workers,
+            report,
+            show_progress,
         )
     )
     if cache_file is None:

@@ -26,11 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hf_w2v2.data.audio import AUDIO_EXTENSIONS, find_audio_files
+
 if TYPE_CHECKING:
     import datasets
 
 AUDIO_COLUMN_CANDIDATES = ("audio", "path", "file_name", "audio_filepath", "wav", "file")
-AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".opus", ".mp3")
+METADATA_FILES = ("metadata.csv", "metadata.jsonl", "metadata.tsv")
+MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl")
 MAX_LISTED = 20  # missing files named in an error message before "... and N more"
 
 
@@ -69,6 +72,8 @@ def check_files_exist(utterances: list[Utterance], source: str) -> None:
 def _read_table(path: Path) -> list[dict[str, Any]]:
     """Rows of a ``.csv`` / ``.tsv`` / ``.jsonl`` file as dicts."""
     suffix = path.suffix.lower()
+    if suffix == ".tsv" and _is_fairseq_manifest(path):
+        return _read_fairseq_manifest(path)
     if suffix in (".csv", ".tsv"):
         with path.open(newline="", encoding="utf-8-sig") as handle:
             return list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ","))
@@ -83,6 +88,20 @@ def _read_table(path: Path) -> list[dict[str, Any]]:
                         raise ValueError(f"{path}:{number}: not a JSON object per line: {err}") from err
         return rows
     raise ValueError(f"unsupported manifest type {path.suffix!r} for {path}; use .csv, .tsv or .jsonl")
+
+
+def _is_fairseq_manifest(path: Path) -> bool:
+    """A fairseq ``.tsv``: first line the audio root folder (no tab), then ``relative/path<TAB>num_samples``."""
+    with path.open(encoding="utf-8") as handle:
+        first = handle.readline().rstrip("\n")
+    return bool(first) and "\t" not in first and os.path.isdir(first.strip())
+
+
+def _read_fairseq_manifest(path: Path) -> list[dict[str, Any]]:
+    """Rows ``{"path": absolute path}`` of a fairseq manifest."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    root = Path(lines[0].strip())
+    return [{"path": str(root / line.split("\t")[0])} for line in lines[1:] if line.strip()]
 
 
 def _pick_column(columns: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, source: Path) -> str:
@@ -135,7 +154,7 @@ def read_manifest(
 def read_audiofolder(root: str | os.PathLike, text_column: str | None = "text") -> list[Utterance]:
     """Read a Hugging Face audiofolder: ``root/metadata.csv`` (or ``.jsonl``) with ``file_name``."""
     root = Path(root)
-    for name in ("metadata.csv", "metadata.jsonl", "metadata.tsv"):
+    for name in METADATA_FILES:
         if (root / name).is_file():
             return read_manifest(root / name, audio_column="file_name", text_column=text_column)
     raise ValueError(f"{root} is not an audiofolder: no metadata.csv / metadata.jsonl / metadata.tsv in it")
@@ -153,8 +172,14 @@ def read_librispeech(root: str | os.PathLike) -> list[Utterance]:
             if not line.strip():
                 continue
             utt_id, _, text = line.strip().partition(" ")
-            audio = next((trans.parent / f"{utt_id}{ext}" for ext in AUDIO_EXTENSIONS
-                          if (trans.parent / f"{utt_id}{ext}").is_file()), None)
+            audio = next(
+                (
+                    trans.parent / f"{utt_id}{ext}"
+                    for ext in AUDIO_EXTENSIONS
+                    if (trans.parent / f"{utt_id}{ext}").is_file()
+                ),
+                None,
+            )
             if audio is None:
                 missing.append(f"{trans.parent / utt_id}.flac (from {trans.name}:{number})")
                 continue
@@ -198,6 +223,27 @@ def read_hf_dataset(
     return utterances
 
 
+def read_audio_paths(source: str | os.PathLike) -> list[str]:
+    """Audio paths of an unlabeled source (pre-training): a folder or a manifest, transcripts not needed.
+
+    A folder with ``metadata.csv``/``.jsonl`` is read as an audiofolder, any other folder is searched
+    recursively for audio files; a ``.csv``/``.tsv``/``.jsonl`` manifest (fairseq's ``.tsv`` with its
+    root line too) gives its audio column; any other file lists one path per line (``#`` comments;
+    relative to the file's folder).
+    """
+    path = Path(source)
+    if path.is_dir():
+        if any((path / name).is_file() for name in METADATA_FILES):
+            return [u.path for u in read_audiofolder(path, text_column=None) if u.path]
+        return find_audio_files(path)
+    if not path.is_file():
+        raise ValueError(f"audio source not found: {path}")
+    if path.suffix.lower() in MANIFEST_SUFFIXES:
+        return [u.path for u in read_manifest(path, text_column=None) if u.path]
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    return [os.path.normpath(path.parent / name) for name in names if name and not name.startswith("#")]
+
+
 def read_source(
     source: str | os.PathLike | datasets.Dataset | datasets.DatasetDict,
     text_column: str | None = "text",
@@ -220,7 +266,7 @@ def read_source(
         import datasets
 
         return _read_datasets_object(datasets.load_from_disk(str(path)), audio_column or "audio", text_column)
-    if any((path / name).is_file() for name in ("metadata.csv", "metadata.jsonl", "metadata.tsv")):
+    if any((path / name).is_file() for name in METADATA_FILES):
         return read_audiofolder(path, text_column=text_column)
     if next(path.rglob("*.trans.txt"), None) is not None:
         return read_librispeech(path)

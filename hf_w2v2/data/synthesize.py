@@ -30,10 +30,42 @@ from tqdm.auto import tqdm
 SAMPLE_RATE = 16_000
 ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-gb-x-rp", "en-us-nyc")
 ESPEAK_VARIANTS = (
-    "", "Alex", "Andy", "Annie", "Denis", "Gene", "Lee", "Michael", "Paul", "Steph", "Storm", "anika", "edward",
-    "f1", "f2", "f3", "f4", "f5", "grandma", "grandpa", "iven", "john", "linda", "m1", "m2", "m3", "m4", "m5",
-    "m6", "m7", "max", "norbert", "robert", "travis", "victor",
-)  # fmt: skip
+    "",
+    "Alex",
+    "Andy",
+    "Annie",
+    "Denis",
+    "Gene",
+    "Lee",
+    "Michael",
+    "Paul",
+    "Steph",
+    "Storm",
+    "anika",
+    "edward",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "grandma",
+    "grandpa",
+    "iven",
+    "john",
+    "linda",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "max",
+    "norbert",
+    "robert",
+    "travis",
+    "victor",
+)
 FLITE_VOICES = ("kal16", "awb", "slt")
 FESTIVAL_VOICES = ("kal_diphone", "cmu_us_slt_arctic_hts")
 ENGINE_TOOLS = {"espeak": "espeak-ng", "flite": "flite", "festival": "text2wave"}
@@ -95,20 +127,37 @@ def normalize_sentence(line: str) -> str:
     return " ".join(_NOT_SPOKEN.sub(" ", line.upper().replace("-", " ")).split())
 
 
-def pick_sentences(lines: Iterable[str], count: int, *, min_words: int = 5, max_words: int = 30,
-                   exclude: Iterable[str] = (), seed: int = 0) -> list[str]:
+def pick_sentences(
+    lines: Iterable[str],
+    count: int,
+    *,
+    min_words: int = 5,
+    max_words: int = 30,
+    exclude: Iterable[str] = (),
+    seed: int = 0,
+) -> list[str]:
     """``count`` distinct normalised sentences of ``min_words``-``max_words`` words, none in ``exclude``."""
     excluded = {normalize_sentence(text) for text in exclude}
-    eligible = sorted({s for s in map(normalize_sentence, lines)
-                       if min_words <= len(s.split()) <= max_words and s not in excluded})  # fmt: skip
+    eligible = sorted(
+        {s for s in map(normalize_sentence, lines) if min_words <= len(s.split()) <= max_words and s not in excluded}
+    )
     if count > len(eligible):
-        raise ValueError(f"asked for {count} sentences but only {len(eligible)} have {min_words}-{max_words} "
-                         "words and are not excluded")
+        raise ValueError(
+            f"asked for {count} sentences but only {len(eligible)} have {min_words}-{max_words} "
+            "words and are not excluded"
+        )
     return random.Random(seed).sample(eligible, count)
 
 
-def count_for_hours(lines: Sequence[str], hours: float, *, min_words: int = 5, max_words: int = 30,
-                    seed: int = 0, sample_size: int = 2000) -> int:
+def count_for_hours(
+    lines: Sequence[str],
+    hours: float,
+    *,
+    min_words: int = 5,
+    max_words: int = 30,
+    seed: int = 0,
+    sample_size: int = 2000,
+) -> int:
     """Utterances needed for about ``hours`` of speech, from the mean length of a sample of eligible sentences."""
     pool = pick_sentences(lines, sample_size, min_words=min_words, max_words=max_words, seed=seed)
     mean_words = sum(len(s.split()) for s in pool) / len(pool)
@@ -123,7 +172,7 @@ def default_voices() -> dict[str, list[str]]:
 
 def sample_augmentation(rng: random.Random, p: float = 0.35) -> Augmentation:
     """Each effect on with probability ``p`` (speed: 0.9 or 1.1; noise at 5-30 dB SNR)."""
-    on = lambda: rng.random() < p  # noqa: E731
+    on = lambda: rng.random() < p
     return Augmentation(
         speed=rng.choice((0.9, 1.1)) if on() else 1.0,
         pitch_cents=rng.choice((-300, -200, -100, 100, 200, 300)) if on() else 0,
@@ -134,9 +183,14 @@ def sample_augmentation(rng: random.Random, p: float = 0.35) -> Augmentation:
     )
 
 
-def plan_corpus(sentences: Sequence[str], *, engine_weights: dict[str, float] | None = None,
-                voices: dict[str, list[str]] | None = None, augment_p: float = 0.35,
-                seed: int = 0) -> list[SynthItem]:
+def plan_corpus(
+    sentences: Sequence[str],
+    *,
+    engine_weights: dict[str, float] | None = None,
+    voices: dict[str, list[str]] | None = None,
+    augment_p: float = 0.35,
+    seed: int = 0,
+) -> list[SynthItem]:
     """One :class:`SynthItem` per sentence: engine by weight, voice uniform, espeak rate/pitch random."""
     weights = engine_weights or {"flite": 0.45, "espeak": 0.35, "festival": 0.20}
     voices = voices or default_voices()
@@ -148,18 +202,36 @@ def plan_corpus(sentences: Sequence[str], *, engine_weights: dict[str, float] | 
     items = []
     for index, text in enumerate(sentences):
         engine = rng.choices(engines, weights=[weights[e] for e in engines])[0]
-        items.append(SynthItem(
-            index=index, text=text, engine=engine, voice=rng.choice(voices[engine]),
-            rate=rng.randint(130, 200), pitch=rng.randint(25, 75), augmentation=sample_augmentation(rng, augment_p),
-        ))  # fmt: skip
+        items.append(
+            SynthItem(
+                index=index,
+                text=text,
+                engine=engine,
+                voice=rng.choice(voices[engine]),
+                rate=rng.randint(130, 200),
+                pitch=rng.randint(25, 75),
+                augmentation=sample_augmentation(rng, augment_p),
+            )
+        )
     return items
 
 
 def tts_command(item: SynthItem, wav_path: Path, text_path: Path) -> list[str]:
     """The command that speaks ``item.text`` (already written to ``text_path``) into ``wav_path``."""
     if item.engine == "espeak":
-        return ["espeak-ng", "-v", item.voice, "-s", str(item.rate), "-p", str(item.pitch),
-                "-w", str(wav_path), "-f", str(text_path)]  # fmt: skip
+        return [
+            "espeak-ng",
+            "-v",
+            item.voice,
+            "-s",
+            str(item.rate),
+            "-p",
+            str(item.pitch),
+            "-w",
+            str(wav_path),
+            "-f",
+            str(text_path),
+        ]
     if item.engine == "flite":
         return ["flite", "-voice", item.voice, "-f", str(text_path), "-o", str(wav_path)]
     if item.engine == "festival":
@@ -210,8 +282,14 @@ def render_item(item: SynthItem, out_dir: Path, seed: int = 0) -> dict[str, str]
         rng = np.random.default_rng([seed, item.index])
         audio = add_noise(audio, colored_noise(aug.noise, len(audio), rng), aug.snr_db)
     sf.write(out_path, audio.astype(np.float32), rate, subtype="PCM_16")
-    return {"file_name": item.file_name, "text": item.text, "speaker_id": item.speaker_id, "voice": item.voice,
-            "engine": item.engine, "duration": f"{len(audio) / rate:.3f}"}  # fmt: skip
+    return {
+        "file_name": item.file_name,
+        "text": item.text,
+        "speaker_id": item.speaker_id,
+        "voice": item.voice,
+        "engine": item.engine,
+        "duration": f"{len(audio) / rate:.3f}",
+    }
 
 
 def _run(command: list[str]) -> None:
@@ -232,8 +310,9 @@ class SynthReport:
         return sum(float(row["duration"]) for row in self.rows) / 3600
 
 
-def synthesize_corpus(items: Sequence[SynthItem], out_dir: str | Path, *, num_workers: int = 2, seed: int = 0,
-                      progress: bool = True) -> SynthReport:
+def synthesize_corpus(
+    items: Sequence[SynthItem], out_dir: str | Path, *, num_workers: int = 2, seed: int = 0, progress: bool = True
+) -> SynthReport:
     """Render ``items`` into the audiofolder ``out_dir`` (``metadata.csv`` + ``audio/``).
 
     A failing utterance is reported in ``failures`` and left out; the others are still written.

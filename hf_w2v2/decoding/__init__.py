@@ -1,46 +1,36 @@
-"""Turning CTC logits into text: greedy and n-gram beam-search decoding, LM building, long audio.
+"""Turning CTC logits into text: greedy and n-gram beam-search decoding, LM building.
 
 - :mod:`~hf_w2v2.decoding.alphabet`: the CTC labels of a tokenizer, in id order.
-- :mod:`~hf_w2v2.decoding.greedy`: best-path decoding with character and word times.
+- :mod:`~hf_w2v2.decoding.greedy`: best-path decoding with character and word times (the one greedy decoder).
 - :mod:`~hf_w2v2.decoding.ngram` / :mod:`~hf_w2v2.decoding.arpa`: modified Kneser-Ney
   n-gram LMs, read and written as ARPA.
 - :mod:`~hf_w2v2.decoding.beam`: beam search with a KenLM model (pyctcdecode), saved
   with the model.
 - :mod:`~hf_w2v2.decoding.tuning`: ``alpha``/``beta`` search on a dev set.
-- :mod:`~hf_w2v2.decoding.chunked`: long recordings in overlapping windows.
+- :mod:`~hf_w2v2.decoding.formats`: txt / JSON / SubRip output.
 
-Importing this package does not import pyctcdecode or kenlm (optional, ``hf_w2v2[lm]``).
+Audio never enters here (that is :mod:`hf_w2v2.inference`). Names are imported on first use;
+pyctcdecode and kenlm (optional, ``hf_w2v2[lm]``) only when a beam search is built.
 """
 
-from hf_w2v2.decoding.alphabet import CTCAlphabet
-from hf_w2v2.decoding.arpa import build_arpa, read_arpa, write_arpa
-from hf_w2v2.decoding.beam import BeamSearchDecoder
-from hf_w2v2.decoding.chunked import Chunk, chunked_logits, plan_chunks
-from hf_w2v2.decoding.greedy import collapse_ctc, greedy_decode
-from hf_w2v2.decoding.ngram import NgramModel, count_ngrams, estimate_kneser_ney
-from hf_w2v2.decoding.outputs import SECONDS_PER_FRAME, Span, Transcription
-from hf_w2v2.decoding.tuning import TuningResult, tune_alpha_beta
-from hf_w2v2.metrics import char_error_rate, word_error_rate
+from hf_w2v2.lazy import lazy_namespace
 
-__all__ = [
-    "SECONDS_PER_FRAME",
-    "BeamSearchDecoder",
-    "CTCAlphabet",
-    "Chunk",
-    "NgramModel",
-    "Span",
-    "Transcription",
-    "TuningResult",
-    "build_arpa",
-    "char_error_rate",
-    "chunked_logits",
-    "collapse_ctc",
-    "count_ngrams",
-    "estimate_kneser_ney",
-    "greedy_decode",
-    "plan_chunks",
-    "read_arpa",
-    "tune_alpha_beta",
-    "word_error_rate",
-    "write_arpa",
-]
+_NAMES = {
+    "CTCAlphabet": "hf_w2v2.decoding.alphabet",
+    "build_arpa": "hf_w2v2.decoding.arpa",
+    "read_arpa": "hf_w2v2.decoding.arpa",
+    "write_arpa": "hf_w2v2.decoding.arpa",
+    "BeamSearchDecoder": "hf_w2v2.decoding.beam",
+    "collapse_ctc": "hf_w2v2.decoding.greedy",
+    "greedy_decode": "hf_w2v2.decoding.greedy",
+    "NgramModel": "hf_w2v2.decoding.ngram",
+    "count_ngrams": "hf_w2v2.decoding.ngram",
+    "estimate_kneser_ney": "hf_w2v2.decoding.ngram",
+    "SECONDS_PER_FRAME": "hf_w2v2.decoding.outputs",
+    "Span": "hf_w2v2.decoding.outputs",
+    "Transcription": "hf_w2v2.decoding.outputs",
+    "TuningResult": "hf_w2v2.decoding.tuning",
+    "tune_alpha_beta": "hf_w2v2.decoding.tuning",
+}
+__getattr__, __dir__ = lazy_namespace(__name__, _NAMES)
+__all__ = sorted(_NAMES)

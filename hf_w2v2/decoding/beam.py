@@ -39,7 +39,7 @@ CONFIG_FILE = "decoder_config.json"
 LM_SUFFIXES = (".arpa", ".bin", ".binary")
 
 
-def _import_pyctcdecode():  # noqa: ANN202 - returns a module
+def _import_pyctcdecode():
     try:
         import pyctcdecode
     except ImportError as err:
@@ -105,7 +105,11 @@ class BeamSearchDecoder:
             self.unigrams = read_unigrams(self.lm_path) if unigrams is None else list(unigrams)
             check_lm_alphabet(self.unigrams, alphabet, self.lm_path, max_unspellable)
             language_model = pyctcdecode.LanguageModel(
-                kenlm_model, self.unigrams, alpha=float(alpha), beta=float(beta), unk_score_offset=float(unk_score_offset)
+                kenlm_model,
+                self.unigrams,
+                alpha=float(alpha),
+                beta=float(beta),
+                unk_score_offset=float(unk_score_offset),
             )
         self._alpha, self._beta = float(alpha), float(beta)
         self._unk_score_offset = float(unk_score_offset)
@@ -197,8 +201,9 @@ class BeamSearchDecoder:
             hotwords: words or phrases to favour (may be unknown to the LM).
             hotword_weight: log-score bonus per hotword match; ``self.hotword_weight`` when ``None``.
         """
-        beams = self._decoder.decode_beams(self._log_probs(logits),
-                                           **self._search_kwargs(beam_width, hotwords, hotword_weight))
+        beams = self._decoder.decode_beams(
+            self._log_probs(logits), **self._search_kwargs(beam_width, hotwords, hotword_weight)
+        )
         return self._to_transcription(beams[0])
 
     def decode_batch(
@@ -234,8 +239,12 @@ class BeamSearchDecoder:
         _clear_lm_dir(lm_dir, keep=self.lm_path)
         if self.lm_path is not None:
             os.makedirs(lm_dir, exist_ok=True)
-            attrs = {"alpha": self.alpha, "beta": self.beta, "unk_score_offset": self._unk_score_offset,
-                     "score_boundary": True}
+            attrs = {
+                "alpha": self.alpha,
+                "beta": self.beta,
+                "unk_score_offset": self._unk_score_offset,
+                "score_boundary": True,
+            }
             with open(os.path.join(lm_dir, LM_ATTRS_FILE), "w", encoding="utf-8") as out:
                 json.dump(attrs, out)
             with open(os.path.join(lm_dir, UNIGRAMS_FILE), "w", encoding="utf-8") as out:
@@ -243,9 +252,13 @@ class BeamSearchDecoder:
             target = os.path.join(lm_dir, os.path.basename(self.lm_path))
             if os.path.abspath(target) != os.path.abspath(self.lm_path):
                 shutil.copy2(self.lm_path, target)
-        config = {"beam_width": self.beam_width, "token_min_logp": self.token_min_logp,
-                  "beam_prune_logp": self.beam_prune_logp, "seconds_per_frame": self.seconds_per_frame,
-                  "tuning": self.tuning}
+        config = {
+            "beam_width": self.beam_width,
+            "token_min_logp": self.token_min_logp,
+            "beam_prune_logp": self.beam_prune_logp,
+            "seconds_per_frame": self.seconds_per_frame,
+            "tuning": self.tuning,
+        }
         with open(os.path.join(directory, CONFIG_FILE), "w", encoding="utf-8") as out:
             json.dump(config, out, indent=2)
 

@@ -44,8 +44,12 @@ def to_srt(transcription: Transcription, max_chars: int = 42) -> str:
     return "\n".join(blocks)
 
 
-def to_json(transcription: Transcription | None, path: str | None = None, error: str | None = None,
-            duration: float | None = None) -> str:
+def to_json(
+    transcription: Transcription | None,
+    path: str | None = None,
+    error: str | None = None,
+    duration: float | None = None,
+) -> str:
     """One JSON object: file, duration, text, words (``text``, ``start``, ``end`` in seconds), error."""
     record: dict = {"file": path, "duration": duration, "error": error}
     if transcription is not None:

@@ -17,7 +17,7 @@ from hf_w2v2.decoding.arpa import read_arpa_vocabulary
 logger = logging.getLogger(__name__)
 
 
-def load_kenlm(path: str | os.PathLike):  # noqa: ANN201 - kenlm.Model, an optional dependency
+def load_kenlm(path: str | os.PathLike):
     """Open an ARPA or KenLM binary file with ``kenlm``.
 
     Raises:

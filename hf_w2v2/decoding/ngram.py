@@ -146,7 +146,9 @@ def kneser_ney_discounts(adjusted: Counter, order: int) -> tuple[float, float, f
             return discounts
     logger.warning(
         "order %d: counts-of-counts %s give no valid Kneser-Ney discounts; using fallback %s",
-        order, (t1, t2, t3, t4), FALLBACK_DISCOUNTS,
+        order,
+        (t1, t2, t3, t4),
+        FALLBACK_DISCOUNTS,
     )
     return FALLBACK_DISCOUNTS
 
@@ -165,7 +167,10 @@ def _kept_ngrams(adjusted: Sequence[Counter], prune: Sequence[int]) -> list[set[
 
 
 def _interpolate_order(
-    adjusted: Counter, kept: set[Ngram], discounts: tuple[float, float, float], lower: dict[Ngram, float] | None,
+    adjusted: Counter,
+    kept: set[Ngram],
+    discounts: tuple[float, float, float],
+    lower: dict[Ngram, float] | None,
     uniform: float,
 ) -> tuple[dict[Ngram, float], dict[Ngram, float]]:
     """Probabilities of one order's kept n-grams and the back-off weights of their contexts.

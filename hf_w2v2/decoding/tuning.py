@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hf_w2v2.decoding.beam import BeamSearchDecoder
-from hf_w2v2.metrics import word_error_rate
+from hf_w2v2.text.error_rates import word_error_rate
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +50,7 @@ def _candidates(
         return [(a, b) for a in alphas for b in betas]
     if search == "random":
         rng = random.Random(seed)
-        return [
-            (rng.uniform(min(alphas), max(alphas)), rng.uniform(min(betas), max(betas))) for _ in range(n_trials)
-        ]
+        return [(rng.uniform(min(alphas), max(alphas)), rng.uniform(min(betas), max(betas))) for _ in range(n_trials)]
     raise ValueError(f"search must be 'grid' or 'random', got {search!r}")
 
 
@@ -85,20 +83,30 @@ def tune_alpha_beta(
     if len(logits) != len(references) or not references:
         raise ValueError(f"need as many logits as references (> 0), got {len(logits)} and {len(references)}")
     trials = []
-    for alpha, beta in tqdm(_candidates(alphas, betas, search, n_trials, seed), desc="tuning alpha/beta",
-                            disable=not progress):
+    for alpha, beta in tqdm(
+        _candidates(alphas, betas, search, n_trials, seed), desc="tuning alpha/beta", disable=not progress
+    ):
         decoder.set_params(alpha=alpha, beta=beta)
         hypotheses = [t.text for t in decoder.decode_batch(logits, beam_width=beam_width, num_processes=num_processes)]
         trials.append({"alpha": alpha, "beta": beta, "wer": word_error_rate(references, hypotheses)})
     best = min(trials, key=lambda t: t["wer"])
     decoder.set_params(alpha=best["alpha"], beta=best["beta"])
     result = TuningResult(
-        alpha=best["alpha"], beta=best["beta"], wer=best["wer"], search=search,
-        beam_width=beam_width or decoder.beam_width, num_utterances=len(references), trials=trials,
+        alpha=best["alpha"],
+        beta=best["beta"],
+        wer=best["wer"],
+        search=search,
+        beam_width=beam_width or decoder.beam_width,
+        num_utterances=len(references),
+        trials=trials,
     )
     decoder.tuning = result.to_dict()
     for name, value, values in (("alpha", result.alpha, alphas), ("beta", result.beta, betas)):
         if search == "grid" and len(set(values)) > 1 and value in (min(values), max(values)):
-            logger.warning("the best %s (%g) is at the edge of the searched values %s: a wider range may do "
-                           "better", name, value, sorted(set(values)))
+            logger.warning(
+                "the best %s (%g) is at the edge of the searched values %s: a wider range may do better",
+                name,
+                value,
+                sorted(set(values)),
+            )
     return result

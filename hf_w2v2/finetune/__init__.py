@@ -1,26 +1,22 @@
-"""CTC fine-tuning with the transformers Trainer: arguments, data, model, metrics, card, curves.
+"""CTC fine-tuning with the transformers Trainer: arguments, data, model, metrics, frozen-feature cache, run.
 
-Entry point: :func:`run_finetuning` (used by ``examples/finetune_ctc.py``). Needs the
-``train`` extra (accelerate, datasets, jiwer, matplotlib, pyyaml).
+Entry point: :func:`run_finetuning` (used by ``examples/finetune_ctc.py``), the mirror of
+:mod:`hf_w2v2.pretrain`. Needs the ``train`` extra (accelerate, datasets, jiwer, matplotlib, pyyaml).
 """
 
-from hf_w2v2.finetune.arguments import CardArguments, DataArguments, ModelArguments, parse_finetune_args
-from hf_w2v2.finetune.metrics import CTCMetrics, argmax_logits, error_rates
-from hf_w2v2.finetune.model import build_ctc_model
-from hf_w2v2.finetune.run import FinetuneResult, run_finetuning
-from hf_w2v2.finetune.trainer import CTCTrainer, TimeBudgetCallback
+from hf_w2v2.lazy import lazy_namespace
 
-__all__ = [
-    "CTCMetrics",
-    "CTCTrainer",
-    "CardArguments",
-    "DataArguments",
-    "FinetuneResult",
-    "ModelArguments",
-    "TimeBudgetCallback",
-    "argmax_logits",
-    "build_ctc_model",
-    "error_rates",
-    "parse_finetune_args",
-    "run_finetuning",
-]
+_NAMES = {
+    "CardArguments": "hf_w2v2.finetune.arguments",
+    "DataArguments": "hf_w2v2.finetune.arguments",
+    "ModelArguments": "hf_w2v2.finetune.arguments",
+    "parse_finetune_args": "hf_w2v2.finetune.arguments",
+    "CTCMetrics": "hf_w2v2.finetune.metrics",
+    "argmax_logits": "hf_w2v2.finetune.metrics",
+    "build_ctc_model": "hf_w2v2.finetune.model",
+    "FinetuneResult": "hf_w2v2.finetune.run",
+    "run_finetuning": "hf_w2v2.finetune.run",
+    "CTCTrainer": "hf_w2v2.finetune.trainer",
+}
+__getattr__, __dir__ = lazy_namespace(__name__, _NAMES)
+__all__ = sorted(_NAMES)

@@ -12,17 +12,14 @@ A JSON or YAML file holds a whole recipe; options given after it on the command 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import TrainingArguments
 
-from ..precision import use_cpu_without_accelerator
-
-CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
+from hf_w2v2.training.recipe import parse_recipe_args
 
 
 @dataclass
@@ -31,35 +28,47 @@ class ModelArguments:
 
     model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Hub id or local folder of a pre-trained wav2vec 2.0 model (e.g. facebook/wav2vec2-base); "
-                  "its CTC head is created (or resized) for the vocabulary. Exclusive with --config_name."},
+        metadata={
+            "help": "Hub id or local folder of a pre-trained wav2vec 2.0 model (e.g. facebook/wav2vec2-base); "
+            "its CTC head is created (or resized) for the vocabulary. Exclusive with --config_name."
+        },
     )
     config_name: str | None = field(
         default=None,
-        metadata={"help": "Random initialisation from a config: a preset of hf_w2v2.configuration (tiny, base, "
-                  "large_lv60) or a config.json file / folder. For offline runs and from-scratch baselines."},
+        metadata={
+            "help": "Random initialisation from a config: a preset of hf_w2v2.models.configuration (tiny, base, "
+            "large_lv60) or a config.json file / folder. For offline runs and from-scratch baselines."
+        },
     )
     config_overrides: str | None = field(
         default=None,
-        metadata={"help": "JSON object of config fields to set, e.g. '{\"hidden_size\": 256}' (applied after the "
-                  "options below are read; a YAML/JSON config file may give a mapping)."},
+        metadata={
+            "help": "JSON object of config fields to set, e.g. '{\"hidden_size\": 256}' (applied after the "
+            "options below are read; a YAML/JSON config file may give a mapping)."
+        },
     )
     freeze_feature_encoder: bool | None = field(
         default=None,
-        metadata={"help": "Freeze the convolutional feature encoder. Default: frozen when the weights are "
-                  "pre-trained, trained when the model is initialised at random."},
+        metadata={
+            "help": "Freeze the convolutional feature encoder. Default: frozen when the weights are "
+            "pre-trained, trained when the model is initialised at random."
+        },
     )
     frozen_conv_layers: int | None = field(
         default=None,
-        metadata={"help": "Freeze only the first N conv blocks of the feature encoder (the high-rate ones that "
-                  "cost most of its backward pass) and train the rest. Overrides --freeze_feature_encoder."},
+        metadata={
+            "help": "Freeze only the first N conv blocks of the feature encoder (the high-rate ones that "
+            "cost most of its backward pass) and train the rest. Overrides --freeze_feature_encoder."
+        },
     )
     cache_frozen_features: bool = field(
         default=False,
-        metadata={"help": "Run the frozen conv blocks once per utterance before training and keep their output "
-                  "in memory (train and eval sets) instead of recomputing it every step: same numbers, less "
-                  "time per step. Memory: C x frames of the last frozen block per utterance (128 channels at "
-                  "800 frames/s in bf16 = 205 KB per audio second; all 7 blocks: 50 frames/s)."},
+        metadata={
+            "help": "Run the frozen conv blocks once per utterance before training and keep their output "
+            "in memory (train and eval sets) instead of recomputing it every step: same numbers, less "
+            "time per step. Memory: C x frames of the last frozen block per utterance (128 channels at "
+            "800 frames/s in bf16 = 205 KB per audio second; all 7 blocks: 50 frames/s)."
+        },
     )
     mask_time_prob: float | None = field(default=None, metadata={"help": "SpecAugment time-masking rate."})
     mask_time_length: int | None = field(default=None, metadata={"help": "Time-mask span length (frames)."})
@@ -88,9 +97,20 @@ class ModelArguments:
 
     def overrides(self) -> dict[str, Any]:
         """Config fields to set: the explicit options, then ``config_overrides``."""
-        names = ("mask_time_prob", "mask_time_length", "mask_feature_prob", "mask_feature_length", "layerdrop",
-                 "hidden_dropout", "attention_dropout", "activation_dropout", "feat_proj_dropout", "final_dropout",
-                 "ctc_loss_reduction", "ctc_zero_infinity")
+        names = (
+            "mask_time_prob",
+            "mask_time_length",
+            "mask_feature_prob",
+            "mask_feature_length",
+            "layerdrop",
+            "hidden_dropout",
+            "attention_dropout",
+            "activation_dropout",
+            "feat_proj_dropout",
+            "final_dropout",
+            "ctc_loss_reduction",
+            "ctc_zero_infinity",
+        )
         values = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
         if self.config_overrides:
             extra = json.loads(self.config_overrides)
@@ -111,13 +131,17 @@ class DataArguments:
 
     train_data: str | None = field(
         default=None,
-        metadata={"help": "Training corpus: audiofolder (metadata.csv), LibriSpeech folder, .csv/.tsv/.jsonl "
-                  "manifest or datasets save_to_disk folder (see hf_w2v2.data.sources)."},
+        metadata={
+            "help": "Training corpus: audiofolder (metadata.csv), LibriSpeech folder, .csv/.tsv/.jsonl "
+            "manifest or datasets save_to_disk folder (see hf_w2v2.data.sources)."
+        },
     )
     extra_train_data: list[str] = field(
         default_factory=list,
-        metadata={"help": "More training corpora (same formats), appended to --train_data, e.g. speech made "
-                  "with examples/make_synth_corpus.py."},
+        metadata={
+            "help": "More training corpora (same formats), appended to --train_data, e.g. speech made "
+            "with examples/make_synth_corpus.py."
+        },
     )
     eval_data: str | None = field(default=None, metadata={"help": "Validation corpus (same formats)."})
     test_data: list[str] = field(
@@ -128,8 +152,10 @@ class DataArguments:
     audio_column: str | None = field(default=None, metadata={"help": "Audio column (default: auto-detected)."})
     tokenizer_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Use this tokenizer / processor folder instead of building the vocabulary from "
-                  "the training transcripts (default: the model's own when it has one)."},
+        metadata={
+            "help": "Use this tokenizer / processor folder instead of building the vocabulary from "
+            "the training transcripts (default: the model's own when it has one)."
+        },
     )
     vocab_min_count: int = field(default=1, metadata={"help": "Characters seen fewer times become [UNK]."})
     case: str = field(default="upper", metadata={"help": "Transcript case folding: upper, lower or none."})
@@ -141,8 +167,10 @@ class DataArguments:
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Audio decoding threads."})
     max_train_minutes: float | None = field(
         default=None,
-        metadata={"help": "Wall-clock budget of training (minutes): the learning rate follows its schedule "
-                  "over this time instead of max_steps, and training stops when it is spent."},
+        metadata={
+            "help": "Wall-clock budget of training (minutes): the learning rate follows its schedule "
+            "over this time instead of max_steps, and training stops when it is spent."
+        },
     )
     predictions_file: str = field(
         default="predictions_{split}.tsv",
@@ -186,45 +214,8 @@ class CardArguments:
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, CardArguments, TrainingArguments)
 
 
-def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
-    """A JSON or YAML recipe file as a flat mapping of option names to values."""
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        values = json.loads(text)
-    else:
-        import yaml
-
-        values = yaml.safe_load(text)
-    if not isinstance(values, dict):
-        raise ValueError(f"{path} must hold a mapping of option names to values")
-    return values
-
-
-def _to_argv(values: dict[str, Any]) -> list[str]:
-    """``{"max_steps": 10, "bf16": True}`` -> ``["--max_steps", "10", "--bf16", "True"]``."""
-    argv: list[str] = []
-    for key, value in values.items():
-        if value is None:
-            continue
-        if isinstance(value, (list, tuple)):
-            argv += [f"--{key}", *(str(v) for v in value)]
-        elif isinstance(value, dict):
-            argv += [f"--{key}", json.dumps(value)]
-        else:
-            argv += [f"--{key}", str(value)]
-    return argv
-
-
 def parse_finetune_args(
     argv: Sequence[str] | None = None,
 ) -> tuple[ModelArguments, DataArguments, CardArguments, TrainingArguments]:
-    """Parse ``[CONFIG_FILE] [--option value ...]``; command-line options override the file."""
-    import sys
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0].endswith(CONFIG_SUFFIXES) and not argv[0].startswith("-"):
-        argv = _to_argv(read_config_file(argv[0])) + argv[1:]
-    argv = use_cpu_without_accelerator(argv)
-    parser = HfArgumentParser(ARGUMENT_CLASSES)
-    return tuple(parser.parse_args_into_dataclasses(args=argv))  # type: ignore[return-value]
+    """Parse ``[RECIPE.yaml|json] [--option value ...]``; command-line options override the file."""
+    return parse_recipe_args(ARGUMENT_CLASSES, argv)  # type: ignore[return-value]

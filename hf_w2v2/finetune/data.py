@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2Processor
 
+from hf_w2v2.data.processor import build_processor
 from hf_w2v2.data.sources import Utterance, read_source
-from hf_w2v2.processor import build_processor
 from hf_w2v2.text.coverage import CoverageReport
 from hf_w2v2.text.normalize import TextNormalizer
 from hf_w2v2.text.vocab import build_tokenizer
@@ -67,8 +67,9 @@ class PreparedData:
     """Time spent computing cached frozen conv outputs (``--cache_frozen_features``), charged to the budget."""
 
 
-def read_utterances(source: str, text_column: str = "text", audio_column: str | None = None,
-                    limit: int | None = None) -> list[Utterance]:
+def read_utterances(
+    source: str, text_column: str = "text", audio_column: str | None = None, limit: int | None = None
+) -> list[Utterance]:
     """Utterances of a corpus (a ``DatasetDict`` source must be one split's folder or file)."""
     utterances = read_source(source, text_column=text_column, audio_column=audio_column)
     if isinstance(utterances, dict):
@@ -89,14 +90,21 @@ def load_existing_processor(name_or_path: str, config: Any) -> Wav2Vec2Processor
     return build_processor(config, tokenizer)
 
 
-def choose_processor(config: Any, train_texts: list[str], normalizer: TextNormalizer,
-                     tokenizer_name_or_path: str | None = None, model_name_or_path: str | None = None,
-                     min_count: int = 1) -> tuple[Wav2Vec2Processor, str]:
+def choose_processor(
+    config: Any,
+    train_texts: list[str],
+    normalizer: TextNormalizer,
+    tokenizer_name_or_path: str | None = None,
+    model_name_or_path: str | None = None,
+    min_count: int = 1,
+) -> tuple[Wav2Vec2Processor, str]:
     """Steps 2-4 of the module docstring; returns the processor and where its vocabulary came from."""
     if tokenizer_name_or_path:
         processor = load_existing_processor(tokenizer_name_or_path, config)
         if processor is None:
-            raise ValueError(f"no tokenizer found at {tokenizer_name_or_path!r} (expected vocab.json + tokenizer_config.json)")
+            raise ValueError(
+                f"no tokenizer found at {tokenizer_name_or_path!r} (expected vocab.json + tokenizer_config.json)"
+            )
         return processor, f"tokenizer {tokenizer_name_or_path}"
     if model_name_or_path and os.path.isdir(model_name_or_path):
         processor = load_existing_processor(model_name_or_path, config)
@@ -113,22 +121,33 @@ def kept_names(utterances: list[Utterance], report: FilterReport) -> list[str]:
     """Names of the utterances :func:`prepare_ctc_dataset` kept, in dataset order."""
     dropped = set(report.empty_transcript) | set(report.too_short) | set(report.too_long) | set(report.dropped_oov)
     unreadable = list(report.unreadable)
-    names = [u.name for u in utterances
-             if u.name not in dropped and not any(u.name in reason for reason in unreadable)]
+    names = [u.name for u in utterances if u.name not in dropped and not any(u.name in reason for reason in unreadable)]
     if len(names) != report.kept:
         logger.warning("could not match kept utterances to names (%d vs %d); using indices", len(names), report.kept)
         names = [f"item{i}" for i in range(report.kept)]
     return names
 
 
-def prepare_split(name: str, utterances: list[Utterance], processor: Wav2Vec2Processor, normalizer: TextNormalizer,
-                  min_duration: float, max_duration: float | None, drop_oov: bool,
-                  num_workers: int | None) -> Split:
+def prepare_split(
+    name: str,
+    utterances: list[Utterance],
+    processor: Wav2Vec2Processor,
+    normalizer: TextNormalizer,
+    min_duration: float,
+    max_duration: float | None,
+    drop_oov: bool,
+    num_workers: int | None,
+) -> Split:
     """Decode, filter and tokenise one corpus; logs its :class:`FilterReport`."""
     from hf_w2v2.data.prepare import prepare_ctc_dataset
 
     dataset, report = prepare_ctc_dataset(
-        utterances, processor, normalizer=normalizer, min_duration=min_duration, max_duration=max_duration,
-        drop_oov=drop_oov, num_workers=num_workers,
-    )  # fmt: skip (prepare_ctc_dataset logs the report)
+        utterances,
+        processor,
+        normalizer=normalizer,
+        min_duration=min_duration,
+        max_duration=max_duration,
+        drop_oov=drop_oov,
+        num_workers=num_workers,
+    )  # prepare_ctc_dataset logs the report
     return Split(name=name, dataset=dataset, names=kept_names(utterances, report), report=report)

@@ -36,7 +36,7 @@ from hf_w2v2.data.collator import DataCollatorCTCWithPadding
 if TYPE_CHECKING:
     import datasets
 
-    from hf_w2v2.feature_encoder import FeatureEncoder
+    from hf_w2v2.models.feature_encoder import FeatureEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +58,17 @@ class FrozenFeatureCache:
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.features.values())
 
-    def add(self, encoder: FeatureEncoder, dataset: datasets.Dataset, first_key: int = 0,
-            device: torch.device | str = "cpu", autocast_dtype: torch.dtype | None = None,
-            show_progress: bool = True, desc: str = "caching frozen conv blocks",
-            batch_size: int | None = None) -> datasets.Dataset:
+    def add(
+        self,
+        encoder: FeatureEncoder,
+        dataset: datasets.Dataset,
+        first_key: int = 0,
+        device: torch.device | str = "cpu",
+        autocast_dtype: torch.dtype | None = None,
+        show_progress: bool = True,
+        desc: str = "caching frozen conv blocks",
+        batch_size: int | None = None,
+    ) -> datasets.Dataset:
         """Compute the prefix for every item of ``dataset`` (``input_values`` column).
 
         ``batch_size`` items of similar length run together (default 8) when the encoder's norms
@@ -81,11 +88,12 @@ class FrozenFeatureCache:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if batch_size > 1 and not encoder.frame_local:
-            raise ValueError("a group-norm feature encoder normalises over time, so padding changes its outputs: "
-                             "cache it with batch_size=1")
+            raise ValueError(
+                "a group-norm feature encoder normalises over time, so padding changes its outputs: "
+                "cache it with batch_size=1"
+            )
         device = torch.device(device)
-        autocast = (torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None
-                    else nullcontext())
+        autocast = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None else nullcontext()
         store_dtype = autocast_dtype or torch.float32
         audio_only = dataset.with_format("numpy", columns=["input_values"])
         if "input_length" in dataset.column_names:  # samples per item
@@ -96,8 +104,11 @@ class FrozenFeatureCache:
         was_training = encoder.training
         encoder.eval()  # conv blocks have no dropout; eval() only guards against subclass surprises
         try:
-            with torch.no_grad(), autocast, tqdm(total=len(dataset), desc=desc, disable=not show_progress,
-                                                 unit="utt") as bar:
+            with (
+                torch.no_grad(),
+                autocast,
+                tqdm(total=len(dataset), desc=desc, disable=not show_progress, unit="utt") as bar,
+            ):
                 for start in range(0, len(order), batch_size):
                     rows = order[start : start + batch_size]
                     audio = torch.zeros(len(rows), max(lengths[i] for i in rows), device=device)  # (B, T_max)

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from transformers import EvalPrediction, Wav2Vec2CTCTokenizer
 
-from hf_w2v2.lengths import conv_output_length
-from hf_w2v2.metrics import error_rates
+from hf_w2v2.models.lengths import conv_output_length
+from hf_w2v2.text.error_rates import error_rates
 
 IGNORE = -100  # Trainer's padding of predictions / labels across batches
 
@@ -31,8 +31,9 @@ def argmax_logits(logits: torch.Tensor | tuple, labels: torch.Tensor) -> torch.T
     return logits.argmax(dim=-1)  # (B, F, V) -> (B, F)
 
 
-def decode_predictions(pred_ids: np.ndarray, tokenizer: Wav2Vec2CTCTokenizer,
-                       frame_counts: Sequence[int] | None = None) -> list[str]:
+def decode_predictions(
+    pred_ids: np.ndarray, tokenizer: Wav2Vec2CTCTokenizer, frame_counts: Sequence[int] | None = None
+) -> list[str]:
     """Greedy CTC transcripts of (N, F) ids: trim to each item's frames, merge repeats, drop blanks."""
     texts = []
     for row, ids in enumerate(pred_ids):
@@ -46,8 +47,9 @@ def decode_labels(label_ids: np.ndarray, tokenizer: Wav2Vec2CTCTokenizer) -> lis
     return [tokenizer.decode(row[row != IGNORE].tolist(), group_tokens=False) for row in label_ids]
 
 
-def frame_counts_from_samples(sample_lengths: Sequence[int], kernels: Sequence[int],
-                              strides: Sequence[int]) -> list[int]:
+def frame_counts_from_samples(
+    sample_lengths: Sequence[int], kernels: Sequence[int], strides: Sequence[int]
+) -> list[int]:
     """Frames of each item from its length in samples."""
     return [int(conv_output_length(int(n), kernels, strides)) for n in sample_lengths]
 

@@ -9,32 +9,13 @@ CTC model whose head has another size gets a fresh head of the right size (logge
 
 from __future__ import annotations
 
-import json
 import logging
-from pathlib import Path
 from typing import Any
 
-from hf_w2v2 import configuration
-from hf_w2v2.configuration import Wav2Vec2Config
-from hf_w2v2.ctc import Wav2Vec2ForCTC
+from hf_w2v2.models.configuration import Wav2Vec2Config, config_from_name
+from hf_w2v2.models.ctc import Wav2Vec2ForCTC
 
 logger = logging.getLogger(__name__)
-
-PRESETS = {"tiny": configuration.tiny, "base": configuration.base, "large_lv60": configuration.large_lv60}
-
-
-def config_from_name(name: str, **overrides: Any) -> Wav2Vec2Config:
-    """A preset name (``tiny``, ``base``, ``large_lv60``) or a ``config.json`` file / folder."""
-    if name in PRESETS:
-        return PRESETS[name](**overrides)
-    path = Path(name)
-    if path.is_dir():
-        path = path / "config.json"
-    if not path.is_file():
-        raise ValueError(f"config_name {name!r} is neither a preset {sorted(PRESETS)} nor a config.json file/folder")
-    fields = json.loads(path.read_text(encoding="utf-8"))
-    fields.update(overrides)
-    return Wav2Vec2Config(**fields)
 
 
 def _head_size_of(name_or_path: str) -> int | None:
@@ -107,4 +88,3 @@ def count_parameters(model: Wav2Vec2ForCTC) -> tuple[int, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return total, trainable
-

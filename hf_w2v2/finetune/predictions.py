@@ -6,13 +6,14 @@ import csv
 import os
 from collections.abc import Sequence
 
-from hf_w2v2.metrics import utterance_error_rates
+from hf_w2v2.text.error_rates import utterance_error_rates
 
 COLUMNS = ("name", "wer", "cer", "reference", "hypothesis")
 
 
-def write_predictions(path: str | os.PathLike, names: Sequence[str], references: Sequence[str],
-                      hypotheses: Sequence[str]) -> str:
+def write_predictions(
+    path: str | os.PathLike, names: Sequence[str], references: Sequence[str], hypotheses: Sequence[str]
+) -> str:
     """Write ``name, wer, cer, reference, hypothesis`` rows sorted by CER (worst first).
 
     Raises:

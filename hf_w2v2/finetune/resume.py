@@ -1,4 +1,4 @@
-"""Resuming a fine-tuning run: find the checkpoint, and refuse one whose vocabulary differs.
+"""Resuming a fine-tuning run: refuse a checkpoint whose vocabulary differs from this run's.
 
 The Trainer restores weights, optimizer, scheduler, RNG states and the step from a
 checkpoint folder. The vocabulary is ours to guard: the head's row ``i`` means token ``i``
@@ -12,25 +12,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from transformers.trainer_utils import get_last_checkpoint
-
-LATEST = ("latest", "last", "true", "True")
 VOCAB_FILE = "vocab.json"
-
-
-def resolve_checkpoint(resume_from_checkpoint: str | bool | None, output_dir: str) -> str | None:
-    """``latest``/``True`` -> newest ``checkpoint-*`` in ``output_dir``; a path is checked; None stays None."""
-    if resume_from_checkpoint in (None, False, "", "false", "False", "none", "None"):
-        return None
-    if resume_from_checkpoint is True or resume_from_checkpoint in LATEST:
-        last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
-        if last is None:
-            raise ValueError(f"resume_from_checkpoint={resume_from_checkpoint!r} but {output_dir} has no checkpoint-* folder")
-        return last
-    path = str(resume_from_checkpoint)
-    if not os.path.isdir(path):
-        raise ValueError(f"checkpoint folder not found: {path}")
-    return path
 
 
 def checkpoint_vocabulary(checkpoint: str | os.PathLike) -> dict[str, int]:

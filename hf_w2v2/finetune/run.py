@@ -19,21 +19,23 @@ from typing import Any
 import torch
 from transformers import TrainingArguments, set_seed
 
-from hf_w2v2.configuration import Wav2Vec2Config
 from hf_w2v2.data.collator import DataCollatorCTCWithPadding
 from hf_w2v2.finetune.arguments import CardArguments, DataArguments, ModelArguments, corpus_name
-from hf_w2v2.finetune.curves import plot_training_curves
 from hf_w2v2.finetune.data import PreparedData, Split, choose_processor, prepare_split, read_utterances
 from hf_w2v2.finetune.feature_cache import CachedFeatureCollator, FrozenFeatureCache
-from hf_w2v2.finetune.hub import default_repo_id, push_model_folder
 from hf_w2v2.finetune.metrics import CTCMetrics, argmax_logits, frame_counts_from_samples
-from hf_w2v2.finetune.model import build_ctc_model, config_from_name, count_parameters, describe_frozen_encoder
-from hf_w2v2.finetune.model_card import CardInputs, EvalRow, training_hyperparameters, write_model_card
+from hf_w2v2.finetune.model import build_ctc_model, count_parameters, describe_frozen_encoder
 from hf_w2v2.finetune.predictions import write_predictions
-from hf_w2v2.finetune.resume import check_resume_vocabulary, resolve_checkpoint
-from hf_w2v2.finetune.trainer import CTCTrainer, TimeBudgetCallback, budget_schedule, saved_elapsed_seconds
+from hf_w2v2.finetune.resume import check_resume_vocabulary
+from hf_w2v2.finetune.trainer import CTCTrainer
+from hf_w2v2.models.configuration import Wav2Vec2Config, config_from_name
 from hf_w2v2.text.coverage import coverage_report
 from hf_w2v2.text.normalize import TextNormalizer
+from hf_w2v2.training.budget import budget_for_run, budget_schedule
+from hf_w2v2.training.checkpoints import resolve_checkpoint
+from hf_w2v2.training.curves import plot_training_curves
+from hf_w2v2.training.hub import default_repo_id, push_model_folder
+from hf_w2v2.training.model_card import CardInputs, EvalRow, training_hyperparameters, write_model_card
 
 logger = logging.getLogger(__name__)
 
@@ -59,31 +61,50 @@ def base_config(model_args: ModelArguments) -> Wav2Vec2Config:
     return Wav2Vec2Config.from_pretrained(model_args.model_name_or_path)
 
 
-def prepare_data(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
-                 checkpoint: str | None) -> PreparedData:
+def prepare_data(
+    model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments, checkpoint: str | None
+) -> PreparedData:
     """Read the corpora, pick the vocabulary, report coverage, and build filtered datasets."""
     normalizer = TextNormalizer(case=data_args.case)
-    read = lambda src, limit=None: read_utterances(src, data_args.text_column, data_args.audio_column, limit)  # noqa: E731
+    read = lambda src, limit=None: read_utterances(src, data_args.text_column, data_args.audio_column, limit)
     train_sources = [data_args.train_data] + data_args.extra_train_data if data_args.train_data else []
     train_utts = [u for source in train_sources for u in read(source)][: data_args.max_train_samples]
     eval_sets = [("eval", data_args.eval_data)] if data_args.eval_data else []
     eval_utts = {name: read(path, data_args.max_eval_samples) for name, path in eval_sets + data_args.named_test_sets()}
     processor, source = choose_processor(
-        base_config(model_args), [u.text or "" for u in train_utts], normalizer,
+        base_config(model_args),
+        [u.text or "" for u in train_utts],
+        normalizer,
         tokenizer_name_or_path=data_args.tokenizer_name_or_path,
-        model_name_or_path=model_args.model_name_or_path, min_count=data_args.vocab_min_count,
-    )  # fmt: skip
+        model_name_or_path=model_args.model_name_or_path,
+        min_count=data_args.vocab_min_count,
+    )
     if checkpoint is not None:
         check_resume_vocabulary(checkpoint, processor.tokenizer.get_vocab())
     all_eval_texts = [u.text or "" for utts in eval_utts.values() for u in utts]
-    coverage = coverage_report(processor.tokenizer.get_vocab(), [u.text or "" for u in train_utts],
-                               all_eval_texts or None, normalizer)
+    coverage = coverage_report(
+        processor.tokenizer.get_vocab(), [u.text or "" for u in train_utts], all_eval_texts or None, normalizer
+    )
     logger.info("vocabulary (%d tokens) %s\n%s", len(processor.tokenizer), source, coverage.format())
     workers = data_args.preprocessing_num_workers
-    train = (prepare_split("train", train_utts, processor, normalizer, data_args.min_duration, data_args.max_duration,
-                           data_args.drop_oov, workers) if train_utts and training_args.do_train else None)
-    evals = {name: prepare_split(name, utts, processor, normalizer, 0.0, None, False, workers)
-             for name, utts in eval_utts.items()}
+    train = (
+        prepare_split(
+            "train",
+            train_utts,
+            processor,
+            normalizer,
+            data_args.min_duration,
+            data_args.max_duration,
+            data_args.drop_oov,
+            workers,
+        )
+        if train_utts and training_args.do_train
+        else None
+    )
+    evals = {
+        name: prepare_split(name, utts, processor, normalizer, 0.0, None, False, workers)
+        for name, utts in eval_utts.items()
+    }
     return PreparedData(processor=processor, train=train, evals=evals, coverage=coverage, vocab_source=source)
 
 
@@ -108,23 +129,31 @@ def prepare_training_args(args: TrainingArguments, data_args: DataArguments) -> 
     return args
 
 
-def build_trainer(model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments,
-                  data: PreparedData, checkpoint: str | None) -> CTCTrainer:
+def build_trainer(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: TrainingArguments,
+    data: PreparedData,
+    checkpoint: str | None,
+) -> CTCTrainer:
     """Model with a head sized to the vocabulary, collator, metrics, budget and the Trainer."""
     tokenizer = data.processor.tokenizer
-    model = build_ctc_model(len(tokenizer), tokenizer.pad_token_id, model_args.model_name_or_path,
-                            model_args.config_name, model_args.overrides(), model_args.freeze_feature_encoder,
-                            model_args.frozen_conv_layers)
+    model = build_ctc_model(
+        len(tokenizer),
+        tokenizer.pad_token_id,
+        model_args.model_name_or_path,
+        model_args.config_name,
+        model_args.overrides(),
+        model_args.freeze_feature_encoder,
+        model_args.frozen_conv_layers,
+    )
     total, trainable = count_parameters(model)
     logger.info("model: %.2f M parameters, %.2f M trainable", total / 1e6, trainable / 1e6)
     collator = DataCollatorCTCWithPadding.from_processor(data.processor)
     if model_args.cache_frozen_features and training_args.do_train:
         collator = cache_frozen_features(model, data, training_args, collator)
-    budget = None
-    if data_args.max_train_minutes is not None:
-        # The time spent caching is charged to the training budget (it replaces work the steps would do).
-        spent = (saved_elapsed_seconds(checkpoint) if checkpoint else 0.0) + data.cache_seconds
-        budget = TimeBudgetCallback(data_args.max_train_minutes, spent)
+    # The time spent caching is charged to the training budget (it replaces work the steps would do).
+    budget = budget_for_run(data_args.max_train_minutes, checkpoint, data.cache_seconds)
     eval_split = data.evals.get("eval")
     return CTCTrainer(
         model=model,
@@ -139,8 +168,9 @@ def build_trainer(model_args: ModelArguments, data_args: DataArguments, training
     )
 
 
-def cache_frozen_features(model: Any, data: PreparedData, training_args: TrainingArguments,
-                          collator: DataCollatorCTCWithPadding) -> DataCollatorCTCWithPadding | CachedFeatureCollator:
+def cache_frozen_features(
+    model: Any, data: PreparedData, training_args: TrainingArguments, collator: DataCollatorCTCWithPadding
+) -> DataCollatorCTCWithPadding | CachedFeatureCollator:
     """Compute the frozen conv blocks once for the train and eval splits (their datasets are replaced by
     keyed ones that no longer read audio; the time taken goes to ``data.cache_seconds``); see
     :mod:`hf_w2v2.finetune.feature_cache`."""
@@ -157,12 +187,24 @@ def cache_frozen_features(model: Any, data: PreparedData, training_args: Trainin
     start = time.monotonic()
     key = 0
     for split in splits:
-        split.dataset = cache.add(encoder, split.dataset, first_key=key, device=device, autocast_dtype=dtype,
-                                  show_progress=not training_args.disable_tqdm, desc=f"caching conv ({split.name})")
+        split.dataset = cache.add(
+            encoder,
+            split.dataset,
+            first_key=key,
+            device=device,
+            autocast_dtype=dtype,
+            show_progress=not training_args.disable_tqdm,
+            desc=f"caching conv ({split.name})",
+        )
         key += len(split.dataset)
     data.cache_seconds = time.monotonic() - start
-    logger.info("cached the first %d conv blocks for %d utterances: %.2f GB in memory, %.1f s",
-                frozen, len(cache.features), cache.nbytes / 1e9, data.cache_seconds)
+    logger.info(
+        "cached the first %d conv blocks for %d utterances: %.2f GB in memory, %.1f s",
+        frozen,
+        len(cache.features),
+        cache.nbytes / 1e9,
+        data.cache_seconds,
+    )
     return CachedFeatureCollator(base=collator, cache=cache)
 
 
@@ -187,8 +229,14 @@ def evaluate_split(trainer: CTCTrainer, split: Split, output_dir: str, predictio
 def eval_row(split: Split, metrics: dict[str, float], data_args: DataArguments) -> EvalRow:
     prefix = "eval" if split.name == "eval" else f"test_{split.name}"
     source = data_args.eval_data if split.name == "eval" else dict(data_args.named_test_sets())[split.name]
-    return EvalRow(dataset=corpus_name(source), split=split.name, wer=metrics[f"{prefix}_wer"],
-                   cer=metrics[f"{prefix}_cer"], utterances=split.report.kept, hours=split.report.kept_seconds / 3600)
+    return EvalRow(
+        dataset=corpus_name(source),
+        split=split.name,
+        wer=metrics[f"{prefix}_wer"],
+        cer=metrics[f"{prefix}_cer"],
+        utterances=split.report.kept,
+        hours=split.report.kept_seconds / 3600,
+    )
 
 
 def training_corpora(data_args: DataArguments, train_name: str) -> list[tuple[str, int]]:
@@ -202,48 +250,79 @@ def training_corpora(data_args: DataArguments, train_name: str) -> list[tuple[st
     return [(first[key], keys.count(key)) for key in dict.fromkeys(keys)]
 
 
-def card_inputs(model_args: ModelArguments, data_args: DataArguments, card_args: CardArguments,
-                training_args: TrainingArguments, data: PreparedData, evals: list[EvalRow],
-                train_metrics: dict[str, float], feature_encoder: str) -> CardInputs:
+def card_inputs(
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    card_args: CardArguments,
+    training_args: TrainingArguments,
+    data: PreparedData,
+    evals: list[EvalRow],
+    train_metrics: dict[str, float],
+    feature_encoder: str,
+) -> CardInputs:
     """What the model card says about this run."""
     train_name = card_args.dataset_name or (corpus_name(data_args.train_data) if data_args.train_data else "")
     corpora = training_corpora(data_args, train_name)
     init = model_args.model_name_or_path or f"random initialisation ({model_args.config_name} config)"
     report = data.train.report if data.train else None
-    data_text = ["- Training corpus: " + " + ".join(f"`{name}`" + (f" (x{times}: its clips are seen {times} times as often)"
-                                                               if times > 1 else "") for name, times in corpora)]
+    data_text = [
+        "- Training corpus: "
+        + " + ".join(
+            f"`{name}`" + (f" (x{times}: its clips are seen {times} times as often)" if times > 1 else "")
+            for name, times in corpora
+        )
+    ]
     if report is not None:
-        data_text.append(f"- {report.kept} utterances, {report.kept_seconds / 3600:.2f} h after filtering "
-                         f"({report.total - report.kept} dropped: see `{DATA_REPORT_FILE}`)")
-    data_text.append(f"- Vocabulary: {len(data.processor.tokenizer)} tokens ({data.vocab_source}), "
-                     f"transcripts normalised to case `{data_args.case}`")
-    extra_hp = {"init": init, "feature_encoder": feature_encoder,
-                "max_train_minutes": data_args.max_train_minutes,
-                "train_runtime_s": round(train_metrics.get("train_runtime", 0.0)),
-                **model_args.overrides()}
-    summary = (f"A wav2vec 2.0 CTC speech recogniser fine-tuned from {init} with "
-               "hf_w2v2 (`examples/finetune_ctc.py`); greedy decoding.")
+        data_text.append(
+            f"- {report.kept} utterances, {report.kept_seconds / 3600:.2f} h after filtering "
+            f"({report.total - report.kept} dropped: see `{DATA_REPORT_FILE}`)"
+        )
+    data_text.append(
+        f"- Vocabulary: {len(data.processor.tokenizer)} tokens ({data.vocab_source}), "
+        f"transcripts normalised to case `{data_args.case}`"
+    )
+    extra_hp = {
+        "init": init,
+        "feature_encoder": feature_encoder,
+        "max_train_minutes": data_args.max_train_minutes,
+        "train_runtime_s": round(train_metrics.get("train_runtime", 0.0)),
+        **model_args.overrides(),
+    }
+    summary = (
+        f"A wav2vec 2.0 CTC speech recogniser fine-tuned from {init} with "
+        "hf_w2v2 (`examples/finetune_ctc.py`); greedy decoding."
+    )
     return CardInputs(
         model_name=card_args.model_name or Path(training_args.output_dir).resolve().name,
-        language=card_args.language, license=card_args.license, base_model=model_args.model_name_or_path
-        if model_args.model_name_or_path and not os.path.isdir(model_args.model_name_or_path) else None,
+        language=card_args.language,
+        license=card_args.license,
+        base_model=model_args.model_name_or_path
+        if model_args.model_name_or_path and not os.path.isdir(model_args.model_name_or_path)
+        else None,
         initialisation=f"pre-trained weights from `{model_args.model_name_or_path}`"
-        if model_args.model_name_or_path else None,
-        datasets=[name for name, _ in corpora], evals=evals,
-        hyperparameters=training_hyperparameters(training_args, extra_hp), data_section="\n".join(data_text),
-        summary=summary, intended_use=card_args.intended_use or CardInputs.intended_use,
+        if model_args.model_name_or_path
+        else None,
+        datasets=[name for name, _ in corpora],
+        evals=evals,
+        hyperparameters=training_hyperparameters(training_args, extra_hp),
+        data_section="\n".join(data_text),
+        summary=summary,
+        intended_use=card_args.intended_use or CardInputs.intended_use,
         limitations=card_args.limitations or CardInputs.limitations,
         extra={"curves_file": CURVES_FILE, "data_report_file": DATA_REPORT_FILE},
-    )  # fmt: skip
+    )
 
 
-def run_finetuning(model_args: ModelArguments, data_args: DataArguments, card_args: CardArguments,
-                   training_args: TrainingArguments) -> FinetuneResult:
+def run_finetuning(
+    model_args: ModelArguments, data_args: DataArguments, card_args: CardArguments, training_args: TrainingArguments
+) -> FinetuneResult:
     """Train (or resume), evaluate, and write the output folder; see the module docstring."""
     set_seed(training_args.seed)
     output_dir = training_args.output_dir
     os.makedirs(output_dir, exist_ok=True)
-    checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, output_dir) if training_args.do_train else None
+    checkpoint = (
+        resolve_checkpoint(training_args.resume_from_checkpoint, output_dir) if training_args.do_train else None
+    )
     push, training_args.push_to_hub = training_args.push_to_hub, False
     training_args = prepare_training_args(training_args, data_args)
     data = prepare_data(model_args, data_args, training_args, checkpoint)
@@ -276,22 +355,38 @@ def run_finetuning(model_args: ModelArguments, data_args: DataArguments, card_ar
         finish_folder(trainer, model_args, data_args, card_args, training_args, data, result, train_metrics)
         if push:
             repo = default_repo_id(output_dir, training_args.hub_model_id)
-            result.hub_url = push_model_folder(output_dir, repo, token=training_args.hub_token,
-                                               private=training_args.hub_private_repo)
+            result.hub_url = push_model_folder(
+                output_dir, repo, token=training_args.hub_token, private=training_args.hub_private_repo
+            )
     return result
 
 
-def finish_folder(trainer: CTCTrainer, model_args: ModelArguments, data_args: DataArguments,
-                  card_args: CardArguments, training_args: TrainingArguments, data: PreparedData,
-                  result: FinetuneResult, train_metrics: dict[str, float]) -> None:
+def finish_folder(
+    trainer: CTCTrainer,
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    card_args: CardArguments,
+    training_args: TrainingArguments,
+    data: PreparedData,
+    result: FinetuneResult,
+    train_metrics: dict[str, float],
+) -> None:
     """Curves PNG, model card and the list of files of the output folder."""
     out = training_args.output_dir
     try:
         result.files["curves"] = plot_training_curves(trainer.state.log_history, os.path.join(out, CURVES_FILE))
     except ValueError as err:
         logger.warning("no training curves: %s", err)
-    inputs = card_inputs(model_args, data_args, card_args, training_args, data, result.evals, train_metrics,
-                         describe_frozen_encoder(trainer.model))
+    inputs = card_inputs(
+        model_args,
+        data_args,
+        card_args,
+        training_args,
+        data,
+        result.evals,
+        train_metrics,
+        describe_frozen_encoder(trainer.model),
+    )
     result.files["card"] = write_model_card(out, inputs, card_args.card_template)
     with open(os.path.join(out, "all_results.json"), "w", encoding="utf-8") as handle:
         json.dump(result.metrics, handle, indent=2, sort_keys=True)

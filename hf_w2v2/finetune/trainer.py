@@ -1,139 +1,14 @@
-"""The Trainer used for CTC fine-tuning, and its wall-clock training budget.
-
-A fixed wall-clock budget (``--max_train_minutes``) is how a recipe is compared with
-another on the same machine: the learning rate warms up over ``warmup_steps`` optimizer
-steps (or, if ``warmup_steps < 1``, that fraction of the budget) and then decays with the
-*fraction of the budget spent* rather than of ``max_steps``, so the schedule ends at zero
-when the time is up, whatever the machine's speed. The time spent is saved in each
-checkpoint (``trainer_state.json``, ``stateful_callbacks``) and a resumed run continues
-the same schedule.
-
-``warmup_stable_decay`` (the paper's tri-stage fine-tuning schedule) holds the peak after
-the warm-up and decays only over the last ``decay_fraction`` of the budget
-(``--lr_scheduler_kwargs '{"decay_fraction": 0.5, "decay_type": "linear"}'``, the defaults).
-"""
+"""The Trainer of CTC fine-tuning: evaluation in dataset order, the time budget of :mod:`hf_w2v2.training.budget`."""
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import time
-
-import torch
 from torch.utils.data import DataLoader, SequentialSampler
-from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
-from transformers.trainer_callback import ExportableState
 
-SCHEDULES = ("linear", "cosine", "constant_with_warmup", "warmup_stable_decay")
-DECAY_TYPES = ("linear", "cosine")
-BUDGET_STATE_KEY = "TimeBudgetCallback"
+from hf_w2v2.training.budget import TimeBudgetTrainerMixin
+from hf_w2v2.training.loaders import build_loader
 
 
-class TimeBudgetCallback(TrainerCallback, ExportableState):
-    """Counts training wall time (evaluation included) and stops training when ``max_minutes`` are spent."""
-
-    def __init__(self, max_minutes: float, elapsed_s: float = 0.0) -> None:
-        if max_minutes <= 0:
-            raise ValueError(f"max_minutes must be positive, got {max_minutes}")
-        self.max_minutes = max_minutes
-        self.elapsed_before = elapsed_s  # seconds spent by earlier (resumed-from) runs
-        self._start: float | None = None
-
-    def elapsed(self) -> float:
-        """Seconds of training so far, earlier runs included."""
-        running = 0.0 if self._start is None else time.monotonic() - self._start
-        return self.elapsed_before + running
-
-    def progress(self) -> float:
-        """Fraction of the budget spent, in [0, 1]."""
-        return min(1.0, self.elapsed() / (60.0 * self.max_minutes))
-
-    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw) -> None:
-        self._start = time.monotonic()
-
-    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw) -> None:
-        if self.progress() >= 1.0:
-            control.should_training_stop = True
-            control.should_save = str(getattr(args.save_strategy, "value", args.save_strategy)) != "no"
-
-    def state(self) -> dict:
-        return {"args": {"max_minutes": self.max_minutes, "elapsed_s": self.elapsed()}, "attributes": {}}
-
-
-def saved_elapsed_seconds(checkpoint: str | os.PathLike) -> float:
-    """Training seconds recorded in ``checkpoint/trainer_state.json`` (0 if none)."""
-    path = os.path.join(checkpoint, "trainer_state.json")
-    if not os.path.isfile(path):
-        return 0.0
-    with open(path, encoding="utf-8") as handle:
-        stored = json.load(handle).get("stateful_callbacks", {}).get(BUDGET_STATE_KEY, {})
-    if isinstance(stored, list):
-        stored = stored[0] if stored else {}
-    return float(stored.get("args", {}).get("elapsed_s", 0.0))
-
-
-def lr_factor(
-    step: int, progress: float, warmup: float, schedule: str, decay_fraction: float = 0.5, decay_type: str = "linear"
-) -> float:
-    """Multiplier of the peak learning rate at optimizer ``step`` and budget ``progress`` in [0, 1].
-
-    ``warmup >= 1``: warm-up steps; ``0 < warmup < 1``: warm-up fraction of the budget.
-    ``decay_fraction`` and ``decay_type`` apply to ``warmup_stable_decay`` only: the peak is held
-    until ``1 - decay_fraction`` of the budget, then decays (linearly or as a half cosine) to zero.
-    """
-    if schedule not in SCHEDULES:
-        raise ValueError(f"a time-budget schedule must be one of {SCHEDULES}, got {schedule!r}")
-    if not 0.0 < decay_fraction <= 1.0:
-        raise ValueError(f"decay_fraction must be in (0, 1], got {decay_fraction}")
-    if decay_type not in DECAY_TYPES:
-        raise ValueError(f"decay_type must be one of {DECAY_TYPES}, got {decay_type!r}")
-    ramp = 1.0
-    if warmup >= 1:
-        ramp = min(1.0, (step + 1) / warmup)
-    elif warmup > 0:
-        ramp = min(1.0, progress / warmup)
-    if schedule == "constant_with_warmup":
-        return ramp
-    if schedule == "warmup_stable_decay":
-        start = 1.0 - decay_fraction
-        done = max(0.0, (progress - start) / decay_fraction)
-        schedule = decay_type
-    else:
-        start = 0.0 if warmup >= 1 else warmup  # decay runs over the budget left after a time warm-up
-        done = max(0.0, (progress - start) / (1.0 - start)) if start < 1 else 1.0
-    done = min(1.0, done)
-    decay = 1.0 - done if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * done))
-    return max(0.0, ramp * decay)
-
-
-def budget_schedule_kwargs(schedule: str, kwargs: dict | None) -> dict:
-    """The ``lr_scheduler_kwargs`` a time-budget schedule takes, checked (unknown keys are refused)."""
-    kwargs = dict(kwargs or {})
-    if schedule != "warmup_stable_decay":
-        if kwargs:
-            raise ValueError(f"lr_scheduler_kwargs {sorted(kwargs)} are not used by a time-budget {schedule!r} schedule")
-        return {}
-    unknown = set(kwargs) - {"decay_fraction", "decay_type"}
-    if unknown:
-        raise ValueError(
-            f"a time-budget warmup_stable_decay schedule takes lr_scheduler_kwargs decay_fraction and decay_type "
-            f"(fractions of the budget, not step counts), got {sorted(unknown)}"
-        )
-    out = {"decay_fraction": float(kwargs.get("decay_fraction", 0.5)), "decay_type": str(kwargs.get("decay_type", "linear"))}
-    lr_factor(0, 0.0, 0.0, schedule, **out)  # validate now, not at step 1
-    return out
-
-
-def budget_schedule(args: TrainingArguments) -> tuple[float, str, dict]:
-    """Warm-up, schedule name and schedule kwargs of ``args`` for a time budget, checked now, not at step 1."""
-    warmup = float(args.warmup_steps)
-    schedule = str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type))
-    lr_factor(0, 0.0, warmup, schedule)  # the name first: its error is the clearer one
-    return warmup, schedule, budget_schedule_kwargs(schedule, getattr(args, "lr_scheduler_kwargs", None))
-
-
-class CTCTrainer(Trainer):
+class CTCTrainer(TimeBudgetTrainerMixin):
     """``Trainer`` with an optional wall-clock budget driving the learning-rate schedule.
 
     Evaluation reads datasets in order (never length-grouped), so prediction ``i`` is
@@ -141,38 +16,10 @@ class CTCTrainer(Trainer):
     prediction is written next to its utterance's name.
     """
 
-    def __init__(self, *args, time_budget: TimeBudgetCallback | None = None, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.time_budget = time_budget
-        if time_budget is not None:
-            self.add_callback(time_budget)
-
-    def create_scheduler(self, num_training_steps: int, optimizer: torch.optim.Optimizer | None = None):
-        if self.time_budget is None:
-            return super().create_scheduler(num_training_steps, optimizer)
-        if self.lr_scheduler is None:
-            budget = self.time_budget
-            warmup, schedule, extra = budget_schedule(self.args)
-
-            def factor(step: int) -> float:  # a plain function: LambdaLR does not pickle it
-                return lr_factor(step, budget.progress(), warmup, schedule, **extra)
-
-            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer, factor)
-            self._created_lr_scheduler = True
-        return self.lr_scheduler
-
     def get_eval_dataloader(self, eval_dataset=None) -> DataLoader:
         dataset = self.eval_dataset if eval_dataset is None else eval_dataset
         if isinstance(dataset, str):
             dataset = self.eval_dataset[dataset]
         if dataset is None:
             raise ValueError("evaluation needs an eval_dataset")
-        loader = DataLoader(
-            dataset,
-            batch_size=self.args.eval_batch_size,
-            sampler=SequentialSampler(dataset),
-            collate_fn=self.data_collator,
-            num_workers=self.args.dataloader_num_workers,
-            pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available(),
-        )
-        return self.accelerator.prepare(loader)
+        return build_loader(self, dataset, self.args.eval_batch_size, SequentialSampler(dataset))

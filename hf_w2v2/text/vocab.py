@@ -95,9 +95,7 @@ def load_tokenizer(vocab_file: str | os.PathLike) -> Wav2Vec2CTCTokenizer:
     return tokenizer
 
 
-def build_tokenizer(
-    texts: Iterable[str], directory: str | os.PathLike, min_count: int = 1
-) -> Wav2Vec2CTCTokenizer:
+def build_tokenizer(texts: Iterable[str], directory: str | os.PathLike, min_count: int = 1) -> Wav2Vec2CTCTokenizer:
     """Build the vocabulary of normalised ``texts``, write ``directory/vocab.json``, return the tokenizer.
 
     Use ``len(tokenizer)`` as the CTC head's ``vocab_size`` and ``tokenizer.pad_token_id``

@@ -1,0 +1,145 @@
+"""CTC logits of long recordings: overlapping windows merged at their strides.
+
+Shape legend: B batch (chunks), T samples, F frames, V vocab.
+
+A window (chunk) of ``chunk`` samples moves by ``chunk - left - right``; from each window
+only the frames away from its edges are kept (``left`` samples of context are dropped at
+the start, ``right`` at the end; the first window keeps its start and the last its end).
+Windows start on a frame boundary (a multiple of the encoder hop, 320 samples), so frame
+``j`` of a window starting at sample ``s`` is frame ``s / hop + j`` of the whole recording
+and the kept frames tile the recording's frames exactly, each once. Memory is bounded by
+``batch_size`` windows, whatever the recording's length; only the ``(F, V)`` logits grow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from hf_w2v2.decoding.outputs import encoder_hop
+from hf_w2v2.models.lengths import conv_output_length, receptive_field
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A window ``[start, end)`` of samples and the recording frames ``[keep_from, keep_to)`` it supplies."""
+
+    start: int
+    end: int
+    keep_from: int
+    keep_to: int
+
+
+def plan_chunks(
+    num_samples: int,
+    chunk: int,
+    left: int,
+    right: int,
+    kernels: Sequence[int] = (10, 3, 3, 3, 3, 2, 2),
+    strides: Sequence[int] = (5, 2, 2, 2, 2, 2, 2),
+) -> list[Chunk]:
+    """Windows covering ``num_samples`` samples; one window when the audio fits in ``chunk``.
+
+    Args:
+        num_samples: length of the recording.
+        chunk: window length in samples; ``left`` and ``right``: context dropped at each
+            side. All three must be multiples of the encoder hop (320 samples).
+        kernels, strides: the conv feature encoder (``config.conv_kernel``, ``config.conv_stride``).
+
+    Raises:
+        ValueError: sizes not multiples of the hop, no room left to move, or a ``right``
+            context shorter than the receptive field overhang.
+    """
+    hop = encoder_hop(strides)
+    if any(x % hop for x in (chunk, left, right)) or min(left, right) < 0:
+        raise ValueError(
+            f"chunk ({chunk}), left ({left}) and right ({right}) must be multiples of the hop {hop} samples"
+        )
+    if chunk - left - right <= 0:
+        raise ValueError(f"chunk ({chunk} samples) must be longer than its two strides ({left} + {right})")
+    if conv_output_length(chunk, kernels, strides) < (chunk - right) // hop:
+        raise ValueError(f"right stride {right} samples is shorter than the receptive field overhang; use >= {hop}")
+    total = conv_output_length(num_samples, kernels, strides)
+    if num_samples <= chunk:
+        return [Chunk(0, num_samples, 0, total)]
+    step = chunk - left - right
+    chunks = []
+    start = 0
+    while True:
+        end = min(start + chunk, num_samples)
+        keep_from = 0 if start == 0 else (start + left) // hop
+        keep_to = total if end == num_samples else (start + chunk - right) // hop
+        chunks.append(Chunk(start, end, keep_from, max(keep_from, keep_to)))
+        if end == num_samples:
+            return chunks
+        start += step
+
+
+def seconds_to_samples(seconds: float, hop: int = 320, sampling_rate: int = 16_000) -> int:
+    """``seconds`` rounded to a whole number of encoder hops, in samples."""
+    return int(round(seconds * sampling_rate / hop)) * hop
+
+
+@torch.inference_mode()
+def chunked_logits(
+    model: nn.Module,
+    input_values: torch.Tensor,
+    chunk: int | None,
+    left: int = 0,
+    right: int = 0,
+    batch_size: int = 1,
+    bf16: bool = False,
+) -> torch.Tensor:
+    """``(F, V)`` float32 CPU logits of one recording, computed window by window.
+
+    Args:
+        model: a CTC model (``forward(input_values) -> .logits (B, F, V)``) on its device.
+        input_values: ``(T,)`` normalised samples (what the feature extractor returns).
+        chunk, left, right: window and strides in samples (see :func:`plan_chunks`);
+            ``chunk=None`` runs the whole recording at once.
+        batch_size: full-length windows run together (the last, shorter one runs alone).
+        bf16: run the model under bfloat16 autocast.
+
+    Raises:
+        ValueError: ``input_values`` is not 1-D or shorter than one frame's receptive field.
+    """
+    if input_values.dim() != 1:
+        raise ValueError(f"input_values must be (T,) for one recording, got shape {tuple(input_values.shape)}")
+    kernels, strides = model.config.conv_kernel, model.config.conv_stride
+    needed = receptive_field(kernels, strides)
+    num_samples = input_values.shape[0]
+    if num_samples < needed:
+        raise ValueError(
+            f"audio is too short: {num_samples} samples; the encoder needs at least {needed} for one frame"
+        )
+    if chunk is None:
+        chunks = [Chunk(0, num_samples, 0, conv_output_length(num_samples, kernels, strides))]
+    else:
+        chunks = plan_chunks(num_samples, chunk, left, right, kernels, strides)
+    hop = encoder_hop(strides)
+    device = next(model.parameters()).device
+    output = None
+    for group in _batches(chunks, batch_size):
+        windows = torch.stack([input_values[c.start : c.end] for c in group]).to(device)  # (B, T_chunk)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(windows).logits  # (B, F_chunk, V)
+        if output is None:
+            output = torch.empty(chunks[-1].keep_to, logits.shape[-1], dtype=torch.float32)  # (F, V)
+        for c, row in zip(group, logits.float().cpu()):
+            offset = c.start // hop  # window frame j is recording frame offset + j
+            output[c.keep_from : c.keep_to] = row[c.keep_from - offset : c.keep_to - offset]
+    return output
+
+
+def _batches(chunks: list[Chunk], batch_size: int) -> list[list[Chunk]]:
+    """Consecutive windows of equal length, at most ``batch_size`` per group (no padding needed)."""
+    groups: list[list[Chunk]] = []
+    for c in chunks:
+        if groups and len(groups[-1]) < batch_size and groups[-1][0].end - groups[-1][0].start == c.end - c.start:
+            groups[-1].append(c)
+        else:
+            groups.append([c])
+    return groups

@@ -1,0 +1,198 @@
+"""Speech to text with a fine-tuned CTC model: load a model folder, transcribe files or arrays.
+
+Shape legend: T samples, F frames, V vocab.
+
+A model folder holds what ``save_pretrained`` writes for the model and the
+``Wav2Vec2Processor`` (config, weights, vocab, feature extractor) and, optionally, a
+beam-search decoder (``alphabet.json`` + ``language_model/``, see
+:mod:`hf_w2v2.decoding.beam`). With a decoder, transcripts come from the n-gram beam
+search; without one, from greedy decoding. Recordings longer than ``chunk_s`` run in
+overlapping windows (:mod:`hf_w2v2.inference.chunked`), so memory does not grow with length.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import Wav2Vec2Processor
+
+from hf_w2v2.data.audio import load_audio, normalize_waveform
+from hf_w2v2.decoding.alphabet import CTCAlphabet
+from hf_w2v2.decoding.beam import ALPHABET_FILE, BeamSearchDecoder
+from hf_w2v2.decoding.greedy import greedy_decode
+from hf_w2v2.decoding.outputs import Transcription, encoder_hop, frame_seconds
+from hf_w2v2.inference.chunked import chunked_logits, seconds_to_samples
+from hf_w2v2.models.ctc import Wav2Vec2ForCTC
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when available; ``"cpu"``/``"cuda"``/``"cuda:1"`` are taken as is."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return resolved
+
+
+@dataclass
+class FileResult:
+    """Outcome for one file: a transcription, or the error that prevented it."""
+
+    path: str
+    transcription: Transcription | None = None
+    duration: float | None = None  # seconds
+    error: str | None = None
+
+
+class Transcriber:
+    """Model + processor (+ beam-search decoder) turning audio into :class:`Transcription`.
+
+    Args:
+        model: a CTC model (``Wav2Vec2ForCTC``), moved to ``device`` and put in eval mode.
+        processor: its ``Wav2Vec2Processor`` (feature extractor + CTC tokenizer).
+        decoder: beam-search decoder; ``None`` decodes greedily.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        bf16: run the model under bfloat16 autocast (logits are decoded in float32).
+        chunk_s: window length for long audio in seconds (``None``: never chunk).
+        stride_s: context dropped at each side of a window; default ``chunk_s / 6``.
+        batch_size: windows of one recording run together (raise it on a GPU; on a CPU each
+            20 s window of a BASE model holds about 0.4 GB of activations).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        processor: Wav2Vec2Processor,
+        decoder: BeamSearchDecoder | None = None,
+        device: str = "auto",
+        bf16: bool = False,
+        chunk_s: float | None = 20.0,
+        stride_s: float | None = None,
+        batch_size: int = 1,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.processor = processor
+        self.alphabet = CTCAlphabet.from_tokenizer(processor.tokenizer)
+        if model.config.vocab_size != len(self.alphabet):
+            raise ValueError(
+                f"model outputs {model.config.vocab_size} classes but the tokenizer has {len(self.alphabet)} "
+                "tokens: the model and the processor do not belong together"
+            )
+        if decoder is not None and decoder.alphabet.labels != self.alphabet.labels:
+            raise ValueError("the decoder's alphabet differs from the tokenizer's vocabulary (other label order?)")
+        self.bf16 = bf16
+        self.sampling_rate = processor.feature_extractor.sampling_rate
+        self.seconds_per_frame = frame_seconds(model.config.conv_stride, self.sampling_rate)
+        self.decoder = decoder
+        if decoder is not None:
+            decoder.seconds_per_frame = self.seconds_per_frame  # word times follow this model's frame rate
+        hop = encoder_hop(model.config.conv_stride)
+        self.chunk = None if chunk_s is None else seconds_to_samples(chunk_s, hop, self.sampling_rate)
+        if stride_s is None:
+            stride_s = 0.0 if chunk_s is None else chunk_s / 6
+        self.stride = 0 if self.chunk is None else max(seconds_to_samples(stride_s, hop, self.sampling_rate), hop)
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_pretrained(
+        cls, path: str | os.PathLike, lm_path: str | os.PathLike | None = None, use_lm: bool = True, **kwargs
+    ) -> Transcriber:
+        """Load a model folder; its saved decoder is used unless ``lm_path`` or ``use_lm=False`` says otherwise.
+
+        Raises:
+            FileNotFoundError: ``path`` or ``lm_path`` does not exist.
+        """
+        path = os.fspath(path)
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"model folder not found: {path}")
+        processor = Wav2Vec2Processor.from_pretrained(path)
+        model = Wav2Vec2ForCTC.from_pretrained(path)
+        decoder = None
+        if use_lm and lm_path is not None:
+            decoder = BeamSearchDecoder.from_tokenizer(processor, lm_path=lm_path)
+        elif use_lm and os.path.isfile(os.path.join(path, ALPHABET_FILE)):
+            decoder = BeamSearchDecoder.from_pretrained(path)
+        return cls(model, processor, decoder=decoder, **kwargs)
+
+    def logits(self, audio: np.ndarray) -> torch.Tensor:
+        """``(F, V)`` float32 logits of one ``(T,)`` recording at the processor's sampling rate.
+
+        Raises:
+            ValueError: empty audio, or audio shorter than one frame (25 ms).
+        """
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim != 1 or audio.shape[0] == 0:
+            raise ValueError(f"audio must be a non-empty (T,) array, got shape {audio.shape}")
+        if self.processor.feature_extractor.do_normalize:
+            audio = normalize_waveform(audio)  # over the whole recording, as the feature extractor does
+        input_values = torch.from_numpy(audio)  # (T,)
+        return chunked_logits(
+            self.model, input_values, self.chunk, self.stride, self.stride, batch_size=self.batch_size, bf16=self.bf16
+        )
+
+    def decode(
+        self, logits: Sequence[torch.Tensor], hotwords: Sequence[str] | None = None, num_processes: int = 1
+    ) -> list[Transcription]:
+        """Decode ``(F, V)`` logits with the beam-search decoder when there is one, else greedily."""
+        if self.decoder is None:
+            return [greedy_decode(x, self.alphabet, seconds_per_frame=self.seconds_per_frame)[0] for x in logits]
+        return self.decoder.decode_batch(logits, hotwords=hotwords, num_processes=num_processes)
+
+    def transcribe_array(
+        self, audio: np.ndarray, sampling_rate: int = 16_000, hotwords: Sequence[str] | None = None
+    ) -> Transcription:
+        """Transcribe one ``(T,)`` recording given at ``sampling_rate`` Hz."""
+        if sampling_rate != self.sampling_rate:
+            raise ValueError(
+                f"audio is at {sampling_rate} Hz, the model expects {self.sampling_rate} Hz: resample first"
+            )
+        return self.decode([self.logits(audio)], hotwords=hotwords)[0]
+
+    def iter_files(
+        self,
+        paths: Sequence[str],
+        hotwords: Sequence[str] | None = None,
+        num_processes: int = 1,
+        group_size: int = 32,
+        progress: bool = True,
+    ) -> Iterator[FileResult]:
+        """Transcribe files in order; a file that cannot be read or is too short yields its error.
+
+        Logits of ``group_size`` files are decoded together (in ``num_processes`` processes).
+        """
+        bar = tqdm(total=len(paths), desc="transcribing", unit=" file", disable=not progress)
+        for first in range(0, len(paths), group_size):
+            results, logits = [], []
+            for path in paths[first : first + group_size]:
+                result = FileResult(path)
+                try:
+                    audio = load_audio(path, self.sampling_rate)
+                    result.duration = audio.shape[0] / self.sampling_rate
+                    logits.append(self.logits(audio))
+                except ValueError as err:  # AudioLoadError is one; so is audio shorter than one frame
+                    result.error = str(err)
+                    logger.info("skipping %s: %s", path, err)
+                results.append(result)
+                bar.update(1)
+            bar.set_postfix_str("decoding")
+            decoded = iter(self.decode(logits, hotwords=hotwords, num_processes=num_processes))
+            bar.set_postfix_str("")
+            for result in results:
+                if result.error is None:
+                    result.transcription = next(decoded)
+                yield result
+        bar.close()
+
+    def transcribe_files(self, paths: Sequence[str], **kwargs) -> list[FileResult]:
+        """List form of :meth:`iter_files`."""
+        return list(self.iter_files(paths, **kwargs))

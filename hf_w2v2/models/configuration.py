@@ -1,0 +1,313 @@
+"""Configuration of wav2vec 2.0 models (Baevski et al. 2020, arXiv 2006.11477).
+
+The field names and defaults are those of the Hub checkpoints (``model_type``
+"wav2vec2"), so a ``config.json`` written here loads in stock transformers and a
+Hub ``config.json`` loads here. Legacy fields found in old Hub files
+(``freeze_feat_extract_train``, ``mask_channel_prob``, ``mask_time_selection``,
+...) are kept as plain attributes and written back on save, never lost.
+
+Presets are functions: :func:`base` is facebook/wav2vec2-base, :func:`large_lv60`
+edits it into facebook/wav2vec2-large-lv60, :func:`small` is the 3.8 M-parameter model the
+project pre-trains on a CPU (the shipped models' architecture) and :func:`tiny` a test-sized
+model. :func:`config_from_name` reads a preset name or a ``config.json``; it is the one place
+both trainers resolve ``--config_name``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import operator
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from transformers import PretrainedConfig
+
+_ACTIVATIONS = ("gelu", "relu", "selu", "gelu_new", "silu", "swish", "tanh")
+
+
+class Wav2Vec2Config(PretrainedConfig):
+    """All hyper-parameters of a wav2vec 2.0 encoder and its heads."""
+
+    model_type = "wav2vec2"
+
+    # --- Transformer -----------------------------------------------------------
+    vocab_size: int | None = 32
+    """Output classes of the CTC head (``lm_head``), blank included."""
+    hidden_size: int = 768
+    """Model dimension D of the Transformer."""
+    num_hidden_layers: int = 12
+    """Number of Transformer blocks."""
+    num_attention_heads: int = 12
+    """Attention heads per block; must divide ``hidden_size``."""
+    intermediate_size: int = 3072
+    """Inner dimension of the feed-forward sub-layer."""
+    hidden_act: str = "gelu"
+    """Activation of the feed-forward sub-layer."""
+    hidden_dropout: float | int = 0.1
+    """Dropout on residual branches and after the positional embedding."""
+    activation_dropout: float | int = 0.1
+    """Dropout inside the feed-forward sub-layer, after the activation."""
+    attention_dropout: float | int = 0.1
+    """Dropout on attention probabilities."""
+    feat_proj_dropout: float | int = 0.0
+    """Dropout after the feature projection (fairseq ``dropout_input``)."""
+    feat_quantizer_dropout: float | int = 0.0
+    """Dropout on the features fed to the quantizer (fairseq ``dropout_features``)."""
+    final_dropout: float | int = 0.1
+    """Dropout before the CTC head."""
+    layerdrop: float | int = 0.1
+    """Probability of skipping a whole Transformer block in training (LayerDrop)."""
+    initializer_range: float = 0.02
+    """Standard deviation of the normal init of linear layers."""
+    layer_norm_eps: float = 1e-5
+    """Epsilon of every LayerNorm."""
+    do_stable_layer_norm: bool = False
+    """True: pre-LN blocks and a final LayerNorm (large-lv60); False: post-LN (base)."""
+
+    # --- Feature encoder -------------------------------------------------------
+    feat_extract_norm: str = "group"
+    """"group": GroupNorm on the first conv only (base); "layer": LayerNorm after every conv."""
+    feat_extract_activation: str = "gelu"
+    """Activation of the conv layers and of the positional convolution."""
+    conv_dim: list[int] | tuple[int, ...] = (512, 512, 512, 512, 512, 512, 512)
+    """Output channels of each conv layer (7 layers of 512 in the paper)."""
+    conv_stride: list[int] | tuple[int, ...] = (5, 2, 2, 2, 2, 2, 2)
+    """Stride of each conv layer (total 320 samples = 20 ms at 16 kHz)."""
+    conv_kernel: list[int] | tuple[int, ...] = (10, 3, 3, 3, 3, 2, 2)
+    """Kernel of each conv layer (receptive field 400 samples = 25 ms)."""
+    conv_bias: bool = False
+    """Whether the conv layers have a bias (True for large-lv60)."""
+
+    # --- Positional convolution ------------------------------------------------
+    num_conv_pos_embeddings: int = 128
+    """Kernel of the convolutional positional embedding (fairseq ``conv_pos``)."""
+    num_conv_pos_embedding_groups: int = 16
+    """Groups of the positional convolution (fairseq ``conv_pos_groups``)."""
+
+    # --- SpecAugment ------------------------------------------------------------
+    apply_spec_augment: bool = True
+    """Master switch for time and feature masking."""
+    mask_time_prob: float | int = 0.05
+    """Time masking rate: about ``prob * F / mask_time_length`` spans are drawn per utterance
+    (paper: p=0.065 as a start probability)."""
+    mask_time_length: int = 10
+    """Length of each time span, in frames."""
+    mask_time_min_masks: int = 2
+    """Minimum number of time spans per utterance."""
+    mask_time_equal_count: bool = False
+    """Every utterance keeps the batch-minimum number of masked frames (fairseq ``require_same_masks``,
+    True in its pre-training recipe; False = transformers)."""
+    mask_feature_prob: float | int = 0.0
+    """Like ``mask_time_prob`` along the channel axis (masked channels are zeroed)."""
+    mask_feature_length: int = 10
+    """Length of each channel span."""
+    mask_feature_min_masks: int = 0
+    """Minimum number of channel spans."""
+
+    # --- Quantizer and contrastive task --------------------------------------------
+    num_codevectors_per_group: int = 320
+    """Entries V of each codebook."""
+    num_codevector_groups: int = 2
+    """Number of codebooks G (product quantization)."""
+    contrastive_logits_temperature: float = 0.1
+    """Temperature kappa of the contrastive loss (paper eq. 3)."""
+    num_negatives: int = 100
+    """Distractors K per masked frame."""
+    codevector_dim: int = 256
+    """Dimension of a concatenated quantized vector (G entries of codevector_dim / G)."""
+    proj_codevector_dim: int = 256
+    """Dimension of the space where contexts and targets are compared."""
+    diversity_loss_weight: float = 0.1
+    """Weight alpha of the diversity loss (paper eq. 2)."""
+    feature_penalty_weight: float = 0.0
+    """Weight of an L2 penalty on encoder features (fairseq ``feature_pen``, 10 in its pre-training
+    recipe; 0 = off, as transformers)."""
+    feature_grad_mult: float = 1.0
+    """Gradient scale into the feature encoder (fairseq ``feature_grad_mult``, 0.1 in its base recipe;
+    1 = off, as transformers)."""
+
+    # --- Heads --------------------------------------------------------------------
+    ctc_loss_reduction: str = "sum"
+    """Reduction of the CTC loss: "sum" or "mean" (mean over target lengths, then batch)."""
+    ctc_zero_infinity: bool = False
+    """Zero infinite CTC losses (targets longer than the frames) and their gradients."""
+    use_weighted_layer_sum: bool = False
+    """Classification heads: softmax-weighted sum of all hidden states instead of the last."""
+    classifier_proj_size: int = 256
+    """Sequence classification: projection size before mean pooling."""
+    tdnn_dim: list[int] | tuple[int, ...] = (512, 512, 512, 512, 1500)
+    """X-vector: output channels of each TDNN layer."""
+    tdnn_kernel: list[int] | tuple[int, ...] = (5, 3, 3, 1, 1)
+    """X-vector: kernel of each TDNN layer."""
+    tdnn_dilation: list[int] | tuple[int, ...] = (1, 2, 3, 1, 1)
+    """X-vector: dilation of each TDNN layer."""
+    xvector_output_dim: int = 512
+    """X-vector: embedding dimension."""
+
+    # --- Tokens -------------------------------------------------------------------
+    pad_token_id: int | None = 0
+    """Padding token id, also the CTC blank."""
+    bos_token_id: int | None = 1
+    """Kept for Hub compatibility; unused by CTC."""
+    eos_token_id: int | list[int] | None = 2
+    """Kept for Hub compatibility; unused by CTC."""
+
+    # --- Adapter (Hub compatibility; building one is not supported here) ----------
+    add_adapter: bool = False
+    """Stock transformers' conv adapter after the encoder. Must stay False here."""
+    adapter_kernel_size: int = 3
+    """Adapter conv kernel (unused here)."""
+    adapter_stride: int = 2
+    """Adapter conv stride (unused here)."""
+    num_adapter_layers: int = 3
+    """Adapter conv layers (unused here)."""
+    output_hidden_size: int | None = None
+    """Encoder output size; defaults to ``hidden_size``."""
+    adapter_attn_dim: int | None = None
+    """Attention adapters of MMS checkpoints. Must stay None here."""
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        self.num_feat_extract_layers = len(self.conv_dim)
+        self.output_hidden_size = self.output_hidden_size or self.hidden_size
+        super().__post_init__(**kwargs)
+        self.check()
+
+    @property
+    def inputs_to_logits_ratio(self) -> int:
+        """Samples per output frame (320 for the paper's encoder)."""
+        return functools.reduce(operator.mul, self.conv_stride, 1)
+
+    def check(self) -> None:
+        """Raise a ``ValueError`` naming the first inconsistent field."""
+        n = len(self.conv_dim)
+        if not (len(self.conv_stride) == len(self.conv_kernel) == n):
+            raise ValueError(
+                f"conv_dim, conv_stride and conv_kernel must have the same length, got "
+                f"{len(self.conv_dim)}, {len(self.conv_stride)} and {len(self.conv_kernel)}"
+            )
+        if not (len(self.tdnn_kernel) == len(self.tdnn_dilation) == len(self.tdnn_dim)):
+            raise ValueError("tdnn_dim, tdnn_kernel and tdnn_dilation must have the same length")
+        if self.feat_extract_norm not in ("group", "layer"):
+            raise ValueError(f"feat_extract_norm must be 'group' or 'layer', got {self.feat_extract_norm!r}")
+        for name in ("hidden_act", "feat_extract_activation"):
+            if getattr(self, name) not in _ACTIVATIONS:
+                raise ValueError(f"{name} must be one of {_ACTIVATIONS}, got {getattr(self, name)!r}")
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
+                f"({self.num_attention_heads})"
+            )
+        if self.hidden_size % self.num_conv_pos_embedding_groups:
+            raise ValueError("hidden_size must be divisible by num_conv_pos_embedding_groups")
+        if self.codevector_dim % self.num_codevector_groups:
+            raise ValueError("codevector_dim must be divisible by num_codevector_groups")
+        if self.ctc_loss_reduction not in ("sum", "mean"):
+            raise ValueError(f"ctc_loss_reduction must be 'sum' or 'mean', got {self.ctc_loss_reduction!r}")
+        for name in ("mask_time_prob", "mask_feature_prob", "layerdrop"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+def base(**overrides: Any) -> Wav2Vec2Config:
+    """facebook/wav2vec2-base: 12 post-LN blocks, D=768, group-norm encoder (95 M parameters)."""
+    return Wav2Vec2Config(**overrides)
+
+
+def large_lv60(**overrides: Any) -> Wav2Vec2Config:
+    """facebook/wav2vec2-large-lv60: 24 pre-LN blocks, D=1024, layer-norm encoder with conv bias."""
+    fields: dict[str, Any] = dict(
+        hidden_size=1024,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        intermediate_size=4096,
+        do_stable_layer_norm=True,
+        feat_extract_norm="layer",
+        conv_bias=True,
+        codevector_dim=768,
+        proj_codevector_dim=768,
+    )
+    fields.update(overrides)
+    return base(**fields)
+
+
+def tiny(**overrides: Any) -> Wav2Vec2Config:
+    """A test-sized model with the full architecture (about 0.1 M parameters)."""
+    fields: dict[str, Any] = dict(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        conv_dim=(16, 16, 16, 16, 16, 16, 16),
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+        num_codevectors_per_group=8,
+        num_codevector_groups=2,
+        codevector_dim=16,
+        proj_codevector_dim=12,
+        num_negatives=5,
+        classifier_proj_size=8,
+        tdnn_dim=(16, 16, 24),
+        tdnn_kernel=(3, 3, 1),
+        tdnn_dilation=(1, 2, 1),
+        xvector_output_dim=8,
+    )
+    fields.update(overrides)
+    return base(**fields)
+
+
+def small(**overrides: Any) -> Wav2Vec2Config:
+    """The project's CPU-sized model (3.8 M parameters): 7 convs of 128 channels with layer norm and
+    bias, 4 pre-LN blocks of D=256, 2 x 64 codewords, K=50 negatives, no dropout, and the
+    pre-training masking of its recipe (p=0.65, M=5). The architecture of ``models/w2v2-small-synth-en``."""
+    fields: dict[str, Any] = dict(
+        hidden_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=1024,
+        do_stable_layer_norm=True,
+        feat_extract_norm="layer",
+        conv_bias=True,
+        conv_dim=(128, 128, 128, 128, 128, 128, 128),
+        num_conv_pos_embeddings=64,
+        num_conv_pos_embedding_groups=16,
+        num_codevectors_per_group=64,
+        num_codevector_groups=2,
+        codevector_dim=128,
+        proj_codevector_dim=128,
+        num_negatives=50,
+        mask_time_prob=0.65,
+        mask_time_length=5,
+        hidden_dropout=0.0,
+        activation_dropout=0.0,
+        attention_dropout=0.0,
+        feat_proj_dropout=0.0,
+        feat_quantizer_dropout=0.0,
+        layerdrop=0.0,
+    )
+    fields.update(overrides)
+    return base(**fields)
+
+
+PRESETS: dict[str, Callable[..., Wav2Vec2Config]] = {
+    "tiny": tiny,
+    "small": small,
+    "base": base,
+    "large_lv60": large_lv60,
+}
+"""Preset names accepted wherever a config is named (``--config_name small``)."""
+
+
+def config_from_name(name: str, **overrides: Any) -> Wav2Vec2Config:
+    """A preset name (:data:`PRESETS`) or a ``config.json`` file / folder, with ``overrides`` applied."""
+    if name in PRESETS:
+        return PRESETS[name](**overrides)
+    path = Path(name)
+    if path.is_dir():
+        path = path / "config.json"
+    if not path.is_file():
+        raise ValueError(f"config_name {name!r} is neither a preset {sorted(PRESETS)} nor a config.json file/folder")
+    fields = json.loads(path.read_text(encoding="utf-8"))
+    fields.update(overrides)
+    return Wav2Vec2Config(**fields)

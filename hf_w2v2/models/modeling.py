@@ -1,0 +1,240 @@
+"""The wav2vec 2.0 encoder as a Hugging Face ``PreTrainedModel``.
+
+Shape legend: B batch, T samples, F frames, C encoder channels, D model dim.
+
+``Wav2Vec2Model`` = feature encoder -> feature projection -> SpecAugment
+masking -> Transformer. Heads live in their own files (``ctc.py``,
+``classification.py``, ``xvector.py``, ``pretraining.py``) and share
+:class:`Wav2Vec2PreTrainedModel` for loading, saving and weight init.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+
+from .configuration import Wav2Vec2Config
+from .feature_encoder import FeatureEncoder
+from .feature_projection import FeatureProjection
+from .lengths import attention_mask_to_lengths, conv_output_length, lengths_to_padding_mask
+from .masking import compute_span_mask
+from .outputs import Wav2Vec2BaseModelOutput
+from .position_encoder import ConvPositionEncoder
+from .quantizer import GumbelVectorQuantizer
+from .transformer import TransformerEncoder
+from .validation import check_audio, check_prefix_features
+
+
+class Wav2Vec2PreTrainedModel(PreTrainedModel):
+    """Shared loading, saving, init and length arithmetic of all wav2vec 2.0 classes."""
+
+    config_class = Wav2Vec2Config
+    base_model_prefix = "wav2vec2"
+    main_input_name = "input_values"
+    input_modalities = "audio"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """fairseq's init. Only ``torch.nn.init`` calls, so weights loaded by ``from_pretrained`` are kept."""
+        std = self.config.initializer_range
+        if isinstance(module, GumbelVectorQuantizer):
+            nn.init.normal_(module.weight_proj.weight, mean=0.0, std=1.0)
+            nn.init.zeros_(module.weight_proj.bias)
+            nn.init.uniform_(module.codevectors)
+        elif isinstance(module, ConvPositionEncoder):
+            conv = module.conv
+            kernel, channels = conv.kernel_size[0], conv.in_channels
+            v_std = math.sqrt(4.0 / (kernel * channels))
+            nn.init.normal_(conv.parametrizations.weight.original1, mean=0.0, std=v_std)
+            # g = expected norm of v over the (out, in/groups) slice of each kernel tap, so w ~= v.
+            nn.init.constant_(
+                conv.parametrizations.weight.original0, v_std * math.sqrt(channels * channels / conv.groups)
+            )
+            nn.init.zeros_(conv.bias)
+        elif isinstance(module, FeatureProjection):
+            bound = 1.0 / math.sqrt(module.projection.in_features)
+            nn.init.uniform_(module.projection.weight, -bound, bound)
+            nn.init.uniform_(module.projection.bias, -bound, bound)
+        elif isinstance(module, nn.Conv1d) and not hasattr(module, "parametrizations"):
+            nn.init.kaiming_normal_(module.weight)
+            if module.bias is not None:
+                bound = math.sqrt(module.groups / (module.in_channels * module.kernel_size[0]))
+                nn.init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, nn.Linear) and not _in_special_parent(self, module):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.LayerNorm, nn.GroupNorm)):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, Wav2Vec2Model) and module.masked_spec_embed is not None:
+            nn.init.uniform_(module.masked_spec_embed)
+
+    # --- length arithmetic --------------------------------------------------------
+    def _get_feat_extract_output_lengths(self, input_lengths: torch.Tensor | int) -> torch.Tensor | int:
+        """Frames produced from ``input_lengths`` samples (transformers' method name, kept for pipelines)."""
+        return conv_output_length(input_lengths, self.config.conv_kernel, self.config.conv_stride)
+
+    def frame_lengths(self, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Valid frames per item from a sample-level attention mask ``(B, T)``."""
+        return self._get_feat_extract_output_lengths(attention_mask_to_lengths(attention_mask))
+
+    def frame_padding_mask(self, attention_mask: torch.Tensor | None, num_frames: int) -> torch.Tensor | None:
+        """``(B, F)`` True on valid frames, or None when nothing is padded."""
+        if attention_mask is None:
+            return None
+        return lengths_to_padding_mask(self.frame_lengths(attention_mask), num_frames)
+
+    def freeze_feature_encoder(self, num_layers: int | None = None) -> None:
+        """Stop training the convolutional feature encoder (only its first ``num_layers`` blocks if given)."""
+        self.base_encoder().feature_extractor.freeze(num_layers)
+
+    def freeze_base_model(self) -> None:
+        """Train only the head."""
+        for param in self.base_encoder().parameters():
+            param.requires_grad = False
+
+    def base_encoder(self) -> Wav2Vec2Model:
+        return self if isinstance(self, Wav2Vec2Model) else getattr(self, self.base_model_prefix)
+
+
+def _in_special_parent(root: nn.Module, module: nn.Module) -> bool:
+    """Linear layers whose init is handled by their parent (quantizer, projection)."""
+    for parent in root.modules():
+        if isinstance(parent, GumbelVectorQuantizer) and module is parent.weight_proj:
+            return True
+        if isinstance(parent, FeatureProjection) and module is parent.projection:
+            return True
+    return False
+
+
+class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
+    """Raw audio ``(B, T)`` -> contextualised frames ``(B, F, D)``."""
+
+    def __init__(self, config: Wav2Vec2Config) -> None:
+        super().__init__(config)
+        if config.add_adapter or config.adapter_attn_dim is not None:
+            raise ValueError(
+                "adapters (add_adapter / adapter_attn_dim) are not supported by hf_w2v2; "
+                "use transformers.Wav2Vec2Model for such checkpoints"
+            )
+        self.feature_extractor = FeatureEncoder(config)
+        self.feature_projection = FeatureProjection(config)
+        # The learned mask vector exists only when masking is configured (as in the Hub checkpoints).
+        if config.mask_time_prob > 0.0 or config.mask_feature_prob > 0.0:
+            self.masked_spec_embed = nn.Parameter(torch.empty(config.hidden_size).uniform_())
+        else:
+            self.masked_spec_embed = None
+        self.encoder = TransformerEncoder(config)
+        self.post_init()
+
+    def mask_hidden_states(
+        self,
+        hidden: torch.Tensor,
+        mask_time_indices: torch.Tensor | None = None,
+        padding_mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """SpecAugment on projected frames (B, F, D); returns them and the time mask used.
+
+        A given ``mask_time_indices`` is applied in train and eval mode; otherwise
+        spans are drawn only in training, on the input's device, never in padding.
+        """
+        cfg = self.config
+        if not cfg.apply_spec_augment:
+            return hidden, None
+        b, f, d = hidden.shape
+        if mask_time_indices is None and self.training and cfg.mask_time_prob > 0:
+            lengths = None if padding_mask is None else padding_mask.sum(dim=-1)
+            mask_time_indices = compute_span_mask(
+                (b, f),
+                cfg.mask_time_prob,
+                cfg.mask_time_length,
+                min_masks=cfg.mask_time_min_masks,
+                lengths=lengths,
+                equal_count=getattr(cfg, "mask_time_equal_count", False),
+                device=hidden.device,
+                generator=generator,
+            )
+        if mask_time_indices is not None:
+            mask_time_indices = mask_time_indices.to(device=hidden.device, dtype=torch.bool)
+            hidden = torch.where(mask_time_indices[..., None], self.masked_spec_embed.to(hidden.dtype), hidden)
+        if self.training and cfg.mask_feature_prob > 0:
+            channel_mask = compute_span_mask(
+                (b, d),
+                cfg.mask_feature_prob,
+                cfg.mask_feature_length,
+                min_masks=cfg.mask_feature_min_masks,
+                device=hidden.device,
+                generator=generator,
+            )
+            hidden = hidden.masked_fill(channel_mask[:, None, :], 0.0)  # (B, D) -> (B, 1, D) over frames
+        return hidden, mask_time_indices
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        mask_time_indices: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> Wav2Vec2BaseModelOutput | tuple:
+        """Encode ``input_values`` (B, T); ``attention_mask`` (B, T) marks real samples (1) vs padding (0)."""
+        out, _, _ = self.encode(
+            input_values, attention_mask, mask_time_indices, output_attentions, output_hidden_states
+        )
+        return out if _want_dict(self.config, return_dict) else out.to_tuple()
+
+    def encode(
+        self,
+        input_values: torch.Tensor | None,
+        attention_mask: torch.Tensor | None = None,
+        mask_time_indices: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        generator: torch.Generator | None = None,
+        prefix_features: torch.Tensor | None = None,
+        prefix_layers: int | torch.Tensor = 0,
+    ) -> tuple[Wav2Vec2BaseModelOutput, torch.Tensor | None, torch.Tensor | None]:
+        """``forward`` that always returns the dataclass, plus the time mask used (given or drawn)
+        and, when ``config.feature_penalty_weight > 0``, fairseq's feature penalty (mean squared
+        encoder output before the projection's LayerNorm).
+
+        ``prefix_features`` (B, C, F_k), the output of the first ``prefix_layers`` conv blocks
+        (``feature_extractor.prefix``; cached once when those blocks are frozen), replaces
+        ``input_values``; ``attention_mask`` (B, T) still gives each item's length in samples.
+        """
+        if prefix_features is not None:
+            prefix_layers = int(prefix_layers)
+            check_prefix_features(prefix_features, prefix_layers, self.config, attention_mask)
+            features = self.feature_extractor(prefix_features, start_layer=prefix_layers).transpose(1, 2)
+        else:
+            check_audio(input_values, self.config, attention_mask)
+            features = self.feature_extractor(input_values).transpose(1, 2)  # (B, C, F) -> (B, F, C)
+        output_hidden_states = _flag(output_hidden_states, getattr(self.config, "output_hidden_states", False))
+        output_attentions = _flag(output_attentions, getattr(self.config, "output_attentions", False))
+        penalty = features.float().pow(2).mean() if self.config.feature_penalty_weight > 0 else None
+        padding_mask = self.frame_padding_mask(attention_mask, features.shape[1])
+        hidden, extract_features = self.feature_projection(features)
+        hidden, used_mask = self.mask_hidden_states(hidden, mask_time_indices, padding_mask, generator)
+        last, hidden_states, attentions = self.encoder(hidden, padding_mask, output_hidden_states, output_attentions)
+        out = Wav2Vec2BaseModelOutput(
+            last_hidden_state=last,
+            extract_features=extract_features,
+            hidden_states=hidden_states,
+            attentions=attentions,
+        )
+        return out, used_mask, penalty
+
+
+def _flag(value: bool | None, default: bool) -> bool:
+    return bool(default) if value is None else bool(value)
+
+
+def _want_dict(config: Wav2Vec2Config, return_dict: bool | None) -> bool:
+    return _flag(return_dict, getattr(config, "return_dict", True))

@@ -1,0 +1,42 @@
+"""Every use hf_w2v2 makes of transformers beyond its documented public API, in one place, with the reason.
+
+The model classes use ``PreTrainedModel``'s documented extension points (``config_class``,
+``base_model_prefix``, ``main_input_name``, ``_init_weights``, ``_supports_sdpa``,
+``supports_gradient_checkpointing``, ``post_init``); they are part of the contract of a
+``PreTrainedModel`` subclass and are not listed here. What follows is Trainer plumbing that
+transformers does not document; each helper names the attribute it touches and why, so that a
+transformers upgrade that changes one breaks here, in a test, and nowhere else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import Trainer
+
+SCHEDULER_CREATED_ATTR = "_created_lr_scheduler"
+"""Trainer flag: the Trainer created the LR scheduler itself, so it steps and saves it. Set when a
+trainer builds its own (time-budget) scheduler in ``create_scheduler``, as the stock method does;
+without it a resumed run would not restore the scheduler state."""
+
+LOSS_SCALED_FOR_GA_ATTR = "loss_is_scaled_for_ga"
+"""Trainer class attribute (undocumented): False tells the Trainer that ``compute_loss`` returns a
+per-micro-batch mean, so the Trainer divides it by the gradient-accumulation steps itself. The
+pre-training loss is normalised per masked frame inside ``compute_loss``."""
+
+STATEFUL_CALLBACKS_KEY = "stateful_callbacks"
+"""Key of ``trainer_state.json`` under which ``ExportableState`` callbacks are saved; read to learn
+how much of a time budget a checkpoint had spent before the Trainer restores its callbacks."""
+
+
+def mark_scheduler_created(trainer: Trainer) -> None:
+    """Tell ``trainer`` that the LR scheduler it holds was created by it (see :data:`SCHEDULER_CREATED_ATTR`)."""
+    setattr(trainer, SCHEDULER_CREATED_ATTR, True)
+
+
+def stored_callback_state(trainer_state: dict[str, Any], name: str) -> dict[str, Any]:
+    """The saved state of the ``ExportableState`` callback ``name`` in a ``trainer_state.json`` mapping."""
+    stored = trainer_state.get(STATEFUL_CALLBACKS_KEY, {}).get(name, {})
+    if isinstance(stored, list):  # several callbacks of one class are saved as a list
+        stored = stored[0] if stored else {}
+    return dict(stored)
