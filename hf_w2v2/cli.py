@@ -4,6 +4,9 @@
     hf-w2v2 build-lm CORPUS.txt OUT.arpa [--order 4] [--prune 0 0 1 1]
     hf-w2v2 convert-fairseq CHECKPOINT.pt OUT_DIR [--trust-pickle]
 
+Nothing heavy is imported at start-up (``hf-w2v2 --help`` and ``--version`` do not load torch):
+each handler imports what it needs, and checks its input paths before loading a model.
+
 Each subcommand is an ``add_<name>(subparsers)`` function that declares its arguments
 and sets ``handler`` (parsed args -> exit code). To add one, write both functions and
 list the first in :data:`SUBCOMMANDS`.
@@ -19,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 from tqdm.auto import tqdm
 
+from hf_w2v2 import __version__
 from hf_w2v2.decoding.formats import FORMATS, render, to_json
 
 
@@ -180,6 +184,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-w2v2", description="wav2vec 2.0 tools")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in SUBCOMMANDS:
         add(subparsers)
