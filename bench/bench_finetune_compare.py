@@ -36,6 +36,7 @@ from hf_w2v2.finetune.arguments import parse_finetune_args
 from hf_w2v2.finetune.metrics import argmax_logits
 from hf_w2v2.finetune.run import prepare_data, split_metrics
 from hf_w2v2.finetune.trainer import CTCTrainer
+from hf_w2v2.models.configuration import small
 from hf_w2v2.training.budget import TimeBudgetCallback
 from hf_w2v2.training.precision import has_accelerator
 
@@ -155,15 +156,14 @@ def main() -> None:
             "--model_name_or_path",
             "",
             "--config_name",
-            str(ROOT / "examples/configs/small_config.json"),
+            "small",
         ]
         common += ["--max_eval_samples", str(args.max_eval)] if args.max_eval else []
         model_args, data_args, _, ours_args = parse_finetune_args([args.ours_config, *common])
         data_args.test_data = []  # dev only
         data = prepare_data(model_args, data_args, ours_args, checkpoint=None)
         tokenizer = data.processor.tokenizer
-        fields = json.loads((ROOT / "examples/configs/small_config.json").read_text())
-        fields.update(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id)
+        fields = small(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id).to_diff_dict()
         stock_args = TrainingArguments(
             output_dir=str(out / "stock"),
             learning_rate=1e-3,

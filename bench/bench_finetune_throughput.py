@@ -31,7 +31,14 @@ from hf_w2v2 import Wav2Vec2Config, Wav2Vec2ForCTC
 from hf_w2v2.data.collator import DataCollatorCTCWithPadding
 from hf_w2v2.data.sources import read_audiofolder
 from hf_w2v2.finetune.data import choose_processor, prepare_split
-from hf_w2v2.finetune.feature_cache import CachedFeatureCollator, FrozenFeatureCache
+from hf_w2v2.finetune.feature_cache import (
+    PREFIX_KEY,
+    CachedFeatureCollator,
+    FrozenFeatureCache,
+    attach_cache,
+    use_cached_prefix,
+)
+from hf_w2v2.models.configuration import small
 from hf_w2v2.text.normalize import TextNormalizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,9 +46,11 @@ RATE = 16_000  # samples per second
 
 
 def small_config(vocab_size: int) -> dict:
-    fields = json.loads((ROOT / "examples" / "configs" / "small_config.json").read_text())
-    fields.update(vocab_size=vocab_size, pad_token_id=0, layerdrop=0.0, mask_time_prob=0.05, ctc_loss_reduction="mean")
-    return fields
+    """The ``small`` preset as a CTC model (fine-tuning masking, mean CTC loss), as plain fields."""
+    config = small(
+        vocab_size=vocab_size, pad_token_id=0, mask_time_prob=0.05, mask_time_length=10, ctc_loss_reduction="mean"
+    )
+    return config.to_diff_dict()
 
 
 def batches(dataset, batch_size: int, count: int, grouped: bool, seed: int) -> list[list[int]]:
@@ -59,7 +68,11 @@ def batches(dataset, batch_size: int, count: int, grouped: bool, seed: int) -> l
 
 def step_time(model, optimizer, batch, bf16: bool) -> float:
     start = time.perf_counter()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    batch = dict(batch)
+    with (
+        use_cached_prefix(model, batch.pop(PREFIX_KEY, None)),
+        torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16),
+    ):
         loss = model(**batch).loss
     loss.backward()
     optimizer.step()
@@ -128,6 +141,7 @@ def cache_speedups(fields: dict, dataset, collate: DataCollatorCTCWithPadding, a
         )
         cache_s = time.perf_counter() - start
         cached = CachedFeatureCollator(base=collate, cache=cache)
+        attach_cache(model, frozen)
         spent = {"audio": 0.0, "cached": 0.0}
         real = 0.0
         for i, idx in enumerate(batches(dataset, args.batch_size, args.steps + 1, True, 2)):

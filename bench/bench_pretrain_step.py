@@ -7,7 +7,7 @@
 A step is what a Trainer does per batch: draw the time mask and the negatives,
 forward, backward. ``base``: 4 clips of 10 s with the paper's masking (p = 0.65
 per span start in transformers units, M = 10, K = 100); ``small``:
-``examples/configs/pretrain_small_model.json`` (its masking, K = 50) on 8 clips of
+the ``small`` preset (its masking, K = 50) on 8 clips of
 4 s, the batches of ``pretrain_small*.json``. Audio is synth-train's longest clips
 when ``../shared/data`` is there, noise otherwise.
 
@@ -24,7 +24,6 @@ the ratio stock / ours (> 1 means ours is faster).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -35,13 +34,12 @@ import transformers
 from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices, _sample_negative_indices
 
 from hf_w2v2 import Wav2Vec2Config, Wav2Vec2ForPreTraining
-from hf_w2v2.models.configuration import base
+from hf_w2v2.models.configuration import base, small
 from hf_w2v2.models.masking import compute_span_mask
 from hf_w2v2.models.negatives import sample_negative_indices
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".." / "shared" / "data" / "synth-train"
-SMALL_CONFIG = ROOT / "examples" / "configs" / "pretrain_small_model.json"
 RATE = 16_000  # samples per second
 BATCHES = {"base": (4, 10.0), "small": (8, 4.0)}  # clips per batch, seconds per clip
 PRETRAIN_FIELDS = dict(mask_time_prob=0.65, mask_time_length=10, mask_time_min_masks=2, num_negatives=100)
@@ -147,7 +145,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     if args.config == "small":
-        fields = json.loads(SMALL_CONFIG.read_text())
+        fields = small().to_diff_dict()
         config = Wav2Vec2Config(**fields)
         stock_config = transformers.Wav2Vec2Config(**fields)
     else:

@@ -1,5 +1,5 @@
 """Frozen conv blocks computed once (``--cache_frozen_features``) give the numbers of the full
-forward pass: model ``prefix_features`` path, the cache + collator, and a training run."""
+forward pass: the encoder started from a cached prefix, the cache + collator, and a training run."""
 
 from __future__ import annotations
 
@@ -16,7 +16,14 @@ from hf_w2v2.models.configuration import tiny
 
 datasets = pytest.importorskip("datasets")
 
-from hf_w2v2.finetune.feature_cache import KEY_COLUMN, CachedFeatureCollator, FrozenFeatureCache  # noqa: E402
+from hf_w2v2.finetune.feature_cache import (  # noqa: E402
+    KEY_COLUMN,
+    PREFIX_KEY,
+    CachedFeatureCollator,
+    FrozenFeatureCache,
+    attach_cache,
+    use_cached_prefix,
+)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "finetune"
 
@@ -46,30 +53,34 @@ def padded_batch(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch
 
 
 @pytest.mark.parametrize("layers", [1, 3, 7])
-def test_prefix_features_path_equals_the_audio_path(layers):
+def test_a_forward_started_from_a_cached_prefix_equals_the_audio_forward(layers):
     torch.manual_seed(0)
     model = Wav2Vec2ForCTC(tiny_layer_norm()).eval()
     audio, mask, labels = padded_batch([8000, 5000, 6400])
     full = model(audio, attention_mask=mask, labels=labels)
     with torch.no_grad():
         prefix = model.wav2vec2.feature_extractor.prefix(audio, layers)  # (B, C, F_k)
-    cached = model(attention_mask=mask, labels=labels, prefix_features=prefix, prefix_layers=layers)
+    keys = set(model.state_dict())
+    encoder = attach_cache(model, layers)
+    assert set(model.state_dict()) == keys  # same parameters, same checkpoint keys
+    with use_cached_prefix(model, prefix):
+        cached = model(audio, attention_mask=mask, labels=labels)
+    assert encoder.next_prefix is None  # used once
     torch.testing.assert_close(cached.logits, full.logits, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(cached.loss, full.loss, rtol=1e-5, atol=1e-5)
+    again = model(audio, attention_mask=mask, labels=labels)  # without a prefix: the audio path
+    torch.testing.assert_close(again.logits, full.logits)
 
 
-def test_prefix_features_bad_calls_are_refused():
+def test_cached_prefix_bad_calls_are_refused():
     model = Wav2Vec2ForCTC(tiny_layer_norm()).eval()
     audio, mask, _ = padded_batch([8000, 5000])
     prefix = model.wav2vec2.feature_extractor.prefix(audio, 2)
-    with pytest.raises(ValueError, match="exactly one"):
-        model(audio, attention_mask=mask, prefix_features=prefix, prefix_layers=2)
-    with pytest.raises(ValueError, match="exactly one"):
-        model(attention_mask=mask)
-    with pytest.raises(ValueError, match="prefix_layers must be in"):
-        model(prefix_features=prefix, prefix_layers=0)
-    with pytest.raises(ValueError, match=r"shape \(batch, 16, frames\)"):
-        model(prefix_features=prefix[:, :8], prefix_layers=2)
+    with pytest.raises(ValueError, match="no cache attached"), use_cached_prefix(model, prefix):
+        pass
+    attach_cache(model, 2)
+    with pytest.raises(ValueError, match="does not belong to an audio batch"), use_cached_prefix(model, prefix[:1]):
+        model(audio, attention_mask=mask)
     with pytest.raises(ValueError, match="num_layers must be in"):
         model.wav2vec2.feature_extractor.prefix(audio, 8)
 
@@ -94,7 +105,7 @@ def test_cached_batches_give_the_loss_and_gradients_of_audio_batches(autocast_dt
     keyed = cache.add(
         model.wav2vec2.feature_extractor, data, first_key=10, autocast_dtype=autocast_dtype, show_progress=False
     )
-    assert sorted(cache.features) == [10, 11, 12, 13] and "input_values" not in keyed[0]
+    assert sorted(cache.features) == [10, 11, 12, 13] and "input_values" in keyed[0]
     assert [int(k) for k in keyed[KEY_COLUMN]] == [10, 11, 12, 13]
     assert cache.features[10].dtype == (autocast_dtype or torch.float32)
     assert cache.nbytes == sum(t.numel() * t.element_size() for t in cache.features.values())
@@ -102,13 +113,18 @@ def test_cached_batches_give_the_loss_and_gradients_of_audio_batches(autocast_dt
     collator = CachedFeatureCollator(base=base, cache=cache)
     cached_batch = collator([keyed[i] for i in range(4)])
     audio_batch = base([data[i] for i in range(4)])
-    assert cached_batch["prefix_layers"] == 3 and cached_batch["prefix_features"].shape[:2] == (4, 16)
-    torch.testing.assert_close(cached_batch["attention_mask"], audio_batch["attention_mask"])
-    torch.testing.assert_close(cached_batch["labels"], audio_batch["labels"])
+    assert cached_batch[PREFIX_KEY].shape[:2] == (4, 16)
+    for key in ("input_values", "attention_mask", "labels"):  # the ordinary audio batch, plus the prefix
+        torch.testing.assert_close(cached_batch[key], audio_batch[key])
+    attach_cache(model, 3)
 
     def loss_and_grads(batch):
         model.zero_grad()
-        with torch.autocast("cpu", dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+        batch = dict(batch)
+        with (
+            use_cached_prefix(model, batch.pop(PREFIX_KEY, None)),
+            torch.autocast("cpu", dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None),
+        ):
             loss = model(**batch).loss
         loss.backward()
         return loss.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad]
@@ -121,8 +137,8 @@ def test_cached_batches_give_the_loss_and_gradients_of_audio_batches(autocast_dt
     torch.testing.assert_close(loss_c, loss_a, rtol=tol, atol=tol)
     flat_c, flat_a = torch.cat([g.flatten() for g in grads_c]), torch.cat([g.flatten() for g in grads_a])
     assert float((flat_c - flat_a).norm() / flat_a.norm()) < 10 * tol
-    # Items without a cache entry (e.g. a test set) are collated from their audio.
-    assert "input_values" in collator([data[0], data[1]])
+    # Items without a cache entry (e.g. a test set) are collated from their audio alone.
+    assert PREFIX_KEY not in collator([data[0], data[1]])
     with pytest.raises(ValueError, match="only the first 3 are frozen"):
         FrozenFeatureCache(num_layers=4).add(model.wav2vec2.feature_extractor, data, show_progress=False)
 

@@ -6,8 +6,11 @@ When the first k blocks of the feature encoder are frozen, their output for an u
 never changes during fine-tuning, yet they are the most expensive part of the encoder
 (they run at 3,200 / 1,600 / 800 frames per second). :class:`FrozenFeatureCache` computes
 that output once for every item of the training (and evaluation) datasets and keeps it in
-memory; :class:`CachedFeatureCollator` then pads cached outputs into a batch that
-``Wav2Vec2ForCTC`` takes as ``prefix_features``.
+memory; :class:`CachedFeatureCollator` adds the padded cached outputs to each ordinary audio
+batch under :data:`PREFIX_KEY`. The model's forward knows nothing of this: the fine-tuning
+trainer takes that entry out of the batch and hands it to :class:`CachedPrefixEncoder`, which
+stands in for the model's feature encoder (same parameters, same state-dict keys) and, for that
+one forward pass, runs only the blocks after the cached ones (:func:`use_cached_prefix`).
 
 It is exact: a layer-norm encoder runs batches of similar-length utterances (its norms
 act on each frame, and the unpadded convolutions give valid frames that never see the
@@ -22,26 +25,28 @@ utterance, e.g. 128 channels at 800 frames/s in bf16 is 205 KB per second of aud
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from hf_w2v2.data.collator import DataCollatorCTCWithPadding
+from hf_w2v2.models.feature_encoder import FeatureEncoder
 
 if TYPE_CHECKING:
     import datasets
-
-    from hf_w2v2.models.feature_encoder import FeatureEncoder
 
 logger = logging.getLogger(__name__)
 
 KEY_COLUMN = "cache_key"
 """Dataset column holding each item's key in the cache."""
+
+PREFIX_KEY = "cached_prefix"
+"""Batch entry holding the padded cached conv outputs (taken out by the trainer before the forward)."""
 
 DEFAULT_BATCH_SIZE = 8
 """Items per forward pass when caching a frame-local (layer-norm) encoder."""
@@ -77,8 +82,7 @@ class FrozenFeatureCache:
         normalises over time, so padding would change its outputs: items run one at a time
         (the default there; a larger ``batch_size`` is refused).
 
-        Returns the dataset with a ``cache_key`` column (``first_key``, ``first_key + 1``, ...)
-        and without ``input_values`` in its output format, so batches no longer read the audio.
+        Returns the dataset with a ``cache_key`` column (``first_key``, ``first_key + 1``, ...).
         """
         frozen = encoder.num_frozen_layers
         if self.num_layers > frozen:
@@ -126,17 +130,15 @@ class FrozenFeatureCache:
             encoder.train(was_training)
         keys = list(range(first_key, first_key + len(dataset)))
         keyed = dataset.add_column(KEY_COLUMN, keys) if KEY_COLUMN not in dataset.column_names else dataset
-        columns = [c for c in keyed.column_names if c != "input_values"]
-        return keyed.with_format("numpy", columns=columns)
+        return keyed.with_format("numpy")
 
 
 @dataclass
 class CachedFeatureCollator:
-    """Batches items by their cached prefix; items without one fall back to ``base`` (audio).
+    """The audio batch of ``base``, plus the items' cached prefixes under :data:`PREFIX_KEY`.
 
-    Returns ``prefix_features`` ``(B, C_k, F_max)`` (zero-padded), ``prefix_layers`` (int),
-    ``attention_mask`` ``(B, T_max)`` built from ``input_length`` when ``base`` returns masks,
-    and ``labels`` ``(B, L)`` padded with -100.
+    The prefix is ``(B, C_k, F_max)`` (zero-padded; padded frames are masked by the model as
+    usual). A batch with an item that has no cache entry (e.g. a test set) is the plain audio batch.
     """
 
     base: DataCollatorCTCWithPadding
@@ -147,23 +149,63 @@ class CachedFeatureCollator:
         return None if key is None else self.cache.features.get(int(key))
 
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        if not features:
-            raise ValueError("cannot collate an empty list of features")
+        batch: dict[str, Any] = self.base(features)
         prefixes = [self._cached(item) for item in features]
         if any(p is None for p in prefixes):
-            if all("input_values" in item for item in features):
-                return self.base(features)
-            raise ValueError("items have neither a cached prefix nor input_values")
+            return batch
         width = max(p.shape[1] for p in prefixes)
         # Frames-major storage, the encoder's own layout: its transpose back is contiguous.
         frames_major = prefixes[0].new_zeros(len(prefixes), width, prefixes[0].shape[0])  # (B, F_max, C_k)
         for row, prefix in enumerate(prefixes):
             frames_major[row, : prefix.shape[1]] = prefix.T  # (C_k, F_k) -> (F_k, C_k)
-        batch_features = frames_major.transpose(1, 2)  # (B, F_max, C_k) -> (B, C_k, F_max), a view
-        batch: dict[str, Any] = {"prefix_features": batch_features, "prefix_layers": self.cache.num_layers}
-        if self.base.return_attention_mask:
-            lengths = np.array([int(item["input_length"]) for item in features])  # (B,) samples
-            batch["attention_mask"] = self.base.attention_mask(lengths, int(lengths.max()))  # (B, T_max)
-        if "labels" in features[0]:
-            batch["labels"] = self.base.pad_labels(features)  # (B, L)
+        batch[PREFIX_KEY] = frames_major.transpose(1, 2)  # (B, F_max, C_k) -> (B, C_k, F_max), a view
         return batch
+
+
+class CachedPrefixEncoder(FeatureEncoder):
+    """The model's feature encoder (its very blocks and parameters), able to start one forward pass
+    from a cached output of its first ``num_layers`` blocks instead of from audio."""
+
+    def __init__(self, encoder: FeatureEncoder, num_layers: int) -> None:
+        nn.Module.__init__(self)
+        self.conv_layers = encoder.conv_layers  # shared: same parameters and state-dict keys
+        self.grad_mult = encoder.grad_mult
+        self.gradient_checkpointing = encoder.gradient_checkpointing
+        self.num_layers = num_layers
+        self.next_prefix: torch.Tensor | None = None
+
+    def forward(self, audio: torch.Tensor, kernel: str | None = None) -> torch.Tensor:
+        """Blocks ``num_layers ...`` on the prefix handed over for this pass, else all blocks on ``audio``."""
+        if self.next_prefix is None:
+            return super().forward(audio, kernel)
+        prefix, self.next_prefix = self.next_prefix, None
+        if prefix.shape[0] != audio.shape[0] or prefix.shape[-1] != self.output_frames(audio.shape[1], self.num_layers):
+            raise ValueError(
+                f"cached prefix of shape {tuple(prefix.shape)} does not belong to an audio batch of shape "
+                f"{tuple(audio.shape)} ({self.num_layers} cached blocks)"
+            )
+        return self.forward_from(prefix, self.num_layers, kernel)
+
+
+def attach_cache(model: nn.Module, num_layers: int) -> CachedPrefixEncoder:
+    """Put a :class:`CachedPrefixEncoder` in place of ``model``'s feature encoder (idempotent)."""
+    base = model.base_encoder()  # type: ignore[operator]
+    if not isinstance(base.feature_extractor, CachedPrefixEncoder):
+        base.feature_extractor = CachedPrefixEncoder(base.feature_extractor, num_layers)
+    return base.feature_extractor
+
+
+@contextmanager
+def use_cached_prefix(model: nn.Module, prefix: torch.Tensor | None) -> Iterator[None]:
+    """Within the block, the next forward pass of ``model`` starts from ``prefix`` (None: from audio)."""
+    if prefix is None:
+        yield
+        return
+    encoder = model.base_encoder().feature_extractor  # type: ignore[operator]
+    if not isinstance(encoder, CachedPrefixEncoder):
+        raise ValueError("the batch holds cached conv outputs but the model has no cache attached (attach_cache)")
+    encoder.next_prefix = prefix
+    try:
+        yield
+    finally:
+        encoder.next_prefix = None

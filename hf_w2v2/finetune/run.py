@@ -22,7 +22,7 @@ from transformers import TrainingArguments, set_seed
 from hf_w2v2.data.collator import DataCollatorCTCWithPadding
 from hf_w2v2.finetune.arguments import CardArguments, DataArguments, ModelArguments, corpus_name
 from hf_w2v2.finetune.data import PreparedData, Split, choose_processor, prepare_split, read_utterances
-from hf_w2v2.finetune.feature_cache import CachedFeatureCollator, FrozenFeatureCache
+from hf_w2v2.finetune.feature_cache import CachedFeatureCollator, FrozenFeatureCache, attach_cache
 from hf_w2v2.finetune.metrics import CTCMetrics, argmax_logits, frame_counts_from_samples
 from hf_w2v2.finetune.model import build_ctc_model, count_parameters, describe_frozen_encoder
 from hf_w2v2.finetune.predictions import write_predictions
@@ -171,9 +171,9 @@ def build_trainer(
 def cache_frozen_features(
     model: Any, data: PreparedData, training_args: TrainingArguments, collator: DataCollatorCTCWithPadding
 ) -> DataCollatorCTCWithPadding | CachedFeatureCollator:
-    """Compute the frozen conv blocks once for the train and eval splits (their datasets are replaced by
-    keyed ones that no longer read audio; the time taken goes to ``data.cache_seconds``); see
-    :mod:`hf_w2v2.finetune.feature_cache`."""
+    """Compute the frozen conv blocks once for the train and eval splits (their datasets gain a cache
+    key; the time taken goes to ``data.cache_seconds``) and let the model's encoder start from them;
+    see :mod:`hf_w2v2.finetune.feature_cache`."""
     encoder = model.base_encoder().feature_extractor
     frozen = encoder.num_frozen_layers
     if frozen == 0:
@@ -205,6 +205,7 @@ def cache_frozen_features(
         cache.nbytes / 1e9,
         data.cache_seconds,
     )
+    attach_cache(model, frozen)
     return CachedFeatureCollator(base=collator, cache=cache)
 
 

@@ -36,38 +36,21 @@ class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
 
     def forward(
         self,
-        input_values: torch.Tensor | None = None,
+        input_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        prefix_features: torch.Tensor | None = None,
-        prefix_layers: int | torch.Tensor = 0,
     ) -> CausalLMOutput | tuple:
         """``labels`` (B, U): token ids, ``-100`` (or the blank id) on padding.
 
         A label sequence longer than its frames has no CTC alignment: its loss is
         ``inf`` (0 with ``config.ctc_zero_infinity``); filter such items before training.
-
-        ``prefix_features`` (B, C, F_k) may replace ``input_values``: the output of the first
-        ``prefix_layers`` conv blocks, e.g. cached once for frozen blocks by
-        :class:`hf_w2v2.finetune.feature_cache.FrozenFeatureCache`; ``attention_mask`` (B, T)
-        still marks each item's samples.
         """
         if labels is not None:
             check_labels(labels, self.config.vocab_size)
-        if (input_values is None) == (prefix_features is None):
-            raise ValueError("pass exactly one of input_values (audio) and prefix_features (cached conv outputs)")
-        enc, _, _ = self.wav2vec2.encode(
-            input_values,
-            attention_mask,
-            None,
-            output_attentions,
-            output_hidden_states,
-            prefix_features=prefix_features,
-            prefix_layers=prefix_layers,
-        )
+        enc, _, _ = self.wav2vec2.encode(input_values, attention_mask, None, output_attentions, output_hidden_states)
         logits = self.lm_head(self.dropout(enc.last_hidden_state))  # (B, F, D) -> (B, F, V)
         loss = None
         if labels is not None:

@@ -25,7 +25,7 @@ from .outputs import Wav2Vec2BaseModelOutput
 from .position_encoder import ConvPositionEncoder
 from .quantizer import GumbelVectorQuantizer
 from .transformer import TransformerEncoder
-from .validation import check_audio, check_prefix_features
+from .validation import check_audio
 
 
 class Wav2Vec2PreTrainedModel(PreTrainedModel):
@@ -192,30 +192,18 @@ class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
 
     def encode(
         self,
-        input_values: torch.Tensor | None,
+        input_values: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         mask_time_indices: torch.Tensor | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         generator: torch.Generator | None = None,
-        prefix_features: torch.Tensor | None = None,
-        prefix_layers: int | torch.Tensor = 0,
     ) -> tuple[Wav2Vec2BaseModelOutput, torch.Tensor | None, torch.Tensor | None]:
         """``forward`` that always returns the dataclass, plus the time mask used (given or drawn)
         and, when ``config.feature_penalty_weight > 0``, fairseq's feature penalty (mean squared
-        encoder output before the projection's LayerNorm).
-
-        ``prefix_features`` (B, C, F_k), the output of the first ``prefix_layers`` conv blocks
-        (``feature_extractor.prefix``; cached once when those blocks are frozen), replaces
-        ``input_values``; ``attention_mask`` (B, T) still gives each item's length in samples.
-        """
-        if prefix_features is not None:
-            prefix_layers = int(prefix_layers)
-            check_prefix_features(prefix_features, prefix_layers, self.config, attention_mask)
-            features = self.feature_extractor(prefix_features, start_layer=prefix_layers).transpose(1, 2)
-        else:
-            check_audio(input_values, self.config, attention_mask)
-            features = self.feature_extractor(input_values).transpose(1, 2)  # (B, C, F) -> (B, F, C)
+        encoder output before the projection's LayerNorm)."""
+        check_audio(input_values, self.config, attention_mask)
+        features = self.feature_extractor(input_values).transpose(1, 2)  # (B, C, F) -> (B, F, C)
         output_hidden_states = _flag(output_hidden_states, getattr(self.config, "output_hidden_states", False))
         output_attentions = _flag(output_attentions, getattr(self.config, "output_attentions", False))
         penalty = features.float().pow(2).mean() if self.config.feature_penalty_weight > 0 else None

@@ -45,21 +45,3 @@ def check_labels(labels: torch.Tensor, num_classes: int, name: str = "vocab_size
     """Labels must be below the number of classes; negative entries are padding."""
     if labels.numel() and int(labels.max()) >= num_classes:
         raise ValueError(f"label value {int(labels.max())} is out of range: {name} is {num_classes}")
-
-
-def check_prefix_features(
-    features: torch.Tensor, num_layers: int, config: Wav2Vec2Config, attention_mask: torch.Tensor | None
-) -> None:
-    """Validate ``(B, C, F_k)`` outputs of the first ``num_layers`` conv blocks given instead of audio."""
-    if not 0 < num_layers <= len(config.conv_dim):
-        raise ValueError(f"prefix_layers must be in [1, {len(config.conv_dim)}], got {num_layers}")
-    channels = config.conv_dim[num_layers - 1]
-    if features.dim() != 3 or features.shape[1] != channels:
-        raise ValueError(
-            f"prefix_features must have shape (batch, {channels}, frames) for prefix_layers={num_layers}, "
-            f"got {tuple(features.shape)}"
-        )
-    if attention_mask is not None and attention_mask.shape[0] != features.shape[0]:
-        raise ValueError(
-            f"attention_mask has {attention_mask.shape[0]} rows but prefix_features has {features.shape[0]}"
-        )
