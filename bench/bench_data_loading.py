@@ -41,7 +41,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as out:
             processor = build_processor_from_texts(Wav2Vec2Config(), [u.text for u in utterances], out)
         t2 = time.perf_counter()
-        dataset, report = prepare_ctc_dataset(utterances, processor, num_workers=workers)
+        dataset, report = prepare_ctc_dataset(utterances, processor, Wav2Vec2Config(), num_workers=workers)
         t3 = time.perf_counter()
         print(
             f"workers={workers}: read source {t1 - t0:.2f} s, vocab+processor {t2 - t1:.2f} s, "

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> dict:
     normalizer = TextNormalizer()
     config = Wav2Vec2Config(**small_config(32))
     processor, _ = choose_processor(config, [u.text for u in utts], normalizer)
-    split = prepare_split("train", utts, processor, normalizer, 0.0, 12.0, False, None)
+    split = prepare_split("train", utts, processor, config, normalizer, 0.0, 12.0, False, None)
     fields = small_config(len(processor.tokenizer))
     torch.manual_seed(0)
     ours = Wav2Vec2ForCTC(Wav2Vec2Config(**fields)).train()

@@ -12,9 +12,12 @@ pytest.importorskip("datasets")
 
 from transformers import Wav2Vec2Config
 
-from hf_w2v2.data.prepare import ctc_min_frames, normalize_waveform, prepare_ctc_dataset
+from hf_w2v2.data.audio import normalize_waveform
+from hf_w2v2.data.prepare import ctc_min_frames, prepare_ctc_dataset
 from hf_w2v2.data.processor import build_processor_from_texts
 from hf_w2v2.data.sources import Utterance, read_audiofolder
+
+GEOMETRY = Wav2Vec2Config()  # the paper's feature encoder (kernels 10,3,3,3,3,2,2; strides 5,2,2,2,2,2,2)
 
 AUDIO = Path(__file__).parent / "fixtures" / "audio"
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ'"
@@ -27,7 +30,9 @@ def processor(tmp_path_factory: pytest.TempPathFactory):
 
 def test_fixture_folder_counts_every_drop_and_logs_unreadable(processor, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="hf_w2v2.data.prepare"):
-        ds, report = prepare_ctc_dataset(read_audiofolder(AUDIO), processor, num_workers=2, show_progress=False)
+        ds, report = prepare_ctc_dataset(
+            read_audiofolder(AUDIO), processor, GEOMETRY, num_workers=2, show_progress=False
+        )
     assert len(ds) == report.kept == 3 and report.total == 6
     assert [Path(p).name for p in report.empty_transcript] == ["silence_16k.flac"]
     assert sorted(Path(name).name for name, _ in report.unreadable) == ["corrupt.flac", "empty.wav"]
@@ -40,7 +45,7 @@ def test_fixture_folder_counts_every_drop_and_logs_unreadable(processor, caplog:
 
 def test_columns_match_feature_extractor_and_tokenizer(processor) -> None:
     utts = read_audiofolder(AUDIO)[:3]
-    ds, _ = prepare_ctc_dataset(utts, processor, show_progress=False)
+    ds, _ = prepare_ctc_dataset(utts, processor, GEOMETRY, show_progress=False)
     assert ds.column_names == ["input_values", "input_length", "labels", "name"]
     assert list(ds["name"]) == [u.name for u in utts]
     item = ds[1]  # tone_8k.wav
@@ -54,29 +59,31 @@ def test_columns_match_feature_extractor_and_tokenizer(processor) -> None:
 
 def test_duration_filters_and_drop_oov(processor) -> None:
     utts = read_audiofolder(AUDIO)[:3]  # 1.095 s, 0.5 s, 0.25 s
-    ds, report = prepare_ctc_dataset(utts, processor, min_duration=0.3, max_duration=1.0, show_progress=False)
+    ds, report = prepare_ctc_dataset(utts, processor, GEOMETRY, min_duration=0.3, max_duration=1.0, show_progress=False)
     assert len(ds) == 1 and len(report.too_short) == 1 and len(report.too_long) == 1
-    ds, report = prepare_ctc_dataset(utts, processor, drop_oov=True, show_progress=False)
+    ds, report = prepare_ctc_dataset(utts, processor, GEOMETRY, drop_oov=True, show_progress=False)
     assert len(ds) == 2 and len(report.dropped_oov) == 1
 
 
 def test_transcript_longer_than_ctc_allows_is_too_short(processor) -> None:
     path = str(AUDIO / "tone_48k_stereo.flac")  # 0.25 s -> 12 frames
     utts = [Utterance("ok", "AB", path), Utterance("long", "A" * 10 + "B" * 10, path)]
-    ds, report = prepare_ctc_dataset(utts, processor, show_progress=False)
+    ds, report = prepare_ctc_dataset(utts, processor, GEOMETRY, show_progress=False)
     assert len(ds) == 1 and report.too_short == [path]
     assert ctc_min_frames([1, 1, 2, 3, 3, 3]) == 6 + 3
 
 
 def test_nothing_left_raises_with_the_report(processor) -> None:
     with pytest.raises(ValueError, match="no utterance left.*2 unreadable"):
-        prepare_ctc_dataset(read_audiofolder(AUDIO)[3:5], processor, show_progress=False)
+        prepare_ctc_dataset(read_audiofolder(AUDIO)[3:5], processor, GEOMETRY, show_progress=False)
 
 
 def test_cache_file_is_memory_mapped(processor, tmp_path: Path) -> None:
     utts = read_audiofolder(AUDIO)[:3]
-    in_memory, _ = prepare_ctc_dataset(utts, processor, show_progress=False)
-    on_disk, _ = prepare_ctc_dataset(utts, processor, cache_file=tmp_path / "train.arrow", show_progress=False)
+    in_memory, _ = prepare_ctc_dataset(utts, processor, GEOMETRY, show_progress=False)
+    on_disk, _ = prepare_ctc_dataset(
+        utts, processor, GEOMETRY, cache_file=tmp_path / "train.arrow", show_progress=False
+    )
     assert (tmp_path / "train.arrow").stat().st_size > 4 * (17526 + 8000 + 4000)
     for a, b in zip(in_memory, on_disk):
         np.testing.assert_array_equal(a["input_values"], b["input_values"])

@@ -10,11 +10,12 @@ from hf_w2v2.inference.chunked import chunked_logits, plan_chunks, seconds_to_sa
 from hf_w2v2.models.lengths import conv_output_length
 
 KERNELS, STRIDES = (10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2)
+GEOMETRY = (KERNELS, STRIDES)
 
 
 @pytest.mark.parametrize("num_samples", [400, 16_000, 16_001, 47_999, 48_123, 100_000, 160_320])
 def test_kept_frames_tile_the_recording(num_samples: int) -> None:
-    chunks = plan_chunks(num_samples, 16_000, 3_200, 3_200)
+    chunks = plan_chunks(num_samples, 16_000, 3_200, 3_200, *GEOMETRY)
     total = conv_output_length(num_samples, KERNELS, STRIDES)
     assert chunks[0].keep_from == 0 and chunks[-1].keep_to == total and chunks[-1].end == num_samples
     for before, after in zip(chunks, chunks[1:]):
@@ -27,12 +28,12 @@ def test_kept_frames_tile_the_recording(num_samples: int) -> None:
 
 def test_plan_validation() -> None:
     with pytest.raises(ValueError, match="multiples of the hop"):
-        plan_chunks(50_000, 16_000, 1_000, 3_200)
+        plan_chunks(50_000, 16_000, 1_000, 3_200, *GEOMETRY)
     with pytest.raises(ValueError, match="longer than its two strides"):
-        plan_chunks(50_000, 6_400, 3_200, 3_200)
+        plan_chunks(50_000, 6_400, 3_200, 3_200, *GEOMETRY)
     with pytest.raises(ValueError, match="right stride"):
-        plan_chunks(50_000, 16_000, 3_200, 0)
-    assert seconds_to_samples(1.0) == 16_000 and seconds_to_samples(0.33) == 5_120
+        plan_chunks(50_000, 16_000, 3_200, 0, *GEOMETRY)
+    assert seconds_to_samples(1.0, 320, 16_000) == 16_000 and seconds_to_samples(0.33, 320, 16_000) == 5_120
 
 
 def test_chunked_equals_unchunked_for_a_frame_local_model() -> None:

@@ -8,7 +8,7 @@ from fixtures.decoding.tiny import VOCAB, alphabet, make_processor
 
 from hf_w2v2.decoding.alphabet import CTCAlphabet
 from hf_w2v2.decoding.greedy import collapse_ctc, greedy_decode
-from hf_w2v2.decoding.outputs import SECONDS_PER_FRAME, frame_seconds
+from hf_w2v2.decoding.outputs import SECONDS_PER_FRAME
 from hf_w2v2.decoding.synthetic import synthetic_logits
 
 
@@ -39,9 +39,12 @@ def test_words_and_offsets_in_seconds() -> None:
     assert out.chars[1].start == pytest.approx(4 * 0.02)
 
 
-def test_frame_seconds_is_320_samples() -> None:
-    assert pytest.approx(0.02) == SECONDS_PER_FRAME
-    assert frame_seconds((5, 2, 2, 2, 2, 2, 2), 16_000) == pytest.approx(0.02)
+def test_default_frame_seconds_is_the_hop_of_the_default_config() -> None:
+    from hf_w2v2 import Wav2Vec2Config
+    from hf_w2v2.models.lengths import hop_length
+
+    assert hop_length(Wav2Vec2Config().conv_stride) == 320
+    assert pytest.approx(hop_length(Wav2Vec2Config().conv_stride) / 16_000) == SECONDS_PER_FRAME
 
 
 def test_batch_respects_lengths() -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from transformers import Wav2Vec2Processor
 
-LABEL_PAD = -100  # ignored position in ``labels``
+from hf_w2v2.models.losses import LABEL_PAD
 
 
 def _round_up(length: int, multiple: int | None) -> int:

@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -46,8 +46,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CONV_KERNELS = (10, 3, 3, 3, 3, 2, 2)  # wav2vec 2.0 feature encoder (paper, section 2)
-CONV_STRIDES = (5, 2, 2, 2, 2, 2, 2)  # -> one frame per 320 samples (20 ms at 16 kHz)
 CHUNK = 256  # utterances decoded per Arrow record batch
 MAX_CHUNK_SAMPLES = 2**31 - 1  # int32 list offsets of one Arrow record batch (37 h at 16 kHz)
 _SCHEMA = pa.schema(
@@ -201,9 +199,17 @@ def _to_record_batch(batch: dict[str, list]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([values, pa.array(lengths), labels, names], schema=_SCHEMA)
 
 
+class HasConvGeometry(Protocol):
+    """A model config's feature-encoder geometry (``Wav2Vec2Config`` has it)."""
+
+    conv_kernel: Sequence[int]
+    conv_stride: Sequence[int]
+
+
 def prepare_ctc_dataset(
     utterances: Sequence[Utterance],
     processor: Wav2Vec2Processor,
+    config: HasConvGeometry,
     normalizer: TextNormalizer | None = None,
     min_duration: float = 0.0,
     max_duration: float | None = None,
@@ -211,14 +217,14 @@ def prepare_ctc_dataset(
     num_workers: int | None = None,
     cache_file: str | os.PathLike | None = None,
     show_progress: bool = True,
-    conv_kernel: Sequence[int] = CONV_KERNELS,
-    conv_stride: Sequence[int] = CONV_STRIDES,
 ) -> tuple[datasets.Dataset, FilterReport]:
     """Decode, resample, normalise, tokenise and filter ``utterances`` into a training dataset.
 
     Args:
         utterances: from :mod:`hf_w2v2.data.sources`.
         processor: gives the tokenizer (labels) and the sampling rate.
+        config: the model's config: its feature encoder (``conv_kernel``, ``conv_stride``) sets the
+            receptive-field and CTC-length filters.
         normalizer: the transcript normaliser the vocabulary was built with.
         min_duration: shorter utterances are dropped (seconds; the 400-sample receptive
             field is always the floor).
@@ -230,8 +236,6 @@ def prepare_ctc_dataset(
         cache_file: write the Arrow data there and memory-map it (for corpora larger than
             RAM: 1 h of 16 kHz audio is 230 MB); default: keep it in memory.
         show_progress: show a tqdm bar.
-        conv_kernel, conv_stride: the model's feature encoder (``config.conv_kernel`` /
-            ``config.conv_stride``), for the receptive-field and CTC-length filters.
 
     Returns:
         The dataset (numpy format) and the :class:`FilterReport`, which is also logged.
@@ -242,7 +246,7 @@ def prepare_ctc_dataset(
     import datasets
 
     sampling_rate = int(processor.feature_extractor.sampling_rate)
-    min_samples = max(receptive_field(conv_kernel, conv_stride), round(min_duration * sampling_rate))
+    min_samples = max(receptive_field(config.conv_kernel, config.conv_stride), round(min_duration * sampling_rate))
     max_samples = None if max_duration is None else round(max_duration * sampling_rate)
     num_workers = num_workers or min(8, os.cpu_count() or 1)
     report = FilterReport(total=len(utterances))
@@ -254,7 +258,7 @@ def prepare_ctc_dataset(
             sampling_rate,
             min_samples,
             max_samples,
-            (conv_kernel, conv_stride),
+            (config.conv_kernel, config.conv_stride),
             num_workers,
             report,
             show_progress,

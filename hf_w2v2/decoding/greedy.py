@@ -100,10 +100,10 @@ def greedy_decode(
     best = logits.argmax(dim=-1).cpu()  # (B, F)
     if lengths is None:
         lengths = torch.full((best.shape[0],), best.shape[1], dtype=torch.long)
-    results = []
-    for row, length in zip(best, lengths.tolist()):
-        tokens, starts, ends = collapse_ctc(row[:length], alphabet.blank_id)
-        results.append(
-            spans_to_transcription(tokens.tolist(), starts.tolist(), ends.tolist(), alphabet, seconds_per_frame)
-        )
-    return results
+    return [decode_ids(row[:length], alphabet, seconds_per_frame) for row, length in zip(best, lengths.tolist())]
+
+
+def decode_ids(ids: torch.Tensor, alphabet: CTCAlphabet, seconds_per_frame: float = SECONDS_PER_FRAME) -> Transcription:
+    """Best-path transcription of ``(F,)`` per-frame label ids (the argmax of the logits)."""
+    tokens, starts, ends = collapse_ctc(ids, alphabet.blank_id)
+    return spans_to_transcription(tokens.tolist(), starts.tolist(), ends.tolist(), alphabet, seconds_per_frame)

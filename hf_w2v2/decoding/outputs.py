@@ -1,31 +1,18 @@
 """What a decoder returns: the text with character and word time spans.
 
-Times are in seconds from the start of the audio. A frame of the wav2vec 2.0 encoder is
-one hop of its convolution stack: 320 samples = 20 ms at 16 kHz. A span covering frames
-``[start_frame, end_frame)`` lasts from ``start_frame * 0.02`` s to ``end_frame * 0.02`` s.
+Times are in seconds from the start of the audio. A frame of the encoder is one hop of its
+convolution stack (``hf_w2v2.models.lengths.hop_length(config.conv_stride)`` samples); a span
+covering frames ``[start_frame, end_frame)`` lasts from ``start_frame * seconds_per_frame`` to
+``end_frame * seconds_per_frame``. Decoders know no model: callers that hold one pass its
+``seconds_per_frame`` (the :class:`~hf_w2v2.inference.transcribe.Transcriber` does);
+:data:`SECONDS_PER_FRAME` is only the decoders' default.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-SAMPLES_PER_FRAME = 320  # product of the conv strides (5, 2, 2, 2, 2, 2, 2)
-SAMPLING_RATE = 16_000  # Hz
-SECONDS_PER_FRAME = SAMPLES_PER_FRAME / SAMPLING_RATE  # 0.02 s
-
-
-def encoder_hop(conv_stride: Sequence[int] = (5, 2, 2, 2, 2, 2, 2)) -> int:
-    """Samples between two encoder frames: the product of the conv strides (320)."""
-    hop = 1
-    for stride in conv_stride:
-        hop *= stride
-    return hop
-
-
-def frame_seconds(conv_stride: Sequence[int] = (5, 2, 2, 2, 2, 2, 2), sampling_rate: int = SAMPLING_RATE) -> float:
-    """Seconds between two encoder frames (0.02 s for wav2vec 2.0 at 16 kHz)."""
-    return encoder_hop(conv_stride) / sampling_rate
+SECONDS_PER_FRAME = 0.02  # default of the decoders: a 320-sample hop at 16 kHz (every released checkpoint)
 
 
 @dataclass(frozen=True)

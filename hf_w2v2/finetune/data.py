@@ -132,6 +132,7 @@ def prepare_split(
     name: str,
     utterances: list[Utterance],
     processor: Wav2Vec2Processor,
+    config: Any,
     normalizer: TextNormalizer,
     min_duration: float,
     max_duration: float | None,
@@ -144,6 +145,7 @@ def prepare_split(
     dataset, report = prepare_ctc_dataset(
         utterances,
         processor,
+        config,
         normalizer=normalizer,
         min_duration=min_duration,
         max_duration=max_duration,

@@ -18,10 +18,11 @@ import numpy as np
 import torch
 from transformers import EvalPrediction, Wav2Vec2CTCTokenizer
 
+from hf_w2v2.decoding.alphabet import CTCAlphabet
+from hf_w2v2.decoding.greedy import decode_ids
 from hf_w2v2.models.lengths import conv_output_length
+from hf_w2v2.models.losses import LABEL_PAD
 from hf_w2v2.text.error_rates import error_rates
-
-IGNORE = -100  # Trainer's padding of predictions / labels across batches
 
 
 def argmax_logits(logits: torch.Tensor | tuple, labels: torch.Tensor) -> torch.Tensor:
@@ -34,17 +35,19 @@ def argmax_logits(logits: torch.Tensor | tuple, labels: torch.Tensor) -> torch.T
 def decode_predictions(
     pred_ids: np.ndarray, tokenizer: Wav2Vec2CTCTokenizer, frame_counts: Sequence[int] | None = None
 ) -> list[str]:
-    """Greedy CTC transcripts of (N, F) ids: trim to each item's frames, merge repeats, drop blanks."""
+    """Greedy CTC transcripts of (N, F) ids, trimmed to each item's frames, by the one greedy decoder
+    (:func:`hf_w2v2.decoding.greedy.decode_ids`) that evaluation and transcription use too."""
+    alphabet = CTCAlphabet.from_tokenizer(tokenizer)
     texts = []
     for row, ids in enumerate(pred_ids):
-        ids = ids[ids != IGNORE] if frame_counts is None else ids[: frame_counts[row]]
-        texts.append(tokenizer.decode(ids.tolist(), group_tokens=True))
+        ids = ids[ids != LABEL_PAD] if frame_counts is None else ids[: frame_counts[row]]
+        texts.append(decode_ids(torch.from_numpy(np.ascontiguousarray(ids)), alphabet).text)
     return texts
 
 
 def decode_labels(label_ids: np.ndarray, tokenizer: Wav2Vec2CTCTokenizer) -> list[str]:
     """Reference transcripts of (N, U) label ids padded with -100 (no repeat merging)."""
-    return [tokenizer.decode(row[row != IGNORE].tolist(), group_tokens=False) for row in label_ids]
+    return [tokenizer.decode(row[row != LABEL_PAD].tolist(), group_tokens=False) for row in label_ids]
 
 
 def frame_counts_from_samples(

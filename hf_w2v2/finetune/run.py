@@ -71,8 +71,9 @@ def prepare_data(
     train_utts = [u for source in train_sources for u in read(source)][: data_args.max_train_samples]
     eval_sets = [("eval", data_args.eval_data)] if data_args.eval_data else []
     eval_utts = {name: read(path, data_args.max_eval_samples) for name, path in eval_sets + data_args.named_test_sets()}
+    config = base_config(model_args)
     processor, source = choose_processor(
-        base_config(model_args),
+        config,
         [u.text or "" for u in train_utts],
         normalizer,
         tokenizer_name_or_path=data_args.tokenizer_name_or_path,
@@ -92,6 +93,7 @@ def prepare_data(
             "train",
             train_utts,
             processor,
+            config,
             normalizer,
             data_args.min_duration,
             data_args.max_duration,
@@ -102,7 +104,7 @@ def prepare_data(
         else None
     )
     evals = {
-        name: prepare_split(name, utts, processor, normalizer, 0.0, None, False, workers)
+        name: prepare_split(name, utts, processor, config, normalizer, 0.0, None, False, workers)
         for name, utts in eval_utts.items()
     }
     return PreparedData(processor=processor, train=train, evals=evals, coverage=coverage, vocab_source=source)

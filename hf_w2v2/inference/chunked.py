@@ -5,8 +5,8 @@ Shape legend: B batch (chunks), T samples, F frames, V vocab.
 A window (chunk) of ``chunk`` samples moves by ``chunk - left - right``; from each window
 only the frames away from its edges are kept (``left`` samples of context are dropped at
 the start, ``right`` at the end; the first window keeps its start and the last its end).
-Windows start on a frame boundary (a multiple of the encoder hop, 320 samples), so frame
-``j`` of a window starting at sample ``s`` is frame ``s / hop + j`` of the whole recording
+Windows start on a frame boundary (a multiple of the encoder hop ``hop_length(config.conv_stride)``,
+320 samples for every released checkpoint), so frame ``j`` of a window starting at sample ``s`` is frame ``s / hop + j`` of the whole recording
 and the kept frames tile the recording's frames exactly, each once. Memory is bounded by
 ``batch_size`` windows, whatever the recording's length; only the ``(F, V)`` logits grow.
 """
@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from hf_w2v2.decoding.outputs import encoder_hop
-from hf_w2v2.models.lengths import conv_output_length, receptive_field
+from hf_w2v2.models.lengths import conv_output_length, hop_length, receptive_field
 
 
 @dataclass(frozen=True)
@@ -38,8 +37,8 @@ def plan_chunks(
     chunk: int,
     left: int,
     right: int,
-    kernels: Sequence[int] = (10, 3, 3, 3, 3, 2, 2),
-    strides: Sequence[int] = (5, 2, 2, 2, 2, 2, 2),
+    kernels: Sequence[int],
+    strides: Sequence[int],
 ) -> list[Chunk]:
     """Windows covering ``num_samples`` samples; one window when the audio fits in ``chunk``.
 
@@ -53,7 +52,7 @@ def plan_chunks(
         ValueError: sizes not multiples of the hop, no room left to move, or a ``right``
             context shorter than the receptive field overhang.
     """
-    hop = encoder_hop(strides)
+    hop = hop_length(strides)
     if any(x % hop for x in (chunk, left, right)) or min(left, right) < 0:
         raise ValueError(
             f"chunk ({chunk}), left ({left}) and right ({right}) must be multiples of the hop {hop} samples"
@@ -78,7 +77,7 @@ def plan_chunks(
         start += step
 
 
-def seconds_to_samples(seconds: float, hop: int = 320, sampling_rate: int = 16_000) -> int:
+def seconds_to_samples(seconds: float, hop: int, sampling_rate: int) -> int:
     """``seconds`` rounded to a whole number of encoder hops, in samples."""
     return int(round(seconds * sampling_rate / hop)) * hop
 
@@ -119,7 +118,7 @@ def chunked_logits(
         chunks = [Chunk(0, num_samples, 0, conv_output_length(num_samples, kernels, strides))]
     else:
         chunks = plan_chunks(num_samples, chunk, left, right, kernels, strides)
-    hop = encoder_hop(strides)
+    hop = hop_length(strides)
     device = next(model.parameters()).device
     output = None
     for group in _batches(chunks, batch_size):

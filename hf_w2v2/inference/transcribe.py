@@ -26,9 +26,10 @@ from hf_w2v2.data.audio import load_audio, normalize_waveform
 from hf_w2v2.decoding.alphabet import CTCAlphabet
 from hf_w2v2.decoding.beam import ALPHABET_FILE, BeamSearchDecoder
 from hf_w2v2.decoding.greedy import greedy_decode
-from hf_w2v2.decoding.outputs import Transcription, encoder_hop, frame_seconds
+from hf_w2v2.decoding.outputs import Transcription
 from hf_w2v2.inference.chunked import chunked_logits, seconds_to_samples
 from hf_w2v2.models.ctc import Wav2Vec2ForCTC
+from hf_w2v2.models.lengths import hop_length
 
 logger = logging.getLogger(__name__)
 
@@ -92,11 +93,11 @@ class Transcriber:
             raise ValueError("the decoder's alphabet differs from the tokenizer's vocabulary (other label order?)")
         self.bf16 = bf16
         self.sampling_rate = processor.feature_extractor.sampling_rate
-        self.seconds_per_frame = frame_seconds(model.config.conv_stride, self.sampling_rate)
+        hop = hop_length(model.config.conv_stride)
+        self.seconds_per_frame = hop / self.sampling_rate
         self.decoder = decoder
         if decoder is not None:
             decoder.seconds_per_frame = self.seconds_per_frame  # word times follow this model's frame rate
-        hop = encoder_hop(model.config.conv_stride)
         self.chunk = None if chunk_s is None else seconds_to_samples(chunk_s, hop, self.sampling_rate)
         if stride_s is None:
             stride_s = 0.0 if chunk_s is None else chunk_s / 6

@@ -12,20 +12,17 @@ Nothing here knows about training: the Trainer recipes live in :mod:`hf_w2v2.pre
 - :mod:`.outputs`, :mod:`.validation`, :mod:`.interop` (fairseq checkpoints).
 """
 
-from hf_w2v2.models.classification import Wav2Vec2ForAudioFrameClassification, Wav2Vec2ForSequenceClassification
-from hf_w2v2.models.configuration import Wav2Vec2Config
-from hf_w2v2.models.ctc import Wav2Vec2ForCTC
-from hf_w2v2.models.modeling import Wav2Vec2Model, Wav2Vec2PreTrainedModel
-from hf_w2v2.models.pretraining import Wav2Vec2ForPreTraining
-from hf_w2v2.models.xvector import Wav2Vec2ForXVector
+from hf_w2v2.lazy import lazy_namespace
 
-__all__ = [
-    "Wav2Vec2Config",
-    "Wav2Vec2ForAudioFrameClassification",
-    "Wav2Vec2ForCTC",
-    "Wav2Vec2ForPreTraining",
-    "Wav2Vec2ForSequenceClassification",
-    "Wav2Vec2ForXVector",
-    "Wav2Vec2Model",
-    "Wav2Vec2PreTrainedModel",
-]
+_NAMES = {
+    "Wav2Vec2Config": "hf_w2v2.models.configuration",
+    "Wav2Vec2Model": "hf_w2v2.models.modeling",
+    "Wav2Vec2PreTrainedModel": "hf_w2v2.models.modeling",
+    "Wav2Vec2ForPreTraining": "hf_w2v2.models.pretraining",
+    "Wav2Vec2ForCTC": "hf_w2v2.models.ctc",
+    "Wav2Vec2ForSequenceClassification": "hf_w2v2.models.classification",
+    "Wav2Vec2ForAudioFrameClassification": "hf_w2v2.models.classification",
+    "Wav2Vec2ForXVector": "hf_w2v2.models.xvector",
+}
+__getattr__, __dir__ = lazy_namespace(__name__, _NAMES)
+__all__ = sorted(_NAMES)

@@ -42,6 +42,14 @@ def receptive_field(kernels: Sequence[int], strides: Sequence[int]) -> int:
     return field
 
 
+def hop_length(strides: Sequence[int]) -> int:
+    """Samples between two output frames: the product of the strides (320 for the wav2vec 2.0 encoder)."""
+    hop = 1
+    for stride in strides:
+        hop *= stride
+    return hop
+
+
 def lengths_to_padding_mask(lengths: torch.Tensor, max_length: int) -> torch.Tensor:
     """Boolean mask ``(B, max_length)``, True on valid (non-padded) positions."""
     positions = torch.arange(max_length, device=lengths.device)  # (max_length,)

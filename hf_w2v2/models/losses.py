@@ -11,6 +11,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+LABEL_PAD = -100
+"""Label value of padding in ``labels`` (transformers' convention): ignored by the losses, written by
+the collators, and what the Trainer pads predictions and labels with across batches."""
+
 COSINE_EPS = 1e-8
 """Floor of each vector's norm in cosine similarities (``torch.nn.functional.cosine_similarity``'s eps)."""
 
@@ -91,7 +95,7 @@ def ctc_loss(
 ) -> torch.Tensor:
     """CTC loss of ``logits`` (B, F, V) against padded ``labels`` (B, U).
 
-    Label entries that are negative (``-100`` padding) or equal to the blank are
+    Label entries that are negative (:data:`LABEL_PAD` padding) or equal to the blank are
     ignored. A label sequence that cannot fit in its frames gives ``inf``
     (or 0 with ``zero_infinity``). ``reduction="mean"`` divides each loss by its
     target length, then averages over the batch (``torch.nn.CTCLoss``).
