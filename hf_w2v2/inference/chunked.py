@@ -6,9 +6,10 @@ A window (chunk) of ``chunk`` samples moves by ``chunk - left - right``; from ea
 only the frames away from its edges are kept (``left`` samples of context are dropped at
 the start, ``right`` at the end; the first window keeps its start and the last its end).
 Windows start on a frame boundary (a multiple of the encoder hop ``hop_length(config.conv_stride)``,
-320 samples for every released checkpoint), so frame ``j`` of a window starting at sample ``s`` is frame ``s / hop + j`` of the whole recording
-and the kept frames tile the recording's frames exactly, each once. Memory is bounded by
-``batch_size`` windows, whatever the recording's length; only the ``(F, V)`` logits grow.
+320 samples for every released checkpoint), so frame ``j`` of a window starting at sample ``s``
+is frame ``s / hop + j`` of the whole recording and the kept frames tile the recording's frames
+exactly, each once. Memory is bounded by ``batch_size`` windows, whatever the recording's length;
+only the ``(F, V)`` logits grow.
 """
 
 from __future__ import annotations
