@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import shutil
 from collections.abc import Sequence
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ import torch
 from hf_w2v2.decoding.alphabet import BLANK_LABEL, DELIMITER_LABEL, UNK_LABEL, CTCAlphabet
 from hf_w2v2.decoding.lm_files import check_lm_alphabet, load_kenlm, read_unigrams
 from hf_w2v2.decoding.outputs import SECONDS_PER_FRAME, Span, Transcription
+from hf_w2v2.optional import require
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +41,8 @@ CONFIG_FILE = "decoder_config.json"
 LM_SUFFIXES = (".arpa", ".bin", ".binary")
 
 
-def _import_pyctcdecode():
-    try:
-        import pyctcdecode
-    except ImportError as err:
-        raise ImportError("beam search needs pyctcdecode: pip install 'hf_w2v2[lm]' (or pyctcdecode kenlm)") from err
-    return pyctcdecode
+def _import_pyctcdecode() -> ModuleType:
+    return require("pyctcdecode", "beam search", "'hf_w2v2[lm]' (or pyctcdecode kenlm)")
 
 
 # pyctcdecode's defaults; a less confident acoustic model gains from lower values (README, issue 5).

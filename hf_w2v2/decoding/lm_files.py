@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from hf_w2v2.decoding.alphabet import CTCAlphabet
 from hf_w2v2.decoding.arpa import read_arpa_vocabulary
+from hf_w2v2.optional import require
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +29,7 @@ def load_kenlm(path: str | os.PathLike):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"language model file not found: {path}")
-    try:
-        import kenlm
-    except ImportError as err:
-        raise ImportError("n-gram decoding needs the kenlm module: pip install kenlm") from err
+    kenlm = require("kenlm", "n-gram decoding")
     try:
         return kenlm.Model(path)
     except (OSError, RuntimeError) as err:

@@ -7,14 +7,13 @@ Importing this module loads jiwer only, not the Trainer stack.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import ModuleType
+
+from hf_w2v2.optional import require
 
 
-def _jiwer():
-    try:
-        import jiwer
-    except ImportError as err:
-        raise ImportError("error rates need jiwer: pip install jiwer") from err
-    return jiwer
+def _jiwer() -> ModuleType:
+    return require("jiwer", "word and character error rates")
 
 
 def error_rates(references: Sequence[str], hypotheses: Sequence[str]) -> dict[str, float]:
