@@ -113,6 +113,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
             if args.format == "json" and args.output_dir is None:
                 print(to_json(None, path=result.path, error=result.error), flush=True)
             continue
+        assert result.transcription is not None  # a result without an error has one
         text = render(result.transcription, args.format, path=result.path, duration=result.duration)
         if args.output_dir is not None:
             target = _output_path(os.path.abspath(result.path), root, args.output_dir, args.format)

@@ -28,14 +28,14 @@ def _round_up(length: int, multiple: int | None) -> int:
     return (length // multiple + 1) * multiple
 
 
-def _as_array(value: Any, dtype: np.dtype) -> np.ndarray:
+def _as_array(value: Any, dtype: type[np.generic]) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     return np.asarray(value, dtype=dtype).reshape(-1)
 
 
 def pad_sequences(
-    sequences: Sequence[np.ndarray], padding_value: float, pad_to_multiple_of: int | None, dtype: np.dtype
+    sequences: Sequence[np.ndarray], padding_value: float, pad_to_multiple_of: int | None, dtype: type[np.generic]
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad 1-D arrays into a ``(B, T_max)`` tensor and return it with the ``(B,)`` lengths.
 

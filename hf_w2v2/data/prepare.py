@@ -104,6 +104,8 @@ def _decode_one(utt: Utterance, sampling_rate: int, min_samples: int, max_sample
         if utt.audio_bytes is not None:
             audio = load_audio_bytes(utt.audio_bytes, sampling_rate, name=utt.name)
         else:
+            if utt.path is None:
+                raise AudioLoadError(f"utterance {utt.id} has neither audio bytes nor a path")
             if max_samples is not None:
                 info = audio_info(utt.path)
                 if info.num_frames * sampling_rate / info.sampling_rate > max_samples + 1:
@@ -166,8 +168,8 @@ def _record_batches(
                 if result.drop == "unreadable":
                     report.unreadable.append((utt.name, result.detail))
                     continue
-                if result.drop is not None:
-                    getattr(report, result.drop).append(utt.name)
+                if result.drop is not None or result.audio is None:
+                    getattr(report, result.drop or "unreadable").append(utt.name)
                     continue
                 frames = conv_output_length(result.audio.shape[0], *conv)
                 if frames < ctc_min_frames(labels):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 BLANK_LABEL = ""
 DELIMITER_LABEL = " "
@@ -83,7 +84,7 @@ class CTCAlphabet:
         )
 
     @classmethod
-    def from_tokenizer(cls, tokenizer: object) -> CTCAlphabet:
+    def from_tokenizer(cls, tokenizer: Any) -> CTCAlphabet:
         """Alphabet of a ``Wav2Vec2CTCTokenizer`` (or a processor holding one).
 
         The pad token is the CTC blank, ``word_delimiter_token`` the word boundary.

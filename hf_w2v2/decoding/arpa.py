@@ -67,7 +67,7 @@ def write_arpa(model: NgramModel, path: str | os.PathLike, progress: bool = True
 
 
 def _parse_header(lines: list[str], path: str) -> list[int]:
-    sizes = []
+    sizes: list[int] = []
     for line in lines:
         match = _HEADER_RE.match(line)
         if match is None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -122,7 +122,7 @@ def count_ngrams(sentences: Iterable[Sequence[str]], order: int, progress: bool 
 def adjust_counts(counts: Sequence[Counter]) -> list[Counter]:
     """Kneser-Ney adjusted counts (step 2 of the module docstring)."""
     order = len(counts)
-    adjusted = [Counter() for _ in range(order)]
+    adjusted: list[Counter[tuple[str, ...]]] = [Counter() for _ in range(order)]
     adjusted[-1] = counts[-1]
     for n in range(order - 1, 0, -1):  # n-gram order being adjusted; counts[n] is order n + 1
         continuation = Counter(g[1:] for g in counts[n])  # distinct left extensions of each n-gram
@@ -178,8 +178,9 @@ def _interpolate_order(
     ``lower`` holds the probabilities of the order below (``None`` for unigrams, which
     interpolate with the ``uniform`` probability).
     """
-    denominator: Counter = Counter()
-    discount_mass: Counter = Counter()  # numerator of gamma(h): discounts, plus whole counts of pruned n-grams
+    denominator: Counter[tuple[str, ...]] = Counter()
+    # numerator of gamma(h): discounts, plus whole counts of pruned n-grams
+    discount_mass: dict[tuple[str, ...], float] = defaultdict(float)
     d1, d2, d3 = discounts
     for g, c in adjusted.items():
         h = g[:-1]

@@ -57,7 +57,7 @@ def synthetic_logits(
         logits[frame, alphabet.blank_id] -= peak
         logits[frame, target] += peak
         if target != alphabet.delimiter_id and torch.rand(1, generator=generator).item() < confusion:
-            wrong = choices[torch.randint(len(choices), (1,), generator=generator)].item()
+            wrong = int(choices[torch.randint(len(choices), (1,), generator=generator)])
             if wrong != target:
                 logits[frame, wrong] = logits[frame, target] + margin
     return logits

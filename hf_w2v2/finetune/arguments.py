@@ -218,4 +218,4 @@ def parse_finetune_args(
     argv: Sequence[str] | None = None,
 ) -> tuple[ModelArguments, DataArguments, CardArguments, TrainingArguments]:
     """Parse ``[RECIPE.yaml|json] [--option value ...]``; command-line options override the file."""
-    return parse_recipe_args(ARGUMENT_CLASSES, argv)  # type: ignore[return-value]
+    return parse_recipe_args(ARGUMENT_CLASSES, argv)

@@ -150,8 +150,9 @@ class CachedFeatureCollator:
 
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         batch: dict[str, Any] = self.base(features)
-        prefixes = [self._cached(item) for item in features]
-        if any(p is None for p in prefixes):
+        found = [self._cached(item) for item in features]
+        prefixes = [p for p in found if p is not None]
+        if len(prefixes) < len(found):
             return batch
         width = max(p.shape[1] for p in prefixes)
         # Frames-major storage, the encoder's own layout: its transpose back is contiguous.

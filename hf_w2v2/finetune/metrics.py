@@ -27,9 +27,8 @@ from hf_w2v2.text.error_rates import error_rates
 
 def argmax_logits(logits: torch.Tensor | tuple, labels: torch.Tensor) -> torch.Tensor:
     """``preprocess_logits_for_metrics``: (B, F, V) logits -> (B, F) best ids."""
-    if isinstance(logits, tuple):
-        logits = logits[0]
-    return logits.argmax(dim=-1)  # (B, F, V) -> (B, F)
+    tensor = logits[0] if isinstance(logits, tuple) else logits
+    return tensor.argmax(dim=-1)  # (B, F, V) -> (B, F)
 
 
 def decode_predictions(

@@ -56,6 +56,7 @@ def build_ctc_model(
         model = Wav2Vec2ForCTC(config_from_name(config_name, **fields))
         pretrained = False
     else:
+        assert model_name_or_path is not None  # exactly one of the two is given
         old = _head_size_of(model_name_or_path)
         resize = old is not None and old != vocab_size
         if resize:

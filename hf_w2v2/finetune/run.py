@@ -58,14 +58,14 @@ def base_config(model_args: ModelArguments) -> Wav2Vec2Config:
     """The model's config before the head is sized (decides the processor's attention-mask policy)."""
     if model_args.config_name:
         return config_from_name(model_args.config_name, **model_args.overrides())
-    return Wav2Vec2Config.from_pretrained(model_args.model_name_or_path)
+    return Wav2Vec2Config.from_pretrained(str(model_args.model_name_or_path))
 
 
 def prepare_data(
     model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments, checkpoint: str | None
 ) -> PreparedData:
     """Read the corpora, pick the vocabulary, report coverage, and build filtered datasets."""
-    normalizer = TextNormalizer(case=data_args.case)
+    normalizer = TextNormalizer(case=data_args.case)  # type: ignore[arg-type]  # checked by DataArguments
     read = lambda src, limit=None: read_utterances(src, data_args.text_column, data_args.audio_column, limit)
     train_sources = [data_args.train_data] + data_args.extra_train_data if data_args.train_data else []
     train_utts = [u for source in train_sources for u in read(source)][: data_args.max_train_samples]
@@ -151,6 +151,7 @@ def build_trainer(
     )
     total, trainable = count_parameters(model)
     logger.info("model: %.2f M parameters, %.2f M trainable", total / 1e6, trainable / 1e6)
+    collator: DataCollatorCTCWithPadding | CachedFeatureCollator
     collator = DataCollatorCTCWithPadding.from_processor(data.processor)
     if model_args.cache_frozen_features and training_args.do_train:
         collator = cache_frozen_features(model, data, training_args, collator)
@@ -219,13 +220,14 @@ def split_metrics(split: Split, tokenizer: Any, config: Wav2Vec2Config) -> CTCMe
 
 def evaluate_split(trainer: CTCTrainer, split: Split, output_dir: str, predictions_file: str) -> dict[str, float]:
     """WER/CER of one split (``eval_*`` or ``test_<name>_*`` keys) and its predictions file."""
-    metrics_fn = split_metrics(split, trainer.processing_class.tokenizer, trainer.model.config)
+    model: Any = trainer.model
+    metrics_fn = split_metrics(split, trainer.processing_class.tokenizer, model.config)  # type: ignore[union-attr]
     trainer.compute_metrics = metrics_fn
     prefix = "eval" if split.name == "eval" else f"test_{split.name}"
     metrics = trainer.evaluate(eval_dataset=split.dataset, metric_key_prefix=prefix)
     if trainer.is_world_process_zero():
         path = os.path.join(output_dir, predictions_file.format(split=split.name))
-        write_predictions(path, split.names, metrics_fn.last_references, metrics_fn.last_hypotheses)
+        write_predictions(path, split.names, metrics_fn.last_references or [], metrics_fn.last_hypotheses or [])
     return metrics
 
 
@@ -233,7 +235,7 @@ def eval_row(split: Split, metrics: dict[str, float], data_args: DataArguments) 
     prefix = "eval" if split.name == "eval" else f"test_{split.name}"
     source = data_args.eval_data if split.name == "eval" else dict(data_args.named_test_sets())[split.name]
     return EvalRow(
-        dataset=corpus_name(source),
+        dataset=corpus_name(str(source)),
         split=split.name,
         wer=metrics[f"{prefix}_wer"],
         cer=metrics[f"{prefix}_cer"],
@@ -296,7 +298,7 @@ def card_inputs(
         "hf_w2v2 (`examples/finetune_ctc.py`); greedy decoding."
     )
     return CardInputs(
-        model_name=card_args.model_name or Path(training_args.output_dir).resolve().name,
+        model_name=card_args.model_name or Path(str(training_args.output_dir)).resolve().name,
         language=card_args.language,
         license=card_args.license,
         base_model=model_args.model_name_or_path
@@ -321,7 +323,9 @@ def run_finetuning(
 ) -> FinetuneResult:
     """Train (or resume), evaluate, and write the output folder; see the module docstring."""
     set_seed(training_args.seed)
-    output_dir = training_args.output_dir
+    if not training_args.output_dir:
+        raise ValueError("--output_dir is required: the folder the model, card and results are written to")
+    output_dir: str = training_args.output_dir
     os.makedirs(output_dir, exist_ok=True)
     checkpoint = (
         resolve_checkpoint(training_args.resume_from_checkpoint, output_dir) if training_args.do_train else None
@@ -375,7 +379,7 @@ def finish_folder(
     train_metrics: dict[str, float],
 ) -> None:
     """Curves PNG, model card and the list of files of the output folder."""
-    out = training_args.output_dir
+    out = str(training_args.output_dir)
     try:
         result.files["curves"] = plot_training_curves(trainer.state.log_history, os.path.join(out, CURVES_FILE))
     except ValueError as err:
@@ -388,7 +392,7 @@ def finish_folder(
         data,
         result.evals,
         train_metrics,
-        describe_frozen_encoder(trainer.model),
+        describe_frozen_encoder(trainer.model),  # type: ignore[arg-type]  # a Wav2Vec2ForCTC
     )
     result.files["card"] = write_model_card(out, inputs, card_args.card_template)
     with open(os.path.join(out, "all_results.json"), "w", encoding="utf-8") as handle:

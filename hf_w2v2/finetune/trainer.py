@@ -33,10 +33,10 @@ class CTCTrainer(TimeBudgetTrainerMixin):
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
 
-    def get_eval_dataloader(self, eval_dataset=None) -> DataLoader:
-        dataset = self.eval_dataset if eval_dataset is None else eval_dataset
+    def get_eval_dataloader(self, eval_dataset: Any = None) -> DataLoader:
+        dataset: Any = self.eval_dataset if eval_dataset is None else eval_dataset
         if isinstance(dataset, str):
-            dataset = self.eval_dataset[dataset]
+            dataset = self.eval_dataset[dataset]  # type: ignore[index]  # a named eval set
         if dataset is None:
             raise ValueError("evaluation needs an eval_dataset")
         return build_loader(self, dataset, self.args.eval_batch_size, SequentialSampler(dataset))

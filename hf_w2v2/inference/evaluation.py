@@ -133,7 +133,8 @@ def evaluate_ctc(
     logits = compute_logits(transcriber, utterances, progress=progress)
     greedy = [greedy_decode(x, transcriber.alphabet)[0].text for x in logits]
     decoder = transcriber.decoder
-    tune_idx, eval_idx = [], list(range(len(utterances)))
+    tune_idx: list[int] = []
+    eval_idx = list(range(len(utterances)))
     report = EvaluationReport(num_utterances=0, greedy_wer=0.0, greedy_cer=0.0)
     if decoder is not None and tune:
         tune_idx, eval_idx = split_for_tuning(len(utterances), tune_fraction, seed)

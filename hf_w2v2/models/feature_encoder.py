@@ -55,6 +55,7 @@ class ConvBlock(nn.Module):
             bias=config.conv_bias,
         )
         self.norm = norm
+        self.layer_norm: nn.Module
         if norm == "group":
             self.layer_norm = nn.GroupNorm(out_channels, out_channels, affine=True)
         elif norm == "layer":
@@ -64,8 +65,7 @@ class ConvBlock(nn.Module):
     def forward(self, x: torch.Tensor, kernel: str | None = None) -> torch.Tensor:
         """``x`` (B, F_in, C_in) -> (B, F_out, C). ``kernel``: "matmul" (:func:`conv_as_matmul`, the CPU
         default) or "conv1d" (``nn.Conv1d`` on transposed views, the default elsewhere)."""
-        kernel = kernel or ("matmul" if x.device.type == "cpu" else "conv1d")
-        if kernel == "matmul":
+        if (kernel or ("matmul" if x.device.type == "cpu" else "conv1d")) == "matmul":
             y = conv_as_matmul(x, self.conv)  # (B, F_in, C_in) -> (B, F_out, C)
         else:
             y = self.conv(x.transpose(1, 2)).transpose(1, 2)  # (B, C_in, F_in) -> (B, C, F_out) -> (B, F_out, C)
@@ -127,10 +127,7 @@ class FeatureEncoder(nn.Module):
         super().__init__()
         layers = []
         for i in range(len(config.conv_dim)):
-            if config.feat_extract_norm == "layer":
-                norm = "layer"
-            else:
-                norm = "group" if i == 0 else None
+            norm: str | None = "layer" if config.feat_extract_norm == "layer" else "group" if i == 0 else None
             layers.append(ConvBlock(config, i, norm))
         self.conv_layers = nn.ModuleList(layers)
         self.grad_mult = float(getattr(config, "feature_grad_mult", 1.0))
@@ -160,9 +157,9 @@ class FeatureEncoder(nn.Module):
 
     def output_frames(self, lengths: torch.Tensor | int, num_layers: int | None = None) -> torch.Tensor | int:
         """Frames after the first ``num_layers`` blocks (all by default) for ``lengths`` samples."""
-        layers = self.conv_layers[:num_layers]
-        kernels = [block.conv.kernel_size[0] for block in layers]
-        strides = [block.conv.stride[0] for block in layers]
+        blocks: list[ConvBlock] = list(self.conv_layers[:num_layers])  # type: ignore[arg-type]  # ModuleList items
+        kernels = [block.conv.kernel_size[0] for block in blocks]
+        strides = [block.conv.stride[0] for block in blocks]
         return conv_output_length(lengths, kernels, strides)
 
     @property

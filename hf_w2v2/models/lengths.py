@@ -11,10 +11,15 @@ length ``L`` to ``floor((L - kernel) / stride) + 1``. For the wav2vec 2.0 stack
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import overload
 
 import torch
 
 
+@overload
+def conv_output_length(input_lengths: int, kernels: Sequence[int], strides: Sequence[int]) -> int: ...
+@overload
+def conv_output_length(input_lengths: torch.Tensor, kernels: Sequence[int], strides: Sequence[int]) -> torch.Tensor: ...
 def conv_output_length(
     input_lengths: torch.Tensor | int, kernels: Sequence[int], strides: Sequence[int]
 ) -> torch.Tensor | int:

@@ -33,6 +33,7 @@ class Wav2Vec2PreTrainedModel(PreTrainedModel):
 
     config_class = Wav2Vec2Config
     base_model_prefix = "wav2vec2"
+    config: Wav2Vec2Config
     main_input_name = "input_values"
     input_modalities = "audio"
     supports_gradient_checkpointing = True
@@ -75,7 +76,7 @@ class Wav2Vec2PreTrainedModel(PreTrainedModel):
             nn.init.uniform_(module.masked_spec_embed)
 
     # --- length arithmetic --------------------------------------------------------
-    def _get_feat_extract_output_lengths(self, input_lengths: torch.Tensor | int) -> torch.Tensor | int:
+    def _get_feat_extract_output_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:
         """Frames produced from ``input_lengths`` samples (transformers' method name, kept for pipelines)."""
         return conv_output_length(input_lengths, self.config.conv_kernel, self.config.conv_stride)
 
@@ -126,7 +127,7 @@ class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
         self.feature_projection = FeatureProjection(config)
         # The learned mask vector exists only when masking is configured (as in the Hub checkpoints).
         if config.mask_time_prob > 0.0 or config.mask_feature_prob > 0.0:
-            self.masked_spec_embed = nn.Parameter(torch.empty(config.hidden_size).uniform_())
+            self.masked_spec_embed: nn.Parameter | None = nn.Parameter(torch.empty(config.hidden_size).uniform_())
         else:
             self.masked_spec_embed = None
         self.encoder = TransformerEncoder(config)
@@ -162,6 +163,8 @@ class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
             )
         if mask_time_indices is not None:
             mask_time_indices = mask_time_indices.to(device=hidden.device, dtype=torch.bool)
+            if self.masked_spec_embed is None:
+                raise ValueError("time masks were given but the model has no masked_spec_embed (mask_time_prob is 0)")
             hidden = torch.where(mask_time_indices[..., None], self.masked_spec_embed.to(hidden.dtype), hidden)
         if self.training and cfg.mask_feature_prob > 0:
             channel_mask = compute_span_mask(

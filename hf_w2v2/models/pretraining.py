@@ -84,10 +84,9 @@ class Wav2Vec2ForPreTraining(Wav2Vec2PreTrainedModel):
         feature_penalty: torch.Tensor | None,
     ) -> None:
         cfg = self.config
-        targets = out.projected_quantized_states  # (B, F, P)
-        logits = contrastive_logits(
-            out.projected_states, targets, negative_indices, cfg.contrastive_logits_temperature, mask
-        )
+        context, targets = out.projected_states, out.projected_quantized_states  # (B, F, P) each
+        assert context is not None and targets is not None and out.codevector_perplexity is not None
+        logits = contrastive_logits(context, targets, negative_indices, cfg.contrastive_logits_temperature, mask)
         num_codevectors = cfg.num_codevectors_per_group * cfg.num_codevector_groups
         out.contrastive_loss = contrastive_loss(logits, mask)
         out.diversity_loss = diversity_loss(out.codevector_perplexity, num_codevectors) * mask.sum()

@@ -121,4 +121,4 @@ def parse_pretrain_args(
     argv: Sequence[str] | None = None,
 ) -> tuple[ModelArguments, ScheduleArguments, DataArguments, TrainingArguments]:
     """Parse ``[RECIPE.json|yaml] [--option value ...]``; command-line options override the file."""
-    return parse_recipe_args(ARGUMENT_CLASSES, argv)  # type: ignore[return-value]
+    return parse_recipe_args(ARGUMENT_CLASSES, argv)

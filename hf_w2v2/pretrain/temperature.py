@@ -17,7 +17,9 @@ and adds ``gumbel_temperature`` to the logs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+from accelerate.utils import extract_model_from_parallel
 from torch import nn
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
@@ -52,17 +54,16 @@ class GumbelSchedule:
         return gumbel_temperature(step, self.start, self.end, self.decay)
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The module that owns ``set_gumbel_temperature`` (through DDP / compile wrappers)."""
-    while not hasattr(model, "set_gumbel_temperature"):
-        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
-        if inner is None:
-            raise ValueError(
-                f"{type(model).__name__} has no set_gumbel_temperature(tau); "
-                "GumbelTemperatureCallback needs a wav2vec 2.0 pre-training model"
-            )
-        model = inner
-    return model
+def _unwrap(model: nn.Module) -> Any:
+    """The module that owns ``set_gumbel_temperature``, through DDP / DeepSpeed / compile wrappers
+    (accelerate's ``extract_model_from_parallel``)."""
+    inner = extract_model_from_parallel(model)
+    if not hasattr(inner, "set_gumbel_temperature"):
+        raise ValueError(
+            f"{type(inner).__name__} has no set_gumbel_temperature(tau); "
+            "GumbelTemperatureCallback needs a wav2vec 2.0 pre-training model"
+        )
+    return inner
 
 
 class GumbelTemperatureCallback(TrainerCallback):

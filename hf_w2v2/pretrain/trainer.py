@@ -213,6 +213,7 @@ class PreTrainingTrainer(TimeBudgetTrainerMixin):
         self._eval_batches += 1
         with torch.no_grad():
             loss = self.compute_loss(model, inputs)
+        assert isinstance(loss, torch.Tensor)  # return_outputs=False
         return loss.detach(), None, None
 
     def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
@@ -221,8 +222,9 @@ class PreTrainingTrainer(TimeBudgetTrainerMixin):
         self._eval_batches = 0
         output = super().evaluation_loop(*args, **kwargs)
         prefix = kwargs.get("metric_key_prefix", "eval")
+        metrics = output.metrics if output.metrics is not None else {}
         for key, value in self._eval_metrics.pop(self._reduce).items():
-            output.metrics[f"{prefix}_{key}"] = value
+            metrics[f"{prefix}_{key}"] = value
         return output
 
     def _reduce(self, totals: torch.Tensor) -> torch.Tensor:
@@ -243,13 +245,15 @@ class PreTrainingTrainer(TimeBudgetTrainerMixin):
         if self.args.train_sampling_strategy != "group_by_length" or lengths is None:
             return super().get_train_dataloader()
         group = self.args.train_batch_size * self.args.gradient_accumulation_steps
-        sampler = LengthGroupedSampler(lengths, group, seed=self.args.seed, dataset=self.train_dataset)
-        return build_loader(self, self.train_dataset, self.args.train_batch_size, sampler)
+        dataset: Any = self.train_dataset
+        sampler = LengthGroupedSampler(lengths, group, seed=self.args.seed, dataset=dataset)
+        return build_loader(self, dataset, self.args.train_batch_size, sampler)
 
     def get_eval_dataloader(self, eval_dataset: str | Dataset | None = None) -> DataLoader:
         """Longest-first batches (no decoding to learn lengths) for length-grouped runs; stock otherwise."""
+        dataset: Any
         if isinstance(eval_dataset, str):
-            dataset = self.eval_dataset[eval_dataset]
+            dataset = self.eval_dataset[eval_dataset]  # type: ignore[index]  # a named eval set
         else:
             dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         lengths = getattr(dataset, "lengths", None)

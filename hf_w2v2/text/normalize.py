@@ -76,9 +76,9 @@ class TextNormalizer:
                 "chars_to_ignore must be a set of characters or a compiled regex, not a str "
                 f"({self.chars_to_ignore!r}); use frozenset(...) or re.compile(...)"
             )
-        ignore = self.chars_to_ignore
-        if not isinstance(ignore, re.Pattern):
-            ignore = _char_class(ignore)
+        ignore: re.Pattern[str] | None = (
+            self.chars_to_ignore if isinstance(self.chars_to_ignore, re.Pattern) else _char_class(self.chars_to_ignore)
+        )
         object.__setattr__(self, "_ignore", ignore)
         object.__setattr__(self, "_separate", _char_class(set(self.word_separators) | {WORD_DELIMITER}))
 
@@ -96,7 +96,8 @@ class TextNormalizer:
             text = text.upper()
         elif self.case == "lower":
             text = text.lower()
-        text = self._separate.sub(" ", text)
+        if self._separate is not None:
+            text = self._separate.sub(" ", text)
         return _WHITESPACE.sub(" ", text).strip()
 
 

@@ -121,12 +121,9 @@ def budget_schedule_kwargs(schedule: str, kwargs: dict | None) -> dict:
             f"a time-budget warmup_stable_decay schedule takes lr_scheduler_kwargs decay_fraction and decay_type "
             f"(fractions of the budget, not step counts), got {sorted(unknown)}"
         )
-    out = {
-        "decay_fraction": float(kwargs.get("decay_fraction", 0.5)),
-        "decay_type": str(kwargs.get("decay_type", "linear")),
-    }
-    lr_factor(0, 0.0, 0.0, schedule, **out)  # validate now, not at step 1
-    return out
+    decay_fraction, decay_type = float(kwargs.get("decay_fraction", 0.5)), str(kwargs.get("decay_type", "linear"))
+    lr_factor(0, 0.0, 0.0, schedule, decay_fraction, decay_type)  # validate now, not at step 1
+    return {"decay_fraction": decay_fraction, "decay_type": decay_type}
 
 
 def budget_schedule(args: TrainingArguments) -> tuple[float, str, dict]:
@@ -160,7 +157,10 @@ class TimeBudgetTrainerMixin(Trainer):
             def factor(step: int) -> float:  # a plain function: LambdaLR does not pickle it
                 return lr_factor(step, budget.progress(), warmup, schedule, **extra)
 
-            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer, factor)
+            target = optimizer if optimizer is not None else self.optimizer
+            if target is None:
+                raise ValueError("create the optimizer before the scheduler")
+            self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(target, factor)
             mark_scheduler_created(self)
         return self.lr_scheduler
 

@@ -60,4 +60,5 @@ def parse_recipe_args(argument_classes: Sequence[type], argv: Sequence[str] | No
     if argv and argv[0].endswith(RECIPE_SUFFIXES) and not argv[0].startswith("-"):
         argv = to_argv(read_config_file(argv[0])) + argv[1:]
     argv = use_cpu_without_accelerator(argv)
-    return tuple(HfArgumentParser(list(argument_classes)).parse_args_into_dataclasses(args=argv))
+    parser = HfArgumentParser(list(argument_classes))  # type: ignore[arg-type]  # dataclass types
+    return tuple(parser.parse_args_into_dataclasses(args=argv))
