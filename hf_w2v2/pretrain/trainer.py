@@ -47,7 +47,6 @@ from hf_w2v2.models.masking import compute_span_mask
 from hf_w2v2.models.negatives import sample_negative_indices
 from hf_w2v2.pretrain.temperature import LOG_KEY, GumbelSchedule, GumbelTemperatureCallback
 from hf_w2v2.training.budget import TimeBudgetTrainerMixin
-from hf_w2v2.training.hf_internals import LOSS_SCALED_FOR_GA_ATTR
 from hf_w2v2.training.loaders import build_loader
 
 
@@ -167,6 +166,8 @@ class PreTrainingTrainer(TimeBudgetTrainerMixin):
     learning rate and stops training when the time is spent.
     """
 
+    loss_is_scaled_for_ga = False  # compute_loss returns a per-micro-batch mean; the Trainer divides by GA steps
+
     def __init__(self, *args: Any, gumbel_schedule: GumbelSchedule | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self._temperature_callback() is None:
@@ -262,6 +263,3 @@ class PreTrainingTrainer(TimeBudgetTrainerMixin):
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
         return build_loader(self, dataset, self.args.eval_batch_size, order)
 
-
-# compute_loss returns a per-micro-batch mean: let the Trainer divide by the accumulation steps.
-setattr(PreTrainingTrainer, LOSS_SCALED_FOR_GA_ATTR, False)

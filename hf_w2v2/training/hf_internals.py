@@ -6,6 +6,12 @@ The model classes use ``PreTrainedModel``'s documented extension points (``confi
 ``PreTrainedModel`` subclass and are not listed here. What follows is Trainer plumbing that
 transformers does not document; each helper names the attribute it touches and why, so that a
 transformers upgrade that changes one breaks here, in a test, and nowhere else.
+
+Also imported from transformers submodules rather than its top-level namespace (documented, not
+re-exported): ``transformers.utils.ModelOutput`` (model outputs), ``transformers.trainer_callback.
+ExportableState`` (callbacks saved in checkpoints: the time budget) and ``transformers.trainer_utils.
+get_last_checkpoint`` (``--resume_from_checkpoint latest``). ``Trainer.loss_is_scaled_for_ga`` is
+documented in the Trainer's docstring and set directly by the pre-training trainer.
 """
 
 from __future__ import annotations
@@ -18,11 +24,6 @@ SCHEDULER_CREATED_ATTR = "_created_lr_scheduler"
 """Trainer flag: the Trainer created the LR scheduler itself, so it steps and saves it. Set when a
 trainer builds its own (time-budget) scheduler in ``create_scheduler``, as the stock method does;
 without it a resumed run would not restore the scheduler state."""
-
-LOSS_SCALED_FOR_GA_ATTR = "loss_is_scaled_for_ga"
-"""Trainer class attribute (undocumented): False tells the Trainer that ``compute_loss`` returns a
-per-micro-batch mean, so the Trainer divides it by the gradient-accumulation steps itself. The
-pre-training loss is normalised per masked frame inside ``compute_loss``."""
 
 STATEFUL_CALLBACKS_KEY = "stateful_callbacks"
 """Key of ``trainer_state.json`` under which ``ExportableState`` callbacks are saved; read to learn
