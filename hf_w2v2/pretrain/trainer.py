@@ -262,4 +262,3 @@ class PreTrainingTrainer(TimeBudgetTrainerMixin):
             return super().get_eval_dataloader(eval_dataset)
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
         return build_loader(self, dataset, self.args.eval_batch_size, order)
-
