@@ -3,6 +3,9 @@
     hf-w2v2 transcribe FILES_OR_DIRS --model PATH [--lm PATH] [--chunk-s S] [--format txt|json|srt] ...
     hf-w2v2 build-lm CORPUS.txt OUT.arpa [--order 4] [--prune 0 0 1 1]
     hf-w2v2 convert-fairseq CHECKPOINT.pt OUT_DIR [--trust-pickle]
+    hf-w2v2 classify MODEL AUDIO... [--top-k 3]              (JSON lines: top labels with scores)
+    hf-w2v2 verify MODEL A B [--threshold T]                  (cosine score, same speaker or not)
+    hf-w2v2 embed MODEL AUDIO... --output embeddings.npz      (x-vector embeddings)
 
 Nothing heavy is imported at start-up (``hf-w2v2 --help`` and ``--version`` do not load torch):
 each handler imports what it needs, and checks its input paths before loading a model.
@@ -176,10 +179,120 @@ def run_convert_fairseq(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audio_inputs(inputs: Sequence[str]) -> list[str]:
+    """Audio files of ``inputs`` (folders searched); a missing path is an error naming it."""
+    from hf_w2v2.data.audio import find_audio_files
+
+    for path in inputs:
+        if not os.path.exists(path):
+            raise ValueError(f"audio file not found: {path}")
+    files = find_audio_files(inputs)
+    if not files:
+        raise ValueError(f"no audio files found in {' '.join(inputs)}")
+    return files
+
+
+def add_classify(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "classify",
+        help="label audio files with a fine-tuned classifier (top-k labels, JSON)",
+        description="Print one JSON line per file: its top-k labels with softmax scores, best first.",
+    )
+    p.add_argument("model", help="model folder (Wav2Vec2ForSequenceClassification with id2label)")
+    p.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio files and/or folders")
+    p.add_argument("--top-k", type=int, default=3, help="labels printed per file")
+    p.add_argument("--batch-size", type=int, default=16, help="clips run together")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.set_defaults(handler=run_classify)
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    """Handler of ``hf-w2v2 classify``."""
+    files = _audio_inputs(args.inputs)
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+    from hf_w2v2.classify.inference import classify_files, load_model
+
+    model = load_model(args.model, args.device)
+    for prediction in classify_files(model, files, args.top_k, args.batch_size):
+        print(prediction.to_json(), flush=True)
+    return 0
+
+
+def add_verify(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "verify",
+        help="score whether two recordings have the same speaker (x-vector model)",
+        description="Cosine score of the two recordings' x-vectors and the decision at the EER threshold "
+        "stored with the model (verification.json) or given with --threshold. JSON output.",
+    )
+    p.add_argument("model", help="x-vector model folder (Wav2Vec2ForXVector)")
+    p.add_argument("a", help="first audio file")
+    p.add_argument("b", help="second audio file")
+    p.add_argument("--threshold", type=float, default=None, help="accept when score >= this (default: stored)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.set_defaults(handler=run_verify)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """Handler of ``hf-w2v2 verify``; exit code 0 whatever the decision."""
+    import json
+
+    for path in (args.a, args.b):
+        if not os.path.isfile(path):
+            raise ValueError(f"audio file not found: {path}")
+    from hf_w2v2.classify.inference import embed_files, load_model, read_threshold
+
+    model = load_model(args.model, args.device)
+    embeddings = embed_files(model, [args.a, args.b])
+    import torch.nn.functional as F
+
+    score = float(F.cosine_similarity(embeddings[0:1], embeddings[1:2]).item())
+    threshold = args.threshold if args.threshold is not None else read_threshold(args.model)
+    same = None if threshold is None else score >= threshold
+    print(
+        json.dumps({"a": args.a, "b": args.b, "score": round(score, 6), "threshold": threshold, "same_speaker": same})
+    )
+    if threshold is None:
+        print("no threshold stored with the model (verification.json); give --threshold to decide", file=sys.stderr)
+    return 0
+
+
+def add_embed(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "embed",
+        help="export x-vector speaker embeddings of audio files",
+        description="Write the embeddings of the files to an .npz (arrays 'embeddings' (N, E) and 'files').",
+    )
+    p.add_argument("model", help="x-vector model folder (Wav2Vec2ForXVector)")
+    p.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio files and/or folders")
+    p.add_argument("--output", required=True, help="output .npz file")
+    p.add_argument("--batch-size", type=int, default=16, help="clips run together")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.set_defaults(handler=run_embed)
+
+
+def run_embed(args: argparse.Namespace) -> int:
+    """Handler of ``hf-w2v2 embed``."""
+    files = _audio_inputs(args.inputs)
+    import numpy as np
+
+    from hf_w2v2.classify.inference import embed_files, load_model
+
+    model = load_model(args.model, args.device)
+    embeddings = embed_files(model, files, args.batch_size, show_progress=True)
+    np.savez(args.output, embeddings=embeddings.numpy(), files=np.array(files))
+    print(f"wrote {args.output}: {len(files)} x {embeddings.shape[-1]} embeddings")
+    return 0
+
+
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_transcribe,
     add_build_lm,
     add_convert_fairseq,
+    add_classify,
+    add_verify,
+    add_embed,
 )
 
 

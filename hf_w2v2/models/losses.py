@@ -8,6 +8,8 @@ the contrastive softmax over K+1 candidates lose too much in half precision.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -127,3 +129,67 @@ def am_softmax_loss(
     cosine = F.normalize(logits, dim=1) @ F.normalize(weight, dim=0)  # (B, L)
     target = F.one_hot(labels, weight.shape[1]).bool()
     return F.cross_entropy(scale * torch.where(target, cosine - margin, cosine), labels)
+
+
+MARGIN_LOSSES = ("softmax", "am_softmax", "aam_softmax")
+"""Speaker-embedding objectives of the x-vector head (``config.xvector_loss``)."""
+
+
+def aam_softmax_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    weight: torch.Tensor,
+    scale: float = 30.0,
+    margin: float = 0.2,
+    easy_margin: bool = False,
+) -> torch.Tensor:
+    """Additive angular margin softmax, ArcFace (Deng et al. 2019): the target logit is s cos(theta + m).
+
+    ``logits`` (B, E) inputs, ``weight`` (E, L) class vectors, ``labels`` (B,).
+
+    cos(theta + m) stops decreasing once theta + m passes pi, so a target far from its class
+    would be *rewarded* for moving away. Two standard fixes, chosen by ``easy_margin``:
+
+    * ``False`` (ArcFace's own): where theta > pi - m, use the linear continuation
+      cos(theta) - m sin(m) instead (monotonic, and equal at the joint);
+    * ``True``: add the margin only where cos(theta) > 0 (theta < pi / 2), plain cos(theta) elsewhere.
+    """
+    labels = labels.flatten()
+    with torch.autocast(logits.device.type, enabled=False):  # acos-free, but sqrt(1 - c^2) needs float32
+        cosine = F.normalize(logits.float(), dim=1) @ F.normalize(weight.float(), dim=0)  # (B, L)
+        cosine = cosine.clamp(-1.0, 1.0)
+        sine = torch.sqrt((1.0 - cosine * cosine).clamp_min(0.0))  # sin(theta) >= 0 for theta in [0, pi]
+        shifted = cosine * math.cos(margin) - sine * math.sin(margin)  # cos(theta + m)
+        if easy_margin:
+            shifted = torch.where(cosine > 0, shifted, cosine)
+        else:
+            shifted = torch.where(
+                cosine > math.cos(math.pi - margin), shifted, cosine - math.sin(math.pi - margin) * margin
+            )
+        target = F.one_hot(labels, weight.shape[1]).bool()
+        return F.cross_entropy(scale * torch.where(target, shifted, cosine), labels)
+
+
+def softmax_loss(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Plain softmax cross-entropy over the class scores ``logits @ weight`` (no normalisation, no margin)."""
+    scores = logits.float() @ weight.float()  # (B, E) x (E, L) -> (B, L)
+    return F.cross_entropy(scores, labels.flatten())
+
+
+def margin_softmax_loss(
+    kind: str,
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    weight: torch.Tensor,
+    scale: float = 30.0,
+    margin: float = 0.4,
+    easy_margin: bool = False,
+) -> torch.Tensor:
+    """The x-vector objective named ``kind`` (one of :data:`MARGIN_LOSSES`); ``scale``/``margin`` of the margin ones."""
+    if kind == "am_softmax":
+        return am_softmax_loss(logits, labels, weight, scale, margin)
+    if kind == "aam_softmax":
+        return aam_softmax_loss(logits, labels, weight, scale, margin, easy_margin)
+    if kind == "softmax":
+        return softmax_loss(logits, labels, weight)
+    raise ValueError(f"xvector_loss must be one of {list(MARGIN_LOSSES)}, got {kind!r}")

@@ -4,8 +4,14 @@ Shape legend: B batch, F frames, D model dim, C TDNN channels, E embedding dim, 
 
 Projector -> TDNN (dilated 1-D convolutions over frames, ReLU) -> statistics
 pooling (mean and standard deviation over valid frames) -> embedding layer ->
-classifier trained with an additive-margin softmax. Each TDNN kernel is stored
-as a ``Linear(C_in x k, C_out)`` (key ``tdnn.{i}.kernel``), as in the Hub format.
+classifier trained with a margin softmax. Each TDNN kernel is stored as a
+``Linear(C_in x k, C_out)`` (key ``tdnn.{i}.kernel``), as in the Hub format.
+
+The objective is chosen by config fields that stock transformers ignores (so a saved model
+still loads there): ``xvector_loss`` one of ``softmax``, ``am_softmax`` (the default, and the
+only one of transformers: s = 30, m = 0.4) or ``aam_softmax`` (ArcFace);
+``xvector_scale`` s, ``xvector_margin`` m (default 0.4 for AM, 0.2 for AAM) and
+``xvector_easy_margin`` (AAM only, see :func:`~hf_w2v2.models.losses.aam_softmax_loss`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from torch import nn
 from .classification import _ClassificationBase
 from .configuration import Wav2Vec2Config
 from .lengths import conv_output_length
-from .losses import am_softmax_loss
+from .losses import MARGIN_LOSSES, margin_softmax_loss
 from .modeling import _want_dict
 from .outputs import XVectorOutput
 from .validation import check_labels
@@ -39,16 +45,46 @@ class TDNNLayer(nn.Module):
         return F.relu(y.transpose(1, 2))  # (B, C, F') -> (B, F', C)
 
 
-class AMSoftmaxLoss(nn.Module):
-    """Holds the class vectors ``weight`` (E, L) of the additive-margin softmax."""
+DEFAULT_MARGINS = {"softmax": 0.0, "am_softmax": 0.4, "aam_softmax": 0.2}
+DEFAULT_SCALE = 30.0
 
-    def __init__(self, input_dim: int, num_labels: int, scale: float = 30.0, margin: float = 0.4) -> None:
+
+class MarginSoftmaxLoss(nn.Module):
+    """Holds the class vectors ``weight`` (E, L) of the x-vector objective (softmax, AM- or AAM-softmax)."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        num_labels: int,
+        scale: float = DEFAULT_SCALE,
+        margin: float = 0.4,
+        kind: str = "am_softmax",
+        easy_margin: bool = False,
+    ) -> None:
         super().__init__()
-        self.scale, self.margin = scale, margin
+        if kind not in MARGIN_LOSSES:
+            raise ValueError(f"xvector_loss must be one of {list(MARGIN_LOSSES)}, got {kind!r}")
+        self.kind, self.scale, self.margin, self.easy_margin = kind, scale, margin, easy_margin
         self.weight = nn.Parameter(torch.randn(input_dim, num_labels))
 
+    @classmethod
+    def from_config(cls, config: Wav2Vec2Config) -> MarginSoftmaxLoss:
+        kind = getattr(config, "xvector_loss", None) or "am_softmax"
+        margin = getattr(config, "xvector_margin", None)
+        return cls(
+            config.xvector_output_dim,
+            config.num_labels,
+            scale=float(getattr(config, "xvector_scale", None) or DEFAULT_SCALE),
+            margin=float(DEFAULT_MARGINS.get(kind, 0.0) if margin is None else margin),
+            kind=kind,
+            easy_margin=bool(getattr(config, "xvector_easy_margin", False)),
+        )
+
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return am_softmax_loss(logits, labels, self.weight, self.scale, self.margin)
+        return margin_softmax_loss(self.kind, logits, labels, self.weight, self.scale, self.margin, self.easy_margin)
+
+
+AMSoftmaxLoss = MarginSoftmaxLoss  # the name of transformers' class (default kind: am_softmax)
 
 
 class Wav2Vec2ForXVector(_ClassificationBase):
@@ -58,12 +94,12 @@ class Wav2Vec2ForXVector(_ClassificationBase):
         self.tdnn = nn.ModuleList([TDNNLayer(config, i) for i in range(len(config.tdnn_dim))])
         self.feature_extractor = nn.Linear(config.tdnn_dim[-1] * 2, config.xvector_output_dim)
         self.classifier = nn.Linear(config.xvector_output_dim, config.xvector_output_dim)
-        self.objective = AMSoftmaxLoss(config.xvector_output_dim, config.num_labels)
+        self.objective = MarginSoftmaxLoss.from_config(config)
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
-        if isinstance(module, AMSoftmaxLoss):
+        if isinstance(module, MarginSoftmaxLoss):
             nn.init.normal_(module.weight)
 
     def tdnn_lengths(self, frame_lengths: torch.Tensor) -> torch.Tensor:
@@ -84,7 +120,7 @@ class Wav2Vec2ForXVector(_ClassificationBase):
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
     ) -> XVectorOutput | tuple:
-        """``labels`` (B,) speaker ids for the AM-softmax loss."""
+        """``labels`` (B,) speaker ids for the margin-softmax loss (``config.xvector_loss``)."""
         hidden, all_hidden, attentions = self._features(
             input_values, attention_mask, output_attentions, output_hidden_states
         )

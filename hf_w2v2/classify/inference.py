@@ -1,0 +1,129 @@
+"""A trained classifier or speaker-embedding model applied to audio files or decoded clips.
+
+Shape legend: B batch, T samples, E embedding dim, L labels.
+
+Used after training (evaluation of x-vectors) and by ``hf-w2v2 classify / verify / embed``.
+Clips are run in batches of similar length with an attention mask (layer-norm encoders) or one
+by one (group-norm encoders, which were pre-trained without padding).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio, normalize_waveform
+from hf_w2v2.data.collator import DataCollatorCTCWithPadding, pad_sequences
+from hf_w2v2.models.lengths import receptive_field
+
+VERIFICATION_FILE = "verification.json"
+"""Stored next to an x-vector model: the EER threshold and the scores it was measured with."""
+
+
+def uses_attention_mask(config) -> bool:
+    """Layer-norm encoders take a mask; group-norm ones (wav2vec2-base) were trained on unpadded audio."""
+    return config.feat_extract_norm == "layer"
+
+
+def min_samples_for(config, task: str) -> int:
+    """Fewest samples a clip needs: the conv receptive field (+ the x-vector TDNN's, 2 frames for a std)."""
+    field = receptive_field(config.conv_kernel, config.conv_stride)
+    if task != "xvector":
+        return field
+    hop = int(np.prod(config.conv_stride))
+    spans = sum((k - 1) * d for k, d in zip(config.tdnn_kernel, config.tdnn_dilation))
+    return field + (spans + 1) * hop
+
+
+@torch.no_grad()
+def run_batches(
+    model: torch.nn.Module,
+    clips: Sequence[np.ndarray],
+    batch_size: int = 16,
+    output: str = "logits",
+    show_progress: bool = False,
+) -> torch.Tensor:
+    """``output`` ("logits" (N, L) or "embeddings" (N, E)) of ``model`` for normalised clips, in input order."""
+    model.eval()
+    device = next(model.parameters()).device
+    masked = uses_attention_mask(model.config)
+    size = batch_size if masked else 1
+    order = sorted(range(len(clips)), key=lambda i: len(clips[i]))  # similar lengths share a batch
+    results: list[torch.Tensor | None] = [None] * len(clips)
+    for start in tqdm(range(0, len(order), size), desc=output, disable=not show_progress):
+        index = order[start : start + size]
+        values, lengths = pad_sequences([clips[i] for i in index], 0.0, None, np.float32)  # (B, T)
+        mask = DataCollatorCTCWithPadding.attention_mask(lengths.numpy(), values.shape[1]) if masked else None
+        out = model(values.to(device), attention_mask=None if mask is None else mask.to(device))
+        rows = getattr(out, output).float().cpu()
+        for k, i in enumerate(index):
+            results[i] = rows[k]
+    return torch.stack([r for r in results if r is not None]) if clips else torch.empty(0)
+
+
+def load_clip(path: str, min_samples: int) -> np.ndarray:
+    """A file as a normalised 16 kHz clip, zero-padded to ``min_samples``."""
+    audio = normalize_waveform(load_audio(path, TARGET_SAMPLING_RATE))
+    return np.pad(audio, (0, max(0, min_samples - audio.shape[0])))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    path: str
+    labels: list[tuple[str, float]]  # (name, probability), best first
+
+    def to_json(self) -> str:
+        return json.dumps({"file": self.path, "labels": [{"label": n, "score": round(s, 6)} for n, s in self.labels]})
+
+
+def load_model(model_dir: str, device: str = "cpu"):
+    """The saved model of ``model_dir`` with its head class read from ``config.architectures``."""
+    from hf_w2v2.models.classification import Wav2Vec2ForAudioFrameClassification, Wav2Vec2ForSequenceClassification
+    from hf_w2v2.models.configuration import Wav2Vec2Config
+    from hf_w2v2.models.xvector import Wav2Vec2ForXVector
+
+    if not os.path.isdir(model_dir):
+        raise ValueError(f"model folder not found: {model_dir}")
+    classes = {
+        c.__name__: c
+        for c in (Wav2Vec2ForSequenceClassification, Wav2Vec2ForXVector, Wav2Vec2ForAudioFrameClassification)
+    }
+    config = Wav2Vec2Config.from_pretrained(model_dir)
+    names = [a for a in (config.architectures or []) if a in classes]
+    if not names:
+        raise ValueError(f"{model_dir} holds a {config.architectures} model, not a classifier or x-vector model")
+    return classes[names[0]].from_pretrained(model_dir).to(device).eval()
+
+
+def classify_files(model, paths: Sequence[str], top_k: int = 3, batch_size: int = 16) -> list[Prediction]:
+    """Top-``k`` labels with softmax probabilities per file."""
+    clips = [load_clip(p, min_samples_for(model.config, "sequence")) for p in paths]
+    probs = torch.softmax(run_batches(model, clips, batch_size), dim=-1)  # (N, L)
+    k = min(top_k, probs.shape[-1])
+    scores, ids = probs.topk(k, dim=-1)
+    names = model.config.id2label
+    return [
+        Prediction(p, [(str(names[int(i)]), float(s)) for s, i in zip(srow, irow)])
+        for p, srow, irow in zip(paths, scores, ids)
+    ]
+
+
+def embed_files(model, paths: Sequence[str], batch_size: int = 16, show_progress: bool = False) -> torch.Tensor:
+    """(N, E) x-vector embeddings of ``paths``."""
+    clips = [load_clip(p, min_samples_for(model.config, "xvector")) for p in paths]
+    return run_batches(model, clips, batch_size, output="embeddings", show_progress=show_progress)
+
+
+def read_threshold(model_dir: str) -> float | None:
+    """The EER threshold stored by training (``verification.json``), if any."""
+    path = Path(model_dir) / VERIFICATION_FILE
+    if not path.is_file():
+        return None
+    return float(json.loads(path.read_text(encoding="utf-8"))["threshold"])

@@ -1,0 +1,85 @@
+"""Split a labelled table into manifests by rules on its columns (e.g. FSDD's usual split: takes 0-4 are test).
+
+A rule is a comma-separated list of conditions, all of which must hold:
+``COLUMN=VALUE``, ``COLUMN!=VALUE``, ``COLUMN<N``, ``COLUMN<=N``, ``COLUMN>N``, ``COLUMN>=N``
+(numbers compared as numbers), ``COLUMN in A|B|C`` and ``COLUMN not in A|B|C``. Written
+manifests are CSV files with the same columns and absolute audio paths in ``file_name``, which
+``--train_data`` / ``--eval_data`` read.
+"""
+
+from __future__ import annotations
+
+import csv
+import operator
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+_OPS = {"<=": operator.le, ">=": operator.ge, "!=": operator.ne, "=": operator.eq, "<": operator.lt, ">": operator.gt}
+_CONDITION = re.compile(r"^\s*(\w+)\s*(not in|in|<=|>=|!=|=|<|>)\s*(.+?)\s*$")
+
+
+def read_table(path: str | os.PathLike) -> list[dict[str, str]]:
+    """Rows of a CSV file (an audiofolder's ``metadata.csv``)."""
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise ValueError(f"{path} has no rows")
+    return rows
+
+
+def matches(row: Mapping[str, str], rule: str) -> bool:
+    """Whether ``row`` satisfies every condition of ``rule`` (an empty rule matches everything)."""
+    for condition in (c for c in rule.split(",") if c.strip()):
+        found = _CONDITION.match(condition)
+        if found is None:
+            raise ValueError(
+                f"bad condition {condition!r}: expected COLUMN OP VALUE, OP one of =, !=, <, <=, >, >=, in"
+            )
+        column, op, value = found.groups()
+        if column not in row:
+            raise ValueError(f"condition {condition!r} names no column of the table; columns are {sorted(row)}")
+        cell = row[column]
+        if op in ("in", "not in"):
+            inside = cell in value.split("|")
+            ok = inside if op == "in" else not inside
+        elif op in ("=", "!="):
+            ok = _OPS[op](cell, value)
+        else:
+            ok = _OPS[op](float(cell), float(value))
+        if not ok:
+            return False
+    return True
+
+
+def write_split(
+    metadata: str | os.PathLike, rule: str, output: str | os.PathLike, audio_column: str = "file_name"
+) -> int:
+    """Write the rows of ``metadata`` matching ``rule`` to ``output`` (CSV, absolute audio paths); returns the count."""
+    root = Path(metadata).resolve().parent
+    rows = [dict(r) for r in read_table(metadata) if matches(r, rule)]
+    if not rows:
+        raise ValueError(f"no row of {metadata} matches {rule!r}")
+    for row in rows:
+        row[audio_column] = str(root / row[audio_column])
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return len(rows)
+
+
+def concat_manifests(inputs: list[str], output: str | os.PathLike) -> int:
+    """Write the rows of several manifests (written by :func:`write_split`) into one, keeping their shared columns."""
+    tables = [read_table(path) for path in inputs]
+    columns = [c for c in tables[0][0] if all(c in t[0] for t in tables[1:])]
+    if "file_name" not in columns:
+        raise ValueError(f"{inputs} share no file_name column")
+    with open(output, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for table in tables:
+            writer.writerows(table)
+    return sum(len(t) for t in tables)

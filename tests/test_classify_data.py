@@ -1,0 +1,103 @@
+"""Labelled clips: label column reading, class checks, counted skips, frame targets, the VAD corpus."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from hf_w2v2.classify.data import (
+    ClassificationCollator,
+    frame_targets,
+    label_names,
+    load_clips,
+    parse_segments,
+    read_labeled,
+)
+from hf_w2v2.classify.splits import write_split
+from hf_w2v2.classify.vad import make_vad_corpus, trim
+
+FSDD = Path(__file__).parent / "fixtures" / "fsdd"
+
+
+def test_reads_fsdd_fixture_with_any_label_column():
+    digits = read_labeled(FSDD, "label")
+    speakers = read_labeled(FSDD, "speaker_id")
+    assert len(digits) == 36 and {c.label for c in digits} == {"0", "1", "2"}
+    assert {c.label for c in speakers} == {"george", "jackson", "theo"}
+    assert label_names(digits) == ["0", "1", "2"]
+
+
+def test_missing_label_column_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"no label column 'digit'.*columns are"):
+        read_labeled(FSDD, "digit")
+
+
+def test_one_class_is_a_clear_error(tmp_path):
+    write_split(FSDD / "metadata.csv", "label=1", tmp_path / "ones.csv")
+    clips = read_labeled(tmp_path / "ones.csv", "label")
+    with pytest.raises(ValueError, match=r"label column 'label' of ones.csv has only the class '1'"):
+        label_names(clips, "ones.csv", "label")
+
+
+def test_numeric_labels_sort_as_numbers():
+    from hf_w2v2.classify.data import LabeledClip
+
+    clips = [LabeledClip(str(i), label) for i, label in enumerate(["10", "9", "2"])]
+    assert label_names(clips) == ["2", "9", "10"]
+
+
+def test_unseen_classes_and_short_clips_are_counted(tmp_path):
+    sf.write(tmp_path / "short.wav", np.zeros(200, dtype=np.float32) + 0.1, 16000)
+    rows = [{"file_name": str(FSDD / "audio" / "0_george_0.flac"), "label": "0"}]
+    rows += [{"file_name": str(FSDD / "audio" / "2_theo_0.flac"), "label": "2"}]
+    rows += [{"file_name": str(tmp_path / "short.wav"), "label": "0"}]
+    with open(tmp_path / "m.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["file_name", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    clips = read_labeled(tmp_path / "m.csv")
+    dataset = load_clips("eval", clips, {"0": 0, "1": 1}, min_samples=400, show_progress=False)
+    report = dataset.report
+    assert len(dataset) == 1 and report.kept == 1
+    assert report.unseen_labels == {"2": 1} and len(report.too_short) == 1
+    assert "1 with a class unseen in training" in report.format() and "1 shorter" in report.format()
+    padded = load_clips("x", clips[:1], {"0": 0}, 400, pad_to_samples=50_000, show_progress=False)
+    assert padded.audio[0].shape == (50_000,) and padded.report.padded == 1
+
+
+def test_collator_pads_and_masks():
+    batch = ClassificationCollator(True)(
+        [{"input_values": np.ones(5, np.float32), "labels": 1}, {"input_values": np.ones(3, np.float32), "labels": 0}]
+    )
+    assert batch["input_values"].shape == (2, 5) and batch["attention_mask"][1].tolist() == [1, 1, 1, 0, 0]
+    assert batch["labels"].tolist() == [1, 0]
+
+
+def test_segments_and_frame_targets():
+    assert parse_segments("0.5-1.0; 1.5-2") == [(0.5, 1.0), (1.5, 2.0)]
+    assert parse_segments("") == []
+    with pytest.raises(ValueError, match="bad segment"):
+        parse_segments("2-1", "clip.wav")
+    targets = frame_targets([(0.1, 0.2)], num_frames=20, frame_step=320, frame_span=400)
+    speech = targets.argmax(-1)
+    centres = (np.arange(20) * 320 + 200) / 16000
+    assert speech.tolist() == ((centres >= 0.1) & (centres < 0.2)).astype(int).tolist()
+    assert targets.shape == (20, 2) and targets.sum() == 20
+
+
+def test_vad_corpus_places_speech_at_labelled_offsets(tmp_path):
+    sources = sorted(str(p) for p in (FSDD / "audio").glob("*.flac"))[:4]
+    meta = make_vad_corpus(sources, tmp_path / "vad", num_clips=6, seconds=1.5, seed=0)
+    clips = read_labeled(meta, "segments", allow_empty=True)
+    assert len(clips) == 6
+    for clip in clips:
+        audio, sr = sf.read(clip.path)
+        assert sr == 16000 and len(audio) == 24000
+        for start, end in parse_segments(clip.label):
+            inside = audio[int(start * sr) : int(end * sr)]
+            assert np.abs(inside).max() > 0.05  # the placed recording is there
+    assert trim(np.array([0.0, 0.0, 0.5, -0.2, 0.0])).tolist() == [0.5, -0.2]
