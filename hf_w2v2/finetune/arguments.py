@@ -172,6 +172,14 @@ class DataArguments:
             "over this time instead of max_steps, and training stops when it is spent."
         },
     )
+    eval_before_training: bool = field(
+        default=False,
+        metadata={
+            "help": "Also evaluate --eval_data and --test_data once before training, to show the gain: WER/CER as "
+            "eval_before_wer / test_<name>_before_wer ... in the results, a row per split in the card (kept out of "
+            "its Hub metadata), predictions in predictions_<split>_before.tsv."
+        },
+    )
     predictions_file: str = field(
         default="predictions_{split}.tsv",
         metadata={"help": "Per-utterance predictions written after training ({split} = eval / test name)."},
@@ -207,7 +215,8 @@ class CardArguments:
     intended_use: str | None = field(default=None, metadata={"help": "Intended-use paragraph (default: generic)."})
     limitations: str | None = field(default=None, metadata={"help": "Limitations paragraph (default: generic)."})
     card_template: str | None = field(
-        default=None, metadata={"help": "Markdown template (default: model_cards/template.md shipped with hf_w2v2)."}
+        default=None,
+        metadata={"help": "Markdown template (default: hf_w2v2/training/card_template.md, shipped with the package)."},
     )
 
 

@@ -218,29 +218,40 @@ def split_metrics(split: Split, tokenizer: Any, config: Wav2Vec2Config) -> CTCMe
     return CTCMetrics(tokenizer=tokenizer, frame_counts=frames)
 
 
-def evaluate_split(trainer: CTCTrainer, split: Split, output_dir: str, predictions_file: str) -> dict[str, float]:
-    """WER/CER of one split (``eval_*`` or ``test_<name>_*`` keys) and its predictions file."""
+def split_prefix(split: Split, before_training: bool = False) -> str:
+    """Metric-key prefix of a split: ``eval``, ``eval_before`` (before training) or ``test_<name>``."""
+    prefix = "eval" if split.name == "eval" else f"test_{split.name}"
+    return f"{prefix}_before" if before_training else prefix
+
+
+def evaluate_split(
+    trainer: CTCTrainer, split: Split, output_dir: str, predictions_file: str, before_training: bool = False
+) -> dict[str, float]:
+    """WER/CER of one split (``eval_*``, ``eval_before_*`` or ``test_<name>_*`` keys) and its predictions file."""
     model: Any = trainer.model
     metrics_fn = split_metrics(split, trainer.processing_class.tokenizer, model.config)  # type: ignore[union-attr]
     trainer.compute_metrics = metrics_fn
-    prefix = "eval" if split.name == "eval" else f"test_{split.name}"
-    metrics = trainer.evaluate(eval_dataset=split.dataset, metric_key_prefix=prefix)
+    metrics = trainer.evaluate(eval_dataset=split.dataset, metric_key_prefix=split_prefix(split, before_training))
     if trainer.is_world_process_zero():
-        path = os.path.join(output_dir, predictions_file.format(split=split.name))
+        name = f"{split.name}_before" if before_training else split.name
+        path = os.path.join(output_dir, predictions_file.format(split=name))
         write_predictions(path, split.names, metrics_fn.last_references or [], metrics_fn.last_hypotheses or [])
     return metrics
 
 
-def eval_row(split: Split, metrics: dict[str, float], data_args: DataArguments) -> EvalRow:
-    prefix = "eval" if split.name == "eval" else f"test_{split.name}"
+def eval_row(
+    split: Split, metrics: dict[str, float], data_args: DataArguments, before_training: bool = False
+) -> EvalRow:
+    prefix = split_prefix(split, before_training)
     source = data_args.eval_data if split.name == "eval" else dict(data_args.named_test_sets())[split.name]
     return EvalRow(
         dataset=corpus_name(str(source)),
-        split=split.name,
+        split=f"{split.name} (before training)" if before_training else split.name,
         wer=metrics[f"{prefix}_wer"],
         cer=metrics[f"{prefix}_cer"],
         utterances=split.report.kept,
         hours=split.report.kept_seconds / 3600,
+        before_training=before_training,
     )
 
 
@@ -337,6 +348,12 @@ def run_finetuning(
     trainer = build_trainer(model_args, data_args, training_args, data, checkpoint)
     result = FinetuneResult(output_dir=output_dir)
     train_metrics: dict[str, float] = {}
+    for split in data.evals.values() if data_args.eval_before_training else ():  # the starting point: shows the gain
+        metrics = evaluate_split(trainer, split, output_dir, data_args.predictions_file, before_training=True)
+        trainer.log_metrics(split_prefix(split, before_training=True), metrics)
+        trainer.save_metrics(split_prefix(split, before_training=True), metrics)
+        result.metrics.update(metrics)
+        result.evals.append(eval_row(split, metrics, data_args, before_training=True))
     if training_args.do_train:
         if data.train is None:
             raise ValueError("--do_train needs --train_data")

@@ -1,7 +1,8 @@
 """The model card (``README.md`` with Hub metadata) written next to a fine-tuned model.
 
-The text comes from a Markdown template (``model_cards/template.md``) with ``$name``
-placeholders (``string.Template``); the YAML front matter (language, license, datasets,
+The text comes from a Markdown template shipped inside the package (``card_template.md`` next to
+this module, read with ``importlib.resources`` so it is found in an installed wheel too) with ``$name``
+placeholders (``string.Template``); a run may give its own. The YAML front matter (language, license, datasets,
 metrics, base_model, tags, model-index with the eval results) is built with
 ``huggingface_hub.ModelCardData`` so the Hub parses it.
 """
@@ -13,12 +14,13 @@ import os
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
-REPO_TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "template.md"
+TEMPLATE_RESOURCE = "card_template.md"  # package data of hf_w2v2.training (pyproject: training/*.md)
 DEFAULT_TAGS = ("automatic-speech-recognition", "wav2vec2", "ctc", "hf_w2v2")
 DEFAULT_INTENDED_USE = (
     "Transcribing short recordings of the kind it was trained on (language, speaking style, "
@@ -29,34 +31,6 @@ DEFAULT_LIMITATIONS = (
     "(other accents, spontaneous speech, noise, far-field microphones). Greedy CTC decoding without a "
     "language model; characters outside the vocabulary can never be produced."
 )
-FALLBACK_TEMPLATE = """---
-$metadata
----
-
-# $model_name
-
-$summary
-
-## Evaluation
-
-$eval_table
-
-## Training data
-
-$data_section
-
-## Training hyper-parameters
-
-$hyperparameters_table
-
-## Intended use
-
-$intended_use
-
-## Limitations
-
-$limitations
-"""
 HYPERPARAMETERS = (
     "learning_rate",
     "per_device_train_batch_size",
@@ -85,6 +59,7 @@ class EvalRow:
     cer: float
     utterances: int
     hours: float
+    before_training: bool = False  # the starting point: in the table, not in the Hub metadata (not this model's score)
 
 
 @dataclass
@@ -110,7 +85,7 @@ class CardInputs:
 def card_metadata(inputs: CardInputs) -> ModelCardData:
     """Hub metadata, with a model-index entry per evaluated split (WER and CER)."""
     results = []
-    for row in inputs.evals:
+    for row in (row for row in inputs.evals if not row.before_training):
         for metric, value in (("wer", row.wer), ("cer", row.cer)):
             results.append(
                 EvalResult(
@@ -158,12 +133,19 @@ def hyperparameter_table(values: Mapping[str, Any]) -> str:
     return markdown_table(["hyper-parameter", "value"], [(k, f"`{v}`") for k, v in values.items()])
 
 
+def default_template() -> str:
+    """The card template shipped with the package."""
+    return resources.files("hf_w2v2.training").joinpath(TEMPLATE_RESOURCE).read_text(encoding="utf-8")
+
+
 def render_model_card(inputs: CardInputs, template: str | os.PathLike | None = None) -> str:
-    """Fill ``template`` (default ``model_cards/template.md``, else a built-in one) for ``inputs``."""
-    path = Path(template) if template is not None else REPO_TEMPLATE
-    if template is not None and not path.is_file():
-        raise ValueError(f"model-card template not found: {path}")
-    text = path.read_text(encoding="utf-8") if path.is_file() else FALLBACK_TEMPLATE
+    """Fill ``template`` (a Markdown file; default: the package's ``card_template.md``) for ``inputs``."""
+    if template is None:
+        text = default_template()
+    elif Path(template).is_file():
+        text = Path(template).read_text(encoding="utf-8")
+    else:
+        raise ValueError(f"model-card template not found: {template}")
     values = {
         "metadata": card_metadata(inputs).to_yaml(),
         "model_name": inputs.model_name,
