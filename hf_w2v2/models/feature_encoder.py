@@ -204,12 +204,11 @@ class FeatureEncoder(nn.Module):
         else:
             raise ValueError(f"start_layer must be in [0, {len(self.conv_layers)}], got {start_layer}")
         for layer in self.conv_layers[start_layer:]:
-            if (
-                layer.gradient_checkpointing
-                and self.training
-                and not x.requires_grad
-                and layer.conv.weight.requires_grad
-            ):
+            if self.training and not x.requires_grad and not any(p.requires_grad for p in layer.parameters()):
+                with torch.no_grad():  # a frozen block on constant input: nothing to record or checkpoint
+                    x = layer(x)
+                continue
+            if layer.gradient_checkpointing and self.training and not x.requires_grad:
                 # Reentrant checkpointing passes gradients to a block's weights only through inputs that require them.
                 x = x.detach().requires_grad_(True)
             x = layer(x)
