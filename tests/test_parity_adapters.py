@@ -264,3 +264,14 @@ def test_init_adapter_layers_resets_only_adapters_and_head(tmp_path):
                 assert not torch.equal(value, before[key]) and value.std() < 0.1, key
         else:
             assert torch.equal(value, before[key]), key
+
+
+def test_feature_vector_attention_mask_matches_stock():
+    stock, ours = make_pair("Wav2Vec2Model", "large-lv60", add_adapter=True, num_adapter_layers=2)
+    _, mask = audio_batch([8000, 6400, 3000])
+    frames = int(ours._get_feat_extract_output_lengths(8000, add_adapter=False))
+    for length, add_adapter in ((frames, False), (7, None), (7, True)):
+        assert torch.equal(
+            ours._get_feature_vector_attention_mask(length, mask, add_adapter=add_adapter),
+            stock._get_feature_vector_attention_mask(length, mask, add_adapter=add_adapter),
+        )

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import PretrainedConfig
 
 from .configuration import Wav2Vec2Config
 
@@ -62,7 +63,7 @@ class ConvAdapterLayer(nn.Module):
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
-        dim = config.output_hidden_size
+        dim = config.output_hidden_size or config.hidden_size
         self.conv = nn.Conv1d(dim, 2 * dim, config.adapter_kernel_size, stride=config.adapter_stride, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -74,9 +75,10 @@ class ConvAdapter(nn.Module):
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
-        if config.output_hidden_size != config.hidden_size:
-            self.proj: nn.Linear | None = nn.Linear(config.hidden_size, config.output_hidden_size)
-            self.proj_layer_norm: nn.LayerNorm | None = nn.LayerNorm(config.output_hidden_size)
+        out_dim = config.output_hidden_size or config.hidden_size
+        if out_dim != config.hidden_size:
+            self.proj: nn.Linear | None = nn.Linear(config.hidden_size, out_dim)
+            self.proj_layer_norm: nn.LayerNorm | None = nn.LayerNorm(out_dim)
         else:
             self.proj = self.proj_layer_norm = None
         self.layers = nn.ModuleList([ConvAdapterLayer(config) for _ in range(config.num_adapter_layers)])
@@ -99,6 +101,8 @@ class AttentionAdapter(nn.Module):
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
+        if config.adapter_attn_dim is None:
+            raise ValueError("an attention adapter needs config.adapter_attn_dim")
         self.norm = nn.LayerNorm(config.hidden_size)
         self.linear_1 = nn.Linear(config.hidden_size, config.adapter_attn_dim)
         self.linear_2 = nn.Linear(config.adapter_attn_dim, config.hidden_size)
@@ -172,7 +176,7 @@ class LanguageAdapterMixin(_ModuleBase):
     ``lm_head`` also swaps that head with the language.
     """
 
-    config: Wav2Vec2Config
+    config: PretrainedConfig  # a Wav2Vec2Config; typed as PreTrainedModel types it
     target_lang: str | None = None
     """Language whose adapter weights were loaded last by :meth:`load_adapter` (None: the checkpoint's own)."""
 
@@ -196,7 +200,7 @@ class LanguageAdapterMixin(_ModuleBase):
 
         LayerNorms to (1, 0); linear weights ~ N(0, initializer_range), biases 0.
         """
-        std = self.config.initializer_range
+        std = float(getattr(self.config, "initializer_range", 0.02))
         with torch.no_grad():
             for module in self.modules():
                 if isinstance(module, AttentionAdapter):

@@ -40,7 +40,7 @@ class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
             )
         self.wav2vec2 = Wav2Vec2Model(config)
         self.dropout = nn.Dropout(config.final_dropout)
-        head_input = config.output_hidden_size if config.add_adapter else config.hidden_size
+        head_input = (config.output_hidden_size or config.hidden_size) if config.add_adapter else config.hidden_size
         self.lm_head = nn.Linear(head_input, config.vocab_size)
         self.target_lang = target_lang
         self.post_init()

@@ -31,13 +31,15 @@ from .transformer import TransformerEncoder
 from .validation import check_audio, check_prefix_features
 
 
-class Wav2Vec2PreTrainedModel(LanguageAdapterMixin, PreTrainedModel):
+# LanguageAdapterMixin.load_adapter replaces the PEFT mixin's method of that name, as in stock transformers.
+class Wav2Vec2PreTrainedModel(LanguageAdapterMixin, PreTrainedModel):  # type: ignore[misc]
     """Shared loading, saving, init, length arithmetic and language adapters of all wav2vec 2.0 classes.
 
     The config is validated here, when a model is built (directly or by ``from_pretrained``), as
     stock transformers does: a config may be created first and edited field by field.
     """
 
+    config: Wav2Vec2Config
     config_class = Wav2Vec2Config
     base_model_prefix = "wav2vec2"
     main_input_name = "input_values"
@@ -115,6 +117,12 @@ class Wav2Vec2PreTrainedModel(LanguageAdapterMixin, PreTrainedModel):
         if attention_mask is None:
             return None
         return lengths_to_padding_mask(self.frame_lengths(attention_mask, add_adapter), num_frames)
+
+    def _get_feature_vector_attention_mask(
+        self, feature_vector_length: int, attention_mask: torch.Tensor, add_adapter: bool | None = None
+    ) -> torch.Tensor:
+        """``(B, F)`` bool mask of valid frames (transformers' method name, kept for custom heads)."""
+        return lengths_to_padding_mask(self.frame_lengths(attention_mask, add_adapter), feature_vector_length)
 
     def freeze_feature_encoder(self, num_layers: int | None = None) -> None:
         """Stop training the convolutional feature encoder (only its first ``num_layers`` blocks if given)."""
