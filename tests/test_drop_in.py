@@ -9,7 +9,7 @@ import pytest
 import torch
 import transformers
 from oracle import audio_batch, config_kwargs, rel_diff
-from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers import GradientCheckpointingLayer
 
 import hf_w2v2
 from hf_w2v2.models.feature_encoder import ConvBlock
