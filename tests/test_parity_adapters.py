@@ -108,6 +108,8 @@ def test_attention_adapter_logits_and_adapter_keys():
         assert rel_diff(ours(audio, attention_mask=mask).logits, stock(audio, attention_mask=mask).logits) <= TOL
     assert list(ours._get_adapters()) == list(stock._get_adapters())
     assert len(ours._get_adapters()) == 3 * 6 + 2  # norm, linear_1, linear_2 (weight + bias) per block, lm_head
+    encoder_stock, encoder_ours = make_pair("Wav2Vec2Model", "large-lv60", adapter_attn_dim=8)
+    assert list(encoder_ours._get_adapters()) == list(encoder_stock._get_adapters())  # no prefix, no head
     base_stock, base_ours = make_pair("Wav2Vec2ForCTC", "base", adapter_attn_dim=8)  # post-LN: no adapter layers
     assert list(base_ours._get_adapters()) == list(base_stock._get_adapters()) == ["lm_head.weight", "lm_head.bias"]
 
@@ -218,6 +220,13 @@ def test_adapters_need_adapter_attn_dim(tmp_path):
         model.load_adapter("fra")
     with pytest.raises(ValueError, match="adapter_attn_dim"):
         hf_w2v2.Wav2Vec2ForCTC.from_pretrained(tmp_path, target_lang="fra")
+
+
+def test_hub_repo_without_the_file_is_an_os_error_offline():
+    from hf_w2v2.models.adapters import resolve_adapter_file
+
+    with pytest.raises(OSError, match=r"adapter\.fra\.safetensors or adapter\.fra\.bin"):
+        resolve_adapter_file("hf-w2v2-tests/not-a-cached-repo", "fra", None, local_files_only=True)
 
 
 def test_force_load_false_keeps_the_loaded_language(tmp_path):
