@@ -284,3 +284,18 @@ def test_feature_vector_attention_mask_matches_stock():
             ours._get_feature_vector_attention_mask(length, mask, add_adapter=add_adapter),
             stock._get_feature_vector_attention_mask(length, mask, add_adapter=add_adapter),
         )
+
+
+def test_adapter_file_of_the_wrong_shape_changes_nothing(tmp_path):
+    model = _mms_folder(tmp_path)
+    weights = {k: v.detach().clone() for k, v in model._get_adapters().items()}
+    weights["lm_head.weight"] = torch.zeros(30, 48)
+    weights["lm_head.bias"] = torch.zeros(30)
+    weights["wav2vec2.encoder.layers.0.adapter_layer.norm.weight"] = torch.zeros(40)
+    save_file(weights, tmp_path / "adapter.bad.safetensors")
+    ours = hf_w2v2.Wav2Vec2ForCTC.from_pretrained(tmp_path)
+    before = {k: v.detach().clone() for k, v in ours.state_dict().items()}
+    with pytest.raises(RuntimeError, match=r"size mismatch for wav2vec2\.encoder\.layers\.0\.adapter_layer\.norm"):
+        ours.load_adapter("bad")
+    assert ours.config.vocab_size == 12 and ours.lm_head.out_features == 12
+    assert all(torch.equal(v, before[k]) for k, v in ours.state_dict().items())

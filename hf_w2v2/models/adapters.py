@@ -236,15 +236,19 @@ class LanguageAdapterMixin(_ModuleBase):
             raise ValueError(f"The adapter weights {path} has unexpected keys: {', '.join(unexpected)}.")
         if missing:
             raise ValueError(f"The adapter weights {path} has missing keys: {', '.join(missing)}.")
-        if "lm_head.weight" in state:
-            self._resize_head(state["lm_head.weight"].shape[0])
-            expected = self._get_adapters()
+        # Check every shape before changing anything (the head may take the language's vocabulary size).
+        vocab = state["lm_head.weight"].shape[0] if "lm_head.weight" in state else None
         for key, value in state.items():
-            if value.shape != expected[key].shape:
+            wanted = tuple(expected[key].shape)
+            if key.startswith("lm_head.") and vocab is not None:
+                wanted = (vocab,) + wanted[1:]
+            if tuple(value.shape) != wanted:
                 raise RuntimeError(
-                    f"size mismatch for {key} in {path}: {tuple(value.shape)} in the file, "
-                    f"{tuple(expected[key].shape)} in the model"
+                    f"size mismatch for {key} in {path}: {tuple(value.shape)} in the file, {wanted} wanted"
                 )
+        if vocab is not None:
+            self._resize_head(vocab)
+            expected = self._get_adapters()
         with torch.no_grad():
             for key, value in state.items():
                 expected[key].copy_(value.to(dtype=expected[key].dtype, device=expected[key].device))
