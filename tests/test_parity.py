@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import transformers
 from oracle import audio_batch, make_pair, rel_diff
 from transformers.models.wav2vec2 import modeling_wav2vec2 as stock_modeling
+
+import hf_w2v2
 
 TOL = 1e-4
 FAMILIES = ["base", "large-lv60"]
@@ -179,3 +182,54 @@ def test_return_dict_false_gives_the_same_tuple_as_transformers():
         out = ours(audio, return_dict=False)
     assert isinstance(out, tuple) and len(out) == len(ref)
     assert rel_diff(out[0], ref[0]) <= TOL
+
+
+HEADS = [
+    "Wav2Vec2Model",
+    "Wav2Vec2ForCTC",
+    "Wav2Vec2ForPreTraining",
+    "Wav2Vec2ForSequenceClassification",
+    "Wav2Vec2ForAudioFrameClassification",
+    "Wav2Vec2ForXVector",
+]
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_every_head_honours_output_hidden_states_from_the_config(tmp_path, name):
+    """``from_pretrained(path, output_hidden_states=True)`` returns the hidden states, as stock does."""
+    stock, _ = make_pair(name, "large-lv60")
+    stock.save_pretrained(tmp_path)
+    ref_model = getattr(transformers, name).from_pretrained(tmp_path, output_hidden_states=True).eval()
+    ours = getattr(hf_w2v2, name).from_pretrained(tmp_path, output_hidden_states=True).eval()
+    audio, _ = audio_batch([6000, 6000])
+    with torch.no_grad():
+        ref, out = ref_model(audio), ours(audio)
+        explicit_off = ours(audio, output_hidden_states=False)
+    assert len(out.hidden_states) == len(ref.hidden_states) == ours.config.num_hidden_layers + 1
+    for mine, theirs in zip(out.hidden_states, ref.hidden_states, strict=True):
+        assert rel_diff(mine, theirs) <= TOL
+    assert explicit_off.hidden_states is None  # an explicit argument still wins over the config
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_every_head_honours_output_attentions_from_the_config(name):
+    stock, ours = make_pair(name, "base", output_attentions=True)
+    stock.config._attn_implementation = "eager"  # stock's SDPA path returns no attention maps
+    audio, _ = audio_batch([6000, 6000])
+    with torch.no_grad():
+        ref, out = stock(audio), ours(audio)
+    assert len(out.attentions) == len(ref.attentions) == ours.config.num_hidden_layers
+    for mine, theirs in zip(out.attentions, ref.attentions, strict=True):
+        assert rel_diff(mine, theirs) <= TOL
+
+
+def test_return_dict_false_in_the_config_gives_a_tuple():
+    stock, ours = make_pair("Wav2Vec2Model", "base", return_dict=False)
+    audio, _ = audio_batch([4000])
+    with torch.no_grad():
+        ref, out = stock(audio), ours(audio)
+    assert isinstance(out, tuple) and len(out) == len(ref)
+    assert rel_diff(out[0], ref[0]) <= TOL
+    _, ctc = make_pair("Wav2Vec2ForCTC", "base", return_dict=False)
+    with torch.no_grad():
+        assert isinstance(ctc(audio), tuple)  # stock 5.24's heads fail here (see docs/compatibility.md)

@@ -29,8 +29,15 @@ def weighted_layer_sum(hidden_states: tuple[torch.Tensor, ...], layer_weights: t
 class _ClassificationBase(Wav2Vec2PreTrainedModel):
     """Shared body: encoder plus optional learned layer weights."""
 
+    adapter_task: str | None = None
+    """Task name for the error raised when the head cannot read the conv adapter's frames (None: it can)."""
+
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__(config)
+        if config.add_adapter and self.adapter_task is not None:
+            raise ValueError(
+                f"{self.adapter_task} does not support the use of Wav2Vec2 adapters (config.add_adapter=True)"
+            )
         self.wav2vec2 = Wav2Vec2Model(config)
         if config.use_weighted_layer_sum:
             num_layers = config.num_hidden_layers + 1  # blocks + their input
@@ -51,12 +58,16 @@ class _ClassificationBase(Wav2Vec2PreTrainedModel):
             hidden = weighted_layer_sum(enc.hidden_states, self.layer_weights)
         else:
             hidden = enc.last_hidden_state
-        keep_hidden = output_hidden_states if output_hidden_states is not None else False
+        keep_hidden = output_hidden_states
+        if keep_hidden is None:  # the config's default, as for the encoder and the CTC head
+            keep_hidden = bool(getattr(self.config, "output_hidden_states", False))
         return hidden, enc.hidden_states if keep_hidden else None, enc.attentions
 
 
 class Wav2Vec2ForSequenceClassification(_ClassificationBase):
     """Projector -> masked mean pooling over frames -> linear classifier."""
+
+    adapter_task = "Sequence classification"
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__(config)
@@ -95,6 +106,8 @@ class Wav2Vec2ForSequenceClassification(_ClassificationBase):
 
 class Wav2Vec2ForAudioFrameClassification(_ClassificationBase):
     """A linear classifier on every frame (e.g. speaker diarisation)."""
+
+    adapter_task = "Audio frame classification"
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__(config)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import operator
 from collections.abc import Callable
 from pathlib import Path
@@ -154,39 +155,48 @@ class Wav2Vec2Config(PretrainedConfig):
     eos_token_id: int | list[int] | None = 2
     """Kept for Hub compatibility; unused by CTC."""
 
-    # --- Adapter (Hub compatibility; building one is not supported here) ----------
+    # --- Adapters (:mod:`hf_w2v2.models.adapters`) -----------------------------------------
     add_adapter: bool = False
-    """Stock transformers' conv adapter after the encoder. Must stay False here."""
+    """Add the convolutional adapter on top of the encoder (speech-encoder-decoder models)."""
     adapter_kernel_size: int = 3
-    """Adapter conv kernel (unused here)."""
+    """Kernel of each adapter convolution."""
     adapter_stride: int = 2
-    """Adapter conv stride (unused here)."""
+    """Stride of each adapter convolution (frames are divided by it per layer)."""
     num_adapter_layers: int = 3
-    """Adapter conv layers (unused here)."""
+    """Number of adapter convolutions."""
     output_hidden_size: int | None = None
-    """Encoder output size; defaults to ``hidden_size``."""
+    """Output size of the conv adapter (and input of the CTC head with it); defaults to ``hidden_size``."""
     adapter_attn_dim: int | None = None
-    """Attention adapters of MMS checkpoints. Must stay None here."""
+    """Bottleneck of the MMS language adapters in every pre-LN block (None: no adapters)."""
 
     def __post_init__(self, **kwargs: Any) -> None:
         self.num_feat_extract_layers = len(self.conv_dim)
         self.output_hidden_size = self.output_hidden_size or self.hidden_size
         super().__post_init__(**kwargs)
-        self.check()
+        # Only what stock transformers checks when a config is created; everything else is checked by
+        # check() when a model is built, so that fields can be set one by one after construction.
+        self._check_conv_lengths()
 
     @property
     def inputs_to_logits_ratio(self) -> int:
         """Samples per output frame (320 for the paper's encoder)."""
         return functools.reduce(operator.mul, self.conv_stride, 1)
 
-    def check(self) -> None:
-        """Raise a ``ValueError`` naming the first inconsistent field."""
+    def _check_conv_lengths(self) -> None:
         n = len(self.conv_dim)
         if not (len(self.conv_stride) == len(self.conv_kernel) == n):
             raise ValueError(
                 f"conv_dim, conv_stride and conv_kernel must have the same length, got "
                 f"{len(self.conv_dim)}, {len(self.conv_stride)} and {len(self.conv_kernel)}"
             )
+
+    def check(self) -> None:
+        """Raise a ``ValueError`` naming the first field of the wrong type, out of range or inconsistent.
+
+        Called by every model's constructor (so also by ``from_pretrained``, for a ``config.json``).
+        """
+        check_field_types_and_ranges(self)
+        self._check_conv_lengths()
         if not (len(self.tdnn_kernel) == len(self.tdnn_dilation) == len(self.tdnn_dim)):
             raise ValueError("tdnn_dim, tdnn_kernel and tdnn_dilation must have the same length")
         if self.feat_extract_norm not in ("group", "layer"):
@@ -200,14 +210,106 @@ class Wav2Vec2Config(PretrainedConfig):
                 f"({self.num_attention_heads})"
             )
         if self.hidden_size % self.num_conv_pos_embedding_groups:
-            raise ValueError("hidden_size must be divisible by num_conv_pos_embedding_groups")
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_conv_pos_embedding_groups "
+                f"({self.num_conv_pos_embedding_groups})"
+            )
         if self.codevector_dim % self.num_codevector_groups:
-            raise ValueError("codevector_dim must be divisible by num_codevector_groups")
+            raise ValueError(
+                f"codevector_dim ({self.codevector_dim}) must be divisible by num_codevector_groups "
+                f"({self.num_codevector_groups})"
+            )
         if self.ctc_loss_reduction not in ("sum", "mean"):
             raise ValueError(f"ctc_loss_reduction must be 'sum' or 'mean', got {self.ctc_loss_reduction!r}")
-        for name in ("mask_time_prob", "mask_feature_prob", "layerdrop"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+
+
+# Field kinds checked by check_field_types_and_ranges (fields not listed are free-form).
+_POSITIVE_INTS = (
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "num_conv_pos_embeddings",
+    "num_conv_pos_embedding_groups",
+    "num_codevectors_per_group",
+    "num_codevector_groups",
+    "codevector_dim",
+    "proj_codevector_dim",
+    "num_negatives",
+    "classifier_proj_size",
+    "xvector_output_dim",
+    "mask_time_length",
+    "mask_feature_length",
+)
+_ADAPTER_POSITIVE_INTS = ("adapter_kernel_size", "adapter_stride", "num_adapter_layers", "output_hidden_size")
+_NON_NEGATIVE_INTS = ("mask_time_min_masks", "mask_feature_min_masks")
+_OPTIONAL_POSITIVE_INTS = ("vocab_size", "adapter_attn_dim")
+_POSITIVE_INT_SEQUENCES = ("conv_dim", "conv_stride", "conv_kernel", "tdnn_dim", "tdnn_kernel", "tdnn_dilation")
+_PROBABILITIES = (
+    "hidden_dropout",
+    "activation_dropout",
+    "attention_dropout",
+    "feat_proj_dropout",
+    "feat_quantizer_dropout",
+    "final_dropout",
+    "layerdrop",
+    "mask_time_prob",
+    "mask_feature_prob",
+)
+_POSITIVE_FLOATS = ("layer_norm_eps", "contrastive_logits_temperature")
+_NON_NEGATIVE_FLOATS = ("initializer_range", "diversity_loss_weight", "feature_penalty_weight", "feature_grad_mult")
+_BOOLS = (
+    "do_stable_layer_norm",
+    "conv_bias",
+    "apply_spec_augment",
+    "ctc_zero_infinity",
+    "use_weighted_layer_sum",
+    "add_adapter",
+)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_field_types_and_ranges(config: Wav2Vec2Config) -> None:
+    """Raise a ``ValueError`` naming the first field whose value has the wrong type or is out of range
+    (e.g. ``num_hidden_layers: -1`` in a ``config.json``, which would build a model without blocks)."""
+
+    def fail(name: str, expected: str) -> None:
+        raise ValueError(f"config field {name} must be {expected}, got {getattr(config, name)!r}")
+
+    ints = _POSITIVE_INTS + (_ADAPTER_POSITIVE_INTS if config.add_adapter else ())
+    for name in ints:
+        if not _is_int(getattr(config, name)) or getattr(config, name) < 1:
+            fail(name, "a positive integer")
+    for name in _NON_NEGATIVE_INTS:
+        if not _is_int(getattr(config, name)) or getattr(config, name) < 0:
+            fail(name, "a non-negative integer")
+    for name in _OPTIONAL_POSITIVE_INTS:
+        value = getattr(config, name)
+        if value is not None and (not _is_int(value) or value < 1):
+            fail(name, "None or a positive integer")
+    for name in _POSITIVE_INT_SEQUENCES:
+        value = getattr(config, name)
+        if not isinstance(value, (list, tuple)) or not value or not all(_is_int(v) and v >= 1 for v in value):
+            fail(name, "a non-empty list of positive integers")
+    for name in _PROBABILITIES:
+        if not _is_number(getattr(config, name)) or not 0.0 <= getattr(config, name) <= 1.0:
+            fail(name, "a number in [0, 1]")
+    for name in _POSITIVE_FLOATS:
+        if not _is_number(getattr(config, name)) or getattr(config, name) <= 0:
+            fail(name, "a positive number")
+    for name in _NON_NEGATIVE_FLOATS:
+        if not _is_number(getattr(config, name)) or getattr(config, name) < 0:
+            fail(name, "a non-negative number")
+    for name in _BOOLS:
+        if not isinstance(getattr(config, name), bool):
+            fail(name, "true or false")
 
 
 def base(**overrides: Any) -> Wav2Vec2Config:

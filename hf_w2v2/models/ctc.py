@@ -7,9 +7,17 @@ blank is the padding token (``config.pad_token_id``, ``[PAD]`` = 0 in our
 vocabularies). No ``**kwargs`` in ``forward``: the Trainer then divides the loss
 by the gradient-accumulation steps itself, so 2 x b accumulated gives the
 gradients of one batch of 2b (with ``ctc_loss_reduction="sum"``).
+
+MMS checkpoints (``adapter_attn_dim``) carry one adapter file per language:
+``from_pretrained(path, target_lang="fra")`` or ``model.load_adapter("fra")`` loads it
+(:mod:`.adapters`). With ``config.add_adapter`` the head reads the adapter's
+``output_hidden_size`` features, and label lengths are checked against the adapted frames.
 """
 
 from __future__ import annotations
+
+import os
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,7 +30,8 @@ from .validation import check_labels
 
 
 class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
-    def __init__(self, config: Wav2Vec2Config) -> None:
+    def __init__(self, config: Wav2Vec2Config, target_lang: str | None = None) -> None:
+        """``target_lang``: language of the adapter weights to load in :meth:`from_pretrained` (MMS)."""
         super().__init__(config)
         if config.vocab_size is None:
             raise ValueError(
@@ -31,8 +40,30 @@ class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
             )
         self.wav2vec2 = Wav2Vec2Model(config)
         self.dropout = nn.Dropout(config.final_dropout)
-        self.lm_head = nn.Linear(config.output_hidden_size, config.vocab_size)
+        head_input = (config.output_hidden_size or config.hidden_size) if config.add_adapter else config.hidden_size
+        self.lm_head = nn.Linear(head_input, config.vocab_size)
+        self.target_lang = target_lang
         self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None, *args: Any, **kwargs: Any) -> Any:
+        """``PreTrainedModel.from_pretrained``; with ``target_lang`` the language's adapter file is then
+        loaded over the checkpoint's weights (:meth:`load_adapter`, same Hub options)."""
+        target_lang = kwargs.get("target_lang")
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        if target_lang is not None:
+            model = loaded[0] if isinstance(loaded, tuple) else loaded
+            if getattr(model.config, "adapter_attn_dim", None) is None:
+                raise ValueError(
+                    f"Cannot pass `target_lang`: {target_lang} if `config.adapter_attn_dim` is not defined."
+                )
+            hub = {
+                k: kwargs[k]
+                for k in ("cache_dir", "force_download", "local_files_only", "token", "revision")
+                if k in kwargs
+            }
+            model.load_adapter(target_lang, force_load=True, **hub)
+        return loaded
 
     def forward(
         self,

@@ -24,14 +24,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
+from transformers import GradientCheckpointingLayer
 
 from .activations import activation
 from .configuration import Wav2Vec2Config
 from .lengths import conv_output_length
 
 
-class ConvBlock(nn.Module):
+class ConvBlock(GradientCheckpointingLayer):
     """Conv1d -> optional norm -> activation, on frames-major ``(B, F, C)`` tensors.
+
+    A transformers ``GradientCheckpointingLayer``: ``gradient_checkpointing_enable`` makes it
+    checkpoint itself with the caller's options, as stock's conv layers do.
 
     The checkpoint layout is kept (``conv`` is an ``nn.Conv1d``, ``layer_norm`` its norm), but
     activations stay frames-major so that LayerNorm (over C per frame) and the activation run
@@ -131,7 +135,7 @@ class FeatureEncoder(nn.Module):
             layers.append(ConvBlock(config, i, norm))
         self.conv_layers = nn.ModuleList(layers)
         self.grad_mult = float(getattr(config, "feature_grad_mult", 1.0))
-        self.gradient_checkpointing = False
+        self.gradient_checkpointing = False  # mirrors the blocks' flag (set by gradient_checkpointing_enable)
 
     def freeze(self, num_layers: int | None = None) -> None:
         """Stop training the encoder (the usual setting for CTC fine-tuning).
@@ -184,10 +188,14 @@ class FeatureEncoder(nn.Module):
             raise ValueError(f"start_layer must be in [0, {len(self.conv_layers)}], got {start_layer}")
         x = features.transpose(1, 2)  # (B, C_k, F_k) -> (B, F_k, C_k)
         for layer in self.conv_layers[start_layer:]:
-            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                x = torch.utils.checkpoint.checkpoint(layer, x, kernel, use_reentrant=False)
-            else:
-                x = layer(x, kernel)
+            if self.training and not x.requires_grad and not any(p.requires_grad for p in layer.parameters()):
+                with torch.no_grad():  # a frozen block on constant input: nothing to record or checkpoint
+                    x = layer(x, kernel)
+                continue
+            if layer.gradient_checkpointing and self.training and not x.requires_grad:
+                # Reentrant checkpointing passes gradients to a block's weights only through inputs that require them.
+                x = x.detach().requires_grad_(True)
+            x = layer(x, kernel)
         if self.training and self.grad_mult != 1.0 and not self.frozen:
             x = scale_gradient(x, self.grad_mult)
         return x.transpose(1, 2)  # (B, F, C) -> (B, C, F)

@@ -3,19 +3,22 @@
 Shape legend: B batch, T samples, F frames, C encoder channels, D model dim.
 
 ``Wav2Vec2Model`` = feature encoder -> feature projection -> SpecAugment
-masking -> Transformer. Heads live in their own files (``ctc.py``,
-``classification.py``, ``xvector.py``, ``pretraining.py``) and share
-:class:`Wav2Vec2PreTrainedModel` for loading, saving and weight init.
+masking -> Transformer (-> convolutional adapter with ``config.add_adapter``).
+Heads live in their own files (``ctc.py``, ``classification.py``, ``xvector.py``,
+``pretraining.py``) and share :class:`Wav2Vec2PreTrainedModel` for loading,
+saving, weight init and language adapters.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 
+from .adapters import ConvAdapter, LanguageAdapterMixin, adapter_output_length
 from .configuration import Wav2Vec2Config
 from .feature_encoder import FeatureEncoder
 from .feature_projection import FeatureProjection
@@ -28,16 +31,30 @@ from .transformer import TransformerEncoder
 from .validation import check_audio
 
 
-class Wav2Vec2PreTrainedModel(PreTrainedModel):
-    """Shared loading, saving, init and length arithmetic of all wav2vec 2.0 classes."""
+# LanguageAdapterMixin.load_adapter replaces the PEFT mixin's method of that name, as in stock transformers.
+class Wav2Vec2PreTrainedModel(LanguageAdapterMixin, PreTrainedModel):  # type: ignore[misc]
+    """Shared loading, saving, init, length arithmetic and language adapters of all wav2vec 2.0 classes.
 
+    The config is validated here, when a model is built (directly or by ``from_pretrained``), as
+    stock transformers does: a config may be created first and edited field by field.
+    """
+
+    config: Wav2Vec2Config
     config_class = Wav2Vec2Config
     base_model_prefix = "wav2vec2"
-    config: Wav2Vec2Config
     main_input_name = "input_values"
     input_modalities = "audio"
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+
+    def __init__(self, config: Wav2Vec2Config, *inputs: Any, **kwargs: Any) -> None:
+        if isinstance(config, Wav2Vec2Config):
+            try:
+                config.check()
+            except ValueError as error:
+                source = getattr(config, "_name_or_path", "")
+                raise ValueError(f"{source}/config.json: {error}" if source else str(error)) from None
+        super().__init__(config, *inputs, **kwargs)
 
     def _init_weights(self, module: nn.Module) -> None:
         """fairseq's init. Only ``torch.nn.init`` calls, so weights loaded by ``from_pretrained`` are kept."""
@@ -76,19 +93,36 @@ class Wav2Vec2PreTrainedModel(PreTrainedModel):
             nn.init.uniform_(module.masked_spec_embed)
 
     # --- length arithmetic --------------------------------------------------------
-    def _get_feat_extract_output_lengths(self, input_lengths: torch.Tensor) -> torch.Tensor:
-        """Frames produced from ``input_lengths`` samples (transformers' method name, kept for pipelines)."""
-        return conv_output_length(input_lengths, self.config.conv_kernel, self.config.conv_stride)
+    def _get_feat_extract_output_lengths(
+        self, input_lengths: torch.Tensor | int, add_adapter: bool | None = None
+    ) -> torch.Tensor | int:
+        """Output frames for ``input_lengths`` samples (transformers' method name, kept for pipelines).
 
-    def frame_lengths(self, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Valid frames per item from a sample-level attention mask ``(B, T)``."""
-        return self._get_feat_extract_output_lengths(attention_mask_to_lengths(attention_mask))
+        Includes the convolutional adapter's down-sampling when ``add_adapter`` (default: the config's).
+        """
+        cfg = self.config
+        frames = conv_output_length(input_lengths, cfg.conv_kernel, cfg.conv_stride)
+        if cfg.add_adapter if add_adapter is None else add_adapter:
+            frames = adapter_output_length(frames, cfg.num_adapter_layers, cfg.adapter_stride)
+        return frames
 
-    def frame_padding_mask(self, attention_mask: torch.Tensor | None, num_frames: int) -> torch.Tensor | None:
+    def frame_lengths(self, attention_mask: torch.Tensor, add_adapter: bool | None = None) -> torch.Tensor:
+        """Valid output frames per item from a sample-level attention mask ``(B, T)`` (adapter as above)."""
+        return self._get_feat_extract_output_lengths(attention_mask_to_lengths(attention_mask), add_adapter)
+
+    def frame_padding_mask(
+        self, attention_mask: torch.Tensor | None, num_frames: int, add_adapter: bool | None = None
+    ) -> torch.Tensor | None:
         """``(B, F)`` True on valid frames, or None when nothing is padded."""
         if attention_mask is None:
             return None
-        return lengths_to_padding_mask(self.frame_lengths(attention_mask), num_frames)
+        return lengths_to_padding_mask(self.frame_lengths(attention_mask, add_adapter), num_frames)
+
+    def _get_feature_vector_attention_mask(
+        self, feature_vector_length: int, attention_mask: torch.Tensor, add_adapter: bool | None = None
+    ) -> torch.Tensor:
+        """``(B, F)`` bool mask of valid frames (transformers' method name, kept for custom heads)."""
+        return lengths_to_padding_mask(self.frame_lengths(attention_mask, add_adapter), feature_vector_length)
 
     def freeze_feature_encoder(self, num_layers: int | None = None) -> None:
         """Stop training the convolutional feature encoder (only its first ``num_layers`` blocks if given)."""
@@ -114,15 +148,10 @@ def _in_special_parent(root: nn.Module, module: nn.Module) -> bool:
 
 
 class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
-    """Raw audio ``(B, T)`` -> contextualised frames ``(B, F, D)``."""
+    """Raw audio ``(B, T)`` -> contextualised frames ``(B, F, D)``; ``(B, F', O)`` with the conv adapter."""
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__(config)
-        if config.add_adapter or config.adapter_attn_dim is not None:
-            raise ValueError(
-                "adapters (add_adapter / adapter_attn_dim) are not supported by hf_w2v2; "
-                "use transformers.Wav2Vec2Model for such checkpoints"
-            )
         self.feature_extractor = FeatureEncoder(config)
         self.feature_projection = FeatureProjection(config)
         # The learned mask vector exists only when masking is configured (as in the Hub checkpoints).
@@ -131,6 +160,7 @@ class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
         else:
             self.masked_spec_embed = None
         self.encoder = TransformerEncoder(config)
+        self.adapter = ConvAdapter(config) if config.add_adapter else None
         self.post_init()
 
     def mask_hidden_states(
@@ -210,10 +240,12 @@ class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
         output_hidden_states = _flag(output_hidden_states, getattr(self.config, "output_hidden_states", False))
         output_attentions = _flag(output_attentions, getattr(self.config, "output_attentions", False))
         penalty = features.float().pow(2).mean() if self.config.feature_penalty_weight > 0 else None
-        padding_mask = self.frame_padding_mask(attention_mask, features.shape[1])
+        padding_mask = self.frame_padding_mask(attention_mask, features.shape[1], add_adapter=False)
         hidden, extract_features = self.feature_projection(features)
         hidden, used_mask = self.mask_hidden_states(hidden, mask_time_indices, padding_mask, generator)
         last, hidden_states, attentions = self.encoder(hidden, padding_mask, output_hidden_states, output_attentions)
+        if self.adapter is not None:
+            last = self.adapter(last)  # (B, F, D) -> (B, F', O); hidden_states stay the encoder's
         out = Wav2Vec2BaseModelOutput(
             last_hidden_state=last,
             extract_features=extract_features,

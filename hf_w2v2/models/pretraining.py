@@ -33,6 +33,12 @@ from .quantizer import GumbelVectorQuantizer
 class Wav2Vec2ForPreTraining(Wav2Vec2PreTrainedModel):
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__(config)
+        if config.add_adapter:
+            # The contrastive task compares contexts and targets frame by frame; the adapter shortens the contexts.
+            raise ValueError(
+                "Pre-training does not support the convolutional adapter (config.add_adapter=True): it shortens "
+                "the context frames, which then no longer match the quantized targets"
+            )
         self.wav2vec2 = Wav2Vec2Model(config)
         self.dropout_features = nn.Dropout(config.feat_quantizer_dropout)
         self.quantizer = GumbelVectorQuantizer(config)

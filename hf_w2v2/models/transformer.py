@@ -13,6 +13,12 @@ Padded frames are zeroed before the positional convolution and masked as keys
 in attention. ``hidden_states`` follow transformers 5.x: the input of every
 block, then the output of the last block (before the final LayerNorm of the
 pre-LN layout), ``num_hidden_layers + 1`` tensors in all.
+
+Gradient checkpointing is per block: :class:`TransformerBlock` is a transformers
+``GradientCheckpointingLayer``, so ``gradient_checkpointing_enable(gradient_checkpointing_kwargs=...,
+every_n_layers=...)`` reaches each block with the caller's ``torch.utils.checkpoint`` options and
+``is_gradient_checkpointing`` reports them, as for stock models. Pre-LN blocks of MMS checkpoints
+(``adapter_attn_dim``) end with a language adapter (:mod:`.adapters`).
 """
 
 from __future__ import annotations
@@ -20,8 +26,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import GradientCheckpointingLayer
 
 from .activations import activation
+from .adapters import AttentionAdapter
 from .configuration import Wav2Vec2Config
 from .position_encoder import ConvPositionEncoder
 
@@ -89,8 +97,11 @@ class FeedForward(nn.Module):
         return self.output_dropout(self.output_dense(x))
 
 
-class TransformerBlock(nn.Module):
-    """One block; ``pre_norm`` selects the pre-LN ("stable layer norm") layout."""
+class TransformerBlock(GradientCheckpointingLayer):
+    """One block; ``pre_norm`` selects the pre-LN ("stable layer norm") layout.
+
+    Called with positional arguments only, so that reentrant checkpointing sees the hidden states.
+    """
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
@@ -100,6 +111,9 @@ class TransformerBlock(nn.Module):
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.feed_forward = FeedForward(config)
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        # MMS language adapters exist only in the pre-LN layout (as in the Hub checkpoints).
+        with_adapter = self.pre_norm and getattr(config, "adapter_attn_dim", None) is not None
+        self.adapter_layer = AttentionAdapter(config) if with_adapter else None
 
     def forward(
         self, x: torch.Tensor, key_mask: torch.Tensor | None = None, need_weights: bool = False
@@ -108,6 +122,8 @@ class TransformerBlock(nn.Module):
             attn, weights = self.attention(self.layer_norm(x), key_mask, need_weights)
             x = x + self.dropout(attn)
             x = x + self.feed_forward(self.final_layer_norm(x))
+            if self.adapter_layer is not None:
+                x = x + self.adapter_layer(x)
         else:
             attn, weights = self.attention(x, key_mask, need_weights)
             x = self.layer_norm(x + self.dropout(attn))
@@ -116,7 +132,7 @@ class TransformerBlock(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
-    """Positional convolution + blocks, with LayerDrop and gradient checkpointing."""
+    """Positional convolution + blocks, with LayerDrop; the blocks checkpoint themselves when enabled."""
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
@@ -126,7 +142,7 @@ class TransformerEncoder(nn.Module):
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout)
         self.layers = nn.ModuleList([TransformerBlock(config) for _ in range(config.num_hidden_layers)])
-        self.gradient_checkpointing = False
+        self.gradient_checkpointing = False  # mirrors the blocks' flag (set by gradient_checkpointing_enable)
 
     def forward(
         self,
@@ -154,12 +170,7 @@ class TransformerEncoder(nn.Module):
             # LayerDrop (Fan et al. 2019): skip whole blocks at random while training.
             if self.training and self.layerdrop > 0.0 and torch.rand(()) < self.layerdrop:
                 continue
-            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                x, weights = torch.utils.checkpoint.checkpoint(
-                    block, x, padding_mask, output_attentions, use_reentrant=False
-                )
-            else:
-                x, weights = block(x, padding_mask, output_attentions)
+            x, weights = block(x, padding_mask, output_attentions)
             if output_attentions:
                 attentions.append(weights)
         if output_hidden_states:
