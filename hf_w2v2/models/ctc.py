@@ -56,7 +56,7 @@ class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
         still marks each item's samples.
         """
         if labels is not None:
-            check_labels(labels, self.config.vocab_size)
+            check_labels(labels, self.config.vocab_size, batch_size=_batch_size(input_values, prefix_features))
         if (input_values is None) == (prefix_features is None):
             raise ValueError("pass exactly one of input_values (audio) and prefix_features (cached conv outputs)")
         enc, _, _ = self.wav2vec2.encode(
@@ -85,3 +85,8 @@ class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
             )
         out = CausalLMOutput(loss=loss, logits=logits, hidden_states=enc.hidden_states, attentions=enc.attentions)
         return out if _want_dict(self.config, return_dict) else out.to_tuple()
+
+
+def _batch_size(input_values: torch.Tensor | None, prefix_features: torch.Tensor | None) -> int | None:
+    source = input_values if input_values is not None else prefix_features
+    return source.shape[0] if isinstance(source, torch.Tensor) and source.dim() > 0 else None

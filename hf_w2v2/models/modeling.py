@@ -98,6 +98,11 @@ class Wav2Vec2PreTrainedModel(PreTrainedModel):
         for param in self.base_encoder().parameters():
             param.requires_grad = False
 
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """dtype that ``input_values`` are cast to: that of the first convolution's weight (the model's dtype)."""
+        return self.base_encoder().feature_extractor.conv_layers[0].conv.weight.dtype
+
     def base_encoder(self) -> Wav2Vec2Model:
         return self if isinstance(self, Wav2Vec2Model) else getattr(self, self.base_model_prefix)
 
@@ -214,7 +219,7 @@ class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
             check_prefix_features(prefix_features, prefix_layers, self.config, attention_mask)
             features = self.feature_extractor(prefix_features, start_layer=prefix_layers).transpose(1, 2)
         else:
-            check_audio(input_values, self.config, attention_mask)
+            input_values = check_audio(input_values, self.config, attention_mask, self.input_dtype)
             features = self.feature_extractor(input_values).transpose(1, 2)  # (B, C, F) -> (B, F, C)
         output_hidden_states = _flag(output_hidden_states, getattr(self.config, "output_hidden_states", False))
         output_attentions = _flag(output_attentions, getattr(self.config, "output_attentions", False))
