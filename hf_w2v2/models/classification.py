@@ -98,7 +98,7 @@ class Wav2Vec2ForSequenceClassification(_ClassificationBase):
         logits = self.classifier(pooled)  # (B, L)
         loss = None
         if labels is not None:
-            check_labels(labels, self.config.num_labels, "num_labels")
+            check_labels(labels, self.config.num_labels, "num_labels", batch_size=logits.shape[0])
             loss = F.cross_entropy(logits.float().view(-1, self.config.num_labels), labels.view(-1))
         out = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=all_hidden, attentions=attentions)
         return out if _want_dict(self.config, return_dict) else out.to_tuple()

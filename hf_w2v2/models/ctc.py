@@ -80,7 +80,7 @@ class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
         ``inf`` (0 with ``config.ctc_zero_infinity``); filter such items before training.
         """
         if labels is not None:
-            check_labels(labels, self.config.vocab_size)
+            check_labels(labels, self.config.vocab_size, batch_size=_batch_size(input_values))
         enc, _, _ = self.wav2vec2.encode(input_values, attention_mask, None, output_attentions, output_hidden_states)
         logits = self.lm_head(self.dropout(enc.last_hidden_state))  # (B, F, D) -> (B, F, V)
         loss = None
@@ -99,3 +99,7 @@ class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
             )
         out = CausalLMOutput(loss=loss, logits=logits, hidden_states=enc.hidden_states, attentions=enc.attentions)
         return out if _want_dict(self.config, return_dict) else out.to_tuple()
+
+
+def _batch_size(input_values: torch.Tensor) -> int | None:
+    return input_values.shape[0] if isinstance(input_values, torch.Tensor) and input_values.dim() > 0 else None

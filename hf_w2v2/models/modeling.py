@@ -133,6 +133,11 @@ class Wav2Vec2PreTrainedModel(LanguageAdapterMixin, PreTrainedModel):  # type: i
         for param in self.base_encoder().parameters():
             param.requires_grad = False
 
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """dtype that ``input_values`` are cast to: that of the first convolution's weight (the model's dtype)."""
+        return self.base_encoder().feature_extractor.conv_layers[0].conv.weight.dtype
+
     def base_encoder(self) -> Wav2Vec2Model:
         return self if isinstance(self, Wav2Vec2Model) else getattr(self, self.base_model_prefix)
 
@@ -235,7 +240,7 @@ class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
         """``forward`` that always returns the dataclass, plus the time mask used (given or drawn)
         and, when ``config.feature_penalty_weight > 0``, fairseq's feature penalty (mean squared
         encoder output before the projection's LayerNorm)."""
-        check_audio(input_values, self.config, attention_mask)
+        input_values = check_audio(input_values, self.config, attention_mask, self.input_dtype)
         features = self.feature_extractor(input_values).transpose(1, 2)  # (B, C, F) -> (B, F, C)
         output_hidden_states = _flag(output_hidden_states, getattr(self.config, "output_hidden_states", False))
         output_attentions = _flag(output_attentions, getattr(self.config, "output_attentions", False))

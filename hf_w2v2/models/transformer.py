@@ -48,6 +48,14 @@ class SelfAttention(nn.Module):
         self.v_proj = nn.Linear(d, d)
         self.out_proj = nn.Linear(d, d)
 
+    def _plain_projections(self) -> bool:
+        """True when Q, K and V are ordinary ``nn.Linear`` layers whose weights can be stacked.
+
+        ``torch.ao.quantization.quantize_dynamic`` (and similar swaps: LoRA, weight-only int8)
+        replace them with modules whose ``weight`` is not a tensor; those are called one by one.
+        """
+        return all(type(p) is nn.Linear for p in (self.q_proj, self.k_proj, self.v_proj))
+
     def _packed_qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Q, K and V weights stacked for one GEMM instead of three.
 
@@ -63,9 +71,17 @@ class SelfAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``key_mask`` (B, F) is True on frames that may be attended to."""
         b, f, d = x.shape
-        weight, bias = self._packed_qkv()
-        qkv = F.linear(x, weight, bias).view(b, f, 3, self.num_heads, self.head_dim)  # (B, F, 3D) -> (B, F, 3, H, E)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # -> 3 x (B, H, F, E)
+        if self._plain_projections():
+            weight, bias = self._packed_qkv()
+            qkv = F.linear(x, weight, bias).view(
+                b, f, 3, self.num_heads, self.head_dim
+            )  # (B, F, 3D) -> (B, F, 3, H, E)
+            q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # -> 3 x (B, H, F, E)
+        else:  # quantised or otherwise swapped projections: call each module, never read its weight
+            q, k, v = (
+                proj(x).view(b, f, self.num_heads, self.head_dim).transpose(1, 2)  # (B, F, D) -> (B, H, F, E)
+                for proj in (self.q_proj, self.k_proj, self.v_proj)
+            )
         attn_mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, F)
         dropout = self.dropout if self.training else 0.0
         if need_weights:

@@ -137,7 +137,7 @@ class Wav2Vec2ForXVector(_ClassificationBase):
         logits = self.classifier(embeddings)
         loss = None
         if labels is not None:
-            check_labels(labels, self.config.num_labels, "num_labels")
+            check_labels(labels, self.config.num_labels, "num_labels", batch_size=logits.shape[0])
             loss = self.objective(logits, labels)
         out = XVectorOutput(
             loss=loss, logits=logits, embeddings=embeddings, hidden_states=all_hidden, attentions=attentions

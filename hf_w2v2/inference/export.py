@@ -1,0 +1,160 @@
+"""Export a model's ``(audio, attention mask) -> logits`` graph: ``torch.export`` or ONNX.
+
+Shape legend: B batch, T samples, F frames, V classes (vocabulary or labels).
+
+The exported graph has dynamic batch and time axes. It is the eval-mode model: dropout,
+LayerDrop and SpecAugment are training-only and absent from it (an export always calls
+``model.eval()`` and says so when the model was in training mode). It runs the fp32 CPU
+path of the model (channels-major convolutions, as eager inference under ``no_grad``).
+
+Input checks that read values (NaN samples, 0/1 mask) cannot live inside a graph; the shape
+checks do (``torch._check``), and :func:`check_inputs` runs the value checks before an exported
+program or ONNX session is called. Audio needs at least :data:`MIN_SAMPLES` samples (two frames):
+at one frame the tracer would specialise the graph.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from hf_w2v2.models.lengths import receptive_field
+from hf_w2v2.models.validation import check_audio
+
+logger = logging.getLogger(__name__)
+
+EXPORT_FORMATS = ("onnx", "exported-program")
+MIN_SAMPLES = 720  # two frames of the wav2vec 2.0 encoder (receptive field 400 + hop 320)
+MAX_SAMPLES = 16_000 * 3600  # one hour at 16 kHz
+
+
+class LogitsOnly(nn.Module):
+    """``model(input_values, attention_mask).logits`` as a plain tensor: what exporters want."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.config = model.config
+
+    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_values, attention_mask=attention_mask, return_dict=True).logits
+
+
+def for_export(model: nn.Module) -> LogitsOnly:
+    """The eval-mode logits graph of ``model`` (CTC or a classification head)."""
+    if model.training:
+        logger.warning("exporting in eval mode: dropout, LayerDrop and SpecAugment are left out of the graph")
+    return LogitsOnly(model.eval().float())
+
+
+def example_inputs(batch: int = 2, samples: int = 16_000) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random audio (B, T) and an int64 attention mask (B, T) with the last item shortened."""
+    generator = torch.Generator().manual_seed(0)
+    audio = torch.randn(batch, samples, generator=generator)
+    mask = torch.ones(batch, samples, dtype=torch.long)
+    if batch > 1:
+        mask[-1, samples * 3 // 4 :] = 0
+    return audio, mask
+
+
+def _dynamic_shapes() -> dict[str, dict[int, torch.export.Dim]]:
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    samples = torch.export.Dim("samples", min=MIN_SAMPLES, max=MAX_SAMPLES)
+    return {"input_values": {0: batch, 1: samples}, "attention_mask": {0: batch, 1: samples}}
+
+
+def export_program(model: nn.Module) -> torch.export.ExportedProgram:
+    """``torch.export`` of the logits graph with dynamic batch and time axes."""
+    wrapped = for_export(model)
+    with torch.no_grad():
+        return torch.export.export(wrapped, example_inputs(), dynamic_shapes=_dynamic_shapes(), strict=False)
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 18) -> str:
+    """Write an ONNX file (inputs ``input_values`` float32 (B, T), ``attention_mask`` int64 (B, T);
+    output ``logits`` (B, F, V)) through the ``torch.export`` based exporter."""
+    try:
+        import onnxscript  # noqa: F401  (the dynamo exporter needs it)
+    except ImportError as err:
+        raise ImportError("ONNX export needs onnx and onnxscript: pip install 'hf_w2v2[deploy]'") from err
+    wrapped = for_export(model)
+    path = os.fspath(path)
+    with torch.no_grad():
+        program = torch.onnx.export(
+            wrapped,
+            example_inputs(),
+            dynamo=True,
+            dynamic_shapes=_dynamic_shapes(),
+            input_names=["input_values", "attention_mask"],
+            output_names=["logits"],
+            opset_version=opset,
+            optimize=True,
+        )
+    program.save(path)
+    return path
+
+
+def check_inputs(model_config: object, audio: torch.Tensor, mask: torch.Tensor) -> None:
+    """The eager model's input checks (shape, NaN, 0/1 mask, length), for calls into an exported graph."""
+    check_audio(audio, model_config, mask)  # type: ignore[arg-type]
+    if audio.shape[1] < MIN_SAMPLES:
+        field = receptive_field(model_config.conv_kernel, model_config.conv_stride)  # type: ignore[attr-defined]
+        raise ValueError(
+            f"exported graphs take at least {MIN_SAMPLES} samples (two frames), got {audio.shape[1]} "
+            f"(the eager model takes {field})"
+        )
+
+
+class OnnxRunner:
+    """An ONNX logits graph run by onnxruntime on the CPU: ``runner(audio, mask)`` -> (B, F, V) numpy."""
+
+    def __init__(self, path: str | os.PathLike, threads: int = 0) -> None:
+        try:
+            import onnxruntime
+        except ImportError as err:
+            raise ImportError("ONNX inference needs onnxruntime: pip install 'hf_w2v2[deploy]'") from err
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, audio: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor) -> np.ndarray:
+        feeds = {
+            "input_values": np.asarray(audio, dtype=np.float32),
+            "attention_mask": np.asarray(mask, dtype=np.int64),
+        }
+        return self.session.run(["logits"], feeds)[0]
+
+
+def pad_batch(clips: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad ``(T_i,)`` clips into audio (B, T) and an int64 mask (B, T)."""
+    longest = max(len(c) for c in clips)
+    audio = torch.zeros(len(clips), longest)
+    mask = torch.zeros(len(clips), longest, dtype=torch.long)
+    for i, clip in enumerate(clips):
+        audio[i, : len(clip)] = torch.as_tensor(clip, dtype=torch.float32)
+        mask[i, : len(clip)] = 1
+    return audio, mask
+
+
+def max_logit_difference(model: nn.Module, run, clips: Sequence[np.ndarray]) -> float:
+    """Largest |eager - exported| logit over ``clips`` run one by one and as one padded batch,
+    comparing valid frames only; ``run(audio, mask)`` calls the exported graph."""
+    model = model.eval()
+    worst = 0.0
+    batches = [[c] for c in clips] + ([list(clips)] if len(clips) > 1 else [])
+    for batch in batches:
+        audio, mask = pad_batch(batch)
+        check_inputs(model.config, audio, mask)
+        with torch.no_grad():
+            expected = model(audio, attention_mask=mask).logits
+            got = torch.as_tensor(np.asarray(run(audio, mask)))
+        frames = model.frame_lengths(mask)
+        for i, n in enumerate(frames.tolist()):
+            worst = max(worst, float((got[i, :n] - expected[i, :n]).abs().max()))
+    return worst
