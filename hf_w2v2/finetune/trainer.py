@@ -1,20 +1,51 @@
-"""The Trainer of CTC fine-tuning: evaluation in dataset order, the time budget of :mod:`hf_w2v2.training.budget`."""
+"""The Trainer of CTC fine-tuning: resumable length grouping, evaluation in dataset order, atomic
+checkpoints (:mod:`hf_w2v2.training.checkpoints`) and the time budget of :mod:`hf_w2v2.training.budget`."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch.utils.data import DataLoader, SequentialSampler
 
+from hf_w2v2.data.sampler import LengthGroupedSampler
 from hf_w2v2.training.budget import TimeBudgetTrainerMixin
+from hf_w2v2.training.checkpoints import AtomicCheckpointMixin
 from hf_w2v2.training.loaders import build_loader
 
 
-class CTCTrainer(TimeBudgetTrainerMixin):
+def dataset_lengths(dataset: Any, column: str) -> list[int] | None:
+    """Per-item lengths from a ``datasets.Dataset`` column or a ``lengths`` attribute; None if neither."""
+    names = getattr(dataset, "column_names", None)
+    if names is not None and column in names:
+        return [int(n) for n in dataset[column]]
+    lengths = getattr(dataset, "lengths", None)
+    return None if lengths is None else [int(n) for n in lengths]
+
+
+class CTCTrainer(AtomicCheckpointMixin, TimeBudgetTrainerMixin):
     """``Trainer`` with an optional wall-clock budget driving the learning-rate schedule.
+
+    Length-grouped training batches (``train_sampling_strategy="group_by_length"``) come from
+    :class:`~hf_w2v2.data.sampler.LengthGroupedSampler`, whose order is a function of
+    (seed, epoch) alone: a run resumed mid-epoch sees exactly the batches of the uninterrupted
+    run (the stock sampler draws from the global RNG, which a checkpoint restores to its state
+    at the save, not at the epoch start, so the resumed epoch had another order).
 
     Evaluation reads datasets in order (never length-grouped), so prediction ``i`` is
     dataset item ``i``: padded frames are trimmed with the item's length and each
     prediction is written next to its utterance's name.
     """
+
+    def get_train_dataloader(self) -> DataLoader:
+        """Length-grouped batches from the dataset's lengths when asked; the stock loader otherwise."""
+        if self.args.train_sampling_strategy != "group_by_length" or self.train_dataset is None:
+            return super().get_train_dataloader()
+        lengths = dataset_lengths(self.train_dataset, self.args.length_column_name)
+        if lengths is None:
+            return super().get_train_dataloader()
+        group = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        sampler = LengthGroupedSampler(lengths, group, seed=self.args.seed, dataset=self.train_dataset)
+        return build_loader(self, self.train_dataset, self.args.train_batch_size, sampler)
 
     def get_eval_dataloader(self, eval_dataset=None) -> DataLoader:
         dataset = self.eval_dataset if eval_dataset is None else eval_dataset

@@ -47,6 +47,7 @@ from hf_w2v2.models.masking import compute_span_mask
 from hf_w2v2.models.negatives import sample_negative_indices
 from hf_w2v2.pretrain.temperature import LOG_KEY, GumbelSchedule, GumbelTemperatureCallback
 from hf_w2v2.training.budget import TimeBudgetTrainerMixin
+from hf_w2v2.training.checkpoints import AtomicCheckpointMixin
 from hf_w2v2.training.hf_internals import LOSS_SCALED_FOR_GA_ATTR
 from hf_w2v2.training.loaders import build_loader
 
@@ -159,7 +160,7 @@ class DatasetEpochCallback(TrainerCallback):
         self.dataset.set_epoch(math.floor(state.epoch + 1e-6))  # resumed mid-epoch: state.epoch = 1.5 -> 1
 
 
-class PreTrainingTrainer(TimeBudgetTrainerMixin):
+class PreTrainingTrainer(AtomicCheckpointMixin, TimeBudgetTrainerMixin):
     """``Trainer`` for ``Wav2Vec2ForPreTraining``; see the module docstring.
 
     Extra arguments: ``gumbel_schedule``, the temperature schedule (paper default), and
