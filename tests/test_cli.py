@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -134,3 +135,31 @@ def test_output_paths_are_unique_or_refused() -> None:
     assert targets == {"/d/a.flac": "/o/a.flac.txt", "/d/a.wav": "/o/a.wav.txt", "/d/s/a.wav": "/o/s/a.txt"}
     with pytest.raises(ValueError, match="would write the same output"):
         output_paths(["/d/a.flac.wav", "/d/a.flac", "/d/a.wav"], "/o", "txt")
+
+
+@pytest.mark.parametrize(
+    "removed",
+    ["vocab.json", "processor_config.json", "tokenizer_config.json", "config.json", "model.safetensors", "ALL"],
+)
+def test_broken_model_folder_is_one_clear_error(tmp_path, model_dir: str, capsys, removed: str) -> None:
+    """Issue 23.9: each of these used to end in a traceback, a TypeError on None or a size mismatch."""
+    broken = tmp_path / "model"
+    if removed == "ALL":
+        broken.mkdir()
+    else:
+        shutil.copytree(model_dir, broken)
+        (broken / removed).unlink()
+    assert main(["transcribe", UTT1, "--model", str(broken), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "is incomplete: missing" in err and "save_pretrained" in err
+    # the last name of each "missing" item, e.g. "processor_config.json or preprocessor_config.json (...)"
+    listed = re.findall(r"([a-z_]+\.(?:json|safetensors|bin)) \(", err.split(". A complete")[0])
+    labels = {
+        "config.json": "config.json",
+        "tokenizer_config.json": "tokenizer_config.json",
+        "vocab.json": "vocab.json",
+        "processor_config.json": "preprocessor_config.json",
+        "model.safetensors": "pytorch_model.bin",
+    }
+    expected = list(labels.values()) if removed == "ALL" else [labels[removed]]
+    assert sorted(listed) == sorted(expected)
