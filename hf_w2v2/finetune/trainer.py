@@ -10,6 +10,7 @@ from torch.utils.data import DataLoader, SequentialSampler
 from hf_w2v2.data.sampler import LengthGroupedSampler
 from hf_w2v2.training.budget import TimeBudgetTrainerMixin
 from hf_w2v2.training.checkpoints import AtomicCheckpointMixin
+from hf_w2v2.training.layerdrop import LayerDropSyncMixin
 from hf_w2v2.training.loaders import build_loader
 
 
@@ -22,7 +23,7 @@ def dataset_lengths(dataset: Any, column: str) -> list[int] | None:
     return None if lengths is None else [int(n) for n in lengths]
 
 
-class CTCTrainer(AtomicCheckpointMixin, TimeBudgetTrainerMixin):
+class CTCTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, TimeBudgetTrainerMixin):
     """``Trainer`` with an optional wall-clock budget driving the learning-rate schedule.
 
     Length-grouped training batches (``train_sampling_strategy="group_by_length"``) come from

@@ -49,6 +49,7 @@ from hf_w2v2.pretrain.temperature import LOG_KEY, GumbelSchedule, GumbelTemperat
 from hf_w2v2.training.budget import TimeBudgetTrainerMixin
 from hf_w2v2.training.checkpoints import AtomicCheckpointMixin
 from hf_w2v2.training.hf_internals import LOSS_SCALED_FOR_GA_ATTR
+from hf_w2v2.training.layerdrop import LayerDropSyncMixin
 from hf_w2v2.training.loaders import build_loader
 
 
@@ -160,7 +161,7 @@ class DatasetEpochCallback(TrainerCallback):
         self.dataset.set_epoch(math.floor(state.epoch + 1e-6))  # resumed mid-epoch: state.epoch = 1.5 -> 1
 
 
-class PreTrainingTrainer(AtomicCheckpointMixin, TimeBudgetTrainerMixin):
+class PreTrainingTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, TimeBudgetTrainerMixin):
     """``Trainer`` for ``Wav2Vec2ForPreTraining``; see the module docstring.
 
     Extra arguments: ``gumbel_schedule``, the temperature schedule (paper default), and
