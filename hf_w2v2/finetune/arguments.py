@@ -172,6 +172,13 @@ class DataArguments:
             "over this time instead of max_steps, and training stops when it is spent."
         },
     )
+    skip_nonfinite_loss: bool = field(
+        default=True,
+        metadata={
+            "help": "Skip (and count) training micro-batches whose loss is NaN/inf instead of letting NaN into the "
+            "weights; a run where every one is non-finite stops with an error."
+        },
+    )
     predictions_file: str = field(
         default="predictions_{split}.tsv",
         metadata={"help": "Per-utterance predictions written after training ({split} = eval / test name)."},

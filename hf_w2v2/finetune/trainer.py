@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from torch import nn
 from torch.utils.data import DataLoader, SequentialSampler
 
 from hf_w2v2.data.sampler import LengthGroupedSampler
@@ -12,6 +13,7 @@ from hf_w2v2.training.budget import TimeBudgetTrainerMixin
 from hf_w2v2.training.checkpoints import AtomicCheckpointMixin
 from hf_w2v2.training.layerdrop import LayerDropSyncMixin
 from hf_w2v2.training.loaders import build_loader
+from hf_w2v2.training.nonfinite import NonFiniteLossMixin
 
 
 def dataset_lengths(dataset: Any, column: str) -> list[int] | None:
@@ -23,7 +25,7 @@ def dataset_lengths(dataset: Any, column: str) -> list[int] | None:
     return None if lengths is None else [int(n) for n in lengths]
 
 
-class CTCTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, TimeBudgetTrainerMixin):
+class CTCTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLossMixin, TimeBudgetTrainerMixin):
     """``Trainer`` with an optional wall-clock budget driving the learning-rate schedule.
 
     Length-grouped training batches (``train_sampling_strategy="group_by_length"``) come from
@@ -32,10 +34,24 @@ class CTCTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, TimeBudgetTrainerMix
     run (the stock sampler draws from the global RNG, which a checkpoint restores to its state
     at the save, not at the epoch start, so the resumed epoch had another order).
 
+    A training loss that is NaN or infinite is skipped and counted (``skip_nonfinite_loss``, on by
+    default; :class:`~hf_w2v2.training.nonfinite.NonFiniteLossMixin`).
+
     Evaluation reads datasets in order (never length-grouped), so prediction ``i`` is
     dataset item ``i``: padded frames are trimmed with the item's length and each
     prediction is written next to its utterance's name.
     """
+
+    def compute_loss(
+        self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
+        """The model's CTC loss; a NaN/inf one is skipped and counted (:mod:`hf_w2v2.training.nonfinite`)."""
+        result = super().compute_loss(
+            model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+        )
+        if return_outputs:
+            return self.guard_loss(model, result[0]), result[1]
+        return self.guard_loss(model, result)
 
     def get_train_dataloader(self) -> DataLoader:
         """Length-grouped batches from the dataset's lengths when asked; the stock loader otherwise."""

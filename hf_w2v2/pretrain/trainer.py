@@ -51,6 +51,7 @@ from hf_w2v2.training.checkpoints import AtomicCheckpointMixin
 from hf_w2v2.training.hf_internals import LOSS_SCALED_FOR_GA_ATTR
 from hf_w2v2.training.layerdrop import LayerDropSyncMixin
 from hf_w2v2.training.loaders import build_loader
+from hf_w2v2.training.nonfinite import NonFiniteLossMixin
 
 
 def draw_pretraining_targets(
@@ -161,7 +162,7 @@ class DatasetEpochCallback(TrainerCallback):
         self.dataset.set_epoch(math.floor(state.epoch + 1e-6))  # resumed mid-epoch: state.epoch = 1.5 -> 1
 
 
-class PreTrainingTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, TimeBudgetTrainerMixin):
+class PreTrainingTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLossMixin, TimeBudgetTrainerMixin):
     """``Trainer`` for ``Wav2Vec2ForPreTraining``; see the module docstring.
 
     Extra arguments: ``gumbel_schedule``, the temperature schedule (paper default), and
@@ -192,7 +193,7 @@ class PreTrainingTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, TimeBudgetTr
             raise ValueError("the model returned no loss: it drew no time mask (mask_time_prob is 0?)")
         stats = pretraining_statistics(outputs, inputs, self.accelerator.unwrap_model(model).config)
         (self._train_metrics if model.training else self._eval_metrics).add(stats)
-        loss = outputs.loss / stats["masked_frames"].clamp(min=1.0)
+        loss = self.guard_loss(model, outputs.loss / stats["masked_frames"].clamp(min=1.0))  # NaN/inf: skipped
         return (loss, outputs) if return_outputs else loss
 
     def prediction_step(
