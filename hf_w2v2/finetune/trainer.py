@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, SequentialSampler
 from hf_w2v2.data.sampler import LengthGroupedSampler
 from hf_w2v2.training.budget import TimeBudgetTrainerMixin
 from hf_w2v2.training.checkpoints import AtomicCheckpointMixin
+from hf_w2v2.training.health import HealthMonitorCallback
 from hf_w2v2.training.layerdrop import LayerDropSyncMixin
 from hf_w2v2.training.loaders import build_loader
 from hf_w2v2.training.nonfinite import NonFiniteLossMixin
@@ -34,13 +35,19 @@ class CTCTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLossMixin, 
     run (the stock sampler draws from the global RNG, which a checkpoint restores to its state
     at the save, not at the epoch start, so the resumed epoch had another order).
 
-    A training loss that is NaN or infinite is skipped and counted (``skip_nonfinite_loss``, on by
+    A :class:`~hf_w2v2.training.health.HealthMonitorCallback` warns about all-blank output and
+    exploding gradients. A training loss that is NaN or infinite is skipped and counted (``skip_nonfinite_loss``, on by
     default; :class:`~hf_w2v2.training.nonfinite.NonFiniteLossMixin`).
 
     Evaluation reads datasets in order (never length-grouped), so prediction ``i`` is
     dataset item ``i``: padded frames are trimmed with the item's length and each
     prediction is written next to its utterance's name.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not any(isinstance(cb, HealthMonitorCallback) for cb in self.callback_handler.callbacks):
+            self.add_callback(HealthMonitorCallback())
 
     def compute_loss(
         self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None

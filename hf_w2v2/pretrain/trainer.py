@@ -48,6 +48,7 @@ from hf_w2v2.models.negatives import sample_negative_indices
 from hf_w2v2.pretrain.temperature import LOG_KEY, GumbelSchedule, GumbelTemperatureCallback
 from hf_w2v2.training.budget import TimeBudgetTrainerMixin
 from hf_w2v2.training.checkpoints import AtomicCheckpointMixin
+from hf_w2v2.training.health import HealthMonitorCallback
 from hf_w2v2.training.hf_internals import LOSS_SCALED_FOR_GA_ATTR
 from hf_w2v2.training.layerdrop import LayerDropSyncMixin
 from hf_w2v2.training.loaders import build_loader
@@ -176,6 +177,8 @@ class PreTrainingTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLos
             self.add_callback(GumbelTemperatureCallback(gumbel_schedule))
         if hasattr(self.train_dataset, "set_epoch"):
             self.add_callback(DatasetEpochCallback(self.train_dataset))
+        if not any(isinstance(cb, HealthMonitorCallback) for cb in self.callback_handler.callbacks):
+            self.add_callback(HealthMonitorCallback())  # codebook collapse, trivial task, exploding gradients
         self._train_metrics = MetricAccumulator()
         self._eval_metrics = MetricAccumulator()
         self._eval_batches = 0
