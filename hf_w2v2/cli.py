@@ -21,6 +21,7 @@ import argparse
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from tqdm.auto import tqdm
@@ -72,9 +73,26 @@ def add_transcribe(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_transcribe)
 
 
-def _output_path(path: str, root: str, output_dir: str, fmt: str) -> str:
-    relative = os.path.splitext(os.path.relpath(path, root))[0]
-    return os.path.join(output_dir, f"{relative}.{fmt}")
+def output_paths(files: list[str], output_dir: str, fmt: str) -> dict[str, str]:
+    """One distinct output file per input (keyed by absolute input path), mirroring the inputs' folders.
+
+    ``a.wav`` -> ``a.txt``; inputs that would share a name (``a.flac`` and ``a.wav``) keep their
+    extension (``a.flac.txt``, ``a.wav.txt``) so that no transcript overwrites another. Raises
+    ``ValueError`` before anything is written if names still collide.
+    """
+    paths = [os.path.abspath(f) for f in files]
+    root = os.path.commonpath([os.path.dirname(p) for p in paths])
+    stems = {p: os.path.splitext(os.path.relpath(p, root))[0] for p in paths}
+    counts = Counter(stems.values())
+    targets = {
+        p: os.path.join(output_dir, f"{stem if counts[stem] == 1 else os.path.relpath(p, root)}.{fmt}")
+        for p, stem in stems.items()
+    }
+    clashes = [t for t, n in Counter(targets.values()).items() if n > 1]
+    if clashes:
+        names = sorted(p for p, t in targets.items() if t in clashes)
+        raise ValueError(f"these inputs would write the same output file(s) {clashes}: {names}; rename them")
+    return targets
 
 
 def run_transcribe(args: argparse.Namespace) -> int:
@@ -104,7 +122,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
         )
         transcriber.decoder.beam_width = args.beam_width or transcriber.decoder.beam_width
         transcriber.decoder.hotword_weight = args.hotword_weight
-    root = os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
+    targets = output_paths(files, args.output_dir, args.format) if args.output_dir is not None else {}
     failures = 0
     results = transcriber.iter_files(
         files, hotwords=args.hotword, num_processes=args.num_processes, progress=not args.quiet
@@ -119,7 +137,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
         assert result.transcription is not None  # a result without an error has one
         text = render(result.transcription, args.format, path=result.path, duration=result.duration)
         if args.output_dir is not None:
-            target = _output_path(os.path.abspath(result.path), root, args.output_dir, args.format)
+            target = targets[os.path.abspath(result.path)]
             os.makedirs(os.path.dirname(target), exist_ok=True)
             with open(target, "w", encoding="utf-8") as out:
                 out.write(text)

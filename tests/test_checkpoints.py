@@ -184,14 +184,19 @@ def _to_fairseq(state: dict, layer_norm_mode: bool) -> dict:
 
 def _fairseq_cfg(family: str) -> dict:
     k = SMALL
-    layers = [(k["conv_dim"][0], 10, 5)] + [(k["conv_dim"][0], 3, 2)] * 4 + [(k["conv_dim"][0], 2, 2)] * 2
+    dim = k["conv_dim"][0]
+    # base: fairseq's own expression form (issue 23.13), and no extractor_mode (fairseq's default applies)
+    layers = f"[({dim}, 10, 5)] + [({dim}, 3, 2)] * 4 + [({dim}, 2, 2)] * 2"
+    if family == "large-lv60":
+        layers = str([(dim, 10, 5)] + [(dim, 3, 2)] * 4 + [(dim, 2, 2)] * 2)
+    extra = {"extractor_mode": "layer_norm"} if family == "large-lv60" else {}
     return dict(
-        extractor_mode="layer_norm" if family == "large-lv60" else "default",
+        **extra,
         encoder_layers=k["num_hidden_layers"],
         encoder_embed_dim=k["hidden_size"],
         encoder_ffn_embed_dim=k["intermediate_size"],
         encoder_attention_heads=k["num_attention_heads"],
-        conv_feature_layers=str(layers),
+        conv_feature_layers=layers,
         conv_pos=config_kwargs(family)["num_conv_pos_embeddings"],
         conv_pos_groups=k["num_conv_pos_embedding_groups"],
         layer_norm_first=family == "large-lv60",

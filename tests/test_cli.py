@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -113,3 +114,52 @@ def test_srt_format() -> None:
     srt = to_srt(Transcription(text="HELLO WORLD AGAIN", words=words))
     assert srt.startswith("1\n00:00:00,000 --> 00:00:01,000\nHELLO WORLD\n\n2\n00:00:04,000 --> 00:00:04,600\nAGAIN\n")
     assert to_srt(Transcription(text="")) == ""
+
+
+def test_same_name_different_extension_writes_two_outputs(tmp_path, model_dir: str) -> None:
+    """Issue 23.1: ``a.flac`` and ``a.wav`` in one folder both went to ``OUT/a.txt`` (one transcript lost)."""
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    shutil.copy(UTT1, audio / "a.flac")
+    shutil.copy(FIXTURES.parent / "audio" / "tone_8k.wav", audio / "a.wav")
+    shutil.copy(UTT2, audio / "b.flac")
+    out = tmp_path / "out"
+    assert main(["transcribe", str(audio), "--model", model_dir, "--output-dir", str(out), "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.flac.txt", "a.wav.txt", "b.txt"]
+
+
+def test_output_paths_are_unique_or_refused() -> None:
+    from hf_w2v2.cli import output_paths
+
+    targets = output_paths(["/d/a.flac", "/d/a.wav", "/d/s/a.wav"], "/o", "txt")
+    assert targets == {"/d/a.flac": "/o/a.flac.txt", "/d/a.wav": "/o/a.wav.txt", "/d/s/a.wav": "/o/s/a.txt"}
+    with pytest.raises(ValueError, match="would write the same output"):
+        output_paths(["/d/a.flac.wav", "/d/a.flac", "/d/a.wav"], "/o", "txt")
+
+
+@pytest.mark.parametrize(
+    "removed",
+    ["vocab.json", "processor_config.json", "tokenizer_config.json", "config.json", "model.safetensors", "ALL"],
+)
+def test_broken_model_folder_is_one_clear_error(tmp_path, model_dir: str, capsys, removed: str) -> None:
+    """Issue 23.9: each of these used to end in a traceback, a TypeError on None or a size mismatch."""
+    broken = tmp_path / "model"
+    if removed == "ALL":
+        broken.mkdir()
+    else:
+        shutil.copytree(model_dir, broken)
+        (broken / removed).unlink()
+    assert main(["transcribe", UTT1, "--model", str(broken), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "is incomplete: missing" in err and "save_pretrained" in err
+    # the last name of each "missing" item, e.g. "processor_config.json or preprocessor_config.json (...)"
+    listed = re.findall(r"([a-z_]+\.(?:json|safetensors|bin)) \(", err.split(". A complete")[0])
+    labels = {
+        "config.json": "config.json",
+        "tokenizer_config.json": "tokenizer_config.json",
+        "vocab.json": "vocab.json",
+        "processor_config.json": "preprocessor_config.json",
+        "model.safetensors": "pytorch_model.bin",
+    }
+    expected = list(labels.values()) if removed == "ALL" else [labels[removed]]
+    assert sorted(listed) == sorted(expected)

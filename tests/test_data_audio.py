@@ -96,3 +96,41 @@ def test_to_mono() -> None:
     stereo = np.array([[1.0, 0.0], [0.5, 0.5]], dtype=np.float32)  # (T, C)
     np.testing.assert_allclose(to_mono(stereo), [0.5, 0.5])
     np.testing.assert_array_equal(to_mono(stereo[:, :1]), [1.0, 0.5])
+
+
+def test_antiphase_stereo_warns_and_counts(tmp_path, caplog) -> None:
+    """Issue 23.7: stereo in anti-phase used to down-mix to silence without a word."""
+    import logging
+
+    from hf_w2v2.data import audio as audio_module
+
+    tone = (0.5 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)).astype(np.float32)
+    sf.write(tmp_path / "anti.wav", np.stack([tone, -tone], axis=1), 16000, subtype="FLOAT")
+    sf.write(tmp_path / "same.wav", np.stack([tone, tone], axis=1), 16000, subtype="FLOAT")
+    before = audio_module.AUDIO_WARNINGS["mono_energy_loss"]
+    with caplog.at_level(logging.WARNING, logger="hf_w2v2.data.audio"):
+        assert np.abs(audio_module.load_audio(tmp_path / "anti.wav")).max() < 1e-6
+        audio_module.load_audio(tmp_path / "same.wav")
+    assert audio_module.AUDIO_WARNINGS["mono_energy_loss"] == before + 1
+    assert "anti.wav: the mono down-mix of its 2 channels keeps 0.0% of their energy" in caplog.text
+    assert "same.wav" not in caplog.text
+
+
+def test_truncated_wav_warns_with_expected_and_read_frames(tmp_path, caplog) -> None:
+    """Issue 23.7: a truncated WAV used to decode partially without a word."""
+    import logging
+
+    from hf_w2v2.data import audio as audio_module
+
+    sf.write(tmp_path / "full.wav", np.zeros(16000, dtype=np.float32) + 0.1, 16000, subtype="PCM_16")
+    data = (tmp_path / "full.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: 44 + 2 * 4000])  # 44-byte header + 4000 16-bit frames
+    assert audio_module.declared_wav_frames(data[:64]) == 16000
+    before = audio_module.AUDIO_WARNINGS["truncated"]
+    with caplog.at_level(logging.WARNING, logger="hf_w2v2.data.audio"):
+        assert audio_module.load_audio(tmp_path / "cut.wav").shape == (4000,)
+        audio_module.load_audio(tmp_path / "full.wav")
+        audio_module.load_audio_bytes(data[: 44 + 2 * 100], name="mem.wav")
+    assert audio_module.AUDIO_WARNINGS["truncated"] == before + 2
+    assert "cut.wav: truncated WAV: its header declares 16000 frames, only 4000 could be read" in caplog.text
+    assert "mem.wav: truncated WAV" in caplog.text and "full.wav" not in caplog.text

@@ -106,3 +106,31 @@ def test_hf_dataset_with_plain_path_column_and_missing_files() -> None:
         read_source(ds, audio_column="file")
     with pytest.raises(ValueError, match="no audio column 'audio'"):
         read_source(ds)
+
+
+def test_csv_row_with_more_fields_than_header_fails_naming_the_line(tmp_path: Path) -> None:
+    """Issue 23.5: ``a.flac,HELLO, WORLD, AGAIN`` used to give the transcript ``HELLO`` without a word."""
+    shutil.copy(AUDIO / "speech_16k.flac", tmp_path / "a.flac")
+    (tmp_path / "metadata.csv").write_text("file_name,text\na.flac,HELLO, WORLD, AGAIN\n")
+    with pytest.raises(ValueError, match=r"metadata.csv:2: 4 fields but the header has 2"):
+        read_source(tmp_path)
+    (tmp_path / "metadata.csv").write_text('file_name,text\na.flac,"HELLO, WORLD, AGAIN"\n')
+    assert [u.text for u in read_source(tmp_path)] == ["HELLO, WORLD, AGAIN"]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"text": "HELLO"}', r"metadata.jsonl:2: no 'file_name' key"),
+        ('["a.flac", "HELLO"]', r"metadata.jsonl:2: expected a JSON object per line, got list"),
+        ('"a.flac"', r"metadata.jsonl:2: expected a JSON object per line, got str"),
+        ('{"file_name": 3, "text": "HELLO"}', r"metadata.jsonl:2: an empty or non-string \(3\) 'file_name'"),
+        ('{"file_name": "a.flac"}', r"metadata.jsonl:2: no 'text' key"),
+    ],
+)
+def test_jsonl_bad_rows_name_the_line_and_the_key(tmp_path: Path, line: str, message: str) -> None:
+    """Issue 23.12: JSONL rows without ``file_name`` or not objects used to crash with a KeyError/TypeError."""
+    shutil.copy(AUDIO / "speech_16k.flac", tmp_path / "a.flac")
+    (tmp_path / "metadata.jsonl").write_text('{"file_name": "a.flac", "text": "OK"}\n' + line + "\n")
+    with pytest.raises(ValueError, match=message):
+        read_source(tmp_path)

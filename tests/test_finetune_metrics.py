@@ -71,7 +71,7 @@ def test_ctc_metrics_on_eval_prediction(tokenizer):
     metric = CTCMetrics(tokenizer=tokenizer, frame_counts=[3, 2])
     pred = EvalPrediction(predictions=np.array([[3, 0, 4], [5, 5, -100]]), label_ids=np.array([[3, 4], [5, -100]]))
     out = metric(pred)
-    assert out == {"wer": 0.0, "cer": 0.0}
+    assert out == {"wer": 0.0, "cer": 0.0, "blank_output_fraction": 0.0}
     assert metric.last_hypotheses == ["AB", "C"]
 
 

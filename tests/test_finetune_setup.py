@@ -116,9 +116,11 @@ def test_resume_refuses_a_different_vocabulary(tmp_path):
         check_resume_vocabulary(ckpt, {**saved, "C": 5})
     swapped = {**saved, "A": 4, "B": 3}
     assert "different ids" in vocabulary_difference(saved, swapped)
+    (ckpt / "trainer_state.json").write_text("{}")  # a complete checkpoint: trainer state and weights
+    (ckpt / "model.safetensors").write_bytes(b"weights")
     assert resolve_checkpoint("latest", str(tmp_path / "out")).endswith("checkpoint-10")
     assert resolve_checkpoint(None, str(tmp_path / "out")) is None
-    with pytest.raises(ValueError, match="no checkpoint"):
+    with pytest.raises(ValueError, match="no complete checkpoint"):
         resolve_checkpoint(True, str(tmp_path / "empty"))
     (tmp_path / "bare").mkdir()
     with pytest.raises(ValueError, match="no vocab.json"):

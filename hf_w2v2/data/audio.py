@@ -11,7 +11,10 @@ module is the decoder the rest of hf_w2v2 uses instead.
 from __future__ import annotations
 
 import io
+import logging
 import os
+import struct
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -24,6 +27,12 @@ SOXR_QUALITY = "HQ"  # libsoxr "high quality": 20-bit precision, 95% pass band
 AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au", ".sph")
 """File extensions searched for in folders (the formats libsndfile decodes), lower case."""
 NORMALIZE_EPS = 1e-7  # variance floor of Wav2Vec2FeatureExtractor's zero-mean/unit-variance step
+MONO_ENERGY_LOSS = 0.9  # warn when the mono down-mix keeps less than 10% of the channels' mean energy
+SILENCE_ENERGY = 1e-8  # mean square below which a recording is silent anyway (nothing to lose)
+
+logger = logging.getLogger(__name__)
+AUDIO_WARNINGS: Counter[str] = Counter()
+"""Files decoded with a warning in this process, by kind (``mono_energy_loss``, ``truncated``)."""
 
 
 class AudioLoadError(ValueError):
@@ -102,10 +111,70 @@ def _decode(source: str | io.BytesIO, name: str, sampling_rate: int) -> np.ndarr
         raise AudioLoadError(f"cannot decode audio file {name}: {err}") from err
     if audio.shape[0] == 0:
         raise AudioLoadError(f"audio file holds no samples: {name}")
+    _check_truncated_wav(source, name, audio.shape[0], int(orig_sr))
+    stereo = audio
     audio = to_mono(audio)
+    if stereo.shape[1] > 1:
+        _check_mono_energy(stereo, audio, name)
     if not np.isfinite(audio).all():
         raise AudioLoadError(f"audio file holds NaN or infinite samples: {name}")
     return np.ascontiguousarray(resample(audio, int(orig_sr), sampling_rate))
+
+
+def _check_mono_energy(channels: np.ndarray, mono: np.ndarray, name: str) -> None:
+    """Warn (and count) when averaging ``(T, C)`` channels into ``(T,)`` cancels most of the signal.
+
+    Channels in anti-phase (a miswired microphone, some stereo effects) sum to near silence: the
+    model would hear nothing and the transcript would be empty, without a word.
+    """
+    channel_energy = float(np.mean(np.square(channels, dtype=np.float64)))
+    if channel_energy < SILENCE_ENERGY:
+        return
+    kept = float(np.mean(np.square(mono, dtype=np.float64))) / channel_energy
+    if kept < 1.0 - MONO_ENERGY_LOSS:
+        AUDIO_WARNINGS["mono_energy_loss"] += 1
+        logger.warning(
+            "%s: the mono down-mix of its %d channels keeps %.1f%% of their energy (channels out of phase?); "
+            "consider using one channel",
+            name,
+            channels.shape[1],
+            100 * kept,
+        )
+
+
+def declared_wav_frames(head: bytes) -> int | None:
+    """Frames a RIFF/WAVE header says its ``data`` chunk holds (None: not a WAV, or a streaming header)."""
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    position, block_align = 12, 0
+    while position + 8 <= len(head):
+        chunk, size = head[position : position + 4], struct.unpack("<I", head[position + 4 : position + 8])[0]
+        if chunk == b"fmt " and position + 22 <= len(head):
+            block_align = struct.unpack("<H", head[position + 20 : position + 22])[0]
+        if chunk == b"data":
+            return size // block_align if block_align and size not in (0, 0xFFFFFFFF) else None
+        position += 8 + size + (size & 1)  # chunks are padded to an even size
+    return None
+
+
+def _check_truncated_wav(source: str | io.BytesIO, name: str, frames: int, sampling_rate: int) -> None:
+    """Warn (and count) when a WAV file ends before the frames its header declares (a cut-off copy)."""
+    if isinstance(source, io.BytesIO):
+        head = source.getvalue()[:4096]
+    else:
+        with open(source, "rb") as handle:
+            head = handle.read(4096)
+    declared = declared_wav_frames(head)
+    if declared is not None and frames < declared:
+        AUDIO_WARNINGS["truncated"] += 1
+        logger.warning(
+            "%s: truncated WAV: its header declares %d frames, only %d could be read (%.2f s of %.2f s)",
+            name,
+            declared,
+            frames,
+            frames / sampling_rate,
+            declared / sampling_rate,
+        )
 
 
 def load_audio(path: str | os.PathLike, sampling_rate: int = TARGET_SAMPLING_RATE) -> np.ndarray:

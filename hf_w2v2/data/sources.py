@@ -70,24 +70,65 @@ def check_files_exist(utterances: list[Utterance], source: str) -> None:
 
 
 def _read_table(path: Path) -> list[dict[str, Any]]:
-    """Rows of a ``.csv`` / ``.tsv`` / ``.jsonl`` file as dicts."""
+    """Rows of a ``.csv`` / ``.tsv`` / ``.jsonl`` file as dicts; a malformed row fails naming its line."""
     suffix = path.suffix.lower()
     if suffix == ".tsv" and _is_fairseq_manifest(path):
         return _read_fairseq_manifest(path)
     if suffix in (".csv", ".tsv"):
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            return list(csv.DictReader(handle, delimiter="\t" if suffix == ".tsv" else ","))
+        return _read_delimited(path, "\t" if suffix == ".tsv" else ",")
     if suffix in (".jsonl", ".json"):
-        rows = []
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as err:
-                        raise ValueError(f"{path}:{number}: not a JSON object per line: {err}") from err
-        return rows
+        return _read_jsonl(path)
     raise ValueError(f"unsupported manifest type {path.suffix!r} for {path}; use .csv, .tsv or .jsonl")
+
+
+def _read_delimited(path: Path, delimiter: str) -> list[dict[str, Any]]:
+    """CSV/TSV rows with proper quoting; a row with more fields than the header is an error, not dropped text.
+
+    ``a.flac,HELLO, WORLD`` has three fields under a two-column header: ``csv`` would file the
+    extra ones under the key ``None`` and the transcript would silently become ``HELLO``.
+    """
+    rows = []
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle, delimiter=delimiter, restkey=_EXTRA_FIELDS)
+        for row in reader:
+            if _EXTRA_FIELDS in row:
+                columns = reader.fieldnames or []
+                raise ValueError(
+                    f"{path}:{reader.line_num}: {len(columns) + len(row[_EXTRA_FIELDS])} fields but the header has "
+                    f"{len(columns)} ({columns}); quote values that contain the delimiter {delimiter!r} "
+                    '(e.g. "HELLO, WORLD")'
+                )
+            # a short row's missing fields are None: read them as empty
+            rows.append(
+                {**{key: ("" if value is None else value) for key, value in row.items()}, _LINE_KEY: reader.line_num}
+            )
+    return rows
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """JSONL rows; each non-empty line must be a JSON object (its line number is named otherwise)."""
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{number}: not a JSON object per line: {err}") from err
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{number}: expected a JSON object per line, got {type(row).__name__}")
+            rows.append({**row, _LINE_KEY: number})
+    return rows
+
+
+_EXTRA_FIELDS = "\x00extra"  # restkey: values beyond the header's columns
+_LINE_KEY = "\x00line"  # line number of a JSONL row (JSONL rows may have different keys)
+
+
+def _line_of(row: dict[str, Any], index: int, path: Path) -> str:
+    """``path:line`` of a row (CSV/JSONL rows carry their line; fairseq manifest rows are counted)."""
+    return f"{path}:{row.get(_LINE_KEY, index + 2)}"
 
 
 def _is_fairseq_manifest(path: Path) -> bool:
@@ -136,16 +177,24 @@ def read_manifest(
     rows = _read_table(path)
     if not rows:
         raise ValueError(f"manifest {path} has no rows")
-    columns = list(rows[0].keys())
+    columns = [key for key in rows[0] if key != _LINE_KEY]
     audio_column = _pick_column(columns, audio_column, AUDIO_COLUMN_CANDIDATES, "audio", path)
     if text_column is not None:
         _pick_column(columns, text_column, (), "text", path)
     base = Path(root) if root is not None else path.parent
     utterances = []
-    for row in rows:
-        audio = str(row[audio_column])
+    for index, row in enumerate(rows):
+        if not isinstance(row.get(audio_column), str) or not row[audio_column]:
+            found = "no" if audio_column not in row else f"an empty or non-string ({row[audio_column]!r})"
+            raise ValueError(
+                f"{_line_of(row, index, path)}: {found} {audio_column!r} key; every row needs the audio path "
+                f"there (keys of this row: {[k for k in row if k != _LINE_KEY]})"
+            )
+        audio = row[audio_column]
         full = audio if os.path.isabs(audio) else os.path.normpath(base / audio)
-        text = None if text_column is None else (row.get(text_column) or "")
+        if text_column is not None and text_column not in row:
+            raise ValueError(f"{_line_of(row, index, path)}: no {text_column!r} key (the transcript) in this row")
+        text = None if text_column is None else str(row[text_column] or "")
         utterances.append(Utterance(id=str(row.get("id") or Path(audio).stem), text=text, path=full))
     check_files_exist(utterances, str(path))
     return utterances

@@ -180,6 +180,13 @@ class DataArguments:
             "its Hub metadata), predictions in predictions_<split>_before.tsv."
         },
     )
+    skip_nonfinite_loss: bool = field(
+        default=True,
+        metadata={
+            "help": "Skip (and count) training micro-batches whose loss is NaN/inf instead of letting NaN into the "
+            "weights; a run where every one is non-finite stops with an error."
+        },
+    )
     predictions_file: str = field(
         default="predictions_{split}.tsv",
         metadata={"help": "Per-utterance predictions written after training ({split} = eval / test name)."},

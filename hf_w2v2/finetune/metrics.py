@@ -70,4 +70,6 @@ class CTCMetrics:
         counts = self.frame_counts if self.frame_counts is not None and len(self.frame_counts) == len(ids) else None
         self.last_hypotheses = decode_predictions(ids, self.tokenizer, counts)
         self.last_references = decode_labels(np.asarray(prediction.label_ids), self.tokenizer)
-        return error_rates(self.last_references, self.last_hypotheses)
+        rates = error_rates(self.last_references, self.last_hypotheses)
+        empty = sum(not text.strip() for text in self.last_hypotheses)  # all-blank CTC output (health monitor)
+        return {**rates, "blank_output_fraction": empty / max(len(self.last_hypotheses), 1)}

@@ -36,6 +36,7 @@ from hf_w2v2.training.checkpoints import resolve_checkpoint
 from hf_w2v2.training.curves import plot_training_curves
 from hf_w2v2.training.hub import default_repo_id, push_model_folder
 from hf_w2v2.training.model_card import CardInputs, EvalRow, training_hyperparameters, write_model_card
+from hf_w2v2.training.nonfinite import NONFINITE_METRIC
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,7 @@ def build_trainer(
         compute_metrics=split_metrics(eval_split, tokenizer, model.config) if eval_split else None,
         preprocess_logits_for_metrics=argmax_logits,
         time_budget=budget,
+        skip_nonfinite_loss=data_args.skip_nonfinite_loss,
     )
 
 
@@ -302,6 +304,7 @@ def card_inputs(
         "feature_encoder": feature_encoder,
         "max_train_minutes": data_args.max_train_minutes,
         "train_runtime_s": round(train_metrics.get("train_runtime", 0.0)),
+        "nonfinite_loss_batches_skipped": train_metrics.get(NONFINITE_METRIC, 0),
         **model_args.overrides(),
     }
     summary = (

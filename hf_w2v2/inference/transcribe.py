@@ -28,6 +28,7 @@ from hf_w2v2.decoding.beam import ALPHABET_FILE, BeamSearchDecoder
 from hf_w2v2.decoding.greedy import greedy_decode
 from hf_w2v2.decoding.outputs import Transcription
 from hf_w2v2.inference.chunked import chunked_logits, seconds_to_samples
+from hf_w2v2.inference.model_folder import check_model_folder
 from hf_w2v2.models.ctc import Wav2Vec2ForCTC
 from hf_w2v2.models.lengths import hop_length
 
@@ -111,11 +112,10 @@ class Transcriber:
         """Load a model folder; its saved decoder is used unless ``lm_path`` or ``use_lm=False`` says otherwise.
 
         Raises:
-            FileNotFoundError: ``path`` or ``lm_path`` does not exist.
+            FileNotFoundError: ``path`` or ``lm_path`` does not exist, or ``path`` lacks a file (all named).
         """
         path = os.fspath(path)
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"model folder not found: {path}")
+        check_model_folder(path)  # names every missing file before transformers fails on the first
         processor = Wav2Vec2Processor.from_pretrained(path)
         model = Wav2Vec2ForCTC.from_pretrained(path)
         decoder = None

@@ -116,37 +116,100 @@ def convert_fairseq_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[s
     return out
 
 
+FAIRSEQ_CONV_LAYERS = "[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2"
+FAIRSEQ_DEFAULTS: dict[str, Any] = {  # fairseq's Wav2Vec2Config defaults, used for a missing (or None) field
+    "conv_feature_layers": FAIRSEQ_CONV_LAYERS,
+    "encoder_embed_dim": 768,
+    "encoder_layers": 12,
+    "encoder_attention_heads": 12,
+    "encoder_ffn_embed_dim": 3072,
+    "activation_fn": "gelu",
+    "extractor_mode": "default",
+    "layer_norm_first": False,
+    "conv_bias": False,
+    "conv_pos": 128,
+    "conv_pos_groups": 16,
+    "latent_vars": 320,
+    "latent_groups": 2,
+    "latent_dim": 0,
+    "final_dim": 0,
+    "num_negatives": 100,
+    "logit_temp": 0.1,
+    "mask_length": 10,
+    "feature_grad_mult": 1.0,
+}
+
+
+def parse_conv_layers(spec: Any) -> list[tuple[int, int, int]]:
+    """fairseq's ``conv_feature_layers`` -> ``[(dim, kernel, stride), ...]``, without ``eval``.
+
+    fairseq stores a Python expression such as ``"[(512, 10, 5)] + [(512, 3, 2)] * 4"`` and
+    evaluates it; here only list/tuple literals of integers, ``+`` of lists and ``*`` of a list
+    by an integer are accepted (anything else is a ``ValueError`` naming the field).
+    """
+    try:
+        value = _safe_list_expression(ast.parse(spec, mode="eval").body) if isinstance(spec, str) else spec
+        layers = [tuple(layer) for layer in value]
+    except (SyntaxError, TypeError, ValueError) as err:
+        raise ValueError(f"conv_feature_layers {spec!r} is not a list of (dim, kernel, stride): {err}") from err
+    bad = [layer for layer in layers if len(layer) != 3 or not all(isinstance(v, int) and v > 0 for v in layer)]
+    if not layers or bad:
+        raise ValueError(f"conv_feature_layers {spec!r}: every layer must be 3 positive integers, got {bad or 'none'}")
+    return layers  # type: ignore[return-value]
+
+
+def _safe_list_expression(node: ast.AST) -> Any:
+    """Value of an expression made of int literals, lists, tuples, list + list and list * int."""
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    if isinstance(node, (ast.List, ast.Tuple)):
+        items = [_safe_list_expression(item) for item in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
+        left, right = _safe_list_expression(node.left), _safe_list_expression(node.right)
+        if isinstance(node.op, ast.Add) and isinstance(left, list) and isinstance(right, list):
+            return left + right
+        if isinstance(node.op, ast.Mult) and {type(left), type(right)} == {list, int}:
+            count = left if isinstance(left, int) else right
+            if not 0 <= count <= 1000:
+                raise ValueError(f"repeat count {count} out of range")
+            return left * right
+    raise ValueError(f"unsupported expression {ast.dump(node)[:80]}")
+
+
 def config_from_fairseq(cfg: Mapping[str, Any], vocab_size: int | None = None) -> Wav2Vec2Config:
-    """Build a config from a fairseq model config (``checkpoint['cfg']['model']`` or old ``args``)."""
+    """Build a config from a fairseq model config (``checkpoint['cfg']['model']`` or old ``args``).
+
+    A field that is missing (or ``None``) takes fairseq's default (:data:`FAIRSEQ_DEFAULTS`).
+    """
     cfg = dict(cfg.get("w2v_args", {}).get("model", {}), **cfg) if "w2v_args" in cfg else dict(cfg)
-    layers = ast.literal_eval(cfg.get("conv_feature_layers", "[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2"))
-    if isinstance(layers, str):
-        layers = ast.literal_eval(layers)
-    dim = cfg.get("encoder_embed_dim", 768)
-    final_dim = cfg.get("final_dim", 0) or dim
-    latent_dim = cfg.get("latent_dim", 0) or final_dim
+    cfg = {**FAIRSEQ_DEFAULTS, **{k: v for k, v in cfg.items() if v is not None}}
+    layers = parse_conv_layers(cfg["conv_feature_layers"])
+    dim = cfg["encoder_embed_dim"]
+    final_dim = cfg["final_dim"] or dim
+    latent_dim = cfg["latent_dim"] or final_dim
     fields: dict[str, Any] = dict(
         hidden_size=dim,
-        num_hidden_layers=cfg.get("encoder_layers", 12),
-        num_attention_heads=cfg.get("encoder_attention_heads", 12),
-        intermediate_size=cfg.get("encoder_ffn_embed_dim", 3072),
-        hidden_act=cfg.get("activation_fn", "gelu"),
-        feat_extract_norm="layer" if cfg.get("extractor_mode", "default") == "layer_norm" else "group",
-        do_stable_layer_norm=bool(cfg.get("layer_norm_first", False)),
+        num_hidden_layers=cfg["encoder_layers"],
+        num_attention_heads=cfg["encoder_attention_heads"],
+        intermediate_size=cfg["encoder_ffn_embed_dim"],
+        hidden_act=cfg["activation_fn"],
+        feat_extract_norm="layer" if cfg["extractor_mode"] == "layer_norm" else "group",
+        do_stable_layer_norm=bool(cfg["layer_norm_first"]),
         conv_dim=[c for c, _, _ in layers],
         conv_kernel=[k for _, k, _ in layers],
         conv_stride=[s for _, _, s in layers],
-        conv_bias=bool(cfg.get("conv_bias", False)),
-        num_conv_pos_embeddings=cfg.get("conv_pos", 128),
-        num_conv_pos_embedding_groups=cfg.get("conv_pos_groups", 16),
-        num_codevectors_per_group=cfg.get("latent_vars", 320),
-        num_codevector_groups=cfg.get("latent_groups", 2),
+        conv_bias=bool(cfg["conv_bias"]),
+        num_conv_pos_embeddings=cfg["conv_pos"],
+        num_conv_pos_embedding_groups=cfg["conv_pos_groups"],
+        num_codevectors_per_group=cfg["latent_vars"],
+        num_codevector_groups=cfg["latent_groups"],
         codevector_dim=latent_dim,
         proj_codevector_dim=final_dim,
-        num_negatives=cfg.get("num_negatives", 100),
-        contrastive_logits_temperature=cfg.get("logit_temp", 0.1),
-        mask_time_length=cfg.get("mask_length", 10),
-        feature_grad_mult=cfg.get("feature_grad_mult", 1.0),
+        num_negatives=cfg["num_negatives"],
+        contrastive_logits_temperature=cfg["logit_temp"],
+        mask_time_length=cfg["mask_length"],
+        feature_grad_mult=cfg["feature_grad_mult"],
     )
     if vocab_size is not None:
         fields["vocab_size"] = vocab_size
@@ -174,6 +237,9 @@ def convert_fairseq_checkpoint(checkpoint: str | Path, output_dir: str | Path, t
             f"{checkpoint} holds pickled objects beyond tensors; if you trust its source, "
             "convert it with trust_pickle=True (--trust-pickle)"
         ) from err
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), Mapping):
+        found = sorted(ckpt)[:10] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ValueError(f"{checkpoint} is not a fairseq checkpoint: no 'model' state dict (found {found})")
     if not isinstance(ckpt.get("cfg"), (dict, type(None))):
         ckpt["cfg"] = _to_container(ckpt["cfg"])
     model_cfg = (ckpt.get("cfg") or {}).get("model") or vars(ckpt.get("args") or argparse.Namespace())

@@ -22,6 +22,7 @@ from .adapters import ConvAdapter, LanguageAdapterMixin, adapter_output_length
 from .configuration import Wav2Vec2Config
 from .feature_encoder import FeatureEncoder
 from .feature_projection import FeatureProjection
+from .integrity import check_finite_weights
 from .lengths import attention_mask_to_lengths, conv_output_length, lengths_to_padding_mask
 from .masking import compute_span_mask
 from .outputs import Wav2Vec2BaseModelOutput
@@ -55,6 +56,14 @@ class Wav2Vec2PreTrainedModel(LanguageAdapterMixin, PreTrainedModel):  # type: i
                 source = getattr(config, "_name_or_path", "")
                 raise ValueError(f"{source}/config.json: {error}" if source else str(error)) from None
         super().__init__(config, *inputs, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
+        """``PreTrainedModel.from_pretrained``, then a check that no loaded weight is NaN/inf (a damaged file)."""
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True gives a tuple
+        check_finite_weights(model, args[0] if args else kwargs.get("pretrained_model_name_or_path"))
+        return loaded
 
     def _init_weights(self, module: nn.Module) -> None:
         """fairseq's init. Only ``torch.nn.init`` calls, so weights loaded by ``from_pretrained`` are kept."""

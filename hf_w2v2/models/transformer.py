@@ -147,13 +147,36 @@ class TransformerBlock(GradientCheckpointingLayer):
         return x, weights
 
 
+def layerdrop_keep(
+    num_layers: int, p: float, *, seed: int, step: int, micro_batch: int = 0, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Which of ``num_layers`` blocks run, ``(num_layers,)`` bool: each is skipped with probability ``p``.
+
+    A pure function of (seed, step, micro-batch): every process of a data-parallel run draws the
+    same decisions, so all of them run the same blocks (DDP then reduces the same gradients, and
+    FSDP/ZeRO-3 ranks gather the same layers), and a resumed run draws what the uninterrupted run drew.
+    """
+    mixed = (seed * 1_000_003 + step) * 1_009 + micro_batch  # distinct for distinct (seed, step, micro-batch)
+    generator = torch.Generator().manual_seed(mixed % (2**63))
+    return (torch.rand(num_layers, generator=generator) >= p).to(device)
+
+
 class TransformerEncoder(nn.Module):
-    """Positional convolution + blocks, with LayerDrop; the blocks checkpoint themselves when enabled."""
+    """Positional convolution + blocks, with LayerDrop; the blocks checkpoint themselves when enabled.
+
+    LayerDrop decisions come from :func:`layerdrop_keep` with ``layerdrop_seed`` and
+    ``layerdrop_step`` (the optimizer step; the trainers set both before each step, see
+    :mod:`hf_w2v2.training.layerdrop`) and the index of the training pass within that step.
+    Left unset, the step counts training passes.
+    """
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__()
         self.pre_norm = config.do_stable_layer_norm
         self.layerdrop = float(config.layerdrop)
+        self.layerdrop_seed = 0  # the same on every process
+        self.layerdrop_step: int | None = None  # the optimizer step; None: count training passes
+        self.layerdrop_pass = 0  # training passes since layerdrop_step was set (micro-batches of one step)
         self.pos_conv_embed = ConvPositionEncoder(config)
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout)
@@ -178,13 +201,14 @@ class TransformerEncoder(nn.Module):
             x = self.layer_norm(x)
         x = self.dropout(x)
 
+        keep = self._layerdrop_keep()
         hidden_states: list[torch.Tensor] = []
         attentions: list[torch.Tensor] = []
-        for block in self.layers:
+        for index, block in enumerate(self.layers):
             if output_hidden_states:
                 hidden_states.append(x)
             # LayerDrop (Fan et al. 2019): skip whole blocks at random while training.
-            if self.training and self.layerdrop > 0.0 and torch.rand(()) < self.layerdrop:
+            if keep is not None and not keep[index]:
                 continue
             x, weights = block(x, padding_mask, output_attentions)
             if output_attentions:
@@ -198,3 +222,16 @@ class TransformerEncoder(nn.Module):
             tuple(hidden_states) if output_hidden_states else None,
             tuple(attentions) if output_attentions else None,
         )
+
+    def _layerdrop_keep(self) -> list[bool] | None:
+        """This training pass's LayerDrop decisions (None: every block runs)."""
+        if not (self.training and self.layerdrop > 0.0):
+            return None
+        if self.layerdrop_step is None:  # no trainer: each pass is a step of its own
+            step, micro = self.layerdrop_pass, 0
+        else:
+            step, micro = self.layerdrop_step, self.layerdrop_pass
+        self.layerdrop_pass += 1
+        return layerdrop_keep(
+            len(self.layers), self.layerdrop, seed=self.layerdrop_seed, step=step, micro_batch=micro
+        ).tolist()

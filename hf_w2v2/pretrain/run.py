@@ -15,7 +15,6 @@ pre-trained model's weights: continued pre-training on more audio.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments, set_seed
@@ -30,7 +29,7 @@ from hf_w2v2.pretrain.data import UnlabeledAudioDataset, scan_audio
 from hf_w2v2.pretrain.temperature import GumbelSchedule
 from hf_w2v2.pretrain.trainer import PreTrainingTrainer
 from hf_w2v2.training.budget import budget_for_run
-from hf_w2v2.training.checkpoints import resolve_checkpoint
+from hf_w2v2.training.checkpoints import latest_complete_checkpoint, resolve_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -78,12 +77,11 @@ def resume_checkpoint(schedule: ScheduleArguments, training_args: TrainingArgume
     output_dir = training_args.output_dir or ""
     if training_args.resume_from_checkpoint is not None:
         return resolve_checkpoint(training_args.resume_from_checkpoint, output_dir)
-    if (
-        schedule.auto_resume
-        and os.path.isdir(output_dir)
-        and any(name.startswith("checkpoint-") for name in os.listdir(output_dir))
-    ):
-        return resolve_checkpoint("latest", output_dir)
+    if schedule.auto_resume:
+        last, skipped = latest_complete_checkpoint(output_dir)
+        for line in skipped:
+            logger.warning("auto_resume: skipped %s", line)
+        return last
     return None
 
 

@@ -47,7 +47,11 @@ from hf_w2v2.models.masking import compute_span_mask
 from hf_w2v2.models.negatives import sample_negative_indices
 from hf_w2v2.pretrain.temperature import LOG_KEY, GumbelSchedule, GumbelTemperatureCallback
 from hf_w2v2.training.budget import TimeBudgetTrainerMixin
+from hf_w2v2.training.checkpoints import AtomicCheckpointMixin
+from hf_w2v2.training.health import HealthMonitorCallback
+from hf_w2v2.training.layerdrop import LayerDropSyncMixin
 from hf_w2v2.training.loaders import build_loader
+from hf_w2v2.training.nonfinite import NonFiniteLossMixin
 
 
 def draw_pretraining_targets(
@@ -158,7 +162,7 @@ class DatasetEpochCallback(TrainerCallback):
         self.dataset.set_epoch(math.floor(state.epoch + 1e-6))  # resumed mid-epoch: state.epoch = 1.5 -> 1
 
 
-class PreTrainingTrainer(TimeBudgetTrainerMixin):
+class PreTrainingTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLossMixin, TimeBudgetTrainerMixin):
     """``Trainer`` for ``Wav2Vec2ForPreTraining``; see the module docstring.
 
     Extra arguments: ``gumbel_schedule``, the temperature schedule (paper default), and
@@ -174,6 +178,8 @@ class PreTrainingTrainer(TimeBudgetTrainerMixin):
             self.add_callback(GumbelTemperatureCallback(gumbel_schedule))
         if hasattr(self.train_dataset, "set_epoch"):
             self.add_callback(DatasetEpochCallback(self.train_dataset))
+        if not any(isinstance(cb, HealthMonitorCallback) for cb in self.callback_handler.callbacks):
+            self.add_callback(HealthMonitorCallback())  # codebook collapse, trivial task, exploding gradients
         self._train_metrics = MetricAccumulator()
         self._eval_metrics = MetricAccumulator()
         self._eval_batches = 0
@@ -191,7 +197,7 @@ class PreTrainingTrainer(TimeBudgetTrainerMixin):
             raise ValueError("the model returned no loss: it drew no time mask (mask_time_prob is 0?)")
         stats = pretraining_statistics(outputs, inputs, self.accelerator.unwrap_model(model).config)
         (self._train_metrics if model.training else self._eval_metrics).add(stats)
-        loss = outputs.loss / stats["masked_frames"].clamp(min=1.0)
+        loss = self.guard_loss(model, outputs.loss / stats["masked_frames"].clamp(min=1.0))  # NaN/inf: skipped
         return (loss, outputs) if return_outputs else loss
 
     def prediction_step(

@@ -1,4 +1,11 @@
-"""Which checkpoint a run resumes from: ``latest`` means the newest ``checkpoint-*`` of the output folder.
+"""Checkpoints that are whole or absent, and which one a run resumes from.
+
+A checkpoint is written into a hidden staging folder (``.staging-checkpoint-N``) and renamed
+to ``checkpoint-N`` only once every file is on disk (:class:`AtomicCheckpointMixin`), so a
+kill during a save leaves the previous checkpoints untouched and at worst a staging folder
+that nothing reads. ``latest`` means the newest *complete* ``checkpoint-*`` of the output
+folder (:func:`latest_complete_checkpoint`): folders written by other tools or older versions
+that lack their trainer state or weights, or hold an empty file, are skipped and logged.
 
 The Trainer restores weights, optimizer, scheduler, RNG states, the step and stateful
 callbacks (the time budget) from a checkpoint folder; both trainers find that folder here.
@@ -6,25 +13,151 @@ callbacks (the time budget) from a checkpoint folder; both trainers find that fo
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import re
+import shutil
+from typing import Any
 
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import Trainer
+from transformers.trainer_utils import rotate_checkpoints
+
+from hf_w2v2.training.hf_internals import save_checkpoint_into
+
+logger = logging.getLogger(__name__)
 
 LATEST = ("latest", "last", "true", "True")
+PREFIX = "checkpoint"
+STAGING_PREFIX = ".staging-"  # hidden: the Trainer's own checkpoint search ignores it
+TRAINER_STATE = "trainer_state.json"
+WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+    "adapter_model.safetensors",
+    "adapter_model.bin",
+    "pytorch_model_fsdp.bin",
+)
+_CHECKPOINT_RE = re.compile(rf"^{PREFIX}-(\d+)$")
+
+
+def checkpoint_problem(folder: str) -> str | None:
+    """Why ``folder`` cannot be resumed from (missing trainer state or weights, an empty file), or None."""
+    state = os.path.join(folder, TRAINER_STATE)
+    if not os.path.isfile(state):
+        return f"no {TRAINER_STATE}"
+    try:
+        with open(state, encoding="utf-8") as handle:
+            json.load(handle)
+    except (OSError, ValueError) as err:
+        return f"unreadable {TRAINER_STATE} ({err})"
+    names = os.listdir(folder)
+    has_fsdp_shards = any(name.startswith("pytorch_model_fsdp") for name in names)
+    if not has_fsdp_shards and not any(name in names for name in WEIGHT_FILES):
+        return f"no weights file (looked for {', '.join(WEIGHT_FILES[:2])}, ...)"
+    empty = sorted(
+        name
+        for name in names
+        if os.path.isfile(os.path.join(folder, name)) and not os.path.getsize(os.path.join(folder, name))
+    )
+    if empty:
+        return f"empty file(s) {empty}"
+    return None
+
+
+def latest_complete_checkpoint(output_dir: str) -> tuple[str | None, list[str]]:
+    """The newest complete ``checkpoint-N`` of ``output_dir`` and one line per folder skipped on the way."""
+    if not os.path.isdir(output_dir):
+        return None, []
+    steps = {int(m.group(1)): name for name in os.listdir(output_dir) if (m := _CHECKPOINT_RE.match(name))}
+    skipped = [
+        f"{os.path.join(output_dir, name)}: an interrupted save (staging folder)"
+        for name in sorted(os.listdir(output_dir))
+        if name.startswith(STAGING_PREFIX)
+    ]
+    for step in sorted(steps, reverse=True):
+        folder = os.path.join(output_dir, steps[step])
+        if not os.path.isdir(folder):
+            continue
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            return folder, skipped
+        skipped.append(f"{folder}: {problem}")
+    return None, skipped
 
 
 def resolve_checkpoint(resume_from_checkpoint: str | bool | None, output_dir: str) -> str | None:
-    """``latest``/``True`` -> newest ``checkpoint-*`` in ``output_dir``; a path is checked; None stays None."""
+    """``latest``/``True`` -> newest complete ``checkpoint-*`` in ``output_dir``; a path is checked; None stays None."""
     if resume_from_checkpoint in (None, False, "", "false", "False", "none", "None"):
         return None
     if resume_from_checkpoint is True or resume_from_checkpoint in LATEST:
-        last = get_last_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        last, skipped = latest_complete_checkpoint(output_dir)
+        for line in skipped:
+            logger.warning("resume: skipped %s", line)
         if last is None:
+            detail = f" (skipped: {'; '.join(skipped)})" if skipped else ""
             raise ValueError(
-                f"resume_from_checkpoint={resume_from_checkpoint!r} but {output_dir} has no checkpoint-* folder"
+                f"resume_from_checkpoint={resume_from_checkpoint!r} but {output_dir} has no complete "
+                f"checkpoint-* folder{detail}"
             )
         return last
     path = str(resume_from_checkpoint)
     if not os.path.isdir(path):
         raise ValueError(f"checkpoint folder not found: {path}")
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise ValueError(f"cannot resume from {path}: {problem} (an interrupted save?); pass an older checkpoint")
     return path
+
+
+class AtomicCheckpointMixin(Trainer):
+    """A ``Trainer`` whose checkpoints appear all at once: written to a staging folder, then renamed.
+
+    The stock save writes ``checkpoint-N`` file by file; a kill in between left folders that
+    ``latest`` picked and could not load. Here every process writes into
+    ``OUTPUT/.staging-checkpoint-N/checkpoint-N`` (the Trainer's own layout, one level down),
+    all processes wait, then the main process renames it to ``OUTPUT/checkpoint-N`` and rotates
+    old checkpoints. Hyper-parameter search trials keep the stock behaviour.
+    """
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        if trial is not None:
+            super()._save_checkpoint(model, trial)
+            return
+        run_dir = self.args.output_dir or ""
+        name = f"{PREFIX}-{self.state.global_step}"
+        staging_root = os.path.join(run_dir, f"{STAGING_PREFIX}{name}")
+        staged, final = os.path.join(staging_root, name), os.path.join(run_dir, name)
+        if self.args.should_save:  # what an earlier, interrupted save of this step left
+            shutil.rmtree(staging_root, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        limit, self.args.save_total_limit = self.args.save_total_limit, None  # rotate after the rename
+        try:
+            save_checkpoint_into(
+                self, staging_root, lambda: super(AtomicCheckpointMixin, self)._save_checkpoint(model, None)
+            )
+        finally:
+            self.args.save_total_limit = limit
+        self.accelerator.wait_for_everyone()  # every shard is written
+        if self.args.should_save:
+            publish_checkpoint(staged, final)
+            shutil.rmtree(staging_root, ignore_errors=True)
+            if self.state.best_model_checkpoint and self.state.best_model_checkpoint.startswith(staging_root):
+                self.state.best_model_checkpoint = final
+                self.state.save_to_json(os.path.join(final, TRAINER_STATE))
+            rotate_checkpoints(run_dir, limit, self.state.best_model_checkpoint, use_mtime=False)
+        self.accelerator.wait_for_everyone()
+
+
+def publish_checkpoint(staged: str, final: str) -> None:
+    """Rename a fully written ``staged`` folder to ``final`` (an older folder of that name is replaced)."""
+    if os.path.exists(final):  # the same step saved twice (e.g. a save at the end of training)
+        old = os.path.join(os.path.dirname(final), f"{STAGING_PREFIX}{os.path.basename(final)}.replaced")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+        os.replace(staged, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staged, final)

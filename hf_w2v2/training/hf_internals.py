@@ -16,6 +16,7 @@ documented in the Trainer's docstring and set directly by the pre-training train
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from transformers import Trainer
@@ -28,6 +29,22 @@ without it a resumed run would not restore the scheduler state."""
 STATEFUL_CALLBACKS_KEY = "stateful_callbacks"
 """Key of ``trainer_state.json`` under which ``ExportableState`` callbacks are saved; read to learn
 how much of a time budget a checkpoint had spent before the Trainer restores its callbacks."""
+
+
+OUTPUT_DIR_METHOD = "_get_output_dir"
+"""Trainer method (undocumented) giving the folder ``_save_checkpoint`` writes ``checkpoint-N`` into.
+Pointed at a staging folder for the duration of one save, so that checkpoints are written whole and
+then renamed (:class:`hf_w2v2.training.checkpoints.AtomicCheckpointMixin`); ``_save_checkpoint`` itself
+is the Trainer's (undocumented) save of model, optimizer, scheduler, RNG and trainer state."""
+
+
+def save_checkpoint_into(trainer: Trainer, folder: str, save: Callable[[], None]) -> None:
+    """Run ``save`` (the stock ``_save_checkpoint``) with ``trainer`` writing ``checkpoint-N`` under ``folder``."""
+    setattr(trainer, OUTPUT_DIR_METHOD, lambda trial=None: folder)
+    try:
+        save()
+    finally:
+        delattr(trainer, OUTPUT_DIR_METHOD)  # back to the class's method
 
 
 def mark_scheduler_created(trainer: Trainer) -> None:

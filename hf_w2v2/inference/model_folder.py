@@ -1,0 +1,65 @@
+"""What a folder needs before it can transcribe, checked before anything is loaded.
+
+A CTC model folder holds the model (``config.json`` and the weights) and its processor
+(the feature extractor's and the tokenizer's settings, and the vocabulary). Loading a
+folder that lacks one of them fails deep inside transformers with a traceback, a
+``TypeError ... NoneType`` or, worse, a tokenizer built from defaults whose size does not
+match the head ("30 vs 34 classes"). :func:`check_model_folder` names every missing file,
+what it is, and how a complete folder is made.
+"""
+
+from __future__ import annotations
+
+import os
+
+WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")  # transformers 5 / 4 name
+REQUIRED = {
+    "config.json": "the model's architecture",
+    "tokenizer_config.json": "the tokenizer's settings",
+    "vocab.json": "the CTC vocabulary (row i of the head is token i)",
+}
+HOW_TO_MAKE = (
+    "A complete folder is what fine-tuning writes to its --output_dir, or "
+    "model.save_pretrained(DIR) together with processor.save_pretrained(DIR). A checkpoint-N folder "
+    "holds the weights only: copy vocab.json, tokenizer_config.json and processor_config.json into it "
+    "from the run's output folder."
+)
+
+
+class IncompleteModelFolderError(FileNotFoundError):
+    """A model folder lacks files; ``missing`` lists them (with alternatives joined by ' or ')."""
+
+    def __init__(self, path: str, missing: list[str]) -> None:
+        self.missing = missing
+        super().__init__(f"model folder {path} is incomplete: missing {'; '.join(missing)}. {HOW_TO_MAKE}")
+
+
+def missing_model_files(path: str | os.PathLike) -> list[str]:
+    """One line per missing part of a CTC model folder (empty when complete)."""
+    names = set(os.listdir(path))
+    missing = [f"{name} ({what})" for name, what in REQUIRED.items() if name not in names]
+    if not names & set(PROCESSOR_FILES):
+        missing.append(f"{' or '.join(PROCESSOR_FILES)} (the feature extractor's settings)")
+    if not names & set(WEIGHT_FILES):
+        missing.append(f"{' or '.join(WEIGHT_FILES[:2])} (the weights)")
+    empty = sorted(
+        n for n in names if os.path.isfile(os.path.join(path, n)) and os.path.getsize(os.path.join(path, n)) == 0
+    )
+    missing += [f"{name} is empty" for name in empty]
+    return missing
+
+
+def check_model_folder(path: str | os.PathLike) -> None:
+    """Raise ``FileNotFoundError`` (:class:`IncompleteModelFolderError`) naming what ``path`` lacks."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"model folder not found: {path}")
+    missing = missing_model_files(path)
+    if missing:
+        raise IncompleteModelFolderError(path, missing)

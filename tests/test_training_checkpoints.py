@@ -1,0 +1,109 @@
+"""Atomic checkpoints and ``latest`` (issue 23.2): a save interrupted half-way leaves no ``checkpoint-N``
+that a resume would pick; ``latest`` skips incomplete folders, says which and why."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from transformers import Trainer, TrainingArguments
+
+from hf_w2v2.training.checkpoints import (
+    AtomicCheckpointMixin,
+    checkpoint_problem,
+    latest_complete_checkpoint,
+    resolve_checkpoint,
+)
+
+
+class Toy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 1)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"loss": ((self.linear(x).squeeze(-1) - labels) ** 2).mean()}
+
+
+class AtomicTrainer(AtomicCheckpointMixin, Trainer):
+    pass
+
+
+def _trainer(out: Path, **overrides) -> AtomicTrainer:
+    torch.manual_seed(0)
+    data = [{"x": torch.randn(3), "labels": torch.randn(())} for _ in range(16)]
+    args = TrainingArguments(
+        output_dir=str(out),
+        max_steps=4,
+        save_steps=2,
+        per_device_train_batch_size=2,
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        logging_steps=1,
+        **overrides,
+    )
+    return AtomicTrainer(model=Toy(), args=args, train_dataset=data)
+
+
+def _complete(folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": 1}))
+    (folder / "model.safetensors").write_bytes(b"x" * 16)
+    (folder / "optimizer.pt").write_bytes(b"x" * 16)
+    return folder
+
+
+def test_latest_skips_incomplete_checkpoints_and_logs_them(tmp_path: Path, caplog) -> None:
+    """The sweep's case: an empty checkpoint-90 and one with a 0-byte optimizer.pt hid an intact checkpoint-80."""
+    intact = _complete(tmp_path / "checkpoint-80")
+    (tmp_path / "checkpoint-90").mkdir()
+    zero = _complete(tmp_path / "checkpoint-85")
+    (zero / "optimizer.pt").write_bytes(b"")
+    (tmp_path / ".staging-checkpoint-95").mkdir()
+    with caplog.at_level(logging.WARNING):
+        assert resolve_checkpoint("latest", str(tmp_path)) == str(intact)
+    log = caplog.text
+    assert "checkpoint-90: no trainer_state.json" in log
+    assert "checkpoint-85: empty file(s) ['optimizer.pt']" in log
+    assert ".staging-checkpoint-95: an interrupted save" in log
+    with pytest.raises(ValueError, match="cannot resume from .*checkpoint-85: empty file"):
+        resolve_checkpoint(str(zero), str(tmp_path))
+    (intact / "model.safetensors").unlink()
+    assert checkpoint_problem(str(intact)).startswith("no weights file")
+    with pytest.raises(ValueError, match="no complete checkpoint.*checkpoint-80: no weights file"):
+        resolve_checkpoint(True, str(tmp_path))
+
+
+def test_checkpoints_appear_whole_and_old_ones_rotate(tmp_path: Path) -> None:
+    _trainer(tmp_path, save_total_limit=1).train()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-4"]  # no staging folder left, 2 rotated out
+    assert checkpoint_problem(str(tmp_path / "checkpoint-4")) is None
+    state = json.loads((tmp_path / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+
+
+def test_a_kill_during_a_save_leaves_the_previous_checkpoint_as_latest(tmp_path: Path, monkeypatch) -> None:
+    trainer = _trainer(tmp_path)
+    original = Trainer._save_rng_state
+
+    def killed_at_step_4(self, output_dir):
+        if self.state.global_step == 4:
+            raise KeyboardInterrupt("killed during the save")  # weights and optimizer written, the rest not
+        original(self, output_dir)
+
+    monkeypatch.setattr(Trainer, "_save_rng_state", killed_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".staging-checkpoint-4", "checkpoint-2"]
+    last, skipped = latest_complete_checkpoint(str(tmp_path))
+    assert last == str(tmp_path / "checkpoint-2") and "interrupted save" in skipped[0]
+    monkeypatch.setattr(Trainer, "_save_rng_state", original)
+    resumed = _trainer(tmp_path)
+    resumed.train(resume_from_checkpoint=resolve_checkpoint("latest", str(tmp_path)))
+    assert resumed.state.global_step == 4 and (tmp_path / "checkpoint-4" / "rng_state.pth").is_file()
+    assert not (tmp_path / ".staging-checkpoint-4").exists()  # the next save of that step replaced it
