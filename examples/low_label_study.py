@@ -16,11 +16,13 @@ from transformers import HfArgumentParser
 
 from hf_w2v2.studies.low_label import StudyConfig, run_study
 
+
 def main() -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stdout)
     (config,) = HfArgumentParser(StudyConfig).parse_args_into_dataclasses()
     run_study(config)
-    print(open(f"{config.output_dir}/table.md", encoding="utf-8").read())
+    with open(f"{config.output_dir}/table.md", encoding="utf-8") as table:
+        print(table.read())
 
 
 if __name__ == "__main__":

@@ -93,7 +93,8 @@ class PoolClip:
 
 def read_pool(folder: str) -> list[PoolClip]:
     """The clips of an audiofolder with their voice (``voice``, else ``speaker_id``) and duration."""
-    rows = list(csv.DictReader(Path(folder, "metadata.csv").open(encoding="utf-8", newline="")))
+    with Path(folder, "metadata.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
     utterances = read_audiofolder(folder)
     if len(rows) != len(utterances):
         raise ValueError(f"{folder}/metadata.csv: {len(rows)} rows but {len(utterances)} utterances read")
@@ -160,14 +161,19 @@ def pretrain(config: StudyConfig, train_manifest: str, out: Path) -> str:
     extra, _ = quick_overrides(config)
     argv = [
         config.pretrain_recipe,
-        "--train_source", train_manifest,
-        "--eval_source", config.dev_data,
-        "--output_dir", str(out),
-        "--max_train_minutes", str(config.pretrain_minutes),
-        "--seed", str(config.seed),
+        "--train_source",
+        train_manifest,
+        "--eval_source",
+        config.dev_data,
+        "--output_dir",
+        str(out),
+        "--max_train_minutes",
+        str(config.pretrain_minutes),
+        "--seed",
+        str(config.seed),
         *(["--extra_train_sources", *config.unlabeled] if config.unlabeled else []),
         *extra,
-    ]  # fmt: skip
+    ]
     run_pretraining(*parse_pretrain_args(argv))
     return str(out)
 
@@ -189,15 +195,22 @@ def finetune(config: StudyConfig, manifest: str, init: str, pretrained: str, tok
     argv = [
         config.finetune_recipe,
         *source,
-        "--train_data", manifest,
-        "--eval_data", config.dev_data,
-        "--test_data", "",
-        "--tokenizer_name_or_path", tokenizer,
-        "--output_dir", str(out),
-        "--max_train_minutes", str(config.finetune_minutes),
-        "--seed", str(config.seed),
+        "--train_data",
+        manifest,
+        "--eval_data",
+        config.dev_data,
+        "--test_data",
+        "",
+        "--tokenizer_name_or_path",
+        tokenizer,
+        "--output_dir",
+        str(out),
+        "--max_train_minutes",
+        str(config.finetune_minutes),
+        "--seed",
+        str(config.seed),
         *extra,
-    ]  # fmt: skip
+    ]
     run_finetuning(*parse_finetune_args(argv))
     return str(out)
 
@@ -206,7 +219,8 @@ def score(model_dir: str, lm: str, dev: str, unseen: Sequence[PoolClip], seed: i
     """Greedy and LM WER/CER on dev (alpha/beta tuned on a third of it) and on the unseen voices."""
     transcriber = Transcriber.from_pretrained(model_dir, lm_path=lm)
     tune = {"beam_width": 16, "alphas": (0.0, 0.25, 0.5, 1.0), "betas": (0.0, 1.0, 2.0)}
-    dev_report = evaluate_ctc(transcriber, read_audiofolder(dev), tune=True, tune_kwargs=tune, seed=seed, progress=False)
+    dev_utts = read_audiofolder(dev)
+    dev_report = evaluate_ctc(transcriber, dev_utts, tune=True, tune_kwargs=tune, seed=seed, progress=False)
     unseen_report = evaluate_ctc(transcriber, as_utterances(unseen), progress=False)  # dev-tuned alpha/beta
     return {"dev": dev_report.summary(), "unseen_voices": unseen_report.summary()}
 
@@ -221,39 +235,53 @@ def run_study(config: StudyConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     pool = read_pool(config.pool)
     train, unseen = hold_out_voices(pool, config.heldout_voices, config.seed)
-    manifests = {name: write_manifest(out / "labels" / f"{name}.csv", clips)
-                 for name, clips in label_subsets(train, config.label_minutes, config.seed).items()}  # fmt: skip
+    manifests = {
+        name: write_manifest(out / "labels" / f"{name}.csv", clips)
+        for name, clips in label_subsets(train, config.label_minutes, config.seed).items()
+    }
     write_manifest(out / "labels" / "unseen_voices.csv", unseen)
-    pretrained = config.pretrain_from or _reuse(out / "pretrain", lambda d: pretrain(config, manifests[ALL_LABELS], d))
+    pretrained = config.pretrain_from or str(out / "pretrain")
+    if config.pretrain_from is None and not _finished(out / "pretrain"):
+        pretrain(config, manifests[ALL_LABELS], out / "pretrain")
     tokenizer = build_tokenizer(config, train, out / "tokenizer")
     lm = out / f"lm{config.lm_order}.arpa"
     if not lm.is_file():
         build_arpa(config.lm_corpus, lm, order=config.lm_order, prune=(0, 0, 1, 1)[: config.lm_order], progress=False)
-    results: dict[str, Any] = {"config": asdict(config), "voices_held_out": sorted({c.voice for c in unseen}),
-                               "hours": _hours(pool, train, unseen, manifests), "runs": {}}  # fmt: skip
+    results: dict[str, Any] = {
+        "config": asdict(config),
+        "voices_held_out": sorted({c.voice for c in unseen}),
+        "hours": _hours(pool, train, unseen, manifests),
+        "runs": {},
+    }
     for name, manifest in manifests.items():
         for init in INITS:
-            run_dir = _reuse(out / f"{name}-{init}", lambda d: finetune(config, manifest, init, pretrained, tokenizer, d))
-            results["runs"][f"{name}/{init}"] = score(run_dir, str(lm), config.dev_data, unseen, config.seed)
+            run_dir = out / f"{name}-{init}"
+            if not _finished(run_dir):
+                finetune(config, manifest, init, pretrained, tokenizer, run_dir)
+            results["runs"][f"{name}/{init}"] = score(str(run_dir), str(lm), config.dev_data, unseen, config.seed)
     (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     (out / "table.md").write_text(results_table(results), encoding="utf-8")
     plot_results(results, out / "low_label.png")
     return results
 
 
-def _reuse(folder: Path, make: Any) -> str:
-    """``folder`` when it already holds a finished model (a rerun resumes the study), else ``make(folder)``."""
+def _finished(folder: Path) -> bool:
+    """Whether ``folder`` holds a finished model (a rerun of the study then reuses it)."""
     finished = any((folder / name).is_file() for name in ("all_results.json", "train_results.json"))
     if finished and (folder / "model.safetensors").is_file():
         logger.info("reusing %s", folder)
-        return str(folder)
-    return make(folder)
+        return True
+    return False
 
 
-def _hours(pool: Sequence[PoolClip], train: Sequence[PoolClip], unseen: Sequence[PoolClip],
-           manifests: dict[str, str]) -> dict[str, float]:  # fmt: skip
-    hours = {"pool": sum(c.seconds for c in pool) / 3600, "training_voices": sum(c.seconds for c in train) / 3600,
-             "unseen_voices": sum(c.seconds for c in unseen) / 3600}  # fmt: skip
+def _hours(
+    pool: Sequence[PoolClip], train: Sequence[PoolClip], unseen: Sequence[PoolClip], manifests: dict[str, str]
+) -> dict[str, float]:
+    hours = {
+        "pool": sum(c.seconds for c in pool) / 3600,
+        "training_voices": sum(c.seconds for c in train) / 3600,
+        "unseen_voices": sum(c.seconds for c in unseen) / 3600,
+    }
     for name, manifest in manifests.items():
         with open(manifest, encoding="utf-8", newline="") as handle:
             hours[f"labels_{name}"] = sum(float(r["duration"]) for r in csv.DictReader(handle)) / 3600
