@@ -47,6 +47,7 @@ from hf_w2v2.text.normalize import TextNormalizer
 logger = logging.getLogger(__name__)
 
 ALL_LABELS = "all"
+SCORES_FILE = "study_scores.json"
 INITS = ("pretrained", "random")
 
 
@@ -258,11 +259,23 @@ def run_study(config: StudyConfig) -> dict[str, Any]:
             run_dir = out / f"{name}-{init}"
             if not _finished(run_dir):
                 finetune(config, manifest, init, pretrained, tokenizer, run_dir)
-            results["runs"][f"{name}/{init}"] = score(str(run_dir), str(lm), config.dev_data, unseen, config.seed)
+            results["runs"][f"{name}/{init}"] = _scored(
+                run_dir, lambda d: score(d, str(lm), config.dev_data, unseen, config.seed)
+            )
     (out / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     (out / "table.md").write_text(results_table(results), encoding="utf-8")
     plot_results(results, out / "low_label.png")
     return results
+
+
+def _scored(run_dir: Path, scorer: Any) -> dict[str, Any]:
+    """The run's scores, computed once and kept next to it (``study_scores.json``) for reruns."""
+    path = run_dir / SCORES_FILE
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    scores = scorer(str(run_dir))
+    path.write_text(json.dumps(scores, indent=2), encoding="utf-8")
+    return scores
 
 
 def _finished(folder: Path) -> bool:
