@@ -45,11 +45,18 @@ _LAZY = {
     "GumbelTemperatureCallback": "hf_w2v2.pretrain.temperature",
     "gumbel_temperature": "hf_w2v2.pretrain.temperature",
     "Transcriber": "hf_w2v2.inference.transcribe",
+    "align_logits": "hf_w2v2.decoding.align",
+    "quantize_int8": "hf_w2v2.inference.precision",
+    "export_onnx": "hf_w2v2.inference.export",
+    "export_program": "hf_w2v2.inference.export",
 }
 
 if TYPE_CHECKING:
     from hf_w2v2.data.collator import DataCollatorCTCWithPadding
     from hf_w2v2.data.processor import build_processor, build_processor_from_texts
+    from hf_w2v2.decoding.align import align_logits
+    from hf_w2v2.inference.export import export_onnx, export_program
+    from hf_w2v2.inference.precision import quantize_int8
     from hf_w2v2.inference.transcribe import Transcriber
     from hf_w2v2.models.classification import Wav2Vec2ForAudioFrameClassification, Wav2Vec2ForSequenceClassification
     from hf_w2v2.models.configuration import Wav2Vec2Config
@@ -86,4 +93,8 @@ __all__ = [
     "GumbelTemperatureCallback",
     "gumbel_temperature",
     "Transcriber",
+    "align_logits",
+    "quantize_int8",
+    "export_onnx",
+    "export_program",
 ]

@@ -1,6 +1,8 @@
 """The ``hf-w2v2`` command line.
 
     hf-w2v2 transcribe FILES_OR_DIRS --model PATH [--lm PATH] [--chunk-s S] [--format txt|json|srt] ...
+    hf-w2v2 export MODEL OUT [--format onnx|exported-program] [--check-audio FILES]
+    hf-w2v2 align MODEL AUDIO TRANSCRIPT [--format json|tsv|srt|textgrid]
     hf-w2v2 build-lm CORPUS.txt OUT.arpa [--order 4] [--prune 0 0 1 1]
     hf-w2v2 convert-fairseq CHECKPOINT.pt OUT_DIR [--trust-pickle]
     hf-w2v2 classify MODEL AUDIO... [--top-k 3]              (JSON lines: top labels with scores)
@@ -27,7 +29,7 @@ from collections.abc import Callable, Sequence
 from tqdm.auto import tqdm
 
 from hf_w2v2 import __version__
-from hf_w2v2.decoding.formats import FORMATS, render, to_json
+from hf_w2v2.decoding.formats import ALIGN_FORMATS, FORMATS, render, to_json
 
 
 def add_transcribe(subparsers: argparse._SubParsersAction) -> None:
@@ -63,11 +65,23 @@ def add_transcribe(subparsers: argparse._SubParsersAction) -> None:
         "--chunk-s", type=float, default=20.0, help="window length in seconds for long audio (0: never chunk)"
     )
     p.add_argument("--stride-s", type=float, default=None, help="context dropped at each window side (default chunk/6)")
-    p.add_argument("--batch-size", type=int, default=1, help="windows of one recording run together (raise on GPU)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        help="recordings (similar lengths, padded) or windows of a long one run together; 8 is a good CPU value",
+    )
     p.add_argument("--format", choices=FORMATS, default="txt", help="output format")
     p.add_argument("--output-dir", default=None, help="write one FILE.<format> per input here instead of stdout")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--bf16", action="store_true", help="run the model under bfloat16 autocast")
+    p.add_argument("--bf16", action="store_true", help="same as --precision bf16")
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "int8"),
+        default="fp32",
+        help="fp32 (exact, default), bf16 (autocast; falls back to fp32 with a warning where only emulated) "
+        "or int8 (dynamic quantisation, CPU)",
+    )
     p.add_argument("--num-processes", type=int, default=1, help="processes for the beam search")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run_transcribe)
@@ -111,7 +125,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
         lm_path=args.lm,
         use_lm=not args.no_lm,
         device=args.device,
-        bf16=args.bf16,
+        precision="bf16" if args.bf16 else args.precision,
         chunk_s=args.chunk_s or None,
         stride_s=args.stride_s,
         batch_size=args.batch_size,
@@ -301,11 +315,82 @@ def run_embed(args: argparse.Namespace) -> int:
     embeddings = embed_files(model, files, args.batch_size, show_progress=True)
     np.savez(args.output, embeddings=embeddings.numpy(), files=np.array(files))
     print(f"wrote {args.output}: {len(files)} x {embeddings.shape[-1]} embeddings")
+
+
+def add_export(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export",
+        help="export a model's logits graph (ONNX or torch.export) and check it against eager",
+        description="Export (audio, attention_mask) -> logits with dynamic batch and time axes, in eval mode, "
+        "then print the largest logit difference to the eager model on the given (or generated) clips.",
+    )
+    p.add_argument("model", help="model folder (CTC or classification head)")
+    p.add_argument("output", help="output file (.onnx or .pt2)")
+    p.add_argument("--format", choices=("onnx", "exported-program"), default="onnx")
+    p.add_argument("--check-audio", nargs="*", default=[], help="audio files to compare on (default: random clips)")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |eager - exported| logit")
+    p.set_defaults(handler=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Handler of ``hf-w2v2 export``; exit code 1 when the export differs from eager beyond the tolerance."""
+    if not os.path.isdir(args.model):
+        raise FileNotFoundError(f"model folder not found: {args.model}")
+    for path in args.check_audio:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"audio file not found: {path}")
+    from hf_w2v2.inference.export import export_checked
+
+    diff = export_checked(args.model, args.output, args.format, args.check_audio)
+    print(f"wrote {args.output} ({args.format}); max |eager - exported| logit = {diff:.2e}")
+    if diff > args.tolerance:
+        print(f"error: difference {diff:.2e} exceeds the tolerance {args.tolerance:.0e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def add_align(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "align",
+        help="forced alignment: character and word times of a known transcript",
+        description="Align a transcript (text or a text file) to an audio file with a CTC model (Viterbi).",
+    )
+    p.add_argument("model", help="CTC model folder")
+    p.add_argument("audio", help="audio file")
+    p.add_argument("transcript", help="the transcript, or a text file holding it")
+    p.add_argument("--format", choices=ALIGN_FORMATS, default="json")
+    p.add_argument("--output", default=None, help="write here instead of stdout")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--chunk-s", type=float, default=20.0, help="window length for long audio (0: never chunk)")
+    p.set_defaults(handler=run_align)
+
+
+def run_align(args: argparse.Namespace) -> int:
+    """Handler of ``hf-w2v2 align``."""
+    for path in (args.model, args.audio):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"not found: {path}")
+    from hf_w2v2.decoding.align import render_alignment
+    from hf_w2v2.inference.align import align_file
+    from hf_w2v2.inference.transcribe import Transcriber
+
+    transcriber = Transcriber.from_pretrained(
+        args.model, use_lm=False, device=args.device, chunk_s=args.chunk_s or None
+    )
+    alignment, duration = align_file(transcriber, args.audio, args.transcript)
+    text = render_alignment(alignment, args.format, path=args.audio, duration=duration)
+    if args.output is None:
+        print(text, end="")
+    else:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
     return 0
 
 
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_transcribe,
+    add_export,
+    add_align,
     add_build_lm,
     add_convert_fairseq,
     add_classify,

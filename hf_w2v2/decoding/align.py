@@ -20,10 +20,8 @@ import numpy as np
 import torch
 
 from hf_w2v2.decoding.alphabet import CTCAlphabet
-from hf_w2v2.decoding.formats import srt_timestamp
+from hf_w2v2.decoding.formats import ALIGN_FORMATS, srt_timestamp
 from hf_w2v2.decoding.outputs import SECONDS_PER_FRAME, Span
-
-ALIGN_FORMATS = ("json", "tsv", "srt", "textgrid")
 
 
 @dataclass

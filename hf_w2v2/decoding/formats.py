@@ -7,6 +7,7 @@ import json
 from hf_w2v2.decoding.outputs import Span, Transcription
 
 FORMATS = ("txt", "json", "srt")
+ALIGN_FORMATS = ("json", "tsv", "srt", "textgrid")  # hf_w2v2.decoding.align.render_alignment
 
 
 def srt_timestamp(seconds: float) -> str:

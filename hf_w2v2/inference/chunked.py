@@ -124,7 +124,8 @@ def chunked_logits(
     output = None
     for group in _batches(chunks, batch_size):
         windows = torch.stack([input_values[c.start : c.end] for c in group]).to(device)  # (B, T_chunk)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        # No autograd: inference runs the faster no-grad paths (and int8 modules need them).
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(windows).logits  # (B, F_chunk, V)
         if output is None:
             output = torch.empty(chunks[-1].keep_to, logits.shape[-1], dtype=torch.float32)  # (F, V)

@@ -158,3 +158,44 @@ def max_logit_difference(model: nn.Module, run, clips: Sequence[np.ndarray]) -> 
         for i, n in enumerate(frames.tolist()):
             worst = max(worst, float((got[i, :n] - expected[i, :n]).abs().max()))
     return worst
+
+
+HEADS = ("Wav2Vec2ForCTC", "Wav2Vec2ForSequenceClassification", "Wav2Vec2ForAudioFrameClassification")
+
+
+def load_head(path: str | os.PathLike) -> nn.Module:
+    """The model class named in the folder's ``config.json`` (``architectures``), from hf_w2v2."""
+    import hf_w2v2
+    from hf_w2v2.models.configuration import Wav2Vec2Config
+
+    config = Wav2Vec2Config.from_pretrained(path)
+    names = [n for n in (config.architectures or ["Wav2Vec2ForCTC"]) if n in HEADS]
+    if not names:
+        raise ValueError(f"{path}: architectures {config.architectures} has none of {', '.join(HEADS)} to export")
+    return getattr(hf_w2v2, names[0]).from_pretrained(path)
+
+
+def export_checked(
+    model_dir: str | os.PathLike, output: str | os.PathLike, fmt: str, audio_paths: Sequence[str] = ()
+) -> float:
+    """Export the model folder's head as ``fmt`` (:data:`EXPORT_FORMATS`) to ``output``, read the file
+    back and return the largest |eager - exported| logit on ``audio_paths`` (or random clips)."""
+    from hf_w2v2.data.audio import load_audio, normalize_waveform
+
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
+    model = load_head(model_dir)
+    if audio_paths:
+        clips = [normalize_waveform(load_audio(p)) for p in audio_paths]
+    else:
+        generator = np.random.default_rng(0)
+        clips = [generator.standard_normal(n).astype(np.float32) for n in (16_000, 40_000)]
+    output = os.fspath(output)
+    if fmt == "onnx":
+        export_onnx(model, output)
+        run = OnnxRunner(output)
+    else:
+        torch.export.save(export_program(model), output)
+        module = torch.export.load(output).module()
+        run = lambda audio, mask: module(audio, mask)
+    return max_logit_difference(model, run, clips)

@@ -30,6 +30,7 @@ from hf_w2v2.models.feature_encoder import ConvBlock
 logger = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "bf16", "int8")
+KEEP_FLOAT = ("project_q", "kernel")  # Linear layers whose weight the model reads directly (pre-training, TDNN)
 
 
 def cpu_has_native_bf16() -> bool:
@@ -99,7 +100,13 @@ def quantize_int8(model: nn.Module, convolutions: bool = True, inplace: bool = F
         for module in list(model.modules()):
             if isinstance(module, ConvBlock) and module.conv.in_channels > 1:
                 module.conv = Int8Conv1d(module.conv)  # type: ignore[assignment]
-    return quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
+    # Pre-training reads project_q's weight dtype; the x-vector TDNN convolves with its kernel's weight.
+    names = {
+        name: per_channel_dynamic_qconfig
+        for name, module in model.named_modules()
+        if type(module) is nn.Linear and name.split(".")[-1] not in KEEP_FLOAT
+    }
+    return quantize_dynamic(model, names, dtype=torch.qint8, inplace=True)
 
 
 def prepare_for_inference(

@@ -27,8 +27,10 @@ from hf_w2v2.decoding.alphabet import CTCAlphabet
 from hf_w2v2.decoding.beam import ALPHABET_FILE, BeamSearchDecoder
 from hf_w2v2.decoding.greedy import greedy_decode
 from hf_w2v2.decoding.outputs import Transcription
+from hf_w2v2.inference.batching import batched_logits, check_length
 from hf_w2v2.inference.chunked import chunked_logits, seconds_to_samples
 from hf_w2v2.inference.model_folder import check_model_folder
+from hf_w2v2.inference.precision import prepare_for_inference
 from hf_w2v2.models.ctc import Wav2Vec2ForCTC
 from hf_w2v2.models.lengths import hop_length
 
@@ -63,11 +65,17 @@ class Transcriber:
         processor: its ``Wav2Vec2Processor`` (feature extractor + CTC tokenizer).
         decoder: beam-search decoder; ``None`` decodes greedily.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
-        bf16: run the model under bfloat16 autocast (logits are decoded in float32).
+        bf16: run the model under bfloat16 autocast (logits are decoded in float32); the same as
+            ``precision="bf16"``, kept for older callers.
+        precision: ``"fp32"`` (default, exact), ``"bf16"`` (autocast) or ``"int8"`` (dynamic
+            quantisation, CPU); see :mod:`hf_w2v2.inference.precision` for when each falls back.
         chunk_s: window length for long audio in seconds (``None``: never chunk).
         stride_s: context dropped at each side of a window; default ``chunk_s / 6``.
-        batch_size: windows of one recording run together (raise it on a GPU; on a CPU each
-            20 s window of a BASE model holds about 0.4 GB of activations).
+        batch_size: recordings (or windows of one long recording) run together. Files no longer
+            than ``chunk_s`` are sorted by length within each group of files and padded into batches
+            (with an attention mask; models whose feature encoder uses group norm, whose output
+            depends on padding, run them one by one). Each 20 s window of a BASE model holds about
+            0.4 GB of activations on a CPU.
     """
 
     def __init__(
@@ -80,9 +88,12 @@ class Transcriber:
         chunk_s: float | None = 20.0,
         stride_s: float | None = None,
         batch_size: int = 1,
+        precision: str = "fp32",
     ) -> None:
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
+        if bf16 and precision not in ("fp32", "bf16"):
+            raise ValueError(f"bf16=True contradicts precision={precision!r}")
+        self.model, self.precision = prepare_for_inference(model, "bf16" if bf16 else precision, self.device)
         self.processor = processor
         self.alphabet = CTCAlphabet.from_tokenizer(processor.tokenizer)
         if model.config.vocab_size != len(self.alphabet):
@@ -92,7 +103,7 @@ class Transcriber:
             )
         if decoder is not None and decoder.alphabet.labels != self.alphabet.labels:
             raise ValueError("the decoder's alphabet differs from the tokenizer's vocabulary (other label order?)")
-        self.bf16 = bf16
+        self.bf16 = self.precision == "bf16"
         self.sampling_rate = processor.feature_extractor.sampling_rate
         hop = hop_length(model.config.conv_stride)
         self.seconds_per_frame = hop / self.sampling_rate
@@ -103,6 +114,8 @@ class Transcriber:
         if stride_s is None:
             stride_s = 0.0 if chunk_s is None else chunk_s / 6
         self.stride = 0 if self.chunk is None else max(seconds_to_samples(stride_s, hop, self.sampling_rate), hop)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
 
     @classmethod
@@ -134,12 +147,37 @@ class Transcriber:
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 1 or audio.shape[0] == 0:
             raise ValueError(f"audio must be a non-empty (T,) array, got shape {audio.shape}")
-        if self.processor.feature_extractor.do_normalize:
-            audio = normalize_waveform(audio)  # over the whole recording, as the feature extractor does
-        input_values = torch.from_numpy(audio)  # (T,)
+        input_values = torch.from_numpy(self._normalize(audio))  # (T,)
         return chunked_logits(
             self.model, input_values, self.chunk, self.stride, self.stride, batch_size=self.batch_size, bf16=self.bf16
         )
+
+    def _normalize(self, audio: np.ndarray) -> np.ndarray:
+        if self.processor.feature_extractor.do_normalize:
+            return normalize_waveform(audio)  # over the whole recording, as the feature extractor does
+        return audio
+
+    def logits_batch(self, recordings: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        """``(F_i, V)`` float32 logits of each ``(T_i,)`` recording, in order.
+
+        With ``batch_size`` > 1, recordings that fit one window run as padded batches of similar
+        lengths; longer ones run windowed, one by one.
+        """
+        frame_local = self.model.base_encoder().feature_extractor.frame_local
+        if self.batch_size == 1 or not frame_local:
+            return [self.logits(audio) for audio in recordings]
+        out: list[torch.Tensor | None] = [None] * len(recordings)
+        short = []
+        for i, audio in enumerate(recordings):
+            audio = np.asarray(audio, dtype=np.float32)
+            if self.chunk is not None and audio.shape[0] > self.chunk:
+                out[i] = self.logits(audio)
+            else:
+                short.append(i)
+        clips = [self._normalize(np.asarray(recordings[i], dtype=np.float32)) for i in short]
+        for i, logits in zip(short, batched_logits(self.model, clips, self.batch_size, bf16=self.bf16)):
+            out[i] = logits
+        return out  # type: ignore[return-value]
 
     def decode(
         self, logits: Sequence[torch.Tensor], hotwords: Sequence[str] | None = None, num_processes: int = 1
@@ -173,18 +211,20 @@ class Transcriber:
         """
         bar = tqdm(total=len(paths), desc="transcribing", unit=" file", disable=not progress)
         for first in range(0, len(paths), group_size):
-            results, logits = [], []
+            results, recordings = [], []
             for path in paths[first : first + group_size]:
                 result = FileResult(path)
                 try:
                     audio = load_audio(path, self.sampling_rate)
                     result.duration = audio.shape[0] / self.sampling_rate
-                    logits.append(self.logits(audio))
+                    check_length(audio, self.model.config)
+                    recordings.append(audio)
                 except ValueError as err:  # AudioLoadError is one; so is audio shorter than one frame
                     result.error = str(err)
                     logger.info("skipping %s: %s", path, err)
                 results.append(result)
-                bar.update(1)
+            logits = self.logits_batch(recordings)
+            bar.update(len(results))
             bar.set_postfix_str("decoding")
             decoded = iter(self.decode(logits, hotwords=hotwords, num_processes=num_processes))
             bar.set_postfix_str("")

@@ -1,0 +1,201 @@
+"""Deployment paths: int8 quantisation, input checks (eager and traced), torch.compile,
+torch.export / ONNX, precision choice and batched transcription."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fixtures.decoding.tiny import FIXTURES, make_model, save_model_folder
+
+import hf_w2v2
+from hf_w2v2.cli import main
+from hf_w2v2.inference import export as E
+from hf_w2v2.inference.batching import length_sorted_batches
+from hf_w2v2.inference.precision import Int8Conv1d, quantize_int8, resolve_precision
+from hf_w2v2.inference.transcribe import Transcriber
+from hf_w2v2.models.configuration import tiny
+
+SHIPPED = Path(__file__).parent.parent / "models" / "w2v2-small-synth-en"
+HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
+HEADS = {
+    "Wav2Vec2Model": lambda out: out.last_hidden_state,
+    "Wav2Vec2ForCTC": lambda out: out.logits,
+    "Wav2Vec2ForSequenceClassification": lambda out: out.logits,
+    "Wav2Vec2ForAudioFrameClassification": lambda out: out.logits,
+    "Wav2Vec2ForXVector": lambda out: out.embeddings,
+    "Wav2Vec2ForPreTraining": lambda out: out.projected_states,
+}
+
+
+def layer_config(**overrides):
+    return tiny(vocab_size=12, feat_extract_norm="layer", do_stable_layer_norm=True, **overrides)
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_int8_quantisation_of_every_model_class(name):
+    torch.manual_seed(0)
+    model = getattr(hf_w2v2, name)(tiny(vocab_size=12)).eval()
+    quantized = quantize_int8(model)
+    assert any(isinstance(m, Int8Conv1d) for m in quantized.modules())
+    floats = {n.split(".")[-1] for n, m in quantized.named_modules() if type(m) is torch.nn.Linear}
+    assert floats <= {"project_q", "kernel"}
+    assert any(type(m) is torch.nn.Linear for m in model.modules())  # the original is untouched
+    audio = torch.randn(2, 6000)
+    with torch.inference_mode():
+        ref, got = HEADS[name](model(audio)), HEADS[name](quantized(audio))
+    assert got.shape == ref.shape and torch.isfinite(got).all()
+    assert (got - ref).abs().max() <= 0.1 * ref.abs().max() + 1e-3
+
+
+def test_stock_quantize_dynamic_works_on_our_attention():
+    model = make_model()
+    quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    with torch.inference_mode():
+        assert quantized(torch.randn(1, 4000)).logits.shape == model(torch.randn(1, 4000)).logits.shape
+
+
+def test_int8_conv_matches_the_convolution():
+    conv = torch.nn.Conv1d(16, 24, kernel_size=3, stride=2)
+    x = torch.randn(2, 16, 50)
+    with torch.no_grad():
+        ref, got = conv(x), Int8Conv1d(conv)(x)
+    assert got.shape == ref.shape
+    assert (got - ref).abs().max() < 0.05 * ref.abs().max()
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_input_of_another_float_dtype_is_cast_to_the_model_dtype(dtype):
+    model = make_model()
+    audio = torch.randn(1, 4000)
+    with torch.no_grad():
+        ref = model(audio).logits
+        got = model(audio.to(dtype)).logits
+        same = model(audio.to(dtype).float()).logits
+    assert got.dtype == torch.float32
+    assert torch.equal(got, same)
+    assert (got - ref).abs().max() < 0.5
+
+
+def test_bad_attention_mask_values_and_label_batch():
+    model = make_model()
+    audio = torch.randn(2, 4000)
+    mask = torch.ones(2, 4000, dtype=torch.long)
+    mask[1, :10] = 2
+    with pytest.raises(ValueError, match="only 0 .* and 1 .* found 2"):
+        model(audio, attention_mask=mask)
+    with pytest.raises(ValueError, match="labels have batch size 3 but the input has 2"):
+        model(audio, labels=torch.ones(3, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="shape"):
+        model(audio, attention_mask=torch.ones(2, 3999))
+    with pytest.raises(ValueError, match="NaN"):
+        model(torch.full((1, 4000), float("nan")))
+    assert model(audio, attention_mask=mask.clamp(max=1).bool()).logits.shape[0] == 2
+
+
+def test_compile_fullgraph_dynamic_lengths():
+    torch.manual_seed(0)
+    model = hf_w2v2.Wav2Vec2ForCTC(layer_config()).eval()
+    compiled = torch.compile(model, fullgraph=True, dynamic=True, backend="eager")
+    with torch.no_grad():
+        for n in (3000, 7001):
+            audio, mask = torch.randn(2, n), torch.ones(2, n, dtype=torch.long)
+            mask[1, n // 2 :] = 0
+            assert torch.equal(compiled(audio, attention_mask=mask).logits, model(audio, attention_mask=mask).logits)
+
+
+def test_traced_shape_check_is_kept_in_an_exported_program():
+    torch.manual_seed(0)
+    model = hf_w2v2.Wav2Vec2ForCTC(layer_config()).eval()
+    program = E.export_program(model)
+    module = program.module()
+    audio, mask = E.example_inputs(3, 9000)
+    with torch.no_grad():
+        assert torch.equal(module(audio, mask), model(audio, attention_mask=mask).logits)
+        with pytest.raises(Exception):  # noqa: B017  (a guard or _check error, depending on torch)
+            module(audio, mask[:, :-1])
+    with pytest.raises(ValueError, match="at least 720"):
+        E.check_inputs(model.config, audio[:, :500], mask[:, :500])
+
+
+def test_export_warns_in_training_mode(caplog):
+    model = make_model().train()
+    with caplog.at_level(logging.WARNING):
+        wrapped = E.for_export(model)
+    assert not wrapped.model.training and "eval mode" in caplog.text
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_ONNX, reason="onnx/onnxscript/onnxruntime not installed")
+def test_onnx_export_of_ctc_and_classification_heads(tmp_path):
+    torch.manual_seed(0)
+    clips = [np.random.default_rng(i).standard_normal(n).astype(np.float32) for i, n in enumerate((800, 9001))]
+    for name in ("Wav2Vec2ForCTC", "Wav2Vec2ForSequenceClassification"):
+        model = getattr(hf_w2v2, name)(layer_config(num_labels=3)).eval()
+        path = E.export_onnx(model, tmp_path / f"{name}.onnx")
+        assert E.max_logit_difference(model, E.OnnxRunner(path), clips) < 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_ONNX, reason="onnx/onnxscript/onnxruntime not installed")
+def test_export_cli_on_the_shipped_model(tmp_path, capsys):
+    clip = str(FIXTURES / "utt1.flac")
+    assert main(["export", str(SHIPPED), str(tmp_path / "m.onnx"), "--check-audio", clip]) == 0
+    out = capsys.readouterr().out
+    assert "max |eager - exported| logit" in out and (tmp_path / "m.onnx").stat().st_size > 1e6
+    assert main(["export", str(SHIPPED), str(tmp_path / "m.pt2"), "--format", "exported-program"]) == 0
+    assert main(["export", str(tmp_path / "missing"), str(tmp_path / "x.onnx")]) == 2
+
+
+def test_precision_resolution(caplog, monkeypatch):
+    cpu = torch.device("cpu")
+    assert resolve_precision("int8", cpu) == "int8"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("fp8", cpu)
+    with pytest.raises(ValueError, match="CPU only"):
+        resolve_precision("int8", torch.device("cuda"))
+    monkeypatch.setattr("hf_w2v2.inference.precision.cpu_has_native_bf16", lambda: False)
+    with caplog.at_level(logging.WARNING):
+        assert resolve_precision("bf16", cpu) == "fp32"
+    assert "emulated" in caplog.text
+    assert resolve_precision("bf16", cpu, allow_emulated=True) == "bf16"
+
+
+def test_length_sorted_batches():
+    assert length_sorted_batches([3, 9, 1, 7, 5], 2) == [[1, 3], [4, 0], [2]]
+
+
+@pytest.fixture(scope="module")
+def local_model_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("local")
+    save_model_folder(directory, local=True)
+    return directory
+
+
+def test_batched_transcription_matches_one_by_one(local_model_dir):
+    rng = np.random.default_rng(0)
+    clips = [rng.standard_normal(n).astype(np.float32) * 0.1 for n in (4000, 9000, 6100, 12000, 800)]
+    single = Transcriber.from_pretrained(local_model_dir, device="cpu")
+    batched = Transcriber.from_pretrained(local_model_dir, device="cpu", batch_size=3)
+    for one, many in zip(single.logits_batch(clips), batched.logits_batch(clips)):
+        assert one.shape == many.shape
+        assert torch.allclose(one, many, atol=1e-4)
+    assert [t.text for t in single.decode(single.logits_batch(clips))] == [
+        t.text for t in batched.decode(batched.logits_batch(clips))
+    ]
+
+
+def test_transcribe_cli_precision_and_batch_size(local_model_dir, capsys):
+    files = [str(FIXTURES / "utt1.flac"), str(FIXTURES / "utt2.flac")]
+    args = ["transcribe", *files, "--model", str(local_model_dir), "--device", "cpu", "--quiet", "--no-lm"]
+    assert main(args) == 0
+    fp32 = capsys.readouterr().out
+    assert main([*args, "--batch-size", "2"]) == 0
+    assert capsys.readouterr().out == fp32
+    assert main([*args, "--precision", "int8", "--batch-size", "2"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    assert main([*args, "--batch-size", "0"]) == 2
