@@ -28,10 +28,18 @@ def _round_up(length: int, multiple: int | None) -> int:
     return (length // multiple + 1) * multiple
 
 
-def _as_array(value: Any, dtype: type[np.generic]) -> np.ndarray:
+def _as_array(value: Any, dtype: type[np.generic], key: str = "input_values", index: int = 0) -> np.ndarray:
+    """Item ``index``'s ``key`` as a 1-D array; anything else (2-D, a scalar, text, None) is a ``ValueError``."""
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
-    return np.asarray(value, dtype=dtype).reshape(-1)
+    try:
+        array = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise ValueError(f"item {index}: {key} must be a 1-D sequence of numbers, got {type(value).__name__}") from err
+    if array.ndim != 1:
+        hint = " (down-mix multi-channel audio to mono)" if key == "input_values" and array.ndim > 1 else ""
+        raise ValueError(f"item {index}: {key} must be 1-D, got shape {array.shape}{hint}")
+    return array
 
 
 def pad_sequences(
@@ -95,9 +103,13 @@ class DataCollatorCTCWithPadding:
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         if not features:
             raise ValueError("cannot collate an empty list of features")
-        if "input_values" not in features[0]:
-            raise ValueError(f"features need an 'input_values' key, got keys {sorted(features[0])}")
-        audio = [_as_array(item["input_values"], np.float32) for item in features]  # (T,) each
+        for index, item in enumerate(features):
+            if not isinstance(item, Mapping) or "input_values" not in item:
+                found = sorted(item) if isinstance(item, Mapping) else type(item).__name__
+                raise ValueError(f"item {index}: features need an 'input_values' key, got {found}")
+            if ("labels" in item) != ("labels" in features[0]):
+                raise ValueError(f"item {index}: either every item has 'labels' or none has (item 0 differs)")
+        audio = [_as_array(item["input_values"], np.float32, "input_values", i) for i, item in enumerate(features)]
         input_values, lengths = pad_sequences(audio, self.padding_value, self.pad_to_multiple_of, np.float32)
         batch = {"input_values": input_values}  # (B, T)
         if self.return_attention_mask:
@@ -114,6 +126,6 @@ class DataCollatorCTCWithPadding:
 
     def pad_labels(self, features: Sequence[Mapping[str, Any]]) -> torch.Tensor:
         """The items' ``labels`` right-padded with -100 into ``(B, L)``."""
-        labels = [_as_array(item["labels"], np.int64) for item in features]  # (L,) each
+        labels = [_as_array(item["labels"], np.int64, "labels", i) for i, item in enumerate(features)]  # (L,) each
         padded, _ = pad_sequences(labels, LABEL_PAD, self.pad_to_multiple_of_labels, np.int64)
         return padded

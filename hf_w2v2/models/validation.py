@@ -51,6 +51,8 @@ def check_audio(
             f"input_values must have shape (batch, samples), got {tuple(input_values.shape)}; "
             "add a batch axis with input_values[None] or down-mix multi-channel audio to mono"
         )
+    if input_values.shape[0] == 0:
+        raise ValueError(f"input_values holds an empty batch (shape {tuple(input_values.shape)})")
     if not torch.is_floating_point(input_values):
         raise ValueError(
             f"input_values must be floating point (got {input_values.dtype}); convert PCM integers "

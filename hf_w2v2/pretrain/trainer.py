@@ -28,6 +28,10 @@ What it adds to the stock Trainer:
   training batches come from :class:`~hf_w2v2.data.sampler.LengthGroupedSampler`
   and evaluation runs longest first, without decoding the audio to learn
   lengths (the stock sampler would read every item).
+- **Reliability** (shared with fine-tuning, :mod:`hf_w2v2.training`): checkpoints written whole
+  then renamed (``checkpoints``), LayerDrop decisions shared by all processes (``layerdrop``),
+  NaN/inf losses skipped and counted (``nonfinite``), and a health monitor warning about codebook
+  collapse, a trivially solved contrastive task and exploding gradients (``health``).
 """
 
 from __future__ import annotations

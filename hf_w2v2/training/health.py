@@ -53,7 +53,7 @@ class HealthMonitorCallback(TrainerCallback):
         self.thresholds = thresholds or HealthThresholds()
         self.warnings: list[str] = []
         self.codevectors: int | None = None  # G x V of the model's quantizer, when it has one
-        self.warmup_steps = 0
+        self.warmup_steps: float = 0
         self._blank_streak = 0
         self._grad_norms: deque[float] = deque(maxlen=self.thresholds.grad_norm_window)
 

@@ -1,0 +1,98 @@
+"""kill -9 and resume (issue 23.4): a fine-tuning run killed with SIGKILL at a step, or in the middle of a
+checkpoint save, resumes from ``latest`` and ends with exactly the weights of an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "finetune"
+
+# Runs fine-tuning; KILL_AT="step:N" sends SIGKILL to itself after optimizer step N, "save:N" in the middle
+# of step N's checkpoint save (weights and optimizer written, RNG and trainer state not yet).
+RUNNER = """
+import os, signal, sys
+from transformers import Trainer, TrainerCallback
+from hf_w2v2.finetune import parse_finetune_args, run_finetuning
+from hf_w2v2.finetune.trainer import CTCTrainer
+
+kind, _, at = os.environ.get("KILL_AT", "none:0").partition(":")
+at = int(at)
+original = Trainer._save_rng_state
+
+def save_rng_state(self, output_dir):
+    if kind == "save" and self.state.global_step == at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    original(self, output_dir)
+
+class KillAfterStep(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if kind == "step" and state.global_step == at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+Trainer._save_rng_state = save_rng_state
+init = CTCTrainer.__init__
+def patched_init(self, *a, **k):
+    init(self, *a, **k)
+    self.add_callback(KillAfterStep())
+CTCTrainer.__init__ = patched_init
+run_finetuning(*parse_finetune_args(sys.argv[1:]))
+"""
+
+
+def _run(out: Path, kill_at: str = "none:0", *extra: str) -> int:
+    argv = [
+        "--config_name", "tiny",
+        "--config_overrides", '{"feat_extract_norm": "layer"}',
+        "--train_data", str(FIXTURE / "train"),
+        "--output_dir", str(out),
+        "--do_train",
+        "--max_steps", "8",
+        "--per_device_train_batch_size", "4",  # 16 clips: 4 steps per epoch
+        "--learning_rate", "3e-3",
+        "--mask_time_prob", "0.05",
+        "--mask_time_length", "2",
+        "--layerdrop", "0.2",
+        "--train_sampling_strategy", "group_by_length",
+        "--save_steps", "2",
+        "--logging_steps", "1",
+        "--report_to", "none",
+        "--seed", "0",
+        "--disable_tqdm", "True",
+        "--use_cpu", "True",
+        "--preprocessing_num_workers", "1",
+        *extra,
+    ]  # fmt: skip
+    env = {**os.environ, "KILL_AT": kill_at, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", RUNNER, *argv], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode in (0, -signal.SIGKILL), done.stderr[-3000:]
+    return done.returncode
+
+
+@pytest.mark.slow
+def test_sigkill_at_a_step_or_during_a_save_then_resume_gives_the_uninterrupted_weights(tmp_path: Path) -> None:
+    straight = tmp_path / "straight"
+    assert _run(straight) == 0
+    expected = load_file(straight / "model.safetensors")
+    rng = random.Random(23)
+    kills = [f"step:{rng.choice([3, 5, 7])}", f"save:{rng.choice([4, 6])}"]
+    for kill_at in kills:
+        out = tmp_path / kill_at.replace(":", "-")
+        assert _run(out, kill_at) == -signal.SIGKILL, kill_at
+        assert not (out / "model.safetensors").exists()
+        if kill_at.startswith("save"):
+            step = int(kill_at.split(":")[1])
+            assert (out / f".staging-checkpoint-{step}").is_dir() and not (out / f"checkpoint-{step}").exists()
+        assert _run(out, "none:0", "--resume_from_checkpoint", "latest") == 0
+        got = load_file(out / "model.safetensors")
+        different = [key for key in expected if not torch.equal(expected[key], got[key])]
+        assert different == [], (kill_at, different)
