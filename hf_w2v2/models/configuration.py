@@ -226,7 +226,6 @@ class Wav2Vec2Config(PretrainedConfig):
 # Field kinds checked by check_field_types_and_ranges (fields not listed are free-form).
 _POSITIVE_INTS = (
     "hidden_size",
-    "num_hidden_layers",
     "num_attention_heads",
     "intermediate_size",
     "num_conv_pos_embeddings",
@@ -242,7 +241,7 @@ _POSITIVE_INTS = (
     "mask_feature_length",
 )
 _ADAPTER_POSITIVE_INTS = ("adapter_kernel_size", "adapter_stride", "num_adapter_layers", "output_hidden_size")
-_NON_NEGATIVE_INTS = ("mask_time_min_masks", "mask_feature_min_masks")
+_NON_NEGATIVE_INTS = ("num_hidden_layers", "mask_time_min_masks", "mask_feature_min_masks")  # 0 blocks: frame-local
 _OPTIONAL_POSITIVE_INTS = ("vocab_size", "adapter_attn_dim")
 _POSITIVE_INT_SEQUENCES = ("conv_dim", "conv_stride", "conv_kernel", "tdnn_dim", "tdnn_kernel", "tdnn_dilation")
 _PROBABILITIES = (
