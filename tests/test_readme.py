@@ -65,6 +65,7 @@ def test_readme_has_python_blocks_and_a_first_screen_with_the_essentials() -> No
         assert needed in screen, f"the README's first screen lacks {needed!r}"
 
 
+@pytest.mark.slow  # a fresh interpreter per block (torch + transformers imports): ~10 s each, more on a busy machine
 @pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))
 def test_readme_python_block_runs(index: int, tmp_path: Path) -> None:
     code = PYTHON_BLOCKS[index]
@@ -104,6 +105,7 @@ def help_command(words: list[str]) -> list[str] | None:
     return None
 
 
+@pytest.mark.slow  # `finetune_ctc.py --help` imports transformers in a fresh interpreter
 @pytest.mark.parametrize("words", first_screen_commands(), ids=lambda w: " ".join(w[:3]))
 def test_first_screen_command_parses(words: list[str]) -> None:
     command = help_command(words)
@@ -134,7 +136,7 @@ def test_main_job_runs_and_reports_before_and_after(tmp_path: Path, monkeypatch:
 
     monkeypatch.chdir(ROOT)  # the recipe's paths are relative to the repository root, as in the README
     argv = ["examples/configs/finetune_digits.yaml", "--output_dir", str(tmp_path / "digits"), "--max_steps", "2"]
-    argv += ["--max_train_samples", "16", "--max_eval_samples", "6", "--eval_strategy", "no", "--logging_steps", "1"]
+    argv += ["--max_train_samples", "16", "--max_eval_samples", "6", "--eval_steps", "2", "--logging_steps", "1"]
     argv += ["--disable_tqdm", "True", "--use_cpu", "True"]
     result = run_finetuning(*parse_finetune_args(argv))
     metrics = result.metrics
@@ -144,6 +146,12 @@ def test_main_job_runs_and_reports_before_and_after(tmp_path: Path, monkeypatch:
     # The shipped model has never heard these speakers: it gets most words wrong before training.
     assert metrics["eval_before_wer"] > 0.5
     out = Path(result.output_dir)
+    # The evaluation during training (step 2) and the final one score the same weights: the same numbers,
+    # so the before-training evaluations of other splits did not leave their metrics on the Trainer.
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    during = [entry for entry in history if "eval_wer" in entry and entry.get("step") == 2]
+    assert during and during[-1]["eval_wer"] == pytest.approx(metrics["eval_wer"])
+    assert during[-1]["eval_cer"] == pytest.approx(metrics["eval_cer"])
     saved = json.loads((out / "all_results.json").read_text())
     assert saved["eval_before_wer"] == metrics["eval_before_wer"]
     assert (out / "predictions_eval_before.tsv").is_file() and (out / "predictions_eval.tsv").is_file()

@@ -232,8 +232,13 @@ def evaluate_split(
     """WER/CER of one split (``eval_*``, ``eval_before_*`` or ``test_<name>_*`` keys) and its predictions file."""
     model: Any = trainer.model
     metrics_fn = split_metrics(split, trainer.processing_class.tokenizer, model.config)  # type: ignore[union-attr]
-    trainer.compute_metrics = metrics_fn
-    metrics = trainer.evaluate(eval_dataset=split.dataset, metric_key_prefix=split_prefix(split, before_training))
+    # The metrics trim predictions with this split's frame counts; the Trainer's own (the eval split's, used by
+    # evaluations during training) is put back afterwards, or they would be scored with another split's counts.
+    during_training, trainer.compute_metrics = trainer.compute_metrics, metrics_fn
+    try:
+        metrics = trainer.evaluate(eval_dataset=split.dataset, metric_key_prefix=split_prefix(split, before_training))
+    finally:
+        trainer.compute_metrics = during_training
     if trainer.is_world_process_zero():
         name = f"{split.name}_before" if before_training else split.name
         path = os.path.join(output_dir, predictions_file.format(split=name))
