@@ -12,8 +12,8 @@ import soundfile as sf
 import torch
 
 from hf_w2v2.cli import main
-from hf_w2v2.decoding.alphabet import CTCAlphabet
 from hf_w2v2.decoding.align import align_logits, ctc_viterbi, render_alignment, token_spans, tokenize_transcript
+from hf_w2v2.decoding.alphabet import CTCAlphabet
 from hf_w2v2.inference.align import align_array
 from hf_w2v2.inference.transcribe import Transcriber
 
