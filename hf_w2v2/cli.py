@@ -315,6 +315,7 @@ def run_embed(args: argparse.Namespace) -> int:
     embeddings = embed_files(model, files, args.batch_size, show_progress=True)
     np.savez(args.output, embeddings=embeddings.numpy(), files=np.array(files))
     print(f"wrote {args.output}: {len(files)} x {embeddings.shape[-1]} embeddings")
+    return 0
 
 
 def add_export(subparsers: argparse._SubParsersAction) -> None:

@@ -61,7 +61,7 @@ class CTCTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLossMixin, 
             result = super().compute_loss(
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
-        if return_outputs:
+        if isinstance(result, tuple):  # return_outputs=True
             return self.guard_loss(model, result[0]), result[1]
         return self.guard_loss(model, result)
 

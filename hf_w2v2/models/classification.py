@@ -19,6 +19,14 @@ from .outputs import SequenceClassifierOutput, TokenClassifierOutput
 from .validation import check_labels
 
 
+def num_labels(config: Wav2Vec2Config) -> int:
+    """The config's number of classes (``num_labels``, from ``id2label``), checked to be set."""
+    count = config.num_labels
+    if count is None or count < 1:
+        raise ValueError(f"config.num_labels must be a positive number of classes, got {count}")
+    return count
+
+
 def weighted_layer_sum(hidden_states: tuple[torch.Tensor, ...], layer_weights: torch.Tensor) -> torch.Tensor:
     """sum_l softmax(w)_l h_l over ``hidden_states`` (L+1 tensors of (B, F, D))."""
     stacked = torch.stack(hidden_states, dim=1)  # (B, L+1, F, D)
@@ -55,8 +63,10 @@ class _ClassificationBase(Wav2Vec2PreTrainedModel):
             input_values, attention_mask, None, output_attentions, True if weighted else output_hidden_states
         )
         if weighted:
+            assert enc.hidden_states is not None  # asked for above
             hidden = weighted_layer_sum(enc.hidden_states, self.layer_weights)
         else:
+            assert enc.last_hidden_state is not None
             hidden = enc.last_hidden_state
         keep_hidden = output_hidden_states
         if keep_hidden is None:  # the config's default, as for the encoder and the CTC head
@@ -72,7 +82,7 @@ class Wav2Vec2ForSequenceClassification(_ClassificationBase):
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__(config)
         self.projector = nn.Linear(config.hidden_size, config.classifier_proj_size)
-        self.classifier = nn.Linear(config.classifier_proj_size, config.num_labels)
+        self.classifier = nn.Linear(config.classifier_proj_size, num_labels(config))
         self.post_init()
 
     def forward(
@@ -98,8 +108,8 @@ class Wav2Vec2ForSequenceClassification(_ClassificationBase):
         logits = self.classifier(pooled)  # (B, L)
         loss = None
         if labels is not None:
-            check_labels(labels, self.config.num_labels, "num_labels", batch_size=logits.shape[0])
-            loss = F.cross_entropy(logits.float().view(-1, self.config.num_labels), labels.view(-1))
+            check_labels(labels, num_labels(self.config), "num_labels", batch_size=logits.shape[0])
+            loss = F.cross_entropy(logits.float().view(-1, num_labels(self.config)), labels.view(-1))
         out = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=all_hidden, attentions=attentions)
         return out if _want_dict(self.config, return_dict) else out.to_tuple()
 
@@ -111,8 +121,8 @@ class Wav2Vec2ForAudioFrameClassification(_ClassificationBase):
 
     def __init__(self, config: Wav2Vec2Config) -> None:
         super().__init__(config)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.num_labels = config.num_labels
+        self.classifier = nn.Linear(config.hidden_size, num_labels(config))
+        self.num_labels = num_labels(config)
         self.post_init()
 
     def forward(

@@ -80,7 +80,7 @@ class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
         ``inf`` (0 with ``config.ctc_zero_infinity``); filter such items before training.
         """
         if labels is not None:
-            check_labels(labels, self.config.vocab_size, batch_size=_batch_size(input_values))
+            check_labels(labels, int(self.config.vocab_size or 0), batch_size=_batch_size(input_values))
         enc, _, _ = self.wav2vec2.encode(input_values, attention_mask, None, output_attentions, output_hidden_states)
         logits = self.lm_head(self.dropout(enc.last_hidden_state))  # (B, F, D) -> (B, F, V)
         loss = None
@@ -93,7 +93,7 @@ class Wav2Vec2ForCTC(Wav2Vec2PreTrainedModel):
                 logits,
                 labels.to(logits.device),
                 frames,
-                blank_id=self.config.pad_token_id,
+                blank_id=int(self.config.pad_token_id or 0),
                 reduction=self.config.ctc_loss_reduction,
                 zero_infinity=self.config.ctc_zero_infinity,
             )

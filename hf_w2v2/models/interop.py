@@ -155,7 +155,7 @@ def parse_conv_layers(spec: Any) -> list[tuple[int, int, int]]:
     bad = [layer for layer in layers if len(layer) != 3 or not all(isinstance(v, int) and v > 0 for v in layer)]
     if not layers or bad:
         raise ValueError(f"conv_feature_layers {spec!r}: every layer must be 3 positive integers, got {bad or 'none'}")
-    return layers  # type: ignore[return-value]
+    return layers
 
 
 def _safe_list_expression(node: ast.AST) -> Any:

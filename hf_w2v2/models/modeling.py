@@ -117,7 +117,9 @@ class Wav2Vec2PreTrainedModel(LanguageAdapterMixin, PreTrainedModel):  # type: i
 
     def frame_lengths(self, attention_mask: torch.Tensor, add_adapter: bool | None = None) -> torch.Tensor:
         """Valid output frames per item from a sample-level attention mask ``(B, T)`` (adapter as above)."""
-        return self._get_feat_extract_output_lengths(attention_mask_to_lengths(attention_mask), add_adapter)
+        lengths = self._get_feat_extract_output_lengths(attention_mask_to_lengths(attention_mask), add_adapter)
+        assert isinstance(lengths, torch.Tensor)  # tensor in, tensor out
+        return lengths
 
     def frame_padding_mask(
         self, attention_mask: torch.Tensor | None, num_frames: int, add_adapter: bool | None = None
@@ -145,7 +147,8 @@ class Wav2Vec2PreTrainedModel(LanguageAdapterMixin, PreTrainedModel):  # type: i
     @property
     def input_dtype(self) -> torch.dtype:
         """dtype that ``input_values`` are cast to: that of the first convolution's weight (the model's dtype)."""
-        return self.base_encoder().feature_extractor.conv_layers[0].conv.weight.dtype
+        first: Any = self.base_encoder().feature_extractor.conv_layers[0]
+        return first.conv.weight.dtype
 
     def base_encoder(self) -> Wav2Vec2Model:
         return self if isinstance(self, Wav2Vec2Model) else getattr(self, self.base_model_prefix)

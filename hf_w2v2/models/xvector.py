@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .classification import _ClassificationBase
+from .classification import _ClassificationBase, num_labels
 from .configuration import Wav2Vec2Config
 from .lengths import conv_output_length
 from .losses import MARGIN_LOSSES, margin_softmax_loss
@@ -73,7 +73,7 @@ class MarginSoftmaxLoss(nn.Module):
         margin = getattr(config, "xvector_margin", None)
         return cls(
             config.xvector_output_dim,
-            config.num_labels,
+            num_labels(config),
             scale=float(getattr(config, "xvector_scale", None) or DEFAULT_SCALE),
             margin=float(DEFAULT_MARGINS.get(kind, 0.0) if margin is None else margin),
             kind=kind,
@@ -137,7 +137,7 @@ class Wav2Vec2ForXVector(_ClassificationBase):
         logits = self.classifier(embeddings)
         loss = None
         if labels is not None:
-            check_labels(labels, self.config.num_labels, "num_labels", batch_size=logits.shape[0])
+            check_labels(labels, num_labels(self.config), "num_labels", batch_size=logits.shape[0])
             loss = self.objective(logits, labels)
         out = XVectorOutput(
             loss=loss, logits=logits, embeddings=embeddings, hidden_states=all_hidden, attentions=attentions
