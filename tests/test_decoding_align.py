@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import itertools
 import json
 from pathlib import Path
@@ -128,9 +129,8 @@ def transcriber():
 
 def test_shipped_model_finds_words_around_known_silences(transcriber):
     """Two dev clips joined by 1.0 s of silence: the words of each stay inside its clip."""
-    import csv
-
-    rows = list(csv.DictReader(open(DEV / "metadata.csv", encoding="utf-8")))[:2]
+    with open(DEV / "metadata.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))[:2]
     clips = [sf.read(DEV / r["file_name"], dtype="float32")[0] for r in rows]
     gap = 1.0
     audio = np.concatenate([clips[0], np.zeros(int(16_000 * gap), np.float32), clips[1]])
@@ -145,9 +145,8 @@ def test_shipped_model_finds_words_around_known_silences(transcriber):
 
 
 def test_align_cli(tmp_path, transcriber, capsys):
-    import csv
-
-    row = next(csv.DictReader(open(DEV / "metadata.csv", encoding="utf-8")))
+    with open(DEV / "metadata.csv", encoding="utf-8") as f:
+        row = next(csv.DictReader(f))
     transcript = tmp_path / "t.txt"
     transcript.write_text(row["text"].lower() + "\n", encoding="utf-8")
     out = tmp_path / "a.TextGrid"

@@ -131,7 +131,9 @@ def align_logits(
     log_probs = torch.log_softmax(logits.float(), dim=-1)  # (F, V)
     path, score = ctc_viterbi(log_probs, tokens, alphabet.blank_id)
     spans = token_spans(path, len(tokens))
-    chars, word_spans, current = [], [], []
+    chars: list[Span] = []
+    word_spans: list[Span] = []
+    current: list[Span] = []
     for u, (token, (start, end)) in enumerate(zip(tokens, spans)):
         if token == alphabet.delimiter_id:
             continue
@@ -157,7 +159,7 @@ def render_alignment(alignment: Alignment, fmt: str, path: str | None = None, du
     """The alignment as ``json`` (words and chars), ``tsv`` (level, start, end, text), ``srt``
     (one cue per word) or ``textgrid`` (Praat, a words tier and a chars tier)."""
     if fmt == "json":
-        record = {"file": path, "text": alignment.text, "score": alignment.score}
+        record: dict[str, object] = {"file": path, "text": alignment.text, "score": alignment.score}
         for level in ("words", "chars"):
             record[level] = [
                 {"text": s.text, "start": round(s.start, 3), "end": round(s.end, 3)} for s in getattr(alignment, level)

@@ -54,7 +54,7 @@ def batched_logits(
         masked = mask if len(batch) > 1 else None  # one clip: no padding, the exact unbatched call
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(audio.to(device), attention_mask=None if masked is None else masked.to(device)).logits
-        frames = model.frame_lengths(mask).tolist()
+        frames = model.frame_lengths(mask).tolist()  # type: ignore[operator]
         for row, i in enumerate(batch):
             out[i] = logits[row, : frames[row]].float().cpu()  # (F_i, V)
     return out  # type: ignore[return-value]

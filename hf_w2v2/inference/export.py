@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -95,6 +95,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 18) -> s
             opset_version=opset,
             optimize=True,
         )
+    if program is None:
+        raise RuntimeError("torch.onnx.export returned no program")
     program.save(path)
     return path
 
@@ -142,7 +144,9 @@ def pad_batch(clips: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return audio, mask
 
 
-def max_logit_difference(model: nn.Module, run, clips: Sequence[np.ndarray]) -> float:
+def max_logit_difference(
+    model: nn.Module, run: Callable[[torch.Tensor, torch.Tensor], object], clips: Sequence[np.ndarray]
+) -> float:
     """Largest |eager - exported| logit over ``clips`` run one by one and as one padded batch,
     comparing valid frames only; ``run(audio, mask)`` calls the exported graph."""
     model = model.eval()
@@ -154,7 +158,7 @@ def max_logit_difference(model: nn.Module, run, clips: Sequence[np.ndarray]) -> 
         with torch.no_grad():
             expected = model(audio, attention_mask=mask).logits
             got = torch.as_tensor(np.asarray(run(audio, mask)))
-        frames = model.frame_lengths(mask)
+        frames = model.frame_lengths(mask)  # type: ignore[operator]
         for i, n in enumerate(frames.tolist()):
             worst = max(worst, float((got[i, :n] - expected[i, :n]).abs().max()))
     return worst
@@ -191,6 +195,7 @@ def export_checked(
         generator = np.random.default_rng(0)
         clips = [generator.standard_normal(n).astype(np.float32) for n in (16_000, 40_000)]
     output = os.fspath(output)
+    run: Callable[[torch.Tensor, torch.Tensor], object]
     if fmt == "onnx":
         export_onnx(model, output)
         run = OnnxRunner(output)

@@ -76,7 +76,7 @@ class Int8Conv1d(nn.Module):
             dense.weight.copy_(conv.weight.flatten(1))  # (C_out, C_in, kernel) -> (C_out, C_in x kernel)
             if conv.bias is not None:
                 dense.bias.copy_(conv.bias)
-        dense.qconfig = per_channel_dynamic_qconfig
+        dense.qconfig = per_channel_dynamic_qconfig  # type: ignore[assignment]
         self.linear = DynamicQuantLinear.from_float(dense)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -68,7 +68,8 @@ class Transcriber:
         bf16: run the model under bfloat16 autocast (logits are decoded in float32); the same as
             ``precision="bf16"``, kept for older callers.
         precision: ``"fp32"`` (default, exact), ``"bf16"`` (autocast) or ``"int8"`` (dynamic
-            quantisation, CPU); see :mod:`hf_w2v2.inference.precision` for when each falls back.
+            quantisation, CPU; the given model is quantised in place); see
+            :mod:`hf_w2v2.inference.precision` for when each falls back.
         chunk_s: window length for long audio in seconds (``None``: never chunk).
         stride_s: context dropped at each side of a window; default ``chunk_s / 6``.
         batch_size: recordings (or windows of one long recording) run together. Files no longer

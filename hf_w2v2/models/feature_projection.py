@@ -22,9 +22,6 @@ class FeatureProjection(nn.Module):
         self.dropout = nn.Dropout(config.feat_proj_dropout)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # The encoder's output may be a transposed (B, C, F) view; LayerNorm copies it to contiguous
-        # memory anyway, and doing so here keeps the traced reshape inside the Linear free of
-        # stride guards (torch.export could not prove them for every length).
-        normed = self.layer_norm(features.contiguous())  # (B, F, C)
+        normed = self.layer_norm(features)  # (B, F, C)
         projected = self.dropout(self.projection(normed))  # (B, F, D)
         return projected, normed
