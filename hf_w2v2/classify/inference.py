@@ -127,3 +127,14 @@ def read_threshold(model_dir: str) -> float | None:
     if not path.is_file():
         return None
     return float(json.loads(path.read_text(encoding="utf-8"))["threshold"])
+
+
+def score_trials(model, trials_path: str, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """(cosine scores, target flags) of the trials in ``trials_path`` (a missing file is an error naming it)."""
+    from hf_w2v2.classify.verification import cosine_scores, read_trials
+
+    trials = read_trials(trials_path)
+    files = sorted({name for t in trials for name in (t.a, t.b)})
+    embeddings = embed_files(model, files, batch_size, show_progress=True)
+    scores = cosine_scores(embeddings, {name: i for i, name in enumerate(files)}, trials)
+    return scores, np.array([t.target for t in trials])

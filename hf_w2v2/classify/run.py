@@ -12,7 +12,7 @@ Per task, what each evaluated set gives:
 * ``sequence``: accuracy, macro-F1, ``confusion_<set>.png``, ``report_<set>.txt`` (per class),
   ``predictions_<set>.tsv``;
 * ``xvector``: the set's own speakers (unseen in training) make trials (``trials_<set>.txt``),
-  scored by cosine: EER, minDCF, ``det_<set>.png``; the first set's EER threshold goes to
+  scored by cosine (``scores_<set>.txt``): EER, minDCF, ``det_<set>.png``; the first set's EER threshold goes to
   ``verification.json`` (``hf-w2v2 verify`` decides with it);
 * ``frame``: frame precision / recall / F1 of the speech class.
 """
@@ -219,6 +219,7 @@ def evaluate_verification(
     write_trials(trials, os.path.join(out, f"trials_{name}.txt"))
     scores = cosine_scores(embeddings, {n: i for i, n in enumerate(dataset.names)}, trials)
     targets = np.array([t.target for t in trials])
+    np.savetxt(os.path.join(out, f"scores_{name}.txt"), scores, fmt="%.6f")  # one per line of trials_<set>.txt
     eer, threshold = equal_error_rate(scores, targets)
     dcf, _ = min_dcf(scores, targets, data_args.p_target)
     plot_det_curve({name: (scores, targets)}, os.path.join(out, f"det_{name}.png"))
