@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,7 +60,7 @@ def run_batches(
     results: list[torch.Tensor | None] = [None] * len(clips)
     for start in tqdm(range(0, len(order), size), desc=output, disable=not show_progress):
         index = order[start : start + size]
-        values, lengths = pad_sequences([clips[i] for i in index], 0.0, None, np.float32)  # (B, T)
+        values, lengths = pad_sequences([clips[i] for i in index], 0.0, None, np.dtype(np.float32))  # (B, T)
         mask = DataCollatorCTCWithPadding.attention_mask(lengths.numpy(), values.shape[1]) if masked else None
         out = model(values.to(device), attention_mask=None if mask is None else mask.to(device))
         rows = getattr(out, output).float().cpu()
@@ -91,7 +92,7 @@ def load_model(model_dir: str, device: str = "cpu"):
 
     if not os.path.isdir(model_dir):
         raise ValueError(f"model folder not found: {model_dir}")
-    classes = {
+    classes: dict[str, Any] = {
         c.__name__: c
         for c in (Wav2Vec2ForSequenceClassification, Wav2Vec2ForXVector, Wav2Vec2ForAudioFrameClassification)
     }

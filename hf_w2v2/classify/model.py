@@ -63,6 +63,7 @@ def build_classifier(
         model = cls(config_from_name(config_name, **fields))
         pretrained = False
     else:
+        assert model_name_or_path is not None  # one of the two is set (checked above)
         saved = Wav2Vec2Config.from_pretrained(model_name_or_path)
         same = saved.architectures == [cls.__name__] and saved.num_labels == len(names)
         if not same:

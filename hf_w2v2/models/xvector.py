@@ -73,7 +73,7 @@ class MarginSoftmaxLoss(nn.Module):
         margin = getattr(config, "xvector_margin", None)
         return cls(
             config.xvector_output_dim,
-            config.num_labels,
+            int(config.num_labels or 0),
             scale=float(getattr(config, "xvector_scale", None) or DEFAULT_SCALE),
             margin=float(DEFAULT_MARGINS.get(kind, 0.0) if margin is None else margin),
             kind=kind,
