@@ -12,10 +12,11 @@ import torch
 from transformers import AutoModelForAudioClassification, pipeline
 
 from hf_w2v2.classify.arguments import parse_classify_args
-from hf_w2v2.classify.inference import classify_files, load_clip, load_model
+from hf_w2v2.classify.inference import classify_files, load_clip, load_model, score_trials
 from hf_w2v2.classify.run import run_classification
 from hf_w2v2.classify.splits import write_split
 from hf_w2v2.classify.vad import make_vad_corpus
+from hf_w2v2.classify.verification import equal_error_rate
 from hf_w2v2.cli import main
 
 FSDD = Path(__file__).parent / "fixtures" / "fsdd"
@@ -115,9 +116,13 @@ def test_xvector_aam_verification_and_cli(tmp_path, splits, capsys):
     out = Path(result.output_dir)
     stored = json.loads((out / "verification.json").read_text())
     assert 0.0 <= stored["eer"] <= 1.0 and stored["speakers"] == ["george", "jackson", "theo"]
-    assert stored["target_trials"] == 3 * 6 and (out / "det_eval.png").is_file()
+    assert stored["target_trials"] == 3 * 15 and (out / "det_eval.png").is_file()
     assert json.loads((out / "config.json").read_text())["xvector_loss"] == "aam_softmax"
+    scores, targets = score_trials(load_model(str(out)), str(out / "trials_eval.txt"))  # files re-read from disk
+    assert np.allclose(scores, np.loadtxt(out / "scores_eval.txt"), atol=1e-5)
+    assert equal_error_rate(scores, targets)[0] <= 1.0
     a, b = str(FSDD / "audio" / "0_george_0.flac"), str(FSDD / "audio" / "1_george_1.flac")
+    capsys.readouterr()  # drop the training logs
     assert main(["verify", str(out), a, b]) == 0
     answer = json.loads(capsys.readouterr().out)
     assert answer["threshold"] == pytest.approx(stored["threshold"])

@@ -110,4 +110,4 @@ def parse_classify_args(
     argv: Sequence[str] | None = None,
 ) -> tuple[ModelArguments, ClassifyDataArguments, CardArguments, TrainingArguments]:
     """Parse ``[RECIPE.yaml|json] [--option value ...]``; command-line options override the file."""
-    return parse_recipe_args(ARGUMENT_CLASSES, argv)  # type: ignore[return-value]
+    return parse_recipe_args(ARGUMENT_CLASSES, argv)

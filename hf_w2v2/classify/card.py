@@ -106,7 +106,7 @@ def render_card(inputs: ClassifyCardInputs) -> str:
         base_model=inputs.base_model,
         datasets=list(inputs.datasets) or None,
         tags=list(TASK_TAGS[inputs.task]),
-        pipeline_tag="audio-classification",
+        pipeline_tag="audio-classification" if inputs.task == "sequence" else None,  # no Hub pipeline for the others
         library_name="transformers",
         model_name=inputs.name,
         eval_results=results or None,

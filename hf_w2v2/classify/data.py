@@ -214,7 +214,7 @@ class ClassificationCollator:
         if not features:
             raise ValueError("cannot collate an empty list of features")
         audio = [np.asarray(item["input_values"], dtype=np.float32).reshape(-1) for item in features]
-        input_values, lengths = pad_sequences(audio, 0.0, self.pad_to_multiple_of, np.float32)  # (B, T), (B,)
+        input_values, lengths = pad_sequences(audio, 0.0, self.pad_to_multiple_of, np.dtype(np.float32))  # (B, T), (B,)
         batch = {"input_values": input_values}
         if self.return_attention_mask:
             batch["attention_mask"] = DataCollatorCTCWithPadding.attention_mask(lengths.numpy(), input_values.shape[1])

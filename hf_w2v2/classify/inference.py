@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,7 +60,7 @@ def run_batches(
     results: list[torch.Tensor | None] = [None] * len(clips)
     for start in tqdm(range(0, len(order), size), desc=output, disable=not show_progress):
         index = order[start : start + size]
-        values, lengths = pad_sequences([clips[i] for i in index], 0.0, None, np.float32)  # (B, T)
+        values, lengths = pad_sequences([clips[i] for i in index], 0.0, None, np.dtype(np.float32))  # (B, T)
         mask = DataCollatorCTCWithPadding.attention_mask(lengths.numpy(), values.shape[1]) if masked else None
         out = model(values.to(device), attention_mask=None if mask is None else mask.to(device))
         rows = getattr(out, output).float().cpu()
@@ -91,7 +92,7 @@ def load_model(model_dir: str, device: str = "cpu"):
 
     if not os.path.isdir(model_dir):
         raise ValueError(f"model folder not found: {model_dir}")
-    classes = {
+    classes: dict[str, Any] = {
         c.__name__: c
         for c in (Wav2Vec2ForSequenceClassification, Wav2Vec2ForXVector, Wav2Vec2ForAudioFrameClassification)
     }
@@ -127,3 +128,14 @@ def read_threshold(model_dir: str) -> float | None:
     if not path.is_file():
         return None
     return float(json.loads(path.read_text(encoding="utf-8"))["threshold"])
+
+
+def score_trials(model, trials_path: str, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """(cosine scores, target flags) of the trials in ``trials_path`` (a missing file is an error naming it)."""
+    from hf_w2v2.classify.verification import cosine_scores, read_trials
+
+    trials = read_trials(trials_path)
+    files = sorted({name for t in trials for name in (t.a, t.b)})
+    embeddings = embed_files(model, files, batch_size, show_progress=True)
+    scores = cosine_scores(embeddings, {name: i for i, name in enumerate(files)}, trials)
+    return scores, np.array([t.target for t in trials])

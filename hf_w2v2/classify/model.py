@@ -63,11 +63,13 @@ def build_classifier(
         model = cls(config_from_name(config_name, **fields))
         pretrained = False
     else:
+        assert model_name_or_path is not None  # one of the two is set (checked above)
         saved = Wav2Vec2Config.from_pretrained(model_name_or_path)
         same = saved.architectures == [cls.__name__] and saved.num_labels == len(names)
         if not same:
             logger.info("%s: new %d-way %s head (%s)", model_name_or_path, len(names), task, saved.architectures)
-        model = cls.from_pretrained(model_name_or_path, ignore_mismatched_sizes=not same, **fields)
+        saved.update(fields)  # also fields the config class does not declare (xvector_loss, ...)
+        model = cls.from_pretrained(model_name_or_path, config=saved, ignore_mismatched_sizes=not same)
         pretrained = True
     freeze = pretrained if freeze_feature_encoder is None else freeze_feature_encoder
     if frozen_conv_layers is not None:

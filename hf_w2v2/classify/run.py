@@ -12,7 +12,7 @@ Per task, what each evaluated set gives:
 * ``sequence``: accuracy, macro-F1, ``confusion_<set>.png``, ``report_<set>.txt`` (per class),
   ``predictions_<set>.tsv``;
 * ``xvector``: the set's own speakers (unseen in training) make trials (``trials_<set>.txt``),
-  scored by cosine: EER, minDCF, ``det_<set>.png``; the first set's EER threshold goes to
+  scored by cosine (``scores_<set>.txt``): EER, minDCF, ``det_<set>.png``; the first set's EER threshold goes to
   ``verification.json`` (``hf-w2v2 verify`` decides with it);
 * ``frame``: frame precision / recall / F1 of the speech class.
 """
@@ -103,8 +103,8 @@ def class_names(train: list[LabeledClip], model_args: ModelArguments, data_args:
         return list(FRAME_LABELS)
     if train:
         return label_names(train, corpus_name(data_args.train_data or ""), data_args.label_column)
-    config = base_config(model_args)
-    return [str(config.id2label[i]) for i in range(config.num_labels)]
+    id2label: Any = base_config(model_args).id2label
+    return [str(id2label[i]) for i in range(len(id2label))]
 
 
 def load_sets(model_args: ModelArguments, data_args: ClassifyDataArguments, training_args: TrainingArguments) -> Sets:
@@ -116,14 +116,14 @@ def load_sets(model_args: ModelArguments, data_args: ClassifyDataArguments, trai
     config = base_config(model_args)
     field_ = min_samples_for(config, "sequence")
     pad = min_samples_for(config, data_args.task) if data_args.task == "xvector" else 0
-    common = dict(workers=data_args.preprocessing_num_workers, show_progress=not training_args.disable_tqdm)
+    workers, progress = data_args.preprocessing_num_workers, not training_args.disable_tqdm
     if data_args.task == "frame":
         frames = lambda n: int(conv_output_length(n, config.conv_kernel, config.conv_stride))
         hop = int(np.prod(config.conv_stride))
-        load = lambda name, clips, _ids: load_frame_clips(name, clips, field_, frames, hop, **common)
+        load = lambda name, clips, _ids: load_frame_clips(name, clips, field_, frames, hop, workers, progress)
     else:
         load = lambda name, clips, ids: load_clips(
-            name, clips, ids, field_, data_args.max_seconds, pad_to_samples=pad, **common
+            name, clips, ids, field_, data_args.max_seconds, workers, progress, pad_to_samples=pad
         )
     ids = {n: i for i, n in enumerate(names)}
     train = load("train", train_clips, ids) if train_clips and training_args.do_train else None
@@ -152,7 +152,7 @@ def build_trainer(
     sets: Sets,
     checkpoint: str | None,
 ) -> ClassificationTrainer:
-    model = build_classifier(
+    model: Any = build_classifier(
         data_args.task,
         sets.names,
         model_args.model_name_or_path,
@@ -188,7 +188,7 @@ def evaluate_classes(
     trainer: ClassificationTrainer, name: str, dataset: ClipDataset, names: list[str], frame: bool
 ) -> ResultRow:
     """Accuracy / macro-F1 (or frame F1) of one set; confusion PNG, per-class report and predictions."""
-    out = trainer.args.output_dir
+    out = str(trainer.args.output_dir)
     metrics_fn = ClassificationMetrics(names, frame=frame)
     trainer.compute_metrics = metrics_fn
     prefix = "eval" if name == "eval" else f"test_{name}"
@@ -219,6 +219,7 @@ def evaluate_verification(
     write_trials(trials, os.path.join(out, f"trials_{name}.txt"))
     scores = cosine_scores(embeddings, {n: i for i, n in enumerate(dataset.names)}, trials)
     targets = np.array([t.target for t in trials])
+    np.savetxt(os.path.join(out, f"scores_{name}.txt"), scores, fmt="%.6f")  # one per line of trials_<set>.txt
     eer, threshold = equal_error_rate(scores, targets)
     dcf, _ = min_dcf(scores, targets, data_args.p_target)
     plot_det_curve({name: (scores, targets)}, os.path.join(out, f"det_{name}.png"))
@@ -245,7 +246,7 @@ def run_classification(
 ) -> ClassifyResult:
     """Train (or resume), evaluate, and write the output folder; see the module docstring."""
     set_seed(training_args.seed)
-    out = training_args.output_dir
+    out = str(training_args.output_dir)
     os.makedirs(out, exist_ok=True)
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, out) if training_args.do_train else None
     push, training_args.push_to_hub = training_args.push_to_hub, False
@@ -269,7 +270,8 @@ def run_classification(
             train_metrics["train_feature_memo_misses"] = memo.misses
         release(memo)
         trainer.save_model()
-        feature_extractor(trainer.model.config).save_pretrained(out)
+        model: Any = trainer.model
+        feature_extractor(model.config).save_pretrained(out)
         trainer.log_metrics("train", train_metrics)
         trainer.save_metrics("train", train_metrics)
         trainer.save_state()
@@ -342,7 +344,7 @@ def finish_folder(
     result: ClassifyResult,
 ) -> None:
     """Curves PNG, model card, ``all_results.json`` and the list of files of the output folder."""
-    out = training_args.output_dir
+    out = str(training_args.output_dir)
     try:
         result.files["curves"] = plot_training_curves(trainer.state.log_history, os.path.join(out, CURVES_FILE))
     except ValueError as err:
@@ -357,7 +359,7 @@ def finish_folder(
     extra = {
         "task": data_args.task,
         "init": init,
-        "feature_encoder": describe_frozen_encoder(trainer.model),
+        "feature_encoder": describe_frozen_encoder(trainer.model),  # type: ignore[arg-type]
         "balance": data_args.balance,
         "max_train_minutes": data_args.max_train_minutes,
         "train_runtime_s": round(result.metrics.get("train_runtime", 0.0)),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -52,22 +53,24 @@ class ClassificationTrainer(TimeBudgetTrainerMixin):
 
     def get_train_dataloader(self) -> DataLoader:
         if self.bucket_samples and not self.balanced_sampling:
-            lengths = [len(audio) for audio in self.train_dataset.audio]
-            sampler = BucketBatchSampler(lengths, self.args.train_batch_size, self.bucket_samples, self.args.seed)
+            dataset: Any = self.train_dataset  # a ClipDataset
+            lengths = [len(audio) for audio in dataset.audio]
+            buckets = BucketBatchSampler(lengths, self.args.train_batch_size, self.bucket_samples, self.args.seed)
             loader = DataLoader(
-                self.train_dataset,
-                batch_sampler=sampler,
+                dataset,
+                batch_sampler=buckets,
                 collate_fn=self.data_collator,
                 num_workers=self.args.dataloader_num_workers,
             )
             return self.accelerator.prepare(loader)
         if not self.balanced_sampling:
             return super().get_train_dataloader()
-        labels = [int(label) for label in self.train_dataset.labels]
+        train: Any = self.train_dataset  # a ClipDataset
+        labels = [int(label) for label in train.labels]
         weights = inverse_frequency(labels, max(labels) + 1)[labels]  # (N,) per-clip draw weight
         generator = torch.Generator().manual_seed(self.args.seed)
-        sampler = WeightedRandomSampler(weights.double(), num_samples=len(labels), generator=generator)
-        return build_loader(self, self.train_dataset, self.args.train_batch_size, sampler)
+        sampler = WeightedRandomSampler(weights.double().tolist(), num_samples=len(labels), generator=generator)
+        return build_loader(self, train, self.args.train_batch_size, sampler)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self.class_weights is None:
