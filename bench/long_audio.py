@@ -62,6 +62,13 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--chunk-s", type=float, default=20.0)
     parser.add_argument("--gap-s", type=float, default=0.5)
+    parser.add_argument(
+        "--sweep",
+        type=float,
+        nargs="*",
+        default=[],
+        help="only: per-clip normalisation + gaps at these chunk lengths (s)",
+    )
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     transcriber = Transcriber.from_pretrained(args.model, use_lm=False, device="cpu", chunk_s=args.chunk_s)
@@ -80,6 +87,15 @@ def main() -> None:
         rates = error_rates(refs, hyps)
         print(f"{name:<58} CER {rates['cer']:.3f}  WER {rates['wer']:.3f}  ({time.perf_counter() - start:.0f} s)")
 
+    if args.sweep:
+        gap = np.zeros(int(args.gap_s * 16_000), dtype=np.float32)
+        gapped = np.concatenate([x for c in clips for x in (normalize_waveform(c), gap)])
+        for chunk_s in args.sweep:
+            swept = Transcriber(transcriber.model, transcriber.processor, device="cpu", chunk_s=chunk_s)
+            start = time.perf_counter()
+            name = f"long, per-clip normalisation + {args.gap_s:g} s gaps, chunked {chunk_s:g} s"
+            score(name, transcript(swept, gapped, swept.chunk), start)
+        return
     start = time.perf_counter()
     score(
         "clip by clip (each normalised alone)",
