@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import DTypeLike
 from transformers import Wav2Vec2Processor
 
 from hf_w2v2.models.losses import LABEL_PAD
@@ -28,7 +29,7 @@ def _round_up(length: int, multiple: int | None) -> int:
     return (length // multiple + 1) * multiple
 
 
-def _as_array(value: Any, dtype: type[np.generic], key: str = "input_values", index: int = 0) -> np.ndarray:
+def _as_array(value: Any, dtype: DTypeLike, key: str = "input_values", index: int = 0) -> np.ndarray:
     """Item ``index``'s ``key`` as a 1-D array; anything else (2-D, a scalar, text, None) is a ``ValueError``."""
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
@@ -43,7 +44,7 @@ def _as_array(value: Any, dtype: type[np.generic], key: str = "input_values", in
 
 
 def pad_sequences(
-    sequences: Sequence[np.ndarray], padding_value: float, pad_to_multiple_of: int | None, dtype: type[np.generic]
+    sequences: Sequence[np.ndarray], padding_value: float, pad_to_multiple_of: int | None, dtype: DTypeLike
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad 1-D arrays into a ``(B, T_max)`` tensor and return it with the ``(B,)`` lengths.
 

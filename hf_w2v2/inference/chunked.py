@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -108,7 +109,8 @@ def chunked_logits(
     """
     if input_values.dim() != 1:
         raise ValueError(f"input_values must be (T,) for one recording, got shape {tuple(input_values.shape)}")
-    kernels, strides = model.config.conv_kernel, model.config.conv_stride
+    config: Any = model.config
+    kernels, strides = config.conv_kernel, config.conv_stride
     needed = receptive_field(kernels, strides)
     num_samples = input_values.shape[0]
     if num_samples < needed:
@@ -132,6 +134,7 @@ def chunked_logits(
         for c, row in zip(group, logits.float().cpu()):
             offset = c.start // hop  # window frame j is recording frame offset + j
             output[c.keep_from : c.keep_to] = row[c.keep_from - offset : c.keep_to - offset]
+    assert output is not None  # chunks is never empty
     return output
 
 

@@ -16,6 +16,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -97,16 +98,17 @@ class Transcriber:
         self.model, self.precision = prepare_for_inference(model, "bf16" if bf16 else precision, self.device)
         self.processor = processor
         self.alphabet = CTCAlphabet.from_tokenizer(processor.tokenizer)
-        if model.config.vocab_size != len(self.alphabet):
+        config: Any = model.config
+        if config.vocab_size != len(self.alphabet):
             raise ValueError(
-                f"model outputs {model.config.vocab_size} classes but the tokenizer has {len(self.alphabet)} "
+                f"model outputs {config.vocab_size} classes but the tokenizer has {len(self.alphabet)} "
                 "tokens: the model and the processor do not belong together"
             )
         if decoder is not None and decoder.alphabet.labels != self.alphabet.labels:
             raise ValueError("the decoder's alphabet differs from the tokenizer's vocabulary (other label order?)")
         self.bf16 = self.precision == "bf16"
         self.sampling_rate = processor.feature_extractor.sampling_rate
-        hop = hop_length(model.config.conv_stride)
+        hop = hop_length(config.conv_stride)
         self.seconds_per_frame = hop / self.sampling_rate
         self.decoder = decoder
         if decoder is not None:
@@ -164,7 +166,8 @@ class Transcriber:
         With ``batch_size`` > 1, recordings that fit one window run as padded batches of similar
         lengths; longer ones run windowed, one by one.
         """
-        frame_local = self.model.base_encoder().feature_extractor.frame_local
+        model: Any = self.model
+        frame_local = model.base_encoder().feature_extractor.frame_local
         if self.batch_size == 1 or not frame_local:
             return [self.logits(audio) for audio in recordings]
         out: list[torch.Tensor | None] = [None] * len(recordings)
