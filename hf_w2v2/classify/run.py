@@ -329,7 +329,7 @@ USAGE = {
     'pipeline\n\nclassifier = pipeline("audio-classification", model="{path}")\nprint(classifier("clip.wav"))\n```',
     "xvector": "```bash\nhf-w2v2 verify {path} a.wav b.wav     # score and same/different at the stored EER "
     "threshold\nhf-w2v2 embed {path} clips/ --output embeddings.npz\n```",
-    "frame": "```python\nfrom transformers import AutoModelForAudioFrameClassification\nmodel = "
+    "frame": "```python\nfrom transformers import AutoModelForAudioFrameClassification\n\nmodel = "
     'AutoModelForAudioFrameClassification.from_pretrained("{path}")  # logits (B, frames, 2), 20 ms frames\n```',
 }
 
