@@ -326,10 +326,10 @@ def feature_extractor(config: Any) -> Wav2Vec2FeatureExtractor:
 
 USAGE = {
     "sequence": "```bash\nhf-w2v2 classify {path} clip.wav --top-k 3\n```\n\n```python\nfrom transformers import "
-    'pipeline\nclassifier = pipeline("audio-classification", model="{path}")\nprint(classifier("clip.wav"))\n```',
+    'pipeline\n\nclassifier = pipeline("audio-classification", model="{path}")\nprint(classifier("clip.wav"))\n```',
     "xvector": "```bash\nhf-w2v2 verify {path} a.wav b.wav     # score and same/different at the stored EER "
     "threshold\nhf-w2v2 embed {path} clips/ --output embeddings.npz\n```",
-    "frame": "```python\nfrom transformers import AutoModelForAudioFrameClassification\nmodel = "
+    "frame": "```python\nfrom transformers import AutoModelForAudioFrameClassification\n\nmodel = "
     'AutoModelForAudioFrameClassification.from_pretrained("{path}")  # logits (B, frames, 2), 20 ms frames\n```',
 }
 
