@@ -26,15 +26,18 @@ from hf_w2v2.lazy import lazy_namespace
 
 __version__ = "0.2.0"
 
+_MODEL_CLASSES = (
+    "Wav2Vec2Config",
+    "Wav2Vec2Model",
+    "Wav2Vec2PreTrainedModel",
+    "Wav2Vec2ForPreTraining",
+    "Wav2Vec2ForCTC",
+    "Wav2Vec2ForSequenceClassification",
+    "Wav2Vec2ForAudioFrameClassification",
+    "Wav2Vec2ForXVector",
+)
 _LAZY = {
-    "Wav2Vec2Config": "hf_w2v2.models.configuration",
-    "Wav2Vec2Model": "hf_w2v2.models.modeling",
-    "Wav2Vec2PreTrainedModel": "hf_w2v2.models.modeling",
-    "Wav2Vec2ForPreTraining": "hf_w2v2.models.pretraining",
-    "Wav2Vec2ForCTC": "hf_w2v2.models.ctc",
-    "Wav2Vec2ForSequenceClassification": "hf_w2v2.models.classification",
-    "Wav2Vec2ForAudioFrameClassification": "hf_w2v2.models.classification",
-    "Wav2Vec2ForXVector": "hf_w2v2.models.xvector",
+    **dict.fromkeys(_MODEL_CLASSES, "hf_w2v2.models"),  # the model package's own lazy namespace says where
     "build_processor": "hf_w2v2.data.processor",
     "build_processor_from_texts": "hf_w2v2.data.processor",
     "DataCollatorCTCWithPadding": "hf_w2v2.data.collator",
