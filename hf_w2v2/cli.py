@@ -282,9 +282,7 @@ def run_verify(args: argparse.Namespace) -> int:
     score = float(F.cosine_similarity(embeddings[0:1], embeddings[1:2]).item())
     threshold = args.threshold if args.threshold is not None else read_threshold(args.model)
     same = None if threshold is None else score >= threshold
-    print(
-        json.dumps({"a": args.a, "b": args.b, "score": round(score, 6), "threshold": threshold, "same_speaker": same})
-    )
+    print(json.dumps({"a": args.a, "b": args.b, "score": score, "threshold": threshold, "same_speaker": same}))
     if threshold is None:
         print("no threshold stored with the model (verification.json); give --threshold to decide", file=sys.stderr)
     return 0

@@ -105,7 +105,9 @@ def test_compile_fullgraph_dynamic_lengths():
         for n in (3000, 7001):
             audio, mask = torch.randn(2, n), torch.ones(2, n, dtype=torch.long)
             mask[1, n // 2 :] = 0
-            assert torch.equal(compiled(audio, attention_mask=mask).logits, model(audio, attention_mask=mask).logits)
+            # Graphs run the conv op where eager CPU code runs its matmul kernel: equal up to float rounding.
+            expected = model(audio, attention_mask=mask).logits
+            torch.testing.assert_close(compiled(audio, attention_mask=mask).logits, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_traced_shape_check_is_kept_in_an_exported_program():
@@ -115,7 +117,8 @@ def test_traced_shape_check_is_kept_in_an_exported_program():
     module = program.module()
     audio, mask = E.example_inputs(3, 9000)
     with torch.no_grad():
-        assert torch.equal(module(audio, mask), model(audio, attention_mask=mask).logits)
+        # conv op in the graph, matmul kernel in eager CPU code: equal up to float rounding (the spec: 1e-4)
+        torch.testing.assert_close(module(audio, mask), model(audio, attention_mask=mask).logits, rtol=1e-5, atol=1e-5)
         with pytest.raises(Exception):  # noqa: B017  (a guard or _check error, depending on torch)
             module(audio, mask[:, :-1])
     with pytest.raises(ValueError, match="at least 720"):

@@ -87,7 +87,14 @@ def test_ctc_metrics_report_the_blank_output_fraction() -> None:
 
     from hf_w2v2.finetune.metrics import CTCMetrics
 
-    tokenizer = SimpleNamespace(decode=lambda ids, group_tokens=True: "".join("AB"[i - 1] for i in ids if i))
+    vocab = {"[PAD]": 0, "A": 1, "B": 2, "|": 3, "[UNK]": 4}
+    tokenizer = SimpleNamespace(
+        decode=lambda ids, group_tokens=True: "".join("AB"[i - 1] for i in ids if i),
+        get_vocab=lambda: vocab,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        word_delimiter_token="|",
+    )  # what the greedy decoder and the label decoding read of a CTC tokenizer
     metrics = CTCMetrics(tokenizer)  # type: ignore[arg-type]
     out = metrics(EvalPrediction(predictions=np.zeros((3, 5), dtype=int), label_ids=np.ones((3, 2), dtype=int)))
     assert out["blank_output_fraction"] == 1.0

@@ -69,9 +69,9 @@ class Int8Conv1d(nn.Module):
         super().__init__()
         if conv.groups != 1 or conv.padding != (0,) or conv.dilation != (1,):
             raise ValueError("Int8Conv1d replaces unpadded, undilated, ungrouped convolutions only")
-        self.kernel, self.stride = conv.kernel_size[0], conv.stride[0]
+        self.kernel_size, self.stride = conv.kernel_size, conv.stride  # as nn.Conv1d has them (geometry readers)
         self.in_channels, self.out_channels = conv.in_channels, conv.out_channels
-        dense = nn.Linear(conv.in_channels * self.kernel, conv.out_channels, bias=conv.bias is not None)
+        dense = nn.Linear(conv.in_channels * conv.kernel_size[0], conv.out_channels, bias=conv.bias is not None)
         with torch.no_grad():
             dense.weight.copy_(conv.weight.flatten(1))  # (C_out, C_in, kernel) -> (C_out, C_in x kernel)
             if conv.bias is not None:
@@ -81,7 +81,7 @@ class Int8Conv1d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
-        windows = x.unfold(2, self.kernel, self.stride)  # (B, C_in, F_in) -> (B, C_in, F_out, kernel) view
+        windows = x.unfold(2, self.kernel_size[0], self.stride[0])  # (B, C_in, F_in) -> (B, C_in, F_out, kernel) view
         windows = windows.permute(0, 2, 1, 3).reshape(b, windows.shape[2], -1)  # -> (B, F_out, C_in x kernel)
         return self.linear(windows).transpose(1, 2)  # (B, F_out, C_out) -> (B, C_out, F_out)
 

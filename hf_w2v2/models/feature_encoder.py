@@ -29,6 +29,7 @@ from transformers import GradientCheckpointingLayer
 from .activations import activation
 from .configuration import Wav2Vec2Config
 from .lengths import conv_output_length
+from .validation import tracing
 
 
 class ConvBlock(GradientCheckpointingLayer):
@@ -68,9 +69,12 @@ class ConvBlock(GradientCheckpointingLayer):
         self.activation = activation(config.feat_extract_activation)
 
     def forward(self, x: torch.Tensor, kernel: str | None = None) -> torch.Tensor:
-        """``x`` (B, F_in, C_in) -> (B, F_out, C). ``kernel``: "matmul" (:func:`conv_as_matmul`, the CPU
-        default) or "conv1d" (``nn.Conv1d`` on transposed views, the default elsewhere)."""
-        if (kernel or ("matmul" if x.device.type == "cpu" else "conv1d")) == "matmul":
+        """``x`` (B, F_in, C_in) -> (B, F_out, C). ``kernel``: "matmul" (:func:`conv_as_matmul`, the eager
+        CPU default) or "conv1d" (``nn.Conv1d`` on transposed views: other devices and traced graphs)."""
+        if kernel is None:  # matmul on the CPU in eager mode; graphs (compile, export, ONNX) get the standard conv op
+            kernel = "matmul" if x.device.type == "cpu" and not tracing() else "conv1d"
+        # The matmul kernel needs the float weight; a stand-in module (e.g. an int8 conv) runs as a conv.
+        if kernel == "matmul" and isinstance(self.conv, nn.Conv1d):
             y = conv_as_matmul(x, self.conv)  # (B, F_in, C_in) -> (B, F_out, C)
         else:
             y = self.conv(x.transpose(1, 2)).transpose(1, 2)  # (B, C_in, F_in) -> (B, C, F_out) -> (B, F_out, C)

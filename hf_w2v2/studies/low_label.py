@@ -189,7 +189,10 @@ def build_tokenizer(config: StudyConfig, clips: Sequence[PoolClip], out: Path) -
 def finetune(config: StudyConfig, manifest: str, init: str, pretrained: str, tokenizer: str, out: Path) -> str:
     """One fine-tuning run of the shared recipe; returns the model folder."""
     _, extra = quick_overrides(config)
-    source = ["--model_name_or_path", pretrained] if init == "pretrained" else ["--model_name_or_path", ""]
+    if init == "pretrained":
+        source = ["--model_name_or_path", pretrained, "--config_name", ""]
+    else:
+        source = ["--model_name_or_path", ""]
     if init == "random":
         source += ["--config_name", "tiny" if config.quick else config.model_preset]
         source += ["--config_overrides", json.dumps({"feat_extract_norm": "layer"})] if config.quick else []
