@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,6 +153,29 @@ class ClipDataset(torch.utils.data.Dataset):
         return {"input_values": self.audio[index], "labels": self.labels[index]}
 
 
+def _usable_waves(
+    name: str,
+    clips: Sequence[LabeledClip],
+    report: ClipReport,
+    min_samples: int,
+    workers: int | None,
+    show_progress: bool,
+) -> Iterator[tuple[LabeledClip, np.ndarray]]:
+    """``(clip, waveform)`` of each decodable clip of at least ``min_samples``, in order; unreadable and
+    too-short clips are counted in ``report`` and skipped. Decoding runs in a thread pool."""
+    with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
+        decoded = pool.map(_decode, clips)
+        for clip, wave in tqdm(
+            zip(clips, decoded), total=len(clips), desc=f"decoding {name}", disable=not show_progress
+        ):
+            if isinstance(wave, str):
+                report.unreadable.append((clip.name, wave))
+            elif wave.shape[0] < min_samples:
+                report.too_short.append(clip.name)
+            else:
+                yield clip, wave
+
+
 def load_clips(
     name: str,
     clips: Sequence[LabeledClip],
@@ -175,27 +198,17 @@ def load_clips(
     known = [c for c in clips if c.label in label_ids]
     report.unseen_labels.update(c.label for c in clips if c.label not in label_ids)
     audio, labels, names = [], [], []
-    with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
-        decoded = pool.map(_decode, known)
-        for clip, wave in tqdm(
-            zip(known, decoded), total=len(known), desc=f"decoding {name}", disable=not show_progress
-        ):
-            if isinstance(wave, str):
-                report.unreadable.append((clip.name, wave))
-                continue
-            if wave.shape[0] < min_samples:
-                report.too_short.append(clip.name)
-                continue
-            cut = normalize_waveform(centre_crop(wave, max_samples))
-            report.cropped += int(cut.shape[0] < wave.shape[0])
-            if cut.shape[0] < pad_to_samples:
-                cut = np.pad(cut, (0, pad_to_samples - cut.shape[0]))  # silence after the normalised clip
-                report.padded += 1
-            audio.append(cut)
-            labels.append(label_ids[clip.label])
-            names.append(clip.name)
-            report.kept += 1
-            report.kept_seconds += cut.shape[0] / TARGET_SAMPLING_RATE
+    for clip, wave in _usable_waves(name, known, report, min_samples, workers, show_progress):
+        cut = normalize_waveform(centre_crop(wave, max_samples))
+        report.cropped += int(cut.shape[0] < wave.shape[0])
+        if cut.shape[0] < pad_to_samples:
+            cut = np.pad(cut, (0, pad_to_samples - cut.shape[0]))  # silence after the normalised clip
+            report.padded += 1
+        audio.append(cut)
+        labels.append(label_ids[clip.label])
+        names.append(clip.name)
+        report.kept += 1
+        report.kept_seconds += cut.shape[0] / TARGET_SAMPLING_RATE
     logger.info(report.format())
     return ClipDataset(audio, labels, names, report)
 
@@ -275,22 +288,12 @@ def load_frame_clips(
     """
     report = ClipReport(name=name, total=len(clips))
     audio, labels, names = [], [], []
-    with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as pool:
-        decoded = pool.map(_decode, clips)
-        for clip, wave in tqdm(
-            zip(clips, decoded), total=len(clips), desc=f"decoding {name}", disable=not show_progress
-        ):
-            if isinstance(wave, str):
-                report.unreadable.append((clip.name, wave))
-                continue
-            if wave.shape[0] < min_samples:
-                report.too_short.append(clip.name)
-                continue
-            segments = parse_segments(clip.label, clip.name)
-            audio.append(normalize_waveform(wave))
-            labels.append(frame_targets(segments, num_frames(wave.shape[0]), frame_step, min_samples))
-            names.append(clip.name)
-            report.kept += 1
-            report.kept_seconds += wave.shape[0] / TARGET_SAMPLING_RATE
+    for clip, wave in _usable_waves(name, clips, report, min_samples, workers, show_progress):
+        segments = parse_segments(clip.label, clip.name)
+        audio.append(normalize_waveform(wave))
+        labels.append(frame_targets(segments, num_frames(wave.shape[0]), frame_step, min_samples))
+        names.append(clip.name)
+        report.kept += 1
+        report.kept_seconds += wave.shape[0] / TARGET_SAMPLING_RATE
     logger.info(report.format())
     return ClipDataset(audio, labels, names, report)
