@@ -33,15 +33,12 @@ from hf_w2v2.text.coverage import coverage_report
 from hf_w2v2.text.normalize import TextNormalizer
 from hf_w2v2.training.budget import budget_for_run, budget_schedule
 from hf_w2v2.training.checkpoints import resolve_checkpoint
-from hf_w2v2.training.curves import plot_training_curves
+from hf_w2v2.training.curves import CURVES_FILE, DATA_REPORT_FILE, plot_training_curves
 from hf_w2v2.training.hub import default_repo_id, push_model_folder
 from hf_w2v2.training.model_card import CardInputs, EvalRow, training_hyperparameters, write_model_card
 from hf_w2v2.training.nonfinite import NONFINITE_METRIC
 
 logger = logging.getLogger(__name__)
-
-CURVES_FILE = "training_curves.png"
-DATA_REPORT_FILE = "data_report.txt"
 
 
 @dataclass

@@ -6,6 +6,11 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+CURVES_FILE = "training_curves.png"
+"""Name of the curves PNG in a run's output folder."""
+DATA_REPORT_FILE = "data_report.txt"
+"""Name of the data report (what was kept and dropped) in a run's output folder."""
+
 
 def curve_points(log_history: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
     """(steps, values) of every log entry holding ``key``."""
