@@ -46,6 +46,8 @@ def test_quick_study_runs_every_cell_and_writes_the_table(tmp_path: Path, monkey
         lm_corpus=str(FIXTURES / "decoding" / "corpus.txt"),
         label_minutes=[0.1],
         heldout_voices=1,
+        unlabeled_hours=0,
+        unseen_utterances=0,
         lm_order=3,
         quick=True,
         pretrain_minutes=5,

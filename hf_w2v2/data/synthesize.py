@@ -68,6 +68,12 @@ ESPEAK_VARIANTS = (
 )
 FLITE_VOICES = ("kal16", "awb", "slt")
 FESTIVAL_VOICES = ("kal_diphone", "cmu_us_slt_arctic_hts")
+UNSEEN_VOICES: dict[str, list[str]] = {
+    "espeak": ["en-029" + (f"+{variant}" if variant else "") for variant in ESPEAK_VARIANTS],
+    "flite": ["rms"],
+}
+"""Voices that neither the synth sets nor :func:`default_voices` use (espeak's Caribbean accent, flite's
+rms): speech in them is speech of voices that appear in no training set."""
 ENGINE_TOOLS = {"espeak": "espeak-ng", "flite": "flite", "festival": "text2wave"}
 APT_PACKAGES = "espeak-ng flite festival festvox-kallpc16k festvox-us-slt-hts sox"
 NOISE_KINDS = ("white", "pink", "brown")

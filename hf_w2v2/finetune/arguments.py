@@ -19,6 +19,7 @@ from typing import Any
 
 from transformers import TrainingArguments
 
+from hf_w2v2.training.loaders import check_loading
 from hf_w2v2.training.recipe import parse_recipe_args
 
 
@@ -165,6 +166,25 @@ class DataArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training items."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Use only the first N eval items."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Audio decoding threads."})
+    train_loading: str = field(
+        default="eager",
+        metadata={
+            "help": "How training audio is read. eager: decoded once before training (small sets; fastest steps); "
+            "lazy: decoded, resampled and normalised in the DataLoader workers from the files, memory flat in the "
+            "corpus size; stream: a datasets IterableDataset over shards/manifests (needs max_steps), split across "
+            "ranks and workers and shuffled with --shuffle_buffer."
+        },
+    )
+    max_batch_seconds: float | None = field(
+        default=None,
+        metadata={
+            "help": "Training batches of at most this much padded audio (items x longest clip, seconds), "
+            "length-bucketed, the same on every rank, longest first; replaces per_device_train_batch_size."
+        },
+    )
+    shuffle_buffer: int = field(
+        default=1000, metadata={"help": "Items in the shuffle buffer of --train_loading stream."}
+    )
     max_train_minutes: float | None = field(
         default=None,
         metadata={
@@ -201,6 +221,7 @@ class DataArguments:
             raise ValueError(f"case must be upper, lower or none, got {self.case!r}")
         if self.max_train_minutes is not None and self.max_train_minutes <= 0:
             raise ValueError(f"max_train_minutes must be positive, got {self.max_train_minutes}")
+        check_loading(self.train_loading, self.max_batch_seconds, self.shuffle_buffer)
 
     def named_test_sets(self) -> list[tuple[str, str]]:
         """``test_data`` as ``(name, path)`` pairs."""

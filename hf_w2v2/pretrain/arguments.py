@@ -19,6 +19,7 @@ from typing import Any
 from transformers import TrainingArguments
 
 from hf_w2v2.pretrain.temperature import PAPER_DECAY, PAPER_END, PAPER_START
+from hf_w2v2.training.loaders import check_loading
 from hf_w2v2.training.recipe import parse_recipe_args
 
 
@@ -102,9 +103,28 @@ class DataArguments:
     min_seconds: float = field(default=2.0, metadata={"help": "Skip shorter files (fairseq: 32k samples)."})
     normalize: bool = field(default=True, metadata={"help": "Per-utterance zero mean, unit variance."})
     max_train_files: int | None = field(default=None, metadata={"help": "Use only the first N files (debug)."})
+    train_loading: str = field(
+        default="lazy",
+        metadata={
+            "help": "lazy: files decoded and cropped in the DataLoader workers (memory flat in the corpus size); "
+            "stream: a datasets IterableDataset over shards/manifests (needs max_steps), split across ranks and "
+            "workers and shuffled with --shuffle_buffer. (eager is accepted and means lazy: audio is never held.)"
+        },
+    )
+    max_batch_seconds: float | None = field(
+        default=None,
+        metadata={
+            "help": "Training batches of at most this much padded audio (items x longest crop, seconds), "
+            "length-bucketed, the same on every rank, longest first; replaces per_device_train_batch_size."
+        },
+    )
+    shuffle_buffer: int = field(
+        default=1000, metadata={"help": "Items in the shuffle buffer of --train_loading stream."}
+    )
 
     def __post_init__(self) -> None:
         self.extra_train_sources = [item for item in self.extra_train_sources if item.strip()]
+        check_loading(self.train_loading, self.max_batch_seconds, self.shuffle_buffer)
 
     @property
     def train_sources(self) -> list[str]:

@@ -3,11 +3,13 @@
 
 One function, :func:`run_study`, runs it all from a :class:`StudyConfig`:
 
-1. the labelled pool (an audiofolder with a ``voice`` column, e.g. synth-train) loses a few
-   whole voices (``heldout_voices``, seeded): their clips are the "unseen voices" score set and
-   appear in no training set, labelled or not;
-2. pre-training (the small recipe, ``pretrain_minutes`` of wall time) on the rest of the pool's
-   audio plus any ``unlabeled`` sources (stated in hours);
+1. the "unseen voices" score set: the dev sentences spoken afresh by voices that no synth set uses
+   (``unseen_utterances``, :data:`~hf_w2v2.data.synthesize.UNSEEN_VOICES`), plus the clips of any
+   whole voices held out of the labelled pool (``heldout_voices``, seeded); none of these voices is
+   in any training set, labelled or not;
+2. pre-training (the small recipe, ``pretrain_steps`` / ``pretrain_minutes``) on the pool's audio
+   plus ``unlabeled_hours`` of generated speech and any ``unlabeled`` sources, every clip of an
+   unseen voice removed;
 3. labelled subsets of ``label_minutes`` (seeded, each a superset of the smaller ones, written as
    manifests so they are listed) plus all of the pool;
 4. for each subset, fine-tuning from the pre-trained encoder and from random init with the same
@@ -33,6 +35,7 @@ from typing import Any
 
 from hf_w2v2.data.audio import audio_info
 from hf_w2v2.data.sources import Utterance, read_audiofolder
+from hf_w2v2.data.synthesize import UNSEEN_VOICES, count_for_hours, pick_sentences, plan_corpus, synthesize_corpus
 from hf_w2v2.decoding.arpa import build_arpa
 from hf_w2v2.finetune.arguments import parse_finetune_args
 from hf_w2v2.finetune.data import choose_processor
@@ -64,18 +67,33 @@ class StudyConfig:
     """Score set of training voices and unseen sentences."""
     lm_corpus: str = "../shared/data/text/lm_corpus.txt"
     """Text for the 4-gram LM (none of the score sets' sentences)."""
+    unlabeled_hours: float = 1.5
+    """Speech generated (default voices, sentences of ``lm_corpus`` not in the pool or dev) for
+    pre-training, in ``output_dir/unlabeled``; 0 for none."""
     unlabeled: list[str] = field(default_factory=list)
-    """More unlabeled audio for pre-training (folders or manifests), e.g. generated speech."""
+    """More unlabeled audiofolders for pre-training (with a ``voice`` column, so that unseen voices
+    can be removed)."""
+    unseen_utterances: int = 150
+    """Dev sentences spoken by :data:`UNSEEN_VOICES` into ``output_dir/unseen``, scored as unseen
+    voices; 0 for none."""
     label_minutes: list[float] = field(default_factory=lambda: [10.0, 60.0])
     """Labelled subsets (minutes of audio); all of the pool is always added."""
-    heldout_voices: int = 4
-    """Whole voices removed from every training set and scored as unseen voices."""
+    heldout_voices: int = 0
+    """Whole voices of the pool removed from every training set and scored as unseen voices too."""
     pretrain_recipe: str = "examples/configs/pretrain_small.json"
     finetune_recipe: str = "examples/configs/finetune_low_label.yaml"
     model_preset: str = "small"
     """Architecture of the random-init runs (the pre-trained model's own)."""
     pretrain_minutes: float = 60.0
+    """Wall-time cap of pre-training."""
+    pretrain_steps: int | None = None
+    """Optimizer steps of pre-training (the recipe's when None): a budget that does not depend on the
+    machine's load."""
     finetune_minutes: float = 20.0
+    """Wall-time cap of each fine-tuning run."""
+    finetune_steps: int | None = None
+    """Optimizer steps of every fine-tuning run (the same for both inits; the time cap rules when None)."""
+    synth_workers: int = 2
     lm_order: int = 4
     seed: int = 0
     quick: bool = False
@@ -157,8 +175,8 @@ def quick_overrides(config: StudyConfig) -> tuple[list[str], list[str]]:
     return pretrain + ["--save_steps", "2", "--per_device_train_batch_size", "4"], finetune
 
 
-def pretrain(config: StudyConfig, train_manifest: str, out: Path) -> str:
-    """Pre-train on the training voices' audio (+ ``unlabeled``); returns the model folder."""
+def pretrain(config: StudyConfig, train_manifest: str, unlabeled: Sequence[str], out: Path) -> str:
+    """Pre-train on the training voices' audio (+ ``unlabeled`` manifests); returns the model folder."""
     extra, _ = quick_overrides(config)
     argv = [
         config.pretrain_recipe,
@@ -170,13 +188,19 @@ def pretrain(config: StudyConfig, train_manifest: str, out: Path) -> str:
         str(out),
         "--max_train_minutes",
         str(config.pretrain_minutes),
+        *(_step_options(config.pretrain_steps) if config.pretrain_steps else []),
         "--seed",
         str(config.seed),
-        *(["--extra_train_sources", *config.unlabeled] if config.unlabeled else []),
+        *(["--extra_train_sources", *unlabeled] if unlabeled else []),
         *extra,
     ]
     run_pretraining(*parse_pretrain_args(argv))
     return str(out)
+
+
+def _step_options(steps: int) -> list[str]:
+    """``--max_steps`` with four evaluations and eight checkpoints over the run."""
+    return ["--max_steps", str(steps), "--eval_steps", str(max(steps // 4, 1)), "--save_steps", str(max(steps // 8, 1))]
 
 
 def build_tokenizer(config: StudyConfig, clips: Sequence[PoolClip], out: Path) -> str:
@@ -211,6 +235,7 @@ def finetune(config: StudyConfig, manifest: str, init: str, pretrained: str, tok
         str(out),
         "--max_train_minutes",
         str(config.finetune_minutes),
+        *(["--max_steps", str(config.finetune_steps)] if config.finetune_steps else []),
         "--seed",
         str(config.seed),
         *extra,
@@ -239,14 +264,18 @@ def run_study(config: StudyConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     pool = read_pool(config.pool)
     train, unseen = hold_out_voices(pool, config.heldout_voices, config.seed)
+    if config.unseen_utterances > 0:
+        unseen += read_pool(generate_unseen_voices(config, out / "unseen"))
     manifests = {
         name: write_manifest(out / "labels" / f"{name}.csv", clips)
         for name, clips in label_subsets(train, config.label_minutes, config.seed).items()
     }
     write_manifest(out / "labels" / "unseen_voices.csv", unseen)
+    unlabeled = unlabeled_clips(config, out / "unlabeled", pool, {c.voice for c in unseen})
+    unlabeled_manifests = [write_manifest(out / "labels" / "unlabeled.csv", unlabeled)] if unlabeled else []
     pretrained = config.pretrain_from or str(out / "pretrain")
     if config.pretrain_from is None and not _finished(out / "pretrain"):
-        pretrain(config, manifests[ALL_LABELS], out / "pretrain")
+        pretrain(config, manifests[ALL_LABELS], unlabeled_manifests, out / "pretrain")
     tokenizer = build_tokenizer(config, train, out / "tokenizer")
     lm = out / f"lm{config.lm_order}.arpa"
     if not lm.is_file():
@@ -254,7 +283,10 @@ def run_study(config: StudyConfig) -> dict[str, Any]:
     results: dict[str, Any] = {
         "config": asdict(config),
         "voices_held_out": sorted({c.voice for c in unseen}),
-        "hours": _hours(pool, train, unseen, manifests),
+        "hours": {
+            **_hours(pool, train, unseen, manifests),
+            "unlabeled_extra": sum(c.seconds for c in unlabeled) / 3600,
+        },
         "runs": {},
     }
     for name, manifest in manifests.items():
@@ -269,6 +301,37 @@ def run_study(config: StudyConfig) -> dict[str, Any]:
     (out / "table.md").write_text(results_table(results), encoding="utf-8")
     plot_results(results, out / "low_label.png")
     return results
+
+
+def generate_unseen_voices(config: StudyConfig, out: Path) -> str:
+    """The dev sentences (``unseen_utterances`` of them) spoken by :data:`UNSEEN_VOICES`, once."""
+    if not (out / "metadata.csv").is_file():
+        sentences = sorted({u.text or "" for u in read_audiofolder(config.dev_data)} - {""})
+        sentences = random.Random(config.seed).sample(sentences, min(config.unseen_utterances, len(sentences)))
+        items = plan_corpus(
+            sentences, engine_weights={"espeak": 0.5, "flite": 0.5}, voices=UNSEEN_VOICES, seed=config.seed
+        )
+        synthesize_corpus(items, out, num_workers=config.synth_workers, seed=config.seed)
+    return str(out)
+
+
+def unlabeled_clips(config: StudyConfig, out: Path, pool: Sequence[PoolClip], unseen: set[str]) -> list[PoolClip]:
+    """Generated speech (``unlabeled_hours``, made once) and ``unlabeled`` folders, without unseen voices."""
+    folders = list(config.unlabeled)
+    if config.unlabeled_hours > 0:
+        if not (out / "metadata.csv").is_file():
+            with open(config.lm_corpus, encoding="utf-8") as handle:
+                lines = handle.read().splitlines()
+            exclude = [c.text for c in pool] + [u.text or "" for u in read_audiofolder(config.dev_data)]
+            count = count_for_hours(lines, config.unlabeled_hours, seed=config.seed)
+            sentences = pick_sentences(lines, count, exclude=exclude, seed=config.seed)
+            synthesize_corpus(plan_corpus(sentences, seed=config.seed), out, num_workers=config.synth_workers)
+        folders.append(str(out))
+    clips = [clip for folder in folders for clip in read_pool(folder)]
+    kept = [clip for clip in clips if clip.voice not in unseen]
+    if len(kept) < len(clips):
+        logger.info("unlabeled audio: %d clips of unseen voices removed", len(clips) - len(kept))
+    return kept
 
 
 def _scored(run_dir: Path, scorer: Any) -> dict[str, Any]:

@@ -31,3 +31,16 @@ def build_loader(trainer: Trainer, dataset: Dataset, batch_size: int, sampler: I
         persistent_workers=args.dataloader_persistent_workers and workers > 0,
     )
     return trainer.accelerator.prepare(loader)
+
+
+TRAIN_LOADINGS = ("eager", "lazy", "stream")
+
+
+def check_loading(train_loading: str, max_batch_seconds: float | None, shuffle_buffer: int) -> None:
+    """The data-loading options both trainers share, checked before any data is read."""
+    if train_loading not in TRAIN_LOADINGS:
+        raise ValueError(f"train_loading must be one of {TRAIN_LOADINGS}, got {train_loading!r}")
+    if max_batch_seconds is not None and max_batch_seconds <= 0:
+        raise ValueError(f"max_batch_seconds must be positive, got {max_batch_seconds}")
+    if shuffle_buffer < 1:
+        raise ValueError(f"shuffle_buffer must be >= 1, got {shuffle_buffer}")
