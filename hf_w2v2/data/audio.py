@@ -70,6 +70,15 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     return AudioInfo(path, int(info.samplerate), int(info.frames), int(info.channels))
 
 
+def audio_info_bytes(data: bytes, name: str = "<bytes>") -> AudioInfo:
+    """:func:`audio_info` of an encoded file held in memory (``name`` is used in errors)."""
+    try:
+        info = sf.info(io.BytesIO(data))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise AudioLoadError(f"cannot read audio {name}: {err}") from err
+    return AudioInfo(name, int(info.samplerate), int(info.frames), int(info.channels))
+
+
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """Resample ``audio`` from ``orig_sr`` to ``target_sr`` Hz with libsoxr (HQ).
 

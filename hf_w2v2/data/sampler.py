@@ -65,3 +65,91 @@ class LengthGroupedSampler(torch.utils.data.Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         return iter(length_grouped_order(self.lengths, self.batch_size, generator))
+
+
+def check_fits(lengths: Sequence[int], max_batch_samples: int, sampling_rate: int = 16_000) -> None:
+    """Refuse a batch budget that the longest item does not fit in (before any training work)."""
+    longest = max(lengths, default=0)
+    if longest > max_batch_samples:
+        raise ValueError(
+            f"max_batch_seconds={max_batch_samples / sampling_rate:g} is shorter than the longest kept clip "
+            f"({longest / sampling_rate:.2f} s): raise max_batch_seconds or lower max_duration / max_seconds"
+        )
+
+
+def duration_batches(
+    lengths: Sequence[int], max_batch_samples: int, generator: torch.Generator, *, longest_first: int = 1
+) -> list[list[int]]:
+    """Batches of at most ``max_batch_samples`` padded samples (items x longest item), length-bucketed.
+
+    Shuffle, cut into megabatches of ``MEGABATCH_FACTOR * 8`` items, sort each by length
+    (longest first) and fill batches greedily while ``len(batch) * longest <= max_batch_samples``;
+    then shuffle the batches and move the ``longest_first`` batches holding the longest clips (ties:
+    the most padded samples) to the front, so that an out-of-memory error shows at the first step
+    (on every rank, with ``longest_first`` = the number of ranks). A pure function of its arguments: every rank that
+    calls it with the same (seed, epoch) generator gets the same batches.
+
+    Raises:
+        ValueError: an item is longer than ``max_batch_samples`` (it fits in no batch).
+    """
+    check_fits(lengths, max_batch_samples)
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    size = MEGABATCH_FACTOR * 8
+    batches: list[list[int]] = []
+    for start in range(0, len(order), size):
+        batch: list[int] = []
+        for j in sorted(order[start : start + size], key=lambda j: -lengths[j]):
+            if batch and (len(batch) + 1) * lengths[batch[0]] > max_batch_samples:
+                batches.append(batch)
+                batch = []
+            batch.append(j)
+        batches.append(batch)
+    batches = [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+    # Sorted batches: item 0 is the longest. Attention memory grows with the square of it.
+    weight = lambda b: (lengths[batches[b][0]], len(batches[b]) * lengths[batches[b][0]])
+    heaviest = sorted(range(len(batches)), key=weight, reverse=True)[:longest_first]
+    rest = set(range(len(batches))) - set(heaviest)
+    return [batches[b] for b in heaviest] + [batches[b] for b in sorted(rest)]
+
+
+class DurationBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Batch sampler of :func:`duration_batches`: batches by audio seconds, reproducible from (seed, epoch).
+
+    Every rank builds the same list of batches; accelerate then gives each rank its share of
+    them (``BatchSamplerShard``). ``num_replicas`` batches of the most padded audio go first.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        max_batch_samples: int,
+        *,
+        seed: int = 0,
+        num_replicas: int = 1,
+        dataset: object | None = None,
+    ) -> None:
+        self.lengths = list(lengths)
+        self.max_batch_samples = max_batch_samples
+        self.seed = seed
+        self.num_replicas = num_replicas
+        self.dataset = dataset
+        self.epoch = 0
+        self._batches = self._draw()  # also checks that every item fits
+        # accelerate forwards set_epoch to `batch_sampler.sampler` of a sharded (multi-rank) batch sampler.
+        self.sampler = self
+
+    def _draw(self) -> list[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return duration_batches(self.lengths, self.max_batch_samples, generator, longest_first=self.num_replicas)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self._batches = self._draw()
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches)

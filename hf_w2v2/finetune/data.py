@@ -51,7 +51,8 @@ class Split:
     @property
     def frame_source_lengths(self) -> list[int]:
         """Samples per item, in dataset order (to trim padded frames before decoding)."""
-        return [int(n) for n in self.dataset["input_length"]]
+        lengths = getattr(self.dataset, "lengths", None)  # a lazy dataset knows them from the headers
+        return list(lengths) if lengths is not None else [int(n) for n in self.dataset["input_length"]]
 
 
 @dataclass
@@ -138,9 +139,21 @@ def prepare_split(
     max_duration: float | None,
     drop_oov: bool,
     num_workers: int | None,
+    lazy: bool = False,
 ) -> Split:
-    """Decode, filter and tokenise one corpus; logs its :class:`FilterReport`."""
+    """Decode, filter and tokenise one corpus; logs its :class:`FilterReport`.
+
+    ``lazy``: check it from headers and transcripts only and decode each clip when it is read
+    (:mod:`hf_w2v2.data.lazy`), for corpora larger than RAM."""
     from hf_w2v2.data.prepare import prepare_ctc_dataset
+
+    if lazy:
+        from hf_w2v2.data.lazy import prepare_lazy_ctc_dataset
+
+        lazy_set, report = prepare_lazy_ctc_dataset(
+            utterances, processor, config, normalizer, min_duration, max_duration, drop_oov, num_workers
+        )
+        return Split(name=name, dataset=lazy_set, names=lazy_set.names, report=report)
 
     dataset, report = prepare_ctc_dataset(
         utterances,

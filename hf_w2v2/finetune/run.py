@@ -19,7 +19,9 @@ from typing import Any
 import torch
 from transformers import TrainingArguments, set_seed
 
+from hf_w2v2.data.audio import TARGET_SAMPLING_RATE
 from hf_w2v2.data.collator import DataCollatorCTCWithPadding
+from hf_w2v2.data.sampler import check_fits
 from hf_w2v2.finetune.arguments import CardArguments, DataArguments, ModelArguments, corpus_name
 from hf_w2v2.finetune.data import PreparedData, Split, choose_processor, prepare_split, read_utterances
 from hf_w2v2.finetune.feature_cache import CachedFeatureCollator, FrozenFeatureCache, attach_cache
@@ -97,6 +99,7 @@ def prepare_data(
             data_args.max_duration,
             data_args.drop_oov,
             workers,
+            lazy=data_args.train_loading == "lazy",
         )
         if train_utts and training_args.do_train
         else None
@@ -167,6 +170,7 @@ def build_trainer(
         preprocess_logits_for_metrics=argmax_logits,
         time_budget=budget,
         skip_nonfinite_loss=data_args.skip_nonfinite_loss,
+        max_batch_seconds=data_args.max_batch_seconds,
     )
 
 
@@ -349,6 +353,8 @@ def run_finetuning(
     push, training_args.push_to_hub = training_args.push_to_hub, False
     training_args = prepare_training_args(training_args, data_args)
     data = prepare_data(model_args, data_args, training_args, checkpoint)
+    if data_args.max_batch_seconds is not None and data.train is not None:
+        check_fits(data.train.frame_source_lengths, round(data_args.max_batch_seconds * TARGET_SAMPLING_RATE))
     write_data_report(os.path.join(output_dir, DATA_REPORT_FILE), data)
     trainer = build_trainer(model_args, data_args, training_args, data, checkpoint)
     result = FinetuneResult(output_dir=output_dir)

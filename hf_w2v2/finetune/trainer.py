@@ -15,7 +15,7 @@ from hf_w2v2.training.budget import TimeBudgetTrainerMixin
 from hf_w2v2.training.checkpoints import AtomicCheckpointMixin
 from hf_w2v2.training.health import HealthMonitorCallback
 from hf_w2v2.training.layerdrop import LayerDropSyncMixin
-from hf_w2v2.training.loaders import build_loader
+from hf_w2v2.training.loaders import build_loader, duration_loader
 from hf_w2v2.training.nonfinite import NonFiniteLossMixin
 
 
@@ -41,13 +41,17 @@ class CTCTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLossMixin, 
     exploding gradients. A training loss that is NaN or infinite is skipped and counted (``skip_nonfinite_loss``, on by
     default; :class:`~hf_w2v2.training.nonfinite.NonFiniteLossMixin`).
 
+    ``max_batch_seconds`` replaces the fixed batch size with batches of at most that much padded
+    audio (:class:`~hf_w2v2.data.sampler.DurationBatchSampler`), the same on every rank.
+
     Evaluation reads datasets in order (never length-grouped), so prediction ``i`` is
     dataset item ``i``: padded frames are trimmed with the item's length and each
     prediction is written next to its utterance's name.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, max_batch_seconds: float | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.max_batch_seconds = max_batch_seconds
         if not any(isinstance(cb, HealthMonitorCallback) for cb in self.callback_handler.callbacks):
             self.add_callback(HealthMonitorCallback())
 
@@ -66,7 +70,11 @@ class CTCTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLossMixin, 
         return self.guard_loss(model, result)
 
     def get_train_dataloader(self) -> DataLoader:
-        """Length-grouped batches from the dataset's lengths when asked; the stock loader otherwise."""
+        """Batches by audio seconds (``max_batch_seconds``) or length-grouped batches from the dataset's
+        lengths when asked; the stock loader otherwise."""
+        if self.max_batch_seconds is not None and self.train_dataset is not None:
+            lengths = dataset_lengths(self.train_dataset, self.args.length_column_name)
+            return duration_loader(self, self.train_dataset, lengths, self.max_batch_seconds)
         if self.args.train_sampling_strategy != "group_by_length" or self.train_dataset is None:
             return super().get_train_dataloader()
         lengths = dataset_lengths(self.train_dataset, self.args.length_column_name)

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments, set_seed
 
+from hf_w2v2.data.audio import TARGET_SAMPLING_RATE
 from hf_w2v2.data.processor import build_feature_extractor, uses_attention_mask
+from hf_w2v2.data.sampler import check_fits
 from hf_w2v2.data.sources import read_audio_paths
 from hf_w2v2.models.configuration import config_from_name
 from hf_w2v2.models.pretraining import Wav2Vec2ForPreTraining
@@ -97,6 +99,8 @@ def run_pretraining(
     model = load_model(model_args)
     train_set = load_audio_set(train_sources, data_args, training_args.seed, data_args.max_train_files)
     eval_set = load_audio_set([data_args.eval_source], data_args, training_args.seed) if data_args.eval_source else None
+    if data_args.max_batch_seconds is not None:
+        check_fits(train_set.lengths, round(data_args.max_batch_seconds * TARGET_SAMPLING_RATE))
     layer_norm = uses_attention_mask(model.config)  # group-norm encoders get unpadded (cropped) batches
     collator = DataCollatorForPreTraining(
         normalize=data_args.normalize, return_attention_mask=layer_norm, crop_to_shortest=not layer_norm
@@ -110,6 +114,7 @@ def run_pretraining(
         data_collator=collator,
         gumbel_schedule=GumbelSchedule(schedule.gumbel_start, schedule.gumbel_end, schedule.gumbel_decay),
         time_budget=budget_for_run(schedule.max_train_minutes, checkpoint),
+        max_batch_seconds=data_args.max_batch_seconds,
     )
     result = PretrainResult(output_dir=training_args.output_dir or "", resumed_from=checkpoint)
     train_output = trainer.train(resume_from_checkpoint=checkpoint)

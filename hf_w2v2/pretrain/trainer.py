@@ -54,7 +54,7 @@ from hf_w2v2.training.budget import TimeBudgetTrainerMixin
 from hf_w2v2.training.checkpoints import AtomicCheckpointMixin
 from hf_w2v2.training.health import HealthMonitorCallback
 from hf_w2v2.training.layerdrop import LayerDropSyncMixin
-from hf_w2v2.training.loaders import build_loader
+from hf_w2v2.training.loaders import build_loader, duration_loader
 from hf_w2v2.training.nonfinite import NonFiniteLossMixin
 
 
@@ -169,15 +169,23 @@ class DatasetEpochCallback(TrainerCallback):
 class PreTrainingTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLossMixin, TimeBudgetTrainerMixin):
     """``Trainer`` for ``Wav2Vec2ForPreTraining``; see the module docstring.
 
-    Extra arguments: ``gumbel_schedule``, the temperature schedule (paper default), and
+    Extra arguments: ``gumbel_schedule``, the temperature schedule (paper default),
     ``time_budget``, a :class:`~hf_w2v2.training.budget.TimeBudgetCallback` that drives the
-    learning rate and stops training when the time is spent.
+    learning rate and stops training when the time is spent, and ``max_batch_seconds``, batches of
+    at most that much padded audio instead of a fixed batch size.
     """
 
     loss_is_scaled_for_ga = False  # compute_loss returns a per-micro-batch mean; the Trainer divides by GA steps
 
-    def __init__(self, *args: Any, gumbel_schedule: GumbelSchedule | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        gumbel_schedule: GumbelSchedule | None = None,
+        max_batch_seconds: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.max_batch_seconds = max_batch_seconds
         if self._temperature_callback() is None:
             self.add_callback(GumbelTemperatureCallback(gumbel_schedule))
         if hasattr(self.train_dataset, "set_epoch"):
@@ -251,8 +259,11 @@ class PreTrainingTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLos
         super().log(logs, start_time)
 
     def get_train_dataloader(self) -> DataLoader:
-        """Length-grouped batches from ``train_dataset.lengths`` when asked; the stock loader otherwise."""
+        """Batches by audio seconds (``max_batch_seconds``), length-grouped batches from
+        ``train_dataset.lengths`` when asked; the stock loader otherwise."""
         lengths = getattr(self.train_dataset, "lengths", None)
+        if self.max_batch_seconds is not None and self.train_dataset is not None:
+            return duration_loader(self, self.train_dataset, lengths, self.max_batch_seconds)
         if self.args.train_sampling_strategy != "group_by_length" or lengths is None:
             return super().get_train_dataloader()
         group = self.args.train_batch_size * self.args.gradient_accumulation_steps

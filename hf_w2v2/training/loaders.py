@@ -15,6 +15,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from transformers import Trainer
 
+from hf_w2v2.data.audio import TARGET_SAMPLING_RATE
+from hf_w2v2.data.sampler import DurationBatchSampler
+
 
 def build_loader(trainer: Trainer, dataset: Dataset, batch_size: int, sampler: Iterable[int] | Any) -> DataLoader:
     """A loader of ``dataset`` in ``sampler``'s order with ``trainer``'s collator and worker settings."""
@@ -28,6 +31,36 @@ def build_loader(trainer: Trainer, dataset: Dataset, batch_size: int, sampler: I
         num_workers=workers,
         pin_memory=args.dataloader_pin_memory and torch.cuda.is_available(),
         drop_last=args.dataloader_drop_last,
+        persistent_workers=args.dataloader_persistent_workers and workers > 0,
+    )
+    return trainer.accelerator.prepare(loader)
+
+
+def duration_loader(
+    trainer: Trainer, dataset: Dataset, lengths: list[int] | None, max_batch_seconds: float
+) -> DataLoader:
+    """Training batches of at most ``max_batch_seconds`` of padded 16 kHz audio (:class:`DurationBatchSampler`).
+
+    The same batches on every rank (seeded by the run's seed and the epoch); accelerate hands
+    each rank its share. ``lengths`` are the items' samples (None: the dataset has none, e.g. a stream).
+    """
+    if lengths is None:
+        raise ValueError("max_batch_seconds needs the clips' lengths: use train_loading eager or lazy")
+    args = trainer.args
+    sampler = DurationBatchSampler(
+        lengths,
+        round(max_batch_seconds * TARGET_SAMPLING_RATE),
+        seed=args.seed,
+        num_replicas=args.world_size,
+        dataset=dataset,
+    )
+    workers = args.dataloader_num_workers
+    loader = DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=trainer.data_collator,
+        num_workers=workers,
+        pin_memory=args.dataloader_pin_memory and torch.cuda.is_available(),
         persistent_workers=args.dataloader_persistent_workers and workers > 0,
     )
     return trainer.accelerator.prepare(loader)
