@@ -13,7 +13,8 @@ Part 2, accuracy and throughput of the shipped model on synth-dev: greedy CER/WE
 and files per second of ``Transcriber`` at batch size 1 and 8 (fp32).
 
 Paths: stock-fp32, stock-int8 (``quantize_dynamic`` on Linear), fp32, bf16 (autocast; also where
-only emulated), int8 (:func:`hf_w2v2.inference.precision.quantize_int8`), onnx (onnxruntime, fp32).
+only emulated), int8 (:func:`hf_w2v2.inference.precision.quantize_int8`), onnx (onnxruntime, fp32), onnx-int8
+(:func:`hf_w2v2.inference.export.quantize_onnx`, onnxruntime).
 """
 
 from __future__ import annotations
@@ -31,12 +32,12 @@ import transformers
 
 import hf_w2v2
 from hf_w2v2.data.audio import load_audio
-from hf_w2v2.inference.export import OnnxRunner, export_onnx
+from hf_w2v2.inference.export import OnnxRunner, export_onnx, quantize_onnx
 from hf_w2v2.inference.precision import quantize_int8
 from hf_w2v2.inference.transcribe import Transcriber
 from hf_w2v2.text.error_rates import char_error_rate, word_error_rate
 
-ALL_PATHS = ("stock-fp32", "stock-int8", "fp32", "bf16", "int8", "onnx")
+ALL_PATHS = ("stock-fp32", "stock-int8", "fp32", "bf16", "int8", "onnx", "onnx-int8")
 
 
 def build_paths(stock: torch.nn.Module, ours: torch.nn.Module, names: list[str], tmp: str, ctc: bool) -> dict:
@@ -56,9 +57,11 @@ def build_paths(stock: torch.nn.Module, ours: torch.nn.Module, names: list[str],
             return pick(ours(a)).float()
 
     paths["bf16"] = bf16
-    if "onnx" in names and ctc:
-        runner = OnnxRunner(export_onnx(ours, os.path.join(tmp, "m.onnx")), threads=torch.get_num_threads())
-        paths["onnx"] = lambda a: torch.from_numpy(runner(a, np.ones(a.shape, dtype=np.int64)))
+    if ctc and ("onnx" in names or "onnx-int8" in names):
+        fp32_file = export_onnx(ours, os.path.join(tmp, "m.onnx"))
+        for name, file in (("onnx", fp32_file), ("onnx-int8", quantize_onnx(fp32_file, os.path.join(tmp, "q.onnx")))):
+            runner = OnnxRunner(file, threads=torch.get_num_threads())
+            paths[name] = lambda a, run=runner: torch.from_numpy(run(a, np.ones(a.shape, dtype=np.int64)))
     return {n: paths[n] for n in names if n in paths}
 
 
@@ -81,10 +84,11 @@ def speed_table(args: argparse.Namespace, tmp: str) -> list[str]:
     torch.manual_seed(0)
     setups = []
     if not args.skip_base:
-        stock = transformers.Wav2Vec2Model(transformers.Wav2Vec2Config(attn_implementation="sdpa")).eval()
-        ours = hf_w2v2.Wav2Vec2Model(hf_w2v2.Wav2Vec2Config()).eval()
+        # the base config with a 32-letter CTC head (random weights), so that every path, ONNX too, applies
+        stock = transformers.Wav2Vec2ForCTC(transformers.Wav2Vec2Config(vocab_size=32, attn_implementation="sdpa"))
+        ours = hf_w2v2.Wav2Vec2ForCTC(hf_w2v2.Wav2Vec2Config(vocab_size=32)).eval()
         ours.load_state_dict(stock.state_dict())
-        setups.append(("base", stock, ours, False))
+        setups.append(("base", stock.eval(), ours, True))
     if args.model:
         stock = transformers.Wav2Vec2ForCTC.from_pretrained(args.model, attn_implementation="sdpa").eval()
         ours = hf_w2v2.Wav2Vec2ForCTC.from_pretrained(args.model).eval()
@@ -112,15 +116,25 @@ def accuracy_table(args: argparse.Namespace) -> list[str]:
     refs = [r["text"] for r in items]
     rows = ["| precision | batch | CER | WER | files/s | max abs logit diff vs fp32 |", "|---|---|---|---|---|---|"]
     reference = None
+    audio = [load_audio(p) for p in files]
     for precision, batch in args.accuracy_runs:
+        onnx = precision.startswith("onnx")
         transcriber = Transcriber.from_pretrained(
-            args.model, use_lm=False, device="cpu", precision=precision, batch_size=batch
+            args.model, use_lm=False, device="cpu", precision="fp32" if onnx else precision, batch_size=batch
         )
         if precision == "bf16" and transcriber.precision != "bf16":  # measure it even where emulated
             transcriber.bf16, transcriber.precision = True, "bf16"
-        audio = [load_audio(p) for p in files]
-        start = time.perf_counter()
-        logits = transcriber.logits_batch(audio)
+        if onnx:
+            with tempfile.TemporaryDirectory() as tmp:
+                file = export_onnx(transcriber.model, os.path.join(tmp, "m.onnx"))
+                file = quantize_onnx(file, os.path.join(tmp, "q.onnx")) if precision == "onnx-int8" else file
+                runner = OnnxRunner(file, threads=torch.get_num_threads())
+            start = time.perf_counter()  # one clip per call (batch 1), normalised as the Transcriber does
+            clips = [transcriber._normalize(a)[None] for a in audio]  # (1, T) each
+            logits = [torch.from_numpy(runner(c, np.ones(c.shape, np.int64))[0]) for c in clips]
+        else:
+            start = time.perf_counter()
+            logits = transcriber.logits_batch(audio)
         hyps = [t.text for t in transcriber.decode(logits)]
         elapsed = time.perf_counter() - start
         if reference is None:
@@ -148,7 +162,15 @@ def main() -> None:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-accuracy", action="store_true")
     args = parser.parse_args()
-    args.accuracy_runs = [("fp32", 1), ("fp32", 8), ("int8", 1), ("int8", 8), ("bf16", 8)]
+    args.accuracy_runs = [
+        ("fp32", 1),
+        ("fp32", 8),
+        ("int8", 1),
+        ("int8", 8),
+        ("bf16", 8),
+        ("onnx", 1),
+        ("onnx-int8", 1),
+    ]
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, threads {torch.get_num_threads()}")
     print(f"load average at start: {os.getloadavg()}")

@@ -151,6 +151,10 @@ def test_export_cli_on_the_shipped_model(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "max |eager - exported| logit" in out and (tmp_path / "m.onnx").stat().st_size > 1e6
     assert main(["export", str(SHIPPED), str(tmp_path / "m.pt2"), "--format", "exported-program"]) == 0
+    assert main(["export", str(SHIPPED), str(tmp_path / "q.onnx"), "--format", "onnx-int8", "--check-audio", clip]) == 0
+    int8_diff = float(capsys.readouterr().out.rsplit("logit = ", 1)[1].split()[0])
+    assert 1e-4 < int8_diff < 1.0  # quantised: close, not exact
+    assert (tmp_path / "q.onnx").stat().st_size < 0.7 * (tmp_path / "m.onnx").stat().st_size  # uint8 MatMuls
     assert main(["export", str(tmp_path / "missing"), str(tmp_path / "x.onnx")]) == 2
 
 

@@ -161,7 +161,7 @@ def write_manifest(path: Path, clips: Sequence[PoolClip]) -> str:
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file_name", "text", "voice", "duration"])
-        writer.writerows([c.path, c.text, c.voice, f"{c.seconds:.3f}"] for c in clips)
+        writer.writerows([os.path.abspath(c.path), c.text, c.voice, f"{c.seconds:.3f}"] for c in clips)
     return str(path)
 
 
