@@ -110,14 +110,15 @@ PRETRAIN = [
 STEPS = 3
 
 
-def launch(name: str, script_args: list[str], out: Path, port: int) -> str:
+def launch(name: str, script_args: list[str], out: Path, port: int, max_steps: int | None = STEPS) -> str:
     """``accelerate launch --config_file NAME.yaml --num_processes 2`` on this CPU; the log of both processes."""
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIGS / f"{name}.yaml"),
         "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", str(port),
-        *script_args, "--output_dir", str(out), "--max_steps", str(STEPS), "--logging_steps", "1",
+        *script_args, "--output_dir", str(out), "--logging_steps", "1",
         "--report_to", "none", "--disable_tqdm", "True", "--seed", "0",
     ]  # fmt: skip
+    command += [] if max_steps is None else ["--max_steps", str(max_steps)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     log = done.stdout + done.stderr
@@ -195,3 +196,20 @@ def test_fsdp_on_cpu_processes_says_it_runs_data_parallel(tmp_path: Path) -> Non
     log = launch("fsdp", FINETUNE, tmp_path / "out", port=29660)
     assert "asked for FSDP but accelerate set up MULTI_CPU" in log
     check_run(log, tmp_path / "out", "MULTI_CPU", Wav2Vec2ForCTC, finetune_examples(), batch=4)
+
+
+@pytest.mark.slow
+def test_time_budget_is_one_clock_across_processes(tmp_path: Path) -> None:
+    """With ``--max_train_minutes`` the learning rate and the stop follow the time spent: read from each
+    process's own clock, the replicas got different learning rates (different weights) and could stop a step
+    apart (a hang). Rank 0's clock is broadcast at every step boundary."""
+    from hf_w2v2 import Wav2Vec2ForCTC
+
+    out = tmp_path / "out"
+    budget = ["--max_train_minutes", "0.1", "--max_steps", "100000", "--warmup_steps", "0.1"]
+    log = launch("ddp", [*FINETUNE, *budget], out, port=29670, max_steps=None)
+    checksums = dict(re.findall(rf"{CHECKSUM_MARK} rank (\d): (\S+)", log))
+    assert set(checksums) == {"0", "1"} and checksums["0"] == checksums["1"], checksums
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert 2 < state["global_step"] < 100000  # stopped by the budget, after some steps
+    assert parameter_checksum(Wav2Vec2ForCTC.from_pretrained(out)) == float(checksums["0"])

@@ -61,7 +61,9 @@ def use_cpu_without_accelerator(argv: Sequence[str], defaults: Mapping[str, Any]
         return argv
     if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
         logger.info("no GPU, DeepSpeed launch: DeepSpeed's CPU accelerator over gloo (--use_cpu False)")
-        backend = [] if flag_value(argv, "ddp_backend") or "ddp_backend" in (defaults or {}) else ["--ddp_backend", "gloo"]
+        backend = (
+            [] if flag_value(argv, "ddp_backend") or "ddp_backend" in (defaults or {}) else ["--ddp_backend", "gloo"]
+        )
         return [*argv, "--use_cpu", "False", *backend]
     logger.info("no GPU: training on the CPU (--use_cpu True; bf16 autocast and torchrun processes work there)")
     return [*argv, "--use_cpu", "True"]
