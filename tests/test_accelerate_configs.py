@@ -94,6 +94,21 @@ def test_cpu_deepspeed_launch_keeps_deepspeed_on(monkeypatch: pytest.MonkeyPatch
     assert use_cpu_without_accelerator([]) == ["--use_cpu", "True"]
 
 
+def test_parameter_checksum_sees_every_weight() -> None:
+    import torch
+
+    from hf_w2v2 import Wav2Vec2ForCTC
+    from hf_w2v2.models.configuration import config_from_name
+
+    model = Wav2Vec2ForCTC(config_from_name("tiny", vocab_size=8))
+    expected = sum(p.detach().double().sum().item() for p in model.parameters())
+    assert parameter_checksum(model) == pytest.approx(expected, rel=1e-12)
+    before = parameter_checksum(model)
+    with torch.no_grad():
+        model.lm_head.bias[0] += 1e-3  # the last parameter of all
+    assert parameter_checksum(model) != before
+
+
 # --- real 2-process CPU runs -------------------------------------------------------------------------------
 
 FINETUNE = [

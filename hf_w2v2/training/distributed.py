@@ -67,10 +67,9 @@ def _gathered(params: list[nn.Parameter]) -> Iterator[None]:
 
 def parameter_checksum(model: nn.Module) -> float:
     """Float64 sum of every parameter of ``model`` (gathered when sharded); a collective under ZeRO-3/FSDP."""
-    params = [p for _, p in model.named_parameters()]
     total = torch.zeros((), dtype=torch.float64)
-    with _gathered(params), torch.no_grad():
-        for p in params:
+    for _, p in model.named_parameters():  # one parameter whole at a time: bounded memory on big models
+        with _gathered([p]), torch.no_grad():
             full = p.full_tensor() if hasattr(p, "full_tensor") else p  # FSDP2 DTensor shard -> whole tensor
             total += full.detach().to("cpu", torch.float64).sum()
     return float(total)
