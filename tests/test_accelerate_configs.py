@@ -34,9 +34,10 @@ def launch_env(name: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
     monkeypatch.chdir(ROOT)  # the DeepSpeed JSON path in the YAML is relative to the repository root
     args = launch_command_parser().parse_args(["--config_file", str(CONFIGS / f"{name}.yaml"), "train.py"])
-    args, _, _ = _validate_launch_command(args)
-    if args.use_deepspeed:
-        args.deepspeed_fields_from_accelerate_config = "deepspeed_config_file,zero3_init_flag"
+    args, defaults, precision_from_config = _validate_launch_command(args)
+    if args.use_deepspeed:  # the fields accelerate's launch_command hands to DeepSpeedPlugin's checks
+        fields = [*defaults.deepspeed_config.keys(), *(["mixed_precision"] if precision_from_config else [])]
+        args.deepspeed_fields_from_accelerate_config = ",".join(fields)
         return prepare_deepspeed_cmd_env(args)[1]
     return prepare_multi_gpu_env(args)
 
@@ -47,7 +48,9 @@ def test_config_parses_for_one_node_of_eight_gpus(name: str) -> None:
 
     config = load_config_from_file(str(CONFIGS / f"{name}.yaml"))
     assert config.distributed_type.value == EXPECTED[name]
-    assert (config.num_processes, config.num_machines, config.mixed_precision) == (8, 1, "bf16")
+    assert (config.num_processes, config.num_machines) == (8, 1)
+    # DeepSpeed: precision is the script's --bf16 (the JSON's "auto"); accelerate refuses both at once
+    assert config.mixed_precision == (None if name.startswith("deepspeed") else "bf16")
 
 
 def test_fsdp_config_wraps_our_transformer_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,9 +80,12 @@ def test_deepspeed_config_builds_a_plugin_the_trainer_fills(stage: int, monkeypa
 
     env = launch_env(f"deepspeed_zero{stage}", monkeypatch)
     assert env["ACCELERATE_USE_DEEPSPEED"] == "true"
-    config_file = env["ACCELERATE_DEEPSPEED_CONFIG_FILE"]
-    plugin = DeepSpeedPlugin(hf_ds_config=config_file)
+    for key, value in env.items():
+        if key.startswith("ACCELERATE_"):
+            monkeypatch.setenv(key, value)
+    plugin = DeepSpeedPlugin()  # from the environment, as TrainingArguments builds it (runs accelerate's checks)
     assert plugin.zero_stage == stage
+    config_file = env["ACCELERATE_DEEPSPEED_CONFIG_FILE"]
     raw = json.loads(Path(config_file).read_text())
     assert raw["train_micro_batch_size_per_gpu"] == raw["gradient_accumulation_steps"] == "auto"  # from the Trainer
 
@@ -129,7 +135,8 @@ def launch(name: str, script_args: list[str], out: Path, port: int, max_steps: i
     """``accelerate launch --config_file NAME.yaml --num_processes 2`` on this CPU; the log of both processes."""
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIGS / f"{name}.yaml"),
-        "--num_processes", "2", "--mixed_precision", "no", "--main_process_port", str(port),
+        "--num_processes", "2", "--main_process_port", str(port),
+        *([] if name.startswith("deepspeed") else ["--mixed_precision", "no"]),  # fp32 (DeepSpeed: no --bf16)
         *script_args, "--output_dir", str(out), "--logging_steps", "1",
         "--report_to", "none", "--disable_tqdm", "True", "--seed", "0",
     ]  # fmt: skip
