@@ -36,6 +36,7 @@ from hf_w2v2.text.normalize import TextNormalizer
 from hf_w2v2.training.budget import budget_for_run, budget_schedule
 from hf_w2v2.training.checkpoints import resolve_checkpoint
 from hf_w2v2.training.curves import CURVES_FILE, DATA_REPORT_FILE, plot_training_curves
+from hf_w2v2.training.distributed import DistributedReportCallback
 from hf_w2v2.training.hub import default_repo_id, push_model_folder
 from hf_w2v2.training.model_card import CardInputs, EvalRow, training_hyperparameters, write_model_card
 from hf_w2v2.training.nonfinite import NONFINITE_METRIC
@@ -171,6 +172,7 @@ def build_trainer(
         time_budget=budget,
         skip_nonfinite_loss=data_args.skip_nonfinite_loss,
         max_batch_seconds=data_args.max_batch_seconds,
+        callbacks=[DistributedReportCallback()],  # logs DDP/FSDP/ZeRO and, at the end, each rank's weight checksum
     )
 
 

@@ -32,6 +32,7 @@ from hf_w2v2.pretrain.temperature import GumbelSchedule
 from hf_w2v2.pretrain.trainer import PreTrainingTrainer
 from hf_w2v2.training.budget import budget_for_run
 from hf_w2v2.training.checkpoints import latest_complete_checkpoint, resolve_checkpoint
+from hf_w2v2.training.distributed import DistributedReportCallback
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ def run_pretraining(
         gumbel_schedule=GumbelSchedule(schedule.gumbel_start, schedule.gumbel_end, schedule.gumbel_decay),
         time_budget=budget_for_run(schedule.max_train_minutes, checkpoint),
         max_batch_seconds=data_args.max_batch_seconds,
+        callbacks=[DistributedReportCallback()],  # logs DDP/FSDP/ZeRO and, at the end, each rank's weight checksum
     )
     result = PretrainResult(output_dir=training_args.output_dir or "", resumed_from=checkpoint)
     train_output = trainer.train(resume_from_checkpoint=checkpoint)

@@ -40,6 +40,7 @@ class TimeBudgetCallback(TrainerCallback, ExportableState):
         self.max_minutes = max_minutes
         self.elapsed_before = elapsed_s  # seconds spent by earlier (resumed-from) runs
         self._start: float | None = None
+        self._agreed: float | None = None  # rank 0's elapsed() at the last step boundary (several processes)
 
     def elapsed(self) -> float:
         """Seconds of training so far, earlier runs included."""
@@ -47,13 +48,32 @@ class TimeBudgetCallback(TrainerCallback, ExportableState):
         return self.elapsed_before + running
 
     def progress(self) -> float:
-        """Fraction of the budget spent, in [0, 1]."""
-        return min(1.0, self.elapsed() / (60.0 * self.max_minutes))
+        """Fraction of the budget spent, in [0, 1]; with several processes, by rank 0's clock at the last
+        step boundary (see :meth:`_agree`)."""
+        spent = self.elapsed() if self._agreed is None else self._agreed
+        return min(1.0, spent / (60.0 * self.max_minutes))
+
+    def _agree(self, args: TrainingArguments) -> None:
+        """Take rank 0's elapsed time on every rank. Each process has its own clock: read locally, the
+        learning rate (a function of the time spent) would differ between data-parallel replicas, which
+        then drift apart, and one rank could stop a step before the others, which then wait for it forever."""
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return
+        if torch.distributed.get_world_size() < 2:
+            return
+        value = torch.tensor([self.elapsed()], dtype=torch.float64, device=args.device)
+        torch.distributed.broadcast(value, src=0)
+        self._agreed = float(value.item())
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw) -> None:
         self._start = time.monotonic()
+        self._agreed = None
+
+    def on_step_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw) -> None:
+        self._agree(args)  # the learning rate of this step is computed from the agreed time
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw) -> None:
+        self._agree(args)  # and so is the decision to stop: all ranks stop after the same step
         if self.progress() >= 1.0:
             control.should_training_stop = True
             control.should_save = str(getattr(args.save_strategy, "value", args.save_strategy)) != "no"

@@ -12,6 +12,7 @@ accelerator and the user did not choose either way.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -50,10 +51,19 @@ def use_cpu_without_accelerator(argv: Sequence[str], defaults: Mapping[str, Any]
     """``argv`` plus ``--use_cpu True`` when torch sees no accelerator.
 
     ``defaults`` are option values from a config file. An explicit ``--use_cpu`` (either value,
-    on the command line or in the file) is left alone.
+    on the command line or in the file) is left alone. Under ``accelerate launch`` of a DeepSpeed
+    config (``ACCELERATE_USE_DEEPSPEED=true``) the run gets ``--use_cpu False --ddp_backend gloo``
+    instead: accelerate turns DeepSpeed off for ``use_cpu`` (the processes would silently run plain
+    DDP), and DeepSpeed's CPU accelerator runs ZeRO over gloo.
     """
     argv = list(argv)
     if flag_value(argv, "use_cpu") is not None or "use_cpu" in (defaults or {}) or has_accelerator():
         return argv
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true":
+        logger.info("no GPU, DeepSpeed launch: DeepSpeed's CPU accelerator over gloo (--use_cpu False)")
+        backend = (
+            [] if flag_value(argv, "ddp_backend") or "ddp_backend" in (defaults or {}) else ["--ddp_backend", "gloo"]
+        )
+        return [*argv, "--use_cpu", "False", *backend]
     logger.info("no GPU: training on the CPU (--use_cpu True; bf16 autocast and torchrun processes work there)")
     return [*argv, "--use_cpu", "True"]
