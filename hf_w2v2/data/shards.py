@@ -116,19 +116,19 @@ def read_tar_shard(path: str, stats: ShardStats | None = None) -> Iterator[dict]
                 if not member.isfile():
                     continue
                 member_key, suffix = shard_key(member.name)
-                handle = tar.extractfile(member)
-                data = handle.read() if handle is not None else b""
-                if len(data) != member.size:
-                    raise tarfile.ReadError(f"member {member.name} cut off ({len(data)} of {member.size} bytes)")
-                if member_key != key and key is not None:
+                if member_key != key and key is not None:  # the previous group is whole: hand it out first
                     item = _group_item(path, key, fields, stats)
                     fields = {}
                     if item is not None:
                         read += 1
                         yield item
                 key = member_key
+                handle = tar.extractfile(member)
+                data = handle.read() if handle is not None else b""
+                if len(data) != member.size:
+                    raise tarfile.ReadError(f"member {member.name} cut off ({len(data)} of {member.size} bytes)")
                 fields[suffix] = data
-        if key is not None:
+        if key is not None and fields:
             item = _group_item(path, key, fields, stats)
             if item is not None:
                 read += 1
@@ -136,7 +136,10 @@ def read_tar_shard(path: str, stats: ShardStats | None = None) -> Iterator[dict]
     except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
         stats.bad_shards.append((path, read, str(err) or type(err).__name__))
         logger.warning(
-            "skipping the rest of shard %s: corrupt or truncated after %d item(s) (%s)", path, read, err or type(err)
+            "skipping the rest of shard %s: corrupt or truncated after %d item(s) (%s)",
+            path,
+            read,
+            err or type(err).__name__,
         )
     finally:
         stats.shards += 1

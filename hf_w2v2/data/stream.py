@@ -10,17 +10,17 @@ Pipeline (one per DataLoader worker of each rank)::
            fine-tuning: normalise, tokenise, filter exactly as :mod:`hf_w2v2.data.prepare`
            pre-training: drop clips under ``min_seconds``, random crop as :class:`UnlabeledAudioDataset`
 
-**Splitting.** The shard list is the generator's ``gen_kwargs`` list, so ``n_shards`` is the number
-of shards: accelerate gives each rank ``dataset.shard(num_processes, rank)`` (with
-``dispatch_batches=False``, see :func:`configure_streaming`; fewer shards than ranks falls back to
-every rank reading everything and keeping its share of batches), and datasets gives each DataLoader
-worker of a rank a disjoint subset of that rank's shards.
+**Splitting.** The shards are dealt into one *stream* per reader (ranks x DataLoader workers,
+:func:`reader_count`), and the streams are the generator's ``gen_kwargs`` list, so ``n_shards`` is the
+number of readers: accelerate gives each rank ``dataset.shard(num_processes, rank)`` (with
+``dispatch_batches=False``, see :func:`hf_w2v2.training.streaming.configure_streaming`), and datasets
+gives each DataLoader worker of a rank one of that rank's streams. Every reader reads its own shards.
 
-**Never running dry.** Each worker's stream repeats its shards forever, reshuffled per pass
-(``pass`` = a full read of its shards; the crops of pre-training are seeded by seed, pass and item
-name): no rank's stream can end before another's, and every rank stops together at ``max_steps``
-(the Trainer's only stopping rule for a stream). A worker whose shards give no usable item in two
-whole passes raises instead of spinning.
+**Never running dry.** Each reader repeats its shards forever, reshuffled per pass (a *pass* is a
+full read of its shards; the crops of pre-training are seeded by seed, pass and item name): no
+rank's stream can end before another's, so every rank stops together at ``max_steps`` (the Trainer's
+only stopping rule for a stream), however unequal the shards. A reader whose shards give no item in
+a pass raises, and one whose items are all filtered out for two passes raises, instead of spinning.
 
 **Resuming.** The order is a pure function of (seed, shards, ranks, workers, batch size): the Trainer
 resumes an iterable loader by reading and discarding the batches already trained on, which lands on
@@ -69,16 +69,37 @@ def _where() -> str:
     return f"rank {rank} worker {info.id if info is not None else 0}"
 
 
-def repeat_shards(
-    shards: list[Shard], seed: int, text_column: str, audio_column: str | None, repeat: bool
-) -> Iterator[dict]:
-    """Raw items of ``shards`` (this worker's), pass after pass, shard order reshuffled per pass.
+def split_streams(shards: Sequence[Shard], count: int) -> list[dict]:
+    """``shards`` dealt round-robin into ``count`` reader streams ``{"id", "shards"}``, one per rank and worker.
 
-    Each item gets ``"pass"``, the pass it was read in. Bad shards are logged (and counted) each pass.
+    Raises:
+        ValueError: fewer shards than streams (a reader would have nothing to read).
     """
+    if count < 1:
+        raise ValueError(f"the number of streams must be >= 1, got {count}")
+    if len(shards) < count:
+        raise ValueError(
+            f"{len(shards)} shard(s) for {count} readers (ranks x DataLoader workers): every reader needs its own "
+            "shards; make more, smaller shards (hf-w2v2 make-shards --per_shard N) or use fewer workers"
+        )
+    return [{"id": index, "shards": list(shards[index::count])} for index in range(count)]
+
+
+def repeat_shards(
+    streams: list[dict], seed: int, text_column: str, audio_column: str | None, repeat: bool
+) -> Iterator[dict]:
+    """Raw items of this reader's shards, pass after pass, the shard order reshuffled per pass.
+
+    datasets hands each reader its share of ``streams`` (one, when there are as many streams as ranks x
+    workers; several are read as one). Each item gets ``"pass"``, the pass it was read in (counted from
+    0 at each start of iteration, so a resumed run counts as the uninterrupted one did). Bad shards are
+    logged and counted each pass; a pass that reads nothing raises (the stream would spin forever).
+    """
+    shards = [shard for stream in streams for shard in stream["shards"]]
+    ident = ",".join(str(stream["id"]) for stream in streams)
     for number in itertools.count() if repeat else range(1):
         order = list(shards)
-        random.Random(f"{seed}:{number}").shuffle(order)  # str seeds hash the same in every process
+        random.Random(f"{seed}:{ident}:{number}").shuffle(order)  # str seeds are the same in every process
         stats = ShardStats()
         for shard in order:
             for item in read_shard(shard, stats, text_column, audio_column):
@@ -147,9 +168,12 @@ class CTCDecoder:
             return dropped
         labels = labelled[0][1]
         decoded = _decode_one(utt, self.sampling_rate, self.min_samples, self.max_samples)
-        if decoded.drop == "unreadable" or decoded.audio is None:
+        if decoded.drop == "unreadable":
             report.unreadable.append((utt.name, decoded.detail))
             logger.warning("stream: skipping unreadable audio %s (%s)", utt.name, decoded.detail)
+            return dropped
+        if decoded.drop is not None or decoded.audio is None:
+            getattr(report, decoded.drop or "too_short").append(utt.name)  # too_short or too_long
             return dropped
         if conv_output_length(decoded.audio.shape[0], *self.conv) < ctc_min_frames(labels):
             report.too_short.append(utt.name)
@@ -168,6 +192,7 @@ def stream_dataset(
     text_column: str = "text",
     audio_column: str | None = None,
     repeat: bool = True,
+    streams: int = 1,
 ) -> datasets.IterableDataset:
     """``shards`` -> raw items -> shuffle buffer -> ``decode`` -> items whose ``keep`` is true (see the module doc).
 
@@ -178,15 +203,16 @@ def stream_dataset(
         seed: shard order and shuffle buffer (datasets adds the epoch it is given by ``set_epoch``).
         shuffle_buffer: raw items held for shuffling (encoded audio or paths, not decoded waves).
         repeat: read the shards pass after pass forever (training); False: one pass.
+        streams: readers in all, ranks x max(1, DataLoader workers) (see :func:`reader_count`): each reads
+            its own shards forever. datasets calls the generator once per entry of a ``gen_kwargs`` list
+            and would never leave the first of several endless ones, hence one entry per reader.
     """
     import datasets
 
-    if not shards:
-        raise ValueError("no shards to stream")
     raw = datasets.IterableDataset.from_generator(
         repeat_shards,
         gen_kwargs={
-            "shards": list(shards),
+            "streams": split_streams(shards, streams),
             "seed": seed,
             "text_column": text_column,
             "audio_column": audio_column,
@@ -212,6 +238,7 @@ def ctc_stream(
     text_column: str = "text",
     audio_column: str | None = None,
     repeat: bool = True,
+    streams: int = 1,
 ) -> datasets.IterableDataset:
     """A streamed CTC training set: items as :func:`hf_w2v2.data.prepare.prepare_ctc_dataset` makes them
     (``input_values`` normalised at 16 kHz, ``input_length``, ``labels``, ``name``), filtered the same way."""
@@ -224,7 +251,13 @@ def ctc_stream(
         text_column=text_column,
         audio_column=audio_column,
         repeat=repeat,
+        streams=streams,
     )
+
+
+def reader_count(world_size: int, num_workers: int) -> int:
+    """Readers of a training stream: one per DataLoader worker of each rank (one per rank without workers)."""
+    return max(1, world_size) * max(1, num_workers)
 
 
 def decode_raw_audio(item: dict) -> np.ndarray:

@@ -91,7 +91,7 @@ def prepare_data(
     logger.info("vocabulary (%d tokens) %s\n%s", len(processor.tokenizer), source, coverage.format())
     workers = data_args.preprocessing_num_workers
     train = (
-        stream_split(shards, processor, config, normalizer, data_args, training_args.seed)
+        stream_split(shards, processor, config, normalizer, data_args, training_args)
         if shards
         else prepare_split(
             "train",

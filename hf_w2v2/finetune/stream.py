@@ -16,7 +16,7 @@ from typing import Any
 from transformers import TrainingArguments, Wav2Vec2Processor
 
 from hf_w2v2.data.prepare import FilterReport
-from hf_w2v2.data.stream import ctc_stream
+from hf_w2v2.data.stream import ctc_stream, reader_count
 from hf_w2v2.data.stream_sources import Shard, find_all_shards, shard_texts
 from hf_w2v2.finetune.arguments import DataArguments
 from hf_w2v2.finetune.data import Split
@@ -61,9 +61,10 @@ def stream_split(
     config: Any,
     normalizer: TextNormalizer,
     data_args: DataArguments,
-    seed: int,
+    training_args: TrainingArguments,
 ) -> Split:
     """The streamed training :class:`Split` (its ``names`` are unknown, its report says why it has no counts)."""
+    world_size, num_workers = training_args.world_size, training_args.dataloader_num_workers
     dataset = ctc_stream(
         shards,
         processor,
@@ -72,10 +73,11 @@ def stream_split(
         min_duration=data_args.min_duration,
         max_duration=data_args.max_duration,
         drop_oov=data_args.drop_oov,
-        seed=seed,
+        seed=training_args.seed,
         shuffle_buffer=data_args.shuffle_buffer,
         text_column=data_args.text_column,
         audio_column=data_args.audio_column,
+        streams=reader_count(world_size, num_workers),
     )
     sources = ", ".join([str(data_args.train_data), *data_args.extra_train_data])
     return Split(name="train", dataset=dataset, names=[], report=StreamReport(shards=len(shards), sources=sources))
