@@ -199,3 +199,15 @@ def test_streaming_needs_max_steps_and_reads_its_own_shards(tmp_path: Path) -> N
         TrainingArguments(str(tmp_path), max_steps=5, train_sampling_strategy="group_by_length", report_to="none")
     )
     assert args.accelerator_config.dispatch_batches is False and args.train_sampling_strategy == "random"
+
+
+def test_make_shards_command_and_too_few_shards_for_the_readers(tmp_path: Path, processor, capsys) -> None:
+    from hf_w2v2.cli import main
+
+    assert main(["make-shards", str(TRAIN), str(tmp_path / "s"), "--per_shard", "5", "--quiet"]) == 0
+    assert "wrote 16 utterances in 4 shard(s)" in capsys.readouterr().out
+    shards = find_all_shards([str(tmp_path / "s")])
+    assert [s["kind"] for s in shards] == ["tar"] * 4 and len(shard_texts(shards)) == 16
+    with pytest.raises(ValueError, match="4 shard\\(s\\) for 8 readers"):
+        ctc_stream(shards, processor, GEOMETRY, streams=8)  # 2 ranks x 4 workers
+    assert main(["make-shards", str(tmp_path / "missing"), str(tmp_path / "t"), "--quiet"]) == 2
