@@ -69,7 +69,7 @@ def prepare_data(
     normalizer = TextNormalizer(case=data_args.case)  # type: ignore[arg-type]  # checked by DataArguments
     read = lambda src, limit=None: read_utterances(src, data_args.text_column, data_args.audio_column, limit)
     stream = data_args.train_loading == "stream" and training_args.do_train  # checked before any data is read
-    shards, streamed_texts = stream_shards(data_args, training_args) if stream else ([], [])
+    shards, streamed_texts = stream_shards(model_args, data_args, training_args) if stream else ([], [])
     train_sources = [data_args.train_data] + data_args.extra_train_data if data_args.train_data and not stream else []
     train_utts = [u for source in train_sources for u in read(source)][: data_args.max_train_samples]
     train_texts = streamed_texts if stream else [u.text or "" for u in train_utts]

@@ -18,7 +18,7 @@ from transformers import TrainingArguments, Wav2Vec2Processor
 from hf_w2v2.data.prepare import FilterReport
 from hf_w2v2.data.stream import ctc_stream, reader_count
 from hf_w2v2.data.stream_sources import Shard, find_all_shards, shard_texts
-from hf_w2v2.finetune.arguments import DataArguments
+from hf_w2v2.finetune.arguments import DataArguments, ModelArguments
 from hf_w2v2.finetune.data import Split
 from hf_w2v2.text.normalize import TextNormalizer
 from hf_w2v2.training.streaming import configure_streaming
@@ -40,9 +40,15 @@ class StreamReport(FilterReport):
         )
 
 
-def stream_shards(data_args: DataArguments, training_args: TrainingArguments) -> tuple[list[Shard], list[str]]:
+def stream_shards(
+    model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments
+) -> tuple[list[Shard], list[str]]:
     """The training shards and their transcripts (for the vocabulary); checks the arguments first."""
     configure_streaming(training_args)
+    if model_args.cache_frozen_features:
+        raise ValueError(
+            "--cache_frozen_features needs the whole training set up front; not with --train_loading stream"
+        )
     if data_args.max_train_samples is not None:
         raise ValueError("--max_train_samples is not supported with --train_loading stream (make smaller shards)")
     if not data_args.train_data:
