@@ -199,6 +199,8 @@ def test_streaming_needs_max_steps_and_reads_its_own_shards(tmp_path: Path) -> N
         TrainingArguments(str(tmp_path), max_steps=5, train_sampling_strategy="group_by_length", report_to="none")
     )
     assert args.accelerator_config.dispatch_batches is False and args.train_sampling_strategy == "random"
+    with pytest.raises(ValueError, match="max_batch_seconds needs every clip's length"):
+        check_stream_args(args, max_batch_seconds=60.0)
 
 
 def test_make_shards_command_and_too_few_shards_for_the_readers(tmp_path: Path, processor, capsys) -> None:
@@ -211,3 +213,17 @@ def test_make_shards_command_and_too_few_shards_for_the_readers(tmp_path: Path, 
     with pytest.raises(ValueError, match="4 shard\\(s\\) for 8 readers"):
         ctc_stream(shards, processor, GEOMETRY, streams=8)  # 2 ranks x 4 workers
     assert main(["make-shards", str(tmp_path / "missing"), str(tmp_path / "t"), "--quiet"]) == 2
+
+
+def test_both_trainers_refuse_a_stream_without_max_steps_before_reading_data(tmp_path: Path) -> None:
+    from hf_w2v2.finetune import parse_finetune_args, run_finetuning
+    from hf_w2v2.pretrain.arguments import parse_pretrain_args
+    from hf_w2v2.pretrain.run import run_pretraining
+
+    missing = str(tmp_path / "no-such-corpus")  # never read: the check comes first
+    common = ["--config_name", "tiny", "--output_dir", str(tmp_path / "out"), "--train_loading", "stream"]
+    common += ["--report_to", "none", "--use_cpu", "True"]
+    with pytest.raises(ValueError, match="needs --max_steps > 0"):
+        run_finetuning(*parse_finetune_args([*common, "--train_data", missing, "--do_train"]))
+    with pytest.raises(ValueError, match="needs --max_steps > 0"):
+        run_pretraining(*parse_pretrain_args([*common, "--train_source", missing]))

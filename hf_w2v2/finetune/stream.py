@@ -44,7 +44,7 @@ def stream_shards(
     model_args: ModelArguments, data_args: DataArguments, training_args: TrainingArguments
 ) -> tuple[list[Shard], list[str]]:
     """The training shards and their transcripts (for the vocabulary); checks the arguments first."""
-    configure_streaming(training_args)
+    configure_streaming(training_args, data_args.max_batch_seconds)
     if model_args.cache_frozen_features:
         raise ValueError(
             "--cache_frozen_features needs the whole training set up front; not with --train_loading stream"

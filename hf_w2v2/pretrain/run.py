@@ -99,7 +99,7 @@ def run_pretraining(
     """Train (or resume), evaluate, and write the output folder; see the module docstring."""
     train_sources = data_args.train_sources  # checked before any heavy work
     if data_args.train_loading == "stream":
-        check_stream_args(training_args)
+        check_stream_args(training_args, data_args.max_batch_seconds)
     set_seed(training_args.seed)
     checkpoint = resume_checkpoint(schedule, training_args)
     if checkpoint:

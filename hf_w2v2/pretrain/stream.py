@@ -70,7 +70,7 @@ def pretrain_stream(
     sources: list[str], data: DataArguments, training_args: TrainingArguments
 ) -> datasets.IterableDataset:
     """The streamed training set of ``run_pretraining``; sets ``training_args`` for streaming first."""
-    configure_streaming(training_args)
+    configure_streaming(training_args, data.max_batch_seconds)
     if data.max_train_files is not None:
         raise ValueError("--max_train_files is not supported with --train_loading stream (make smaller shards)")
     shards = find_all_shards(sources, labelled=False)

@@ -16,8 +16,13 @@ from transformers import TrainingArguments
 logger = logging.getLogger(__name__)
 
 
-def check_stream_args(args: TrainingArguments) -> None:
+def check_stream_args(args: TrainingArguments, max_batch_seconds: float | None = None) -> None:
     """Refuse, before any data is read, a schedule a stream cannot run."""
+    if max_batch_seconds is not None:
+        raise ValueError(
+            "--max_batch_seconds needs every clip's length up front; with --train_loading stream batches hold "
+            "per_device_train_batch_size clips (use --max_duration / --max_seconds to bound their length)"
+        )
     if args.max_steps is None or args.max_steps <= 0:
         raise ValueError(
             "--train_loading stream needs --max_steps > 0: a stream has no length, so epochs cannot be counted "
@@ -25,9 +30,9 @@ def check_stream_args(args: TrainingArguments) -> None:
         )
 
 
-def configure_streaming(args: TrainingArguments) -> TrainingArguments:
+def configure_streaming(args: TrainingArguments, max_batch_seconds: float | None = None) -> TrainingArguments:
     """``args`` checked and set for a streamed training set (each rank reads its own shards)."""
-    check_stream_args(args)
+    check_stream_args(args, max_batch_seconds)
     config: Any = args.accelerator_config  # an AcceleratorConfig once TrainingArguments is built
     if isinstance(config, dict):
         config["dispatch_batches"] = False
