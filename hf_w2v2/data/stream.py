@@ -197,8 +197,8 @@ def stream_dataset(
     """``shards`` -> raw items -> shuffle buffer -> ``decode`` -> items whose ``keep`` is true (see the module doc).
 
     Args:
-        shards: from :func:`hf_w2v2.data.stream_sources.find_all_shards`; one ``gen_kwargs`` entry each,
-            so ranks and workers split them.
+        shards: from :func:`hf_w2v2.data.stream_sources.find_all_shards`, dealt into ``streams`` readers
+            (:func:`split_streams`), so ranks and workers split them.
         decode: raw item -> decoded item with a boolean ``keep`` (e.g. :class:`CTCDecoder`).
         seed: shard order and shuffle buffer (datasets adds the epoch it is given by ``set_epoch``).
         shuffle_buffer: raw items held for shuffling (encoded audio or paths, not decoded waves).
