@@ -227,3 +227,13 @@ def test_both_trainers_refuse_a_stream_without_max_steps_before_reading_data(tmp
         run_finetuning(*parse_finetune_args([*common, "--train_data", missing, "--do_train"]))
     with pytest.raises(ValueError, match="needs --max_steps > 0"):
         run_pretraining(*parse_pretrain_args([*common, "--train_source", missing]))
+
+
+def test_a_stream_whose_items_are_all_filtered_out_fails_and_a_big_buffer_does_not(processor, monkeypatch) -> None:
+    shards = find_all_shards([str(TRAIN)])
+    big_buffer = ctc_stream(shards, processor, GEOMETRY, shuffle_buffer=1000)  # ~60 passes of 16 clips buffered
+    assert next(iter(big_buffer))["input_length"] > 0  # the first item may come from pass 40: no false alarm
+    monkeypatch.setattr("hf_w2v2.data.stream.EMPTY_ITEMS", 40)
+    all_too_long = ctc_stream(shards, processor, GEOMETRY, max_duration=0.1, shuffle_buffer=4)
+    with pytest.raises(RuntimeError, match="none of the first 40 items read is usable"):
+        next(iter(all_too_long))

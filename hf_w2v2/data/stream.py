@@ -20,7 +20,7 @@ gives each DataLoader worker of a rank one of that rank's streams. Every reader 
 full read of its shards; the crops of pre-training are seeded by seed, pass and item name): no
 rank's stream can end before another's, so every rank stops together at ``max_steps`` (the Trainer's
 only stopping rule for a stream), however unequal the shards. A reader whose shards give no item in
-a pass raises, and one whose items are all filtered out for two passes raises, instead of spinning.
+a pass raises, and so does one of whose first 10 000 items none is usable, instead of spinning.
 
 **Resuming.** The order is a pure function of (seed, shards, ranks, workers, batch size): the Trainer
 resumes an iterable loader by reading and discarding the batches already trained on, which lands on
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RAW_COLUMNS = ["audio_bytes", "path", "text", "pass"]  # dropped once an item is decoded
-EMPTY_PASSES = 2  # whole passes without one usable item before a worker gives up
+EMPTY_ITEMS = 10_000  # items read without one usable before a reader gives up (all filtered out: spinning)
 
 
 def _where() -> str:
@@ -112,21 +112,31 @@ def repeat_shards(
 
 
 class PassReport:
-    """Drop counts of one worker, logged and reset when a new pass starts; fails on passes without a usable item."""
+    """Drop counts of one reader, logged and reset when items of a new pass come; fails when nothing is usable.
+
+    The shuffle buffer mixes passes (the first items decoded may come from pass 30 of a small stream), so
+    a line covers the items decoded since the previous one, labelled with the pass they started in.
+    """
 
     def __init__(self, what: str) -> None:
         self.what = what
-        self.current = 0
+        self.current = -1
         self.report = FilterReport()
+        self.seen = 0
         self.kept_ever = 0
 
     def see(self, item: dict) -> FilterReport:
         number = int(item["pass"])
-        if number > self.current:  # the shuffle buffer mixes the ends of passes: items of an older one count here
-            logger.info("stream %s (%s) pass %d: %s", _where(), self.what, self.current, self.report.format())
+        if number > self.current:
+            if self.current >= 0:
+                logger.info("stream %s (%s) pass %d: %s", _where(), self.what, self.current, self.report.format())
             self.current, self.report = number, FilterReport()
-            if self.kept_ever == 0 and number >= EMPTY_PASSES:
-                raise RuntimeError(f"stream {_where()} ({self.what}): no usable item in {number} whole passes")
+        self.seen += 1
+        if self.kept_ever == 0 and self.seen > EMPTY_ITEMS:
+            raise RuntimeError(
+                f"stream {_where()} ({self.what}): none of the first {EMPTY_ITEMS} items read is usable; "
+                f"last filter counts: {self.report.format()}"
+            )
         self.report.total += 1
         return self.report
 
