@@ -189,3 +189,18 @@ def test_two_gloo_ranks_with_unequal_shards_stop_together_at_max_steps(tmp_path:
     assert not set(by_rank[0]) & set(by_rank[1])  # each rank read only its own shards
     passes = re.findall(r"stream rank 0 worker 0 \(fine-tuning\) pass (\d+)", done.stdout + done.stderr)
     assert passes and max(map(int, passes)) >= 5  # rank 0's stream ended and started again, many times
+
+
+@pytest.mark.slow
+def test_a_time_budget_stops_a_stream_and_the_run_folder_is_complete(tmp_path: Path, shards: Path) -> None:
+    from hf_w2v2.finetune import parse_finetune_args, run_finetuning
+
+    out = tmp_path / "budget"
+    argv = [str(out) if a == "OUT" else a for a in COMMON] + TASK_ARGS["finetune"]
+    argv += ["--train_data", str(shards), "--max_steps", "100000", "--max_train_minutes", "0.1", "--save_steps", "0"]
+    argv += ["--save_strategy", "no", "--eval_data", str(TRAIN.parent / "dev")]
+    result = run_finetuning(*parse_finetune_args(argv))
+    steps = json.loads((out / "trainer_state.json").read_text())["global_step"]
+    assert 0 < steps < 100000 and result.metrics["train_runtime"] < 60
+    assert "eval_wer" in result.metrics and (out / "README.md").is_file()
+    assert "streamed from 6 shard(s)" in (out / "data_report.txt").read_text()
