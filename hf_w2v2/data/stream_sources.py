@@ -19,6 +19,7 @@ number of items read from it, counted in a :class:`~hf_w2v2.data.shards.ShardSta
 from __future__ import annotations
 
 import base64
+import functools
 import glob
 import json
 import logging
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 ROW_SHARDS = 64  # slices of a row-listed source: enough for 8 ranks x 8 workers
 PARQUET_BATCH = 64  # rows read from a Parquet file at a time
-Shard = dict[str, Any]  # {"kind": ..., "path": ...} (+ "rows" for row slices); plain data, picklable
+Shard = dict[str, Any]  # {"kind": ..., "path": ...} (+ source and bounds for row slices); plain data, picklable
 
 
 def _files(pattern_or_dir: str, suffixes: tuple[str, ...]) -> list[str]:
@@ -48,13 +49,41 @@ def _file_shard(path: str) -> Shard | None:
     return None if kind is None else {"kind": kind, "path": path}
 
 
-def _row_shards(rows: list[tuple[str, str | None, str | None, bytes | None]], source: str) -> list[Shard]:
-    """``rows`` (name, text, path, bytes) in :data:`ROW_SHARDS` contiguous slices."""
+Row = tuple[str, str | None, str | None, bytes | None]  # name, text, audio path, audio bytes
+
+
+@functools.lru_cache(maxsize=8)
+def source_rows(source: str, labelled: bool, text_column: str, audio_column: str | None) -> list[Row]:
+    """The rows of a row-listed source, read once per process (forked DataLoader workers inherit them).
+
+    Shards name their rows by source and bounds, not by value: datasets hashes ``gen_kwargs``, which
+    took 16 s for 300 000 rows held in them.
+    """
+    if not labelled:
+        return [(p, None, p, None) for p in read_audio_paths(source)]
+    utterances = read_source(source, text_column=text_column, audio_column=audio_column)
+    if isinstance(utterances, dict):
+        raise ValueError(f"{source} holds several splits {sorted(utterances)}; point at one split")
+    return [(u.name, u.text, u.path, u.audio_bytes) for u in utterances]
+
+
+def _row_shards(source: str, labelled: bool, text_column: str, audio_column: str | None) -> list[Shard]:
+    """The rows of ``source`` in :data:`ROW_SHARDS` contiguous slices ``{"kind": "rows", "start", "stop", ...}``."""
+    rows = source_rows(source, labelled, text_column, audio_column)
     if not rows:
         raise ValueError(f"{source} holds no utterances")
     count = min(ROW_SHARDS, len(rows))
     bounds = [len(rows) * i // count for i in range(count + 1)]
-    return [{"kind": "rows", "path": f"{source}[{a}:{b}]", "rows": rows[a:b]} for a, b in zip(bounds, bounds[1:])]
+    where = {"source": source, "labelled": labelled, "text_column": text_column, "audio_column": audio_column}
+    return [
+        {"kind": "rows", "path": f"{source}[{a}:{b}]", "start": a, "stop": b, **where}
+        for a, b in zip(bounds, bounds[1:])
+    ]
+
+
+def _rows_of(shard: Shard) -> list[Row]:
+    rows = source_rows(shard["source"], shard["labelled"], shard["text_column"], shard["audio_column"])
+    return rows[shard["start"] : shard["stop"]]
 
 
 def find_shards(
@@ -92,12 +121,7 @@ def find_shards(
                 return [{"kind": "jsonl", "path": f} for f in files]
     else:
         raise ValueError(f"stream source not found: {source}")
-    if not labelled:
-        return _row_shards([(p, None, p, None) for p in read_audio_paths(source)], source)
-    utterances = read_source(source, text_column=text_column, audio_column=audio_column)
-    if isinstance(utterances, dict):
-        raise ValueError(f"{source} holds several splits {sorted(utterances)}; point at one split")
-    return _row_shards([(u.name, u.text, u.path, u.audio_bytes) for u in utterances], source)
+    return _row_shards(source, labelled, text_column, audio_column)
 
 
 def find_all_shards(
@@ -195,7 +219,7 @@ def read_shard(
         return
     if kind == "rows":
         stats.shards += 1
-        for name, text, audio_path, data in shard["rows"]:
+        for name, text, audio_path, data in _rows_of(shard):
             stats.items += 1
             yield {"name": name, "audio_bytes": data, "path": audio_path, "text": text}
         return
@@ -217,7 +241,7 @@ def shard_texts(shards: list[Shard], text_column: str = "text", audio_column: st
         if shard["kind"] == "tar":
             texts.extend(read_tar_texts(shard["path"]))
         elif shard["kind"] == "rows":
-            texts.extend(text or "" for _, text, _, _ in shard["rows"])
+            texts.extend(text or "" for _, text, _, _ in _rows_of(shard))
         elif shard["kind"] == "parquet":
             import pyarrow.parquet as pq
 
