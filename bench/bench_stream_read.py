@@ -1,6 +1,6 @@
 """Items per second read from tar shards, raw and decoded for CTC (hf_w2v2.data.shards / hf_w2v2.data.stream).
 
-    PYTHONPATH=. python bench/bench_stream_read.py [--copies 50] [--per_shard 100]
+    PYTHONPATH=. python bench/bench_stream_read.py [--copies 50] [--per_shard 100] [--workers 2]
 
 Writes the shipped 16-clip fixture corpus ``copies`` times into shards in a temporary folder, then
 times one pass: the raw tar reader, and the decoded CTC stream (soundfile + soxr + normalise +
@@ -14,6 +14,8 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+
+from torch.utils.data import DataLoader
 
 from hf_w2v2.data.processor import build_processor_from_texts
 from hf_w2v2.data.shards import ShardStats, read_tar_shards, write_shards
@@ -29,6 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--copies", type=int, default=50)
     parser.add_argument("--per_shard", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=0, help="also time a DataLoader with this many workers")
     args = parser.parse_args()
     base = read_audiofolder(TRAIN)
     utterances = [replace(u, id=f"{u.id}-{c}") for c in range(args.copies) for u in base]
@@ -55,6 +58,14 @@ def main() -> None:
             f"decoded CTC stream: {decoded} items, {seconds / 3600:.2f} h of audio in {elapsed:.1f} s: "
             f"{decoded / elapsed:.0f} items/s, {seconds / elapsed:.0f} audio s/s (one process)"
         )
+        if args.workers:
+            shards = find_all_shards([folder])
+            stream = ctc_stream(shards, processor, config, shuffle_buffer=100, repeat=False, streams=args.workers)
+            loader = DataLoader(stream, batch_size=8, num_workers=args.workers, collate_fn=len)
+            start = time.perf_counter()
+            count = sum(loader)
+            elapsed = time.perf_counter() - start
+            print(f"decoded, DataLoader with {args.workers} workers: {count} items, {count / elapsed:.0f} items/s")
 
 
 if __name__ == "__main__":
