@@ -1,6 +1,6 @@
 """Training on streams (issue 24.2): a run killed with SIGKILL and resumed from its last checkpoint sees exactly
 the samples of an uninterrupted run, step by step, with DataLoader workers and a shuffle buffer; two gloo
-processes whose shards are of very unequal size both reach max_steps (no rank runs dry, nothing hangs)."""
+processes whose shards are of very unequal size (one also reading a corrupt shard) both reach max_steps."""
 
 from __future__ import annotations
 
@@ -155,10 +155,13 @@ def test_sigkill_then_resume_sees_exactly_the_samples_of_an_uninterrupted_run(
 
 @pytest.mark.slow
 def test_two_gloo_ranks_with_unequal_shards_stop_together_at_max_steps(tmp_path: Path) -> None:
+    """Rank 0 reads one clip and a corrupt shard, pass after pass; rank 1 reads 15 clips."""
     utterances = read_audiofolder(TRAIN)
     folder = tmp_path / "shards"
     write_shards(utterances[:1], folder / "a", 1, show_progress=False)  # rank 0: 1 clip, read again and again
     write_shards(utterances[1:], folder / "b", 15, show_progress=False)  # rank 1: 15 clips
+    (folder / "c").mkdir()
+    (folder / "c" / "shard-000000.tar").write_bytes(b"corrupt" * 300)  # rank 0 too (shards are dealt a, b, c)
     out = tmp_path / "ddp"
     script = tmp_path / "runner.py"
     script.write_text(RUNNER)
@@ -187,6 +190,7 @@ def test_two_gloo_ranks_with_unequal_shards_stop_together_at_max_steps(tmp_path:
     assert len(by_rank[0]) == len(by_rank[1]) == 12  # 6 steps x 2 clips on each rank
     assert len(set(by_rank[0])) == 1 and len(set(by_rank[1])) == 12  # rank 0 read its one clip 12 times
     assert not set(by_rank[0]) & set(by_rank[1])  # each rank read only its own shards
+    assert f"skipping the rest of shard {folder / 'c' / 'shard-000000.tar'}" in done.stdout + done.stderr
     passes = re.findall(r"stream rank 0 worker 0 \(fine-tuning\) pass (\d+)", done.stdout + done.stderr)
     assert passes and max(map(int, passes)) >= 5  # rank 0's stream ended and started again, many times
 
