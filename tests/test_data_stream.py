@@ -213,6 +213,10 @@ def test_make_shards_command_and_too_few_shards_for_the_readers(tmp_path: Path, 
     with pytest.raises(ValueError, match="4 shard\\(s\\) for 8 readers"):
         ctc_stream(shards, processor, GEOMETRY, streams=8)  # 2 ranks x 4 workers
     assert main(["make-shards", str(tmp_path / "missing"), str(tmp_path / "t"), "--quiet"]) == 2
+    pretrain = FIXTURES / "pretrain"
+    assert main(["make-shards", str(pretrain), str(tmp_path / "u"), "--unlabeled", "--per_shard", "3", "--quiet"]) == 0
+    unlabeled = list(read_tar_shards(sorted(map(str, (tmp_path / "u").glob("*.tar")))))
+    assert len(unlabeled) == 8 and all(item["text"] is None for item in unlabeled)  # audio only, even broken.flac
 
 
 def test_both_trainers_refuse_a_stream_without_max_steps_before_reading_data(tmp_path: Path) -> None:
