@@ -4,6 +4,7 @@
     hf-w2v2 export MODEL OUT [--format onnx|onnx-int8|exported-program] [--check-audio FILES]
     hf-w2v2 align MODEL AUDIO TRANSCRIPT [--format json|tsv|srt|textgrid]
     hf-w2v2 build-lm CORPUS.txt OUT.arpa [--order 4] [--prune 0 0 1 1]
+    hf-w2v2 make-shards SOURCE OUT_DIR [--per_shard 1000] [--unlabeled]   (tar shards for --train_loading stream)
     hf-w2v2 convert-fairseq CHECKPOINT.pt OUT_DIR [--trust-pickle]
     hf-w2v2 classify MODEL AUDIO... [--top-k 3]              (JSON lines: top labels with scores)
     hf-w2v2 verify MODEL A B [--threshold T]                  (cosine score, same speaker or not)
@@ -187,6 +188,48 @@ def run_build_lm(args: argparse.Namespace) -> int:
     sizes = ", ".join(f"{n}-grams: {len(p)}" for n, p in enumerate(model.probs, 1))
     size_mb = os.path.getsize(args.output) / 1e6
     print(f"wrote {args.output} ({size_mb:.1f} MB; {sizes}) in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def add_make_shards(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "make-shards",
+        help="write a corpus as WebDataset-style tar shards (for --train_loading stream)",
+        description="Copy the audio (as encoded) and transcripts of a corpus into tar shards; see docs/streaming.md.",
+    )
+    p.add_argument("source", help="audiofolder, LibriSpeech folder, .csv/.tsv/.jsonl manifest, save_to_disk folder")
+    p.add_argument("output_dir", help="folder for shard-000000.tar, shard-000001.tar, ...")
+    p.add_argument("--per_shard", type=int, default=1000, help="utterances per shard")
+    p.add_argument("--unlabeled", action="store_true", help="audio only (any folder of audio files or a list)")
+    p.add_argument("--text-column", default="text", help="transcript column of manifests")
+    p.add_argument("--audio-column", default=None, help="audio column of manifests (default: auto-detected)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=run_make_shards)
+
+
+def run_make_shards(args: argparse.Namespace) -> int:
+    """Handler of ``hf-w2v2 make-shards``."""
+    from hf_w2v2.data.shards import write_shards
+    from hf_w2v2.data.sources import Utterance, read_audio_paths, read_source
+
+    if not os.path.exists(args.source):
+        raise ValueError(f"data source not found: {args.source}")
+    if args.unlabeled:
+        utterances = [
+            Utterance(id=os.path.splitext(os.path.basename(p))[0], text=None, path=p)
+            for p in read_audio_paths(args.source)
+        ]
+    else:
+        found = read_source(args.source, text_column=args.text_column, audio_column=args.audio_column)
+        if isinstance(found, dict):
+            raise ValueError(f"{args.source} holds several splits {sorted(found)}; point at one split")
+        utterances = found
+    start = time.perf_counter()
+    paths = write_shards(utterances, args.output_dir, args.per_shard, show_progress=not args.quiet)
+    size_mb = sum(os.path.getsize(p) for p in paths) / 1e6
+    elapsed = time.perf_counter() - start
+    where = f"{args.output_dir} ({size_mb:.1f} MB, {elapsed:.1f} s)"
+    print(f"wrote {len(utterances)} utterances in {len(paths)} shard(s) to {where}")
     return 0
 
 
@@ -398,6 +441,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_export,
     add_align,
     add_build_lm,
+    add_make_shards,
     add_convert_fairseq,
     add_classify,
     add_verify,

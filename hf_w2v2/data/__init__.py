@@ -6,7 +6,9 @@
 - :mod:`~hf_w2v2.data.prepare`: decoded, filtered, tokenised CTC datasets (``datasets``);
 - :mod:`~hf_w2v2.data.collator`: CTC batches; :mod:`~hf_w2v2.data.sampler`: length-grouped order;
 - :mod:`~hf_w2v2.data.processor`: the ``Wav2Vec2Processor`` matching a model config;
-- :mod:`~hf_w2v2.data.synthesize`: synthetic speech corpora (espeak-ng, flite, festival, sox).
+- :mod:`~hf_w2v2.data.synthesize`: synthetic speech corpora (espeak-ng, flite, festival, sox);
+- :mod:`~hf_w2v2.data.shards`: WebDataset-style tar shards; :mod:`~hf_w2v2.data.stream_sources`: the
+  shards of a source; :mod:`~hf_w2v2.data.stream`: streamed training sets (``datasets.IterableDataset``).
 
 Names are imported on first use: ``import hf_w2v2.data.audio`` does not load torch or ``datasets``.
 """
@@ -47,6 +49,9 @@ _NAMES = {
     "LengthGroupedSampler": "hf_w2v2.data.sampler",
     "FilterReport": "hf_w2v2.data.prepare",
     "prepare_ctc_dataset": "hf_w2v2.data.prepare",
+    **dict.fromkeys(("ShardStats", "read_tar_shards", "write_shards"), "hf_w2v2.data.shards"),
+    **dict.fromkeys(("ctc_stream", "stream_dataset"), "hf_w2v2.data.stream"),
+    "find_all_shards": "hf_w2v2.data.stream_sources",
 }
 __getattr__, __dir__ = lazy_namespace(__name__, _NAMES)
 __all__ = sorted(_NAMES)

@@ -29,6 +29,7 @@ from hf_w2v2.finetune.metrics import CTCMetrics, argmax_logits, frame_counts_fro
 from hf_w2v2.finetune.model import build_ctc_model, count_parameters, describe_frozen_encoder
 from hf_w2v2.finetune.predictions import write_predictions
 from hf_w2v2.finetune.resume import check_resume_vocabulary
+from hf_w2v2.finetune.stream import stream_shards, stream_split
 from hf_w2v2.finetune.trainer import CTCTrainer
 from hf_w2v2.models.configuration import Wav2Vec2Config, config_from_name
 from hf_w2v2.text.coverage import coverage_report
@@ -68,14 +69,17 @@ def prepare_data(
     """Read the corpora, pick the vocabulary, report coverage, and build filtered datasets."""
     normalizer = TextNormalizer(case=data_args.case)  # type: ignore[arg-type]  # checked by DataArguments
     read = lambda src, limit=None: read_utterances(src, data_args.text_column, data_args.audio_column, limit)
-    train_sources = [data_args.train_data] + data_args.extra_train_data if data_args.train_data else []
+    stream = data_args.train_loading == "stream" and training_args.do_train  # checked before any data is read
+    shards, streamed_texts = stream_shards(model_args, data_args, training_args) if stream else ([], [])
+    train_sources = [data_args.train_data] + data_args.extra_train_data if data_args.train_data and not stream else []
     train_utts = [u for source in train_sources for u in read(source)][: data_args.max_train_samples]
+    train_texts = streamed_texts if stream else [u.text or "" for u in train_utts]
     eval_sets = [("eval", data_args.eval_data)] if data_args.eval_data else []
     eval_utts = {name: read(path, data_args.max_eval_samples) for name, path in eval_sets + data_args.named_test_sets()}
     config = base_config(model_args)
     processor, source = choose_processor(
         config,
-        [u.text or "" for u in train_utts],
+        train_texts,
         normalizer,
         tokenizer_name_or_path=data_args.tokenizer_name_or_path,
         model_name_or_path=model_args.model_name_or_path,
@@ -84,13 +88,13 @@ def prepare_data(
     if checkpoint is not None:
         check_resume_vocabulary(checkpoint, processor.tokenizer.get_vocab())
     all_eval_texts = [u.text or "" for utts in eval_utts.values() for u in utts]
-    coverage = coverage_report(
-        processor.tokenizer.get_vocab(), [u.text or "" for u in train_utts], all_eval_texts or None, normalizer
-    )
+    coverage = coverage_report(processor.tokenizer.get_vocab(), train_texts, all_eval_texts or None, normalizer)
     logger.info("vocabulary (%d tokens) %s\n%s", len(processor.tokenizer), source, coverage.format())
     workers = data_args.preprocessing_num_workers
     train = (
-        prepare_split(
+        stream_split(shards, processor, config, normalizer, data_args, training_args)
+        if shards
+        else prepare_split(
             "train",
             train_utts,
             processor,
@@ -298,7 +302,7 @@ def card_inputs(
             for name, times in corpora
         )
     ]
-    if report is not None:
+    if report is not None and report.total:  # a stream's counts are in the training log
         data_text.append(
             f"- {report.kept} utterances, {report.kept_seconds / 3600:.2f} h after filtering "
             f"({report.total - report.kept} dropped: see `{DATA_REPORT_FILE}`)"
@@ -372,9 +376,10 @@ def run_finetuning(
             raise ValueError("--do_train needs --train_data")
         data.processor.save_pretrained(output_dir)
         train_metrics = dict(trainer.train(resume_from_checkpoint=checkpoint).metrics)
-        seen = trainer.state.epoch * data.train.report.kept_seconds  # audio seconds the optimizer saw
-        train_metrics["train_audio_seconds"] = round(seen, 1)
-        train_metrics["train_audio_seconds_per_second"] = round(seen / max(train_metrics["train_runtime"], 1e-9), 2)
+        if data.train.report.kept_seconds:  # known for eager splits, not for a stream
+            seen = trainer.state.epoch * data.train.report.kept_seconds  # audio seconds the optimizer saw
+            train_metrics["train_audio_seconds"] = round(seen, 1)
+            train_metrics["train_audio_seconds_per_second"] = round(seen / max(train_metrics["train_runtime"], 1e-9), 2)
         if data.cache_seconds:
             train_metrics["train_cache_seconds"] = round(data.cache_seconds, 3)  # not in train_runtime
         trainer.save_model()

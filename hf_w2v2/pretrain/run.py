@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from transformers import TrainingArguments, set_seed
 
@@ -28,11 +29,16 @@ from hf_w2v2.models.pretraining import Wav2Vec2ForPreTraining
 from hf_w2v2.pretrain.arguments import DataArguments, ModelArguments, ScheduleArguments
 from hf_w2v2.pretrain.collator import DataCollatorForPreTraining
 from hf_w2v2.pretrain.data import UnlabeledAudioDataset, scan_audio
+from hf_w2v2.pretrain.stream import pretrain_stream
 from hf_w2v2.pretrain.temperature import GumbelSchedule
 from hf_w2v2.pretrain.trainer import PreTrainingTrainer
 from hf_w2v2.training.budget import budget_for_run
 from hf_w2v2.training.checkpoints import latest_complete_checkpoint, resolve_checkpoint
 from hf_w2v2.training.distributed import DistributedReportCallback
+from hf_w2v2.training.streaming import check_stream_args
+
+if TYPE_CHECKING:
+    import datasets
 
 logger = logging.getLogger(__name__)
 
@@ -93,14 +99,20 @@ def run_pretraining(
 ) -> PretrainResult:
     """Train (or resume), evaluate, and write the output folder; see the module docstring."""
     train_sources = data_args.train_sources  # checked before any heavy work
+    if data_args.train_loading == "stream":
+        check_stream_args(training_args, data_args.max_batch_seconds)
     set_seed(training_args.seed)
     checkpoint = resume_checkpoint(schedule, training_args)
     if checkpoint:
         logger.info("resuming from %s", checkpoint)
     model = load_model(model_args)
-    train_set = load_audio_set(train_sources, data_args, training_args.seed, data_args.max_train_files)
+    train_set: UnlabeledAudioDataset | datasets.IterableDataset
+    if data_args.train_loading == "stream":
+        train_set = pretrain_stream(train_sources, data_args, training_args)
+    else:
+        train_set = load_audio_set(train_sources, data_args, training_args.seed, data_args.max_train_files)
     eval_set = load_audio_set([data_args.eval_source], data_args, training_args.seed) if data_args.eval_source else None
-    if data_args.max_batch_seconds is not None:
+    if data_args.max_batch_seconds is not None and isinstance(train_set, UnlabeledAudioDataset):  # a stream refuses it
         check_fits(train_set.lengths, round(data_args.max_batch_seconds * TARGET_SAMPLING_RATE))
     layer_norm = uses_attention_mask(model.config)  # group-norm encoders get unpadded (cropped) batches
     collator = DataCollatorForPreTraining(
