@@ -2,12 +2,13 @@
 
 Usage (from the repository root; ~10 minutes on 2 cores):
     python bench/bench_scale.py                                  # synth-train (1.5 h) and 10x it (15 h)
-    python bench/bench_scale.py --loadings lazy eager --repeat 10 --steps 6
+    python bench/bench_scale.py --loadings lazy stream eager --repeat 10 --steps 6
 
 1. Peak memory: a short CTC fine-tuning run (``examples/finetune_ctc.py``, small preset, batches of
-   ``--batch_seconds``, 2 DataLoader workers) on the corpus and on a manifest repeating it ``--repeat``
-   times, per loading mode. Memory is the peak over the run of the summed PSS (proportional set size:
-   pages shared by the forked workers are counted once) of the whole process tree, sampled every 0.2 s.
+   ``--batch_seconds`` (stream: 8 clips), 2 DataLoader workers) on the corpus and on a manifest
+   repeating it ``--repeat`` times, per loading mode. Memory is the peak over the run of the summed
+   PSS (proportional set size: pages shared by the forked workers are counted once) of the whole
+   process tree, sampled every 0.2 s.
 2. Data-only throughput: audio-seconds per second that 2 DataLoader workers decode, resample,
    normalise and collate (lazy dataset, batches by seconds), against the model's training
    throughput (audio-seconds per second of the fine-tuning steps, from the run's
@@ -59,11 +60,17 @@ def finetune_peak(train: str, loading: str, out: Path, args: argparse.Namespace)
         sys.executable, "examples/finetune_ctc.py",
         "--config_name", "small", "--train_data", train, "--output_dir", str(out),
         "--do_train", "--max_steps", str(args.steps), "--learning_rate", "1e-4",
-        "--train_loading", loading, "--max_batch_seconds", str(args.batch_seconds),
+        "--train_loading", loading,
         "--dataloader_num_workers", "2", "--save_strategy", "no", "--eval_strategy", "no",
         "--report_to", "none", "--disable_tqdm", "True", "--use_cpu", "True", "--logging_steps", "1",
         "--max_duration", "12",
     ]  # fmt: skip
+    # A stream has no lengths up front, so no batches by seconds: a fixed batch of about the same audio.
+    command += (
+        ["--per_device_train_batch_size", "8"]
+        if loading == "stream"
+        else ["--max_batch_seconds", str(args.batch_seconds)]
+    )
     log = out.with_suffix(".log")
     with log.open("w") as handle:
         proc = subprocess.Popen(command, cwd=ROOT, stdout=handle, stderr=subprocess.STDOUT)

@@ -200,7 +200,9 @@ def test_two_cpu_processes_fine_tune(name: str, kind: str, tmp_path: Path) -> No
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "kind"), RUNNABLE)
+# ZeRO-3 only, the most involved: pre-training under DDP and ZeRO-2 goes through the launcher and trainer
+# code that fine-tuning tests above; they are left out to keep the suite under its time.
+@pytest.mark.parametrize(("name", "kind"), RUNNABLE[2:])
 def test_two_cpu_processes_pre_train(name: str, kind: str, tmp_path: Path) -> None:
     from hf_w2v2 import Wav2Vec2ForPreTraining
 
@@ -224,12 +226,14 @@ def test_fsdp_on_cpu_processes_says_it_runs_data_parallel(tmp_path: Path) -> Non
 def test_time_budget_is_one_clock_across_processes(tmp_path: Path) -> None:
     """With ``--max_train_minutes`` the learning rate and the stop follow the time spent: read from each
     process's own clock, the replicas got different learning rates (different weights) and could stop a step
-    apart (a hang). Rank 0's clock is broadcast at every step boundary."""
+    apart (a hang). Rank 0's clock is broadcast at every step boundary. The run also reads its clips lazily
+    in a worker and batches them by seconds (the same batches on both ranks, each rank its share)."""
     from hf_w2v2 import Wav2Vec2ForCTC
 
     out = tmp_path / "out"
     budget = ["--max_train_minutes", "0.1", "--max_steps", "100000", "--warmup_steps", "0.1"]
-    log = launch("ddp", [*FINETUNE, *budget], out, port=29670, max_steps=None)
+    loading = ["--train_loading", "lazy", "--max_batch_seconds", "9", "--dataloader_num_workers", "1"]
+    log = launch("ddp", [*FINETUNE, *budget, *loading], out, port=29670, max_steps=None)
     checksums = dict(re.findall(rf"{CHECKSUM_MARK} rank (\d): (\S+)", log))
     assert set(checksums) == {"0", "1"} and checksums["0"] == checksums["1"], checksums
     state = json.loads((out / "trainer_state.json").read_text())

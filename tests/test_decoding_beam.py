@@ -51,7 +51,7 @@ def test_token_pruning_bounds_what_the_lm_can_choose(lm_path: str, noisy: list[t
     strict = BeamSearchDecoder(alphabet(), lm_path=lm_path, alpha=1.0, beta=1.0, token_min_logp=-1e-6)
     assert [" ".join(t.text.split()) for t in strict.decode_batch(noisy)] == [" ".join(g.split()) for g in greedy]
     loose = BeamSearchDecoder(
-        alphabet(), lm_path=lm_path, alpha=1.0, beta=1.0, token_min_logp=-20.0, beam_prune_logp=-30.0
+        alphabet(), lm_path=lm_path, alpha=1.0, beta=1.0, token_min_logp=-20.0, beam_prune_logp=-30.0, beam_width=8
     )
     assert loose.token_min_logp == -20.0 and loose.beam_prune_logp == -30.0
     loose_wer = word_error_rate(SENTENCES, [t.text for t in loose.decode_batch(noisy)])
