@@ -19,7 +19,7 @@ from typing import Any
 from transformers import TrainingArguments
 
 from hf_w2v2.pretrain.temperature import PAPER_DECAY, PAPER_END, PAPER_START
-from hf_w2v2.training.loaders import check_loading
+from hf_w2v2.training.loaders import check_loading, max_batch_seconds_field, shuffle_buffer_field
 from hf_w2v2.training.recipe import parse_recipe_args
 
 
@@ -111,16 +111,8 @@ class DataArguments:
             "workers and shuffled with --shuffle_buffer. (eager is accepted and means lazy: audio is never held.)"
         },
     )
-    max_batch_seconds: float | None = field(
-        default=None,
-        metadata={
-            "help": "Training batches of at most this much padded audio (items x longest crop, seconds), "
-            "length-bucketed, the same on every rank, longest first; replaces per_device_train_batch_size."
-        },
-    )
-    shuffle_buffer: int = field(
-        default=1000, metadata={"help": "Items in the shuffle buffer of --train_loading stream."}
-    )
+    max_batch_seconds: float | None = max_batch_seconds_field()
+    shuffle_buffer: int = shuffle_buffer_field()
 
     def __post_init__(self) -> None:
         self.extra_train_sources = [item for item in self.extra_train_sources if item.strip()]

@@ -9,6 +9,7 @@ with workers.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import field
 from typing import Any
 
 import torch
@@ -67,6 +68,22 @@ def duration_loader(
 
 
 TRAIN_LOADINGS = ("eager", "lazy", "stream")
+
+
+def max_batch_seconds_field() -> Any:
+    """The ``--max_batch_seconds`` option of both trainers' DataArguments."""
+    return field(
+        default=None,
+        metadata={
+            "help": "Training batches of at most this much padded audio (items x longest clip or crop, seconds), "
+            "length-bucketed, the same on every rank, longest first; replaces per_device_train_batch_size."
+        },
+    )
+
+
+def shuffle_buffer_field() -> Any:
+    """The ``--shuffle_buffer`` option of both trainers' DataArguments."""
+    return field(default=1000, metadata={"help": "Items in the shuffle buffer of --train_loading stream."})
 
 
 def check_loading(train_loading: str, max_batch_seconds: float | None, shuffle_buffer: int) -> None:
