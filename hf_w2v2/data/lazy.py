@@ -33,13 +33,19 @@ from hf_w2v2.data.audio import (
     AudioLoadError,
     audio_info,
     audio_info_bytes,
-    load_audio,
-    load_audio_bytes,
     normalize_waveform,
 )
-from hf_w2v2.data.prepare import FilterReport, HasConvGeometry, _labelled, _log_report, ctc_min_frames
+from hf_w2v2.data.prepare import (
+    FilterReport,
+    HasConvGeometry,
+    _labelled,
+    _log_report,
+    ctc_min_frames,
+    decode_utterance,
+    sample_bounds,
+)
 from hf_w2v2.data.sources import Utterance
-from hf_w2v2.models.lengths import conv_output_length, receptive_field
+from hf_w2v2.models.lengths import conv_output_length
 from hf_w2v2.text.normalize import TextNormalizer
 
 logger = logging.getLogger(__name__)
@@ -92,7 +98,7 @@ class LazyCTCDataset(torch.utils.data.Dataset):
         for attempt in range(len(self.clips)):
             clip = self.clips[(index + attempt) % len(self.clips)]
             try:
-                audio = decode(clip.utterance, self.sampling_rate)  # (T,)
+                audio = decode_utterance(clip.utterance, self.sampling_rate)  # (T,)
             except AudioLoadError as err:
                 logger.warning("skipping a clip that no longer decodes: %s", err)
                 continue
@@ -103,14 +109,6 @@ class LazyCTCDataset(torch.utils.data.Dataset):
                 "name": clip.utterance.name,
             }
         raise AudioLoadError("no clip of the dataset can be decoded")
-
-
-def decode(utt: Utterance, sampling_rate: int) -> np.ndarray:
-    """Mono float32 ``(T,)`` at ``sampling_rate`` from the utterance's bytes or file."""
-    if utt.audio_bytes is not None:
-        return load_audio_bytes(utt.audio_bytes, sampling_rate, name=utt.name)
-    assert utt.path is not None  # header() refused utterances with neither
-    return load_audio(utt.path, sampling_rate)
 
 
 def prepare_lazy_ctc_dataset(
@@ -133,8 +131,7 @@ def prepare_lazy_ctc_dataset(
         ValueError: no utterance survives the filters (the message holds the report).
     """
     sampling_rate = int(processor.feature_extractor.sampling_rate)
-    min_samples = max(receptive_field(config.conv_kernel, config.conv_stride), round(min_duration * sampling_rate))
-    max_samples = None if max_duration is None else round(max_duration * sampling_rate)
+    min_samples, max_samples = sample_bounds(sampling_rate, config, min_duration, max_duration)
     report = FilterReport(total=len(utterances))
     items = _labelled(utterances, processor, normalizer or TextNormalizer(), drop_oov, report)
 

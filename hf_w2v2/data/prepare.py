@@ -58,6 +58,13 @@ _SCHEMA = pa.schema(
 )
 
 
+class HasConvGeometry(Protocol):
+    """A model config's feature-encoder geometry (``Wav2Vec2Config`` has it)."""
+
+    conv_kernel: Sequence[int]
+    conv_stride: Sequence[int]
+
+
 @dataclass
 class FilterReport:
     """What happened to each utterance given to :func:`prepare_ctc_dataset`."""
@@ -98,19 +105,36 @@ class _Decoded:
     detail: str = ""
 
 
+def decode_utterance(utt: Utterance, sampling_rate: int) -> np.ndarray:
+    """Mono float32 ``(T,)`` at ``sampling_rate`` from the utterance's bytes, else its file.
+
+    Raises:
+        AudioLoadError: neither is given, or the audio cannot be decoded.
+    """
+    if utt.audio_bytes is not None:
+        return load_audio_bytes(utt.audio_bytes, sampling_rate, name=utt.name)
+    if utt.path is None:
+        raise AudioLoadError(f"utterance {utt.id} has neither audio bytes nor a path")
+    return load_audio(utt.path, sampling_rate)
+
+
+def sample_bounds(
+    sampling_rate: int, config: HasConvGeometry, min_duration: float, max_duration: float | None
+) -> tuple[int, int | None]:
+    """``(min_samples, max_samples)`` a training clip must stay within: the encoder's receptive field or
+    ``min_duration``, whichever is longer, and ``max_duration`` (None: no limit)."""
+    min_samples = max(receptive_field(config.conv_kernel, config.conv_stride), round(min_duration * sampling_rate))
+    return min_samples, None if max_duration is None else round(max_duration * sampling_rate)
+
+
 def _decode_one(utt: Utterance, sampling_rate: int, min_samples: int, max_samples: int | None) -> _Decoded:
     """Decode one utterance; reject from the header alone when it is already too long."""
     try:
-        if utt.audio_bytes is not None:
-            audio = load_audio_bytes(utt.audio_bytes, sampling_rate, name=utt.name)
-        else:
-            if utt.path is None:
-                raise AudioLoadError(f"utterance {utt.id} has neither audio bytes nor a path")
-            if max_samples is not None:
-                info = audio_info(utt.path)
-                if info.num_frames * sampling_rate / info.sampling_rate > max_samples + 1:
-                    return _Decoded(None, "too_long")
-            audio = load_audio(utt.path, sampling_rate)
+        if utt.audio_bytes is None and utt.path is not None and max_samples is not None:
+            info = audio_info(utt.path)
+            if info.num_frames * sampling_rate / info.sampling_rate > max_samples + 1:
+                return _Decoded(None, "too_long")
+        audio = decode_utterance(utt, sampling_rate)
     except AudioLoadError as err:
         return _Decoded(None, "unreadable", str(err))
     if audio.shape[0] < min_samples:
@@ -201,13 +225,6 @@ def _to_record_batch(batch: dict[str, list]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays([values, pa.array(lengths), labels, names], schema=_SCHEMA)
 
 
-class HasConvGeometry(Protocol):
-    """A model config's feature-encoder geometry (``Wav2Vec2Config`` has it)."""
-
-    conv_kernel: Sequence[int]
-    conv_stride: Sequence[int]
-
-
 def prepare_ctc_dataset(
     utterances: Sequence[Utterance],
     processor: Wav2Vec2Processor,
@@ -248,8 +265,7 @@ def prepare_ctc_dataset(
     import datasets
 
     sampling_rate = int(processor.feature_extractor.sampling_rate)
-    min_samples = max(receptive_field(config.conv_kernel, config.conv_stride), round(min_duration * sampling_rate))
-    max_samples = None if max_duration is None else round(max_duration * sampling_rate)
+    min_samples, max_samples = sample_bounds(sampling_rate, config, min_duration, max_duration)
     num_workers = num_workers or min(8, os.cpu_count() or 1)
     report = FilterReport(total=len(utterances))
     items = _labelled(utterances, processor, normalizer or TextNormalizer(), drop_oov, report)

@@ -44,12 +44,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, AudioLoadError, load_audio, load_audio_bytes
-from hf_w2v2.data.prepare import FilterReport, HasConvGeometry, _decode_one, _labelled, ctc_min_frames
+from hf_w2v2.data.audio import TARGET_SAMPLING_RATE
+from hf_w2v2.data.prepare import (
+    FilterReport,
+    HasConvGeometry,
+    _decode_one,
+    _labelled,
+    ctc_min_frames,
+    decode_utterance,
+    sample_bounds,
+)
 from hf_w2v2.data.shards import ShardStats
 from hf_w2v2.data.sources import Utterance
 from hf_w2v2.data.stream_sources import Shard, read_shard
-from hf_w2v2.models.lengths import conv_output_length, receptive_field
+from hf_w2v2.models.lengths import conv_output_length
 from hf_w2v2.text.normalize import TextNormalizer
 
 if TYPE_CHECKING:
@@ -165,8 +173,7 @@ class CTCDecoder:
         self.processor, self.normalizer, self.drop_oov = processor, normalizer, drop_oov
         self.sampling_rate = int(processor.feature_extractor.sampling_rate)
         self.conv = (list(config.conv_kernel), list(config.conv_stride))
-        self.min_samples = max(receptive_field(*self.conv), round(min_duration * self.sampling_rate))
-        self.max_samples = None if max_duration is None else round(max_duration * self.sampling_rate)
+        self.min_samples, self.max_samples = sample_bounds(self.sampling_rate, config, min_duration, max_duration)
         self.passes = PassReport("fine-tuning")
 
     def __call__(self, item: dict) -> dict:
@@ -272,11 +279,7 @@ def reader_count(world_size: int, num_workers: int) -> int:
 
 def decode_raw_audio(item: dict) -> np.ndarray:
     """16 kHz mono float32 ``(T,)`` of a raw item (bytes or path); raises :class:`AudioLoadError`."""
-    if item["audio_bytes"] is not None:
-        return load_audio_bytes(item["audio_bytes"], TARGET_SAMPLING_RATE, name=item["name"])
-    if item["path"] is None:
-        raise AudioLoadError(f"{item['name']}: neither audio bytes nor a path")
-    return load_audio(item["path"], TARGET_SAMPLING_RATE)
+    return decode_utterance(_utterance(item), TARGET_SAMPLING_RATE)
 
 
 def stable_index(name: str) -> int:
