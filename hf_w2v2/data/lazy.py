@@ -38,11 +38,11 @@ from hf_w2v2.data.audio import (
 from hf_w2v2.data.prepare import (
     FilterReport,
     HasConvGeometry,
-    _labelled,
-    _log_report,
     ctc_min_frames,
     decode_utterance,
+    log_filter_report,
     sample_bounds,
+    tokenize_transcripts,
 )
 from hf_w2v2.data.sources import Utterance
 from hf_w2v2.models.lengths import conv_output_length
@@ -133,7 +133,7 @@ def prepare_lazy_ctc_dataset(
     sampling_rate = int(processor.feature_extractor.sampling_rate)
     min_samples, max_samples = sample_bounds(sampling_rate, config, min_duration, max_duration)
     report = FilterReport(total=len(utterances))
-    items = _labelled(utterances, processor, normalizer or TextNormalizer(), drop_oov, report)
+    items = tokenize_transcripts(utterances, processor, normalizer or TextNormalizer(), drop_oov, report)
 
     def read_header(item: tuple[Utterance, list[int]]) -> AudioInfo | str:
         try:
@@ -163,7 +163,7 @@ def prepare_lazy_ctc_dataset(
                 clips.append(LazyClip(utt, tuple(labels), num_samples))
                 report.kept += 1
                 report.kept_seconds += num_samples / sampling_rate
-    _log_report(report)
+    log_filter_report(report)
     if report.kept == 0:
         raise ValueError(f"no utterance left after filtering: {report.format()}")
     return LazyCTCDataset(clips, sampling_rate), report

@@ -99,7 +99,9 @@ def ctc_min_frames(labels: Sequence[int]) -> int:
 
 
 @dataclass(frozen=True)
-class _Decoded:
+class DecodedClip:
+    """One utterance after :func:`decode_checked`: its audio, or why it was dropped."""
+
     audio: np.ndarray | None  # normalised (T,), or None when dropped
     drop: str | None = None  # "unreadable", "too_short" or "too_long"
     detail: str = ""
@@ -127,24 +129,24 @@ def sample_bounds(
     return min_samples, None if max_duration is None else round(max_duration * sampling_rate)
 
 
-def _decode_one(utt: Utterance, sampling_rate: int, min_samples: int, max_samples: int | None) -> _Decoded:
+def decode_checked(utt: Utterance, sampling_rate: int, min_samples: int, max_samples: int | None) -> DecodedClip:
     """Decode one utterance; reject from the header alone when it is already too long."""
     try:
         if utt.audio_bytes is None and utt.path is not None and max_samples is not None:
             info = audio_info(utt.path)
             if info.num_frames * sampling_rate / info.sampling_rate > max_samples + 1:
-                return _Decoded(None, "too_long")
+                return DecodedClip(None, "too_long")
         audio = decode_utterance(utt, sampling_rate)
     except AudioLoadError as err:
-        return _Decoded(None, "unreadable", str(err))
+        return DecodedClip(None, "unreadable", str(err))
     if audio.shape[0] < min_samples:
-        return _Decoded(None, "too_short")
+        return DecodedClip(None, "too_short")
     if max_samples is not None and audio.shape[0] > max_samples:
-        return _Decoded(None, "too_long")
-    return _Decoded(normalize_waveform(audio))
+        return DecodedClip(None, "too_long")
+    return DecodedClip(normalize_waveform(audio))
 
 
-def _labelled(
+def tokenize_transcripts(
     utterances: Sequence[Utterance],
     processor: Wav2Vec2Processor,
     normalizer: TextNormalizer,
@@ -185,7 +187,7 @@ def _record_batches(
     with ThreadPoolExecutor(max_workers=num_workers) as pool:
         for start in range(0, len(items), CHUNK):
             chunk = items[start : start + CHUNK]
-            decoded = pool.map(lambda it: _decode_one(it[0], sampling_rate, min_samples, max_samples), chunk)
+            decoded = pool.map(lambda it: decode_checked(it[0], sampling_rate, min_samples, max_samples), chunk)
             batch: dict[str, list] = {"input_values": [], "input_length": [], "labels": [], "name": []}
             for (utt, labels), result in zip(chunk, decoded):
                 progress.update(1)
@@ -268,7 +270,7 @@ def prepare_ctc_dataset(
     min_samples, max_samples = sample_bounds(sampling_rate, config, min_duration, max_duration)
     num_workers = num_workers or min(8, os.cpu_count() or 1)
     report = FilterReport(total=len(utterances))
-    items = _labelled(utterances, processor, normalizer or TextNormalizer(), drop_oov, report)
+    items = tokenize_transcripts(utterances, processor, normalizer or TextNormalizer(), drop_oov, report)
     batches = (
         _to_record_batch(batch)
         for batch in _record_batches(
@@ -290,13 +292,14 @@ def prepare_ctc_dataset(
             for record_batch in batches:
                 writer.write_batch(record_batch)
         dataset = datasets.Dataset.from_file(os.fspath(cache_file))
-    _log_report(report)
+    log_filter_report(report)
     if report.kept == 0:
         raise ValueError(f"no utterance left after filtering: {report.format()}")
     return dataset.with_format("numpy"), report
 
 
-def _log_report(report: FilterReport) -> None:
+def log_filter_report(report: FilterReport) -> None:
+    """Log what filtering dropped (unreadable files by name and reason) and the report's summary line."""
     if report.unreadable:
         listed = "\n  ".join(f"{name} ({reason})" for name, reason in report.unreadable)
         logger.warning("skipped %d unreadable audio file(s):\n  %s", len(report.unreadable), listed)

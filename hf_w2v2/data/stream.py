@@ -48,11 +48,11 @@ from hf_w2v2.data.audio import TARGET_SAMPLING_RATE
 from hf_w2v2.data.prepare import (
     FilterReport,
     HasConvGeometry,
-    _decode_one,
-    _labelled,
     ctc_min_frames,
+    decode_checked,
     decode_utterance,
     sample_bounds,
+    tokenize_transcripts,
 )
 from hf_w2v2.data.shards import ShardStats
 from hf_w2v2.data.sources import Utterance
@@ -180,11 +180,11 @@ class CTCDecoder:
         report = self.passes.see(item)
         dropped = {"input_values": np.zeros(0, np.float32), "input_length": 0, "labels": [], "keep": False}
         utt = _utterance(item)
-        labelled = _labelled([utt], self.processor, self.normalizer, self.drop_oov, report)
+        labelled = tokenize_transcripts([utt], self.processor, self.normalizer, self.drop_oov, report)
         if not labelled:
             return dropped
         labels = labelled[0][1]
-        decoded = _decode_one(utt, self.sampling_rate, self.min_samples, self.max_samples)
+        decoded = decode_checked(utt, self.sampling_rate, self.min_samples, self.max_samples)
         if decoded.drop == "unreadable":
             report.unreadable.append((utt.name, decoded.detail))
             logger.warning("stream: skipping unreadable audio %s (%s)", utt.name, decoded.detail)

@@ -20,19 +20,26 @@ from hf_w2v2.data.audio import TARGET_SAMPLING_RATE
 from hf_w2v2.data.sampler import DurationBatchSampler
 
 
-def build_loader(trainer: Trainer, dataset: Dataset, batch_size: int, sampler: Iterable[int] | Any) -> DataLoader:
-    """A loader of ``dataset`` in ``sampler``'s order with ``trainer``'s collator and worker settings."""
+def _worker_options(trainer: Trainer) -> dict[str, Any]:
+    """The DataLoader options every loader takes from ``trainer.args``: collator, workers, pinning."""
     args = trainer.args
     workers = args.dataloader_num_workers
+    return {
+        "collate_fn": trainer.data_collator,
+        "num_workers": workers,
+        "pin_memory": args.dataloader_pin_memory and torch.cuda.is_available(),
+        "persistent_workers": args.dataloader_persistent_workers and workers > 0,
+    }
+
+
+def build_loader(trainer: Trainer, dataset: Dataset, batch_size: int, sampler: Iterable[int] | Any) -> DataLoader:
+    """A loader of ``dataset`` in ``sampler``'s order with ``trainer``'s collator and worker settings."""
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
-        collate_fn=trainer.data_collator,
-        num_workers=workers,
-        pin_memory=args.dataloader_pin_memory and torch.cuda.is_available(),
-        drop_last=args.dataloader_drop_last,
-        persistent_workers=args.dataloader_persistent_workers and workers > 0,
+        drop_last=trainer.args.dataloader_drop_last,
+        **_worker_options(trainer),
     )
     return trainer.accelerator.prepare(loader)
 
@@ -55,15 +62,7 @@ def duration_loader(
         num_replicas=args.world_size,
         dataset=dataset,
     )
-    workers = args.dataloader_num_workers
-    loader = DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        collate_fn=trainer.data_collator,
-        num_workers=workers,
-        pin_memory=args.dataloader_pin_memory and torch.cuda.is_available(),
-        persistent_workers=args.dataloader_persistent_workers and workers > 0,
-    )
+    loader = DataLoader(dataset, batch_sampler=sampler, **_worker_options(trainer))
     return trainer.accelerator.prepare(loader)
 
 
