@@ -331,6 +331,16 @@ USAGE = {
 }
 
 
+CURVE_LOSS = {"sequence": "cross-entropy loss", "frame": "cross-entropy loss", "xvector": "margin-softmax loss"}
+"""Training loss of each task, as the curves PNG names it."""
+CURVE_METRICS: dict[str, tuple[tuple[str, str], ...]] = {
+    "sequence": (("accuracy", "eval accuracy"), ("macro_f1", "eval macro-F1")),
+    "frame": (("frame_f1", "eval frame F1"), ("frame_accuracy", "eval frame accuracy")),
+    "xvector": (),  # evaluated by EER after training, not during it
+}
+"""Eval metrics plotted against the step when the run evaluates during training."""
+
+
 def finish_folder(
     trainer: ClassificationTrainer,
     model_args: ModelArguments,
@@ -343,7 +353,13 @@ def finish_folder(
     """Curves PNG, model card, ``all_results.json`` and the list of files of the output folder."""
     out = str(training_args.output_dir)
     try:
-        result.files["curves"] = plot_training_curves(trainer.state.log_history, os.path.join(out, CURVES_FILE))
+        result.files["curves"] = plot_training_curves(
+            trainer.state.log_history,
+            os.path.join(out, CURVES_FILE),
+            loss_name=CURVE_LOSS[data_args.task],
+            metrics=CURVE_METRICS[data_args.task],
+            metric_axis="score",
+        )
     except ValueError as err:
         logger.warning("no training curves: %s", err)
     init = model_args.model_name_or_path or f"random initialisation ({model_args.config_name} config)"

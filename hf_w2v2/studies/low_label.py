@@ -385,27 +385,40 @@ def results_table(results: dict[str, Any]) -> str:
 
 
 def plot_results(results: dict[str, Any], path: str | os.PathLike) -> str:
-    """WER against labelled hours, pre-trained vs random init, greedy and LM, for both score sets."""
+    """WER (top) and CER (bottom) against labelled hours, pre-trained vs random init, greedy and LM, for both
+    score sets; the x ticks are the subsets' sizes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for ax, score_set in zip(axes, ("dev", "unseen_voices")):
-        for init in INITS:
-            for prefix, style in (("greedy", "o--"), ("lm", "s-")):
-                points = sorted(
-                    (results["hours"][f"labels_{key.split('/')[0]}"], run[score_set][f"{prefix}_wer"])
-                    for key, run in results["runs"].items()
-                    if key.endswith(f"/{init}")
-                )
-                ax.plot(*zip(*points), style, label=f"{init}, {'4-gram LM' if prefix == 'lm' else 'greedy'}")
-        ax.set_xscale("log")
-        ax.set_xlabel("labelled audio (hours)")
-        ax.set_title(score_set.replace("_", " "))
-    axes[0].set_ylabel("WER")
-    axes[0].legend()
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True, sharey="row", squeeze=False)
+    colors = {"pretrained": "tab:blue", "random": "tab:red"}
+    ticks: dict[float, str] = {}
+    for row, metric in enumerate(("wer", "cer")):
+        for ax, score_set in zip(axes[row], ("dev", "unseen_voices")):
+            for init in INITS:
+                for prefix, style in (("greedy", "o--"), ("lm", "s-")):
+                    points = []
+                    for key, run in results["runs"].items():
+                        name, _, run_init = key.partition("/")
+                        if run_init == init:
+                            hours = results["hours"][f"labels_{name}"]
+                            ticks[hours] = name
+                            points.append((hours, run[score_set][f"{prefix}_{metric}"]))
+                    label = f"{init}, {'4-gram LM' if prefix == 'lm' else 'greedy'}"
+                    ax.plot(*zip(*sorted(points)), style, color=colors.get(init), label=label)
+            ax.set_xscale("log")
+            ax.grid(alpha=0.3)
+            if row == 0:
+                ax.set_title(score_set.replace("_", " "))
+            else:
+                ax.set_xlabel("labelled audio (hours, log scale)")
+        axes[row][0].set_ylabel(metric.upper())
+    for ax in axes[1]:
+        ax.set_xticks(sorted(ticks), [f"{ticks[h]}\n{h:.2f} h" for h in sorted(ticks)])
+        ax.minorticks_off()
+    axes[0][0].legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -1,4 +1,5 @@
-"""Training curves: train loss and eval WER/CER against the optimizer step, from ``trainer.state.log_history``."""
+"""Training curves: train loss and eval metrics (WER/CER for CTC) against the optimizer step, from
+``trainer.state.log_history``."""
 
 from __future__ import annotations
 
@@ -18,10 +19,21 @@ def curve_points(log_history: Sequence[dict[str, Any]], key: str) -> tuple[list[
     return [s for s, _ in points], [v for _, v in points]
 
 
+CTC_METRICS = (("wer", "eval WER"), ("cer", "eval CER"))
+"""Eval metrics of CTC fine-tuning plotted by default: (log key without the prefix, legend)."""
+
+
 def plot_training_curves(
-    log_history: Sequence[dict[str, Any]], path: str | os.PathLike, eval_prefix: str = "eval"
+    log_history: Sequence[dict[str, Any]],
+    path: str | os.PathLike,
+    eval_prefix: str = "eval",
+    loss_name: str = "CTC loss",
+    metrics: Sequence[tuple[str, str]] = CTC_METRICS,
+    metric_axis: str = "error rate",
 ) -> str:
-    """Save a two-panel PNG (train loss; eval WER and CER) and return its path.
+    """Save a PNG of the train (and eval) loss and, when logged, the eval ``metrics``; return its path.
+
+    The metric panel is left out when no metric was logged (a run without evaluation during training).
 
     Raises:
         ValueError: the history has neither a training loss nor an eval metric to plot.
@@ -33,25 +45,29 @@ def plot_training_curves(
 
     loss = curve_points(log_history, "loss")
     eval_loss = curve_points(log_history, f"{eval_prefix}_loss")
-    wer = curve_points(log_history, f"{eval_prefix}_wer")
-    cer = curve_points(log_history, f"{eval_prefix}_cer")
-    if not loss[0] and not wer[0]:
-        raise ValueError("nothing to plot: the log history has no 'loss' and no eval WER entries")
-    fig, (ax_loss, ax_err) = plt.subplots(1, 2, figsize=(10, 4))
+    curves = [(curve_points(log_history, f"{eval_prefix}_{key}"), label) for key, label in metrics]
+    curves = [(points, label) for points, label in curves if points[0]]
+    if not loss[0] and not curves:
+        names = ", ".join(f"{eval_prefix}_{key}" for key, _ in metrics)
+        raise ValueError(f"nothing to plot: the log history has no 'loss' and none of {names}")
+    fig, axes = plt.subplots(1, 2 if curves else 1, figsize=(10 if curves else 5, 4), squeeze=False)
+    ax_loss = axes[0][0]
     ax_loss.plot(*loss, label="train loss")
     if eval_loss[0]:
         ax_loss.plot(*eval_loss, "o-", label="eval loss")
     ax_loss.set_xlabel("optimizer step")
-    ax_loss.set_ylabel("CTC loss")
+    ax_loss.set_ylabel(loss_name)
     ax_loss.set_yscale("log")
     ax_loss.legend()
-    ax_err.plot(*wer, "o-", label="eval WER")
-    ax_err.plot(*cer, "s-", label="eval CER")
-    ax_err.set_xlabel("optimizer step")
-    ax_err.set_ylabel("error rate")
-    ax_err.set_ylim(bottom=0)
-    ax_err.legend()
-    ax_err.grid(alpha=0.3)
+    if curves:
+        ax_metric = axes[0][1]
+        for (points, label), marker in zip(curves, "os^v"):
+            ax_metric.plot(*points, f"{marker}-", label=label)
+        ax_metric.set_xlabel("optimizer step")
+        ax_metric.set_ylabel(metric_axis)
+        ax_metric.set_ylim(bottom=0)
+        ax_metric.legend()
+        ax_metric.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
