@@ -19,16 +19,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hf_w2v2.classify.verification import equal_error_rate, read_trials
-from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio, normalize_waveform
+from hf_w2v2.classify.inference import load_clip
+from hf_w2v2.classify.verification import cosine_scores, equal_error_rate, read_trials
+from hf_w2v2.data.audio import TARGET_SAMPLING_RATE
 from hf_w2v2.models.modeling import Wav2Vec2Model
 
 
 @torch.no_grad()
 def layer_statistics(model: Wav2Vec2Model, path: str) -> list[torch.Tensor]:
     """Per layer, the (2D,) mean and std over time of one clip's hidden states."""
-    audio = normalize_waveform(load_audio(path, TARGET_SAMPLING_RATE))[:TARGET_SAMPLING_RATE]
-    audio = np.pad(audio, (0, max(0, TARGET_SAMPLING_RATE // 4 - audio.shape[0])))
+    audio = load_clip(path, TARGET_SAMPLING_RATE // 4)[:TARGET_SAMPLING_RATE]
     out = model(torch.from_numpy(audio)[None], output_hidden_states=True)
     return [torch.cat([h[0].mean(dim=0), h[0].std(dim=0)]) for h in out.hidden_states]  # (F, D) -> (2D,)
 
@@ -44,14 +44,11 @@ def main() -> None:
         files = sorted({name for t in trials for name in (t.a, t.b)})
         stats = [layer_statistics(model, f) for f in files]
         index = {f: i for i, f in enumerate(files)}
-        a = torch.tensor([index[t.a] for t in trials])
-        b = torch.tensor([index[t.b] for t in trials])
         targets = np.array([t.target for t in trials])
         eers = []
         for layer in range(len(stats[0])):
             emb = F.normalize(torch.stack([s[layer] for s in stats]), dim=-1)  # (N, 2D)
-            emb = F.normalize(emb - emb.mean(dim=0), dim=-1)
-            scores = (emb[a] * emb[b]).sum(dim=-1).numpy()
+            scores = cosine_scores(emb - emb.mean(dim=0), index, trials)  # centred by the set's mean
             eers.append(equal_error_rate(scores, targets)[0])
         print(f"{trials_file}: EER by layer " + " ".join(f"{e:.1%}" for e in eers), flush=True)
 

@@ -331,14 +331,12 @@ USAGE = {
 }
 
 
-CURVE_LOSS = {"sequence": "cross-entropy loss", "frame": "cross-entropy loss", "xvector": "margin-softmax loss"}
-"""Training loss of each task, as the curves PNG names it."""
-CURVE_METRICS: dict[str, tuple[tuple[str, str], ...]] = {
-    "sequence": (("accuracy", "eval accuracy"), ("macro_f1", "eval macro-F1")),
-    "frame": (("frame_f1", "eval frame F1"), ("frame_accuracy", "eval frame accuracy")),
-    "xvector": (),  # evaluated by EER after training, not during it
+CURVES: dict[str, tuple[str, tuple[tuple[str, str], ...]]] = {
+    "sequence": ("cross-entropy loss", (("accuracy", "eval accuracy"), ("macro_f1", "eval macro-F1"))),
+    "frame": ("cross-entropy loss", (("frame_f1", "eval frame F1"), ("frame_accuracy", "eval frame accuracy"))),
+    "xvector": ("margin-softmax loss", ()),  # evaluated by EER after training, not during it
 }
-"""Eval metrics plotted against the step when the run evaluates during training."""
+"""Per task, the training loss the curves PNG names and the eval metrics it plots when the run evaluates."""
 
 
 def finish_folder(
@@ -352,12 +350,13 @@ def finish_folder(
 ) -> None:
     """Curves PNG, model card, ``all_results.json`` and the list of files of the output folder."""
     out = str(training_args.output_dir)
+    loss_name, metrics = CURVES[data_args.task]
     try:
         result.files["curves"] = plot_training_curves(
             trainer.state.log_history,
             os.path.join(out, CURVES_FILE),
-            loss_name=CURVE_LOSS[data_args.task],
-            metrics=CURVE_METRICS[data_args.task],
+            loss_name=loss_name,
+            metrics=metrics,
             metric_axis="score",
         )
     except ValueError as err:

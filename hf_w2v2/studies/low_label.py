@@ -392,32 +392,31 @@ def plot_results(results: dict[str, Any], path: str | os.PathLike) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True, sharey="row", squeeze=False)
+    runs = [(*key.split("/"), scores) for key, scores in results["runs"].items()]  # (labels, init, scores)
+    hours = {labels: results["hours"][f"labels_{labels}"] for labels, _, _ in runs}
     colors = {"pretrained": "tab:blue", "random": "tab:red"}
-    ticks: dict[float, str] = {}
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True, sharey="row", squeeze=False)
     for row, metric in enumerate(("wer", "cer")):
         for ax, score_set in zip(axes[row], ("dev", "unseen_voices")):
             for init in INITS:
                 for prefix, style in (("greedy", "o--"), ("lm", "s-")):
-                    points = []
-                    for key, run in results["runs"].items():
-                        name, _, run_init = key.partition("/")
-                        if run_init == init:
-                            hours = results["hours"][f"labels_{name}"]
-                            ticks[hours] = name
-                            points.append((hours, run[score_set][f"{prefix}_{metric}"]))
+                    points = sorted(
+                        (hours[labels], scores[score_set][f"{prefix}_{metric}"])
+                        for labels, run_init, scores in runs
+                        if run_init == init
+                    )
                     label = f"{init}, {'4-gram LM' if prefix == 'lm' else 'greedy'}"
-                    ax.plot(*zip(*sorted(points)), style, color=colors.get(init), label=label)
+                    ax.plot(*zip(*points), style, color=colors.get(init), label=label)
             ax.set_xscale("log")
             ax.grid(alpha=0.3)
             if row == 0:
                 ax.set_title(score_set.replace("_", " "))
-            else:
-                ax.set_xlabel("labelled audio (hours, log scale)")
         axes[row][0].set_ylabel(metric.upper())
+    ticks = sorted(hours.items(), key=lambda item: item[1])
     for ax in axes[1]:
-        ax.set_xticks(sorted(ticks), [f"{ticks[h]}\n{h:.2f} h" for h in sorted(ticks)])
+        ax.set_xticks([h for _, h in ticks], [f"{labels}\n{h:.2f} h" for labels, h in ticks])
         ax.minorticks_off()
+        ax.set_xlabel("labelled audio (hours, log scale)")
     axes[0][0].legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

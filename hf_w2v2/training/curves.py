@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -61,7 +62,7 @@ def plot_training_curves(
     ax_loss.legend()
     if curves:
         ax_metric = axes[0][1]
-        for (points, label), marker in zip(curves, "os^v"):
+        for (points, label), marker in zip(curves, itertools.cycle("os^v")):
             ax_metric.plot(*points, f"{marker}-", label=label)
         ax_metric.set_xlabel("optimizer step")
         ax_metric.set_ylabel(metric_axis)
