@@ -117,3 +117,58 @@ def test_synthesize_corpus_writes_a_readable_audiofolder_and_reports_failures(tm
         assert rate == 16000 and len(audio) / rate == pytest.approx(float(row["duration"]), abs=1e-3)
         assert 0.8 < len(audio) / rate < 5.0 and np.abs(audio).max() > 0.05
     assert report.hours == pytest.approx(sum(float(r["duration"]) for r in report.rows) / 3600)
+
+
+DIGITS = {"0": "zero", "1": "one", "2": "two"}
+
+
+def test_plan_keywords_speaks_every_keyword_in_every_voice():
+    voices = {"espeak": ["en-us+m1", "en-gb+f2"], "flite": ["kal16"]}
+    plan = synth.plan_keywords(DIGITS, voices=voices, repeats=2, lowpass_hz=4000, seed=4)
+    assert plan == synth.plan_keywords(DIGITS, voices=voices, repeats=2, lowpass_hz=4000, seed=4)
+    assert len(plan) == 3 * 3 * 2 and [item.index for item in plan] == list(range(18))
+    pairs = [(item.voice, item.label, item.text) for item in plan]
+    for voice in ("en-us+m1", "en-gb+f2", "kal16"):
+        for label, word in DIGITS.items():
+            assert pairs.count((voice, label, word.upper())) == 2
+    assert all(item.augmentation.trim_silence and item.augmentation.lowpass_hz == 4000 for item in plan)
+    assert len({(item.rate, item.pitch) for item in plan}) > 10  # each clip draws its own
+    with pytest.raises(ValueError, match="no keywords"):
+        synth.plan_keywords({})
+    with pytest.raises(ValueError, match="repeats must be at least 1"):
+        synth.plan_keywords(DIGITS, repeats=0)
+    with pytest.raises(ValueError, match="unknown TTS engine"):
+        synth.plan_keywords(DIGITS, voices={"piper": ["joe"]})
+
+
+def test_sox_effects_trim_first_and_band_limit_before_resampling():
+    effects = synth.Augmentation(trim_silence=True, lowpass_hz=4000).sox_effects()
+    trim = ["silence", "1", "0.02", "1%"]
+    assert effects == trim + ["reverse"] + trim + ["reverse", "sinc", "-4000", "rate", "16000"]
+
+
+@pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or shutil.which("sox") is None,
+    reason="needs espeak-ng and sox (apt-get install espeak-ng sox)",
+)
+def test_keyword_corpus_has_labels_tight_clips_and_the_asked_band(tmp_path):
+    voices = {"espeak": ["en-us+m1"]}
+    plain = [
+        synth.SynthItem(0, "SEVEN", "espeak", "en-us+m1", label="7"),
+        synth.SynthItem(1, "SEVEN", "espeak", "en-us+m1", augmentation=synth.Augmentation(trim_silence=True)),
+    ]
+    report = synth.synthesize_corpus(plain, tmp_path / "plain", num_workers=1, progress=False)
+    untrimmed, trimmed = (float(row["duration"]) for row in sorted(report.rows, key=lambda r: r["file_name"]))
+    assert trimmed < untrimmed - 0.05  # the engine's silence is cut
+    plan = synth.plan_keywords(DIGITS, voices=voices, augment_p=0.0, lowpass_hz=4000)
+    report = synth.synthesize_corpus(plan, tmp_path / "kw", num_workers=2, progress=False)
+    assert not report.failures
+    header = (tmp_path / "kw" / "metadata.csv").read_text().splitlines()[0]
+    assert header.split(",")[-1] == "label"
+    assert sorted(row["label"] for row in report.rows) == ["0", "1", "2"]
+    for row in report.rows:
+        audio, rate = sf.read(tmp_path / "kw" / row["file_name"])
+        power = np.abs(np.fft.rfft(audio)) ** 2
+        freqs = np.fft.rfftfreq(len(audio), 1 / rate)
+        assert power[freqs > 4500].sum() < 1e-3 * power.sum()  # band-limited like 8 kHz audio
+        assert 0.1 < len(audio) / rate < 1.0

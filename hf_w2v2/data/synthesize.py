@@ -4,7 +4,8 @@ A corpus is *planned* first (pure and seeded: which sentence, which voice, which
 and pitch, which augmentation), then *rendered*: one TTS command per utterance, one ``sox``
 command for speed / pitch shift / reverb / telephone band-pass and resampling to 16 kHz, then
 coloured noise mixed in at a random SNR. The output is an audiofolder (``metadata.csv`` with
-``file_name,text,speaker_id,voice,engine,duration``) that :mod:`hf_w2v2.data.sources` reads.
+``file_name,text,speaker_id,voice,engine,duration``, plus ``label`` for keyword corpora
+planned by :func:`plan_keywords`) that :mod:`hf_w2v2.data.sources` reads.
 
 Engines are Debian packages (``apt-get install espeak-ng flite festival festvox-kallpc16k
 festvox-us-slt-hts sox``); :func:`check_tools` names what is missing.
@@ -20,7 +21,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -91,10 +92,15 @@ class Augmentation:
     telephone: bool = False  # 300-3400 Hz band-pass
     noise: str | None = None  # one of NOISE_KINDS, or None
     snr_db: float = 30.0  # signal-to-noise ratio of the added noise
+    lowpass_hz: int = 0  # band-limit like a recording at 2 x this rate (0: none)
+    trim_silence: bool = False  # cut the engine's leading and trailing silence (tight keyword clips)
 
     def sox_effects(self) -> list[str]:
         """The ``sox`` effect chain (after the output file name) that applies everything but the noise."""
         effects: list[str] = []
+        if self.trim_silence:  # leading silence, then the reversed clip's leading silence
+            trim = ["silence", "1", "0.02", "1%"]
+            effects += trim + ["reverse"] + trim + ["reverse"]
         if self.speed != 1.0:
             effects += ["speed", f"{self.speed:g}"]
         if self.pitch_cents:
@@ -103,6 +109,8 @@ class Augmentation:
             effects += ["reverb", str(self.reverb)]
         if self.telephone:
             effects += ["sinc", "300-3400"]
+        if self.lowpass_hz:
+            effects += ["sinc", f"-{self.lowpass_hz}"]
         return effects + ["rate", str(SAMPLE_RATE)]  # `speed` changes the rate: resample last
 
 
@@ -117,6 +125,7 @@ class SynthItem:
     rate: int = 175  # espeak words per minute
     pitch: int = 50  # espeak pitch 0-99
     augmentation: Augmentation = field(default_factory=Augmentation)
+    label: str | None = None  # a class label written as the ``label`` column (keyword corpora)
 
     @property
     def speaker_id(self) -> str:
@@ -222,6 +231,53 @@ def plan_corpus(
     return items
 
 
+def plan_keywords(
+    keywords: dict[str, str],
+    *,
+    voices: dict[str, list[str]] | None = None,
+    repeats: int = 1,
+    augment_p: float = 0.35,
+    lowpass_hz: int = 0,
+    seed: int = 0,
+) -> list[SynthItem]:
+    """Every keyword spoken ``repeats`` times by every voice: a labelled corpus for keyword spotting.
+
+    ``keywords`` maps a label to the text that says it (``{"0": "zero", "1": "one"}``). Each clip
+    draws its own espeak rate/pitch and augmentation, is trimmed of silence and, with ``lowpass_hz``,
+    band-limited like the recordings it should resemble (4000 for 8 kHz audio such as FSDD).
+    """
+    if not keywords:
+        raise ValueError("no keywords to speak")
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    voices = voices or default_voices()
+    unknown = sorted(set(voices) - set(ENGINE_TOOLS))
+    if unknown:
+        raise ValueError(f"unknown TTS engine(s) {unknown}; known: {sorted(ENGINE_TOOLS)}")
+    rng = random.Random(seed)
+    items: list[SynthItem] = []
+    for engine, names in voices.items():
+        for voice in names:
+            for _ in range(repeats):
+                for label, text in keywords.items():
+                    augmentation = replace(
+                        sample_augmentation(rng, augment_p), lowpass_hz=lowpass_hz, trim_silence=True
+                    )
+                    items.append(
+                        SynthItem(
+                            index=len(items),
+                            text=normalize_sentence(text),
+                            engine=engine,
+                            voice=voice,
+                            rate=rng.randint(130, 200),
+                            pitch=rng.randint(25, 75),
+                            augmentation=augmentation,
+                            label=label,
+                        )
+                    )
+    return items
+
+
 def tts_command(item: SynthItem, wav_path: Path, text_path: Path) -> list[str]:
     """The command that speaks ``item.text`` (already written to ``text_path``) into ``wav_path``."""
     if item.engine == "espeak":
@@ -288,7 +344,7 @@ def render_item(item: SynthItem, out_dir: Path, seed: int = 0) -> dict[str, str]
         rng = np.random.default_rng([seed, item.index])
         audio = add_noise(audio, colored_noise(aug.noise, len(audio), rng), aug.snr_db)
     sf.write(out_path, audio.astype(np.float32), rate, subtype="PCM_16")
-    return {
+    row = {
         "file_name": item.file_name,
         "text": item.text,
         "speaker_id": item.speaker_id,
@@ -296,6 +352,7 @@ def render_item(item: SynthItem, out_dir: Path, seed: int = 0) -> dict[str, str]
         "engine": item.engine,
         "duration": f"{len(audio) / rate:.3f}",
     }
+    return row if item.label is None else {**row, "label": item.label}
 
 
 def _run(command: list[str]) -> None:
@@ -341,8 +398,11 @@ def synthesize_corpus(
                 failures.append((item, error))
             else:
                 rows.append(row)
+    columns = ["file_name", "text", "speaker_id", "voice", "engine", "duration"]
+    if any(item.label is not None for item in items):
+        columns.append("label")
     with (out / "metadata.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["file_name", "text", "speaker_id", "voice", "engine", "duration"])
+        writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
     return SynthReport(rows=rows, failures=failures)
