@@ -5,7 +5,9 @@
 
 The default keywords are the digits with FSDD's labels (``0=zero ... 9=nine``), so the corpus adds
 about 250 synthetic speakers to FSDD training sets (``make_splits.py --concat``); ``--lowpass_hz 4000``
-band-limits it like FSDD's 8 kHz recordings. Each clip draws its own rate, pitch and augmentation
+band-limits it like FSDD's 8 kHz recordings. For speaker recognition, ``--speaker_prosody`` makes
+each voice one consistent speaker (its ``speaker_id`` column is the whole voice) and
+``--exclude_speakers`` keeps held-out test voices out. Each clip draws its own rate, pitch and augmentation
 and is trimmed of silence. Writes an audiofolder (``metadata.csv`` with a ``label`` column +
 ``audio/``) that ``finetune_classification.py`` reads. The logic lives in :mod:`hf_w2v2.data.synthesize`.
 """
@@ -29,7 +31,13 @@ class KeywordArguments:
     engines: list[str] = field(
         default_factory=lambda: ["espeak", "flite", "festival"], metadata={"help": "TTS engines (all their voices)"}
     )
+    exclude_speakers: list[str] = field(
+        default_factory=list, metadata={"help": "voices or espeak accents to leave out (e.g. held-out test speakers)"}
+    )
     repeats: int = field(default=1, metadata={"help": "clips of each keyword per voice"})
+    speaker_prosody: bool = field(
+        default=False, metadata={"help": "one rate/pitch per voice, no speed/pitch shifts (speaker recognition)"}
+    )
     lowpass_hz: int = field(default=0, metadata={"help": "band-limit to this frequency (4000 for 8 kHz data)"})
     augment_p: float = field(default=0.35, metadata={"help": "probability of each augmentation"})
     num_workers: int = field(default=2, metadata={"help": "parallel synthesis processes"})
@@ -50,13 +58,19 @@ def parse_keywords(pairs: list[str]) -> dict[str, str]:
 def main() -> None:
     (args,) = HfArgumentParser(KeywordArguments).parse_args_into_dataclasses()
     check_tools(args.engines)
-    voices = {engine: names for engine, names in default_voices().items() if engine in args.engines}
+    excluded = set(args.exclude_speakers)
+    voices = {
+        engine: [v for v in names if v not in excluded and v.split("+")[0] not in excluded]
+        for engine, names in default_voices().items()
+        if engine in args.engines
+    }
     items = plan_keywords(
         parse_keywords(args.keywords),
         voices=voices,
         repeats=args.repeats,
         augment_p=args.augment_p,
         lowpass_hz=args.lowpass_hz,
+        speaker_prosody=args.speaker_prosody,
         seed=args.seed,
     )
     report = synthesize_corpus(items, args.output_dir, num_workers=args.num_workers, seed=args.seed)

@@ -141,6 +141,21 @@ def test_plan_keywords_speaks_every_keyword_in_every_voice():
         synth.plan_keywords(DIGITS, voices={"piper": ["joe"]})
 
 
+def test_speaker_prosody_keeps_each_voice_one_speaker():
+    voices = {"espeak": ["en-us+m1", "en-gb+f2", "en-us+f3"]}
+    plan = synth.plan_keywords(DIGITS, voices=voices, repeats=4, augment_p=1.0, speaker_prosody=True, seed=2)
+    for voice in voices["espeak"]:
+        clips = [item for item in plan if item.voice == voice]
+        rates, pitches = [item.rate for item in clips], [item.pitch for item in clips]
+        assert max(rates) - min(rates) <= 20 and max(pitches) - min(pitches) <= 8
+        assert all(item.augmentation.speed == 1.0 and item.augmentation.pitch_cents == 0 for item in clips)
+        assert {item.speaker_id for item in clips} == {voice}
+    assert any(item.augmentation.noise for item in plan)  # channel effects still apply
+    free = synth.plan_keywords(DIGITS, voices=voices, repeats=4, augment_p=1.0, seed=2)
+    assert max(item.pitch for item in free) - min(item.pitch for item in free) > 20
+    assert {item.speaker_id for item in free} == {"en-us", "en-gb"}
+
+
 def test_sox_effects_trim_first_and_band_limit_before_resampling():
     effects = synth.Augmentation(trim_silence=True, lowpass_hz=4000).sox_effects()
     trim = ["silence", "1", "0.02", "1%"]

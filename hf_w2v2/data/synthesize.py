@@ -126,11 +126,12 @@ class SynthItem:
     pitch: int = 50  # espeak pitch 0-99
     augmentation: Augmentation = field(default_factory=Augmentation)
     label: str | None = None  # a class label written as the ``label`` column (keyword corpora)
+    speaker: str | None = None  # the ``speaker_id`` to write instead of the voice's accent
 
     @property
     def speaker_id(self) -> str:
-        """The voice without its variant (the ``speaker_id`` column of the synth sets)."""
-        return self.voice.split("+")[0]
+        """``speaker``, else the voice without its variant (the ``speaker_id`` column of the synth sets)."""
+        return self.speaker or self.voice.split("+")[0]
 
     @property
     def file_name(self) -> str:
@@ -238,6 +239,7 @@ def plan_keywords(
     repeats: int = 1,
     augment_p: float = 0.35,
     lowpass_hz: int = 0,
+    speaker_prosody: bool = False,
     seed: int = 0,
 ) -> list[SynthItem]:
     """Every keyword spoken ``repeats`` times by every voice: a labelled corpus for keyword spotting.
@@ -245,6 +247,11 @@ def plan_keywords(
     ``keywords`` maps a label to the text that says it (``{"0": "zero", "1": "one"}``). Each clip
     draws its own espeak rate/pitch and augmentation, is trimmed of silence and, with ``lowpass_hz``,
     band-limited like the recordings it should resemble (4000 for 8 kHz audio such as FSDD).
+
+    ``speaker_prosody=True`` makes each voice one consistent speaker (for speaker recognition): the
+    voice draws its rate and pitch once, each clip varies them a little (rate +-10, pitch +-4), and
+    no clip is sped up or pitch-shifted (noise, reverb and the telephone band still apply), and the
+    ``speaker_id`` column is the whole voice (``en-gb+f2``), not its accent.
     """
     if not keywords:
         raise ValueError("no keywords to speak")
@@ -258,21 +265,28 @@ def plan_keywords(
     items: list[SynthItem] = []
     for engine, names in voices.items():
         for voice in names:
+            voice_rate, voice_pitch = (rng.randint(140, 190), rng.randint(30, 70)) if speaker_prosody else (0, 0)
             for _ in range(repeats):
                 for label, text in keywords.items():
                     augmentation = replace(
                         sample_augmentation(rng, augment_p), lowpass_hz=lowpass_hz, trim_silence=True
                     )
+                    if speaker_prosody:
+                        augmentation = replace(augmentation, speed=1.0, pitch_cents=0)
+                        rate, pitch = voice_rate + rng.randint(-10, 10), voice_pitch + rng.randint(-4, 4)
+                    else:
+                        rate, pitch = rng.randint(130, 200), rng.randint(25, 75)
                     items.append(
                         SynthItem(
                             index=len(items),
                             text=normalize_sentence(text),
                             engine=engine,
                             voice=voice,
-                            rate=rng.randint(130, 200),
-                            pitch=rng.randint(25, 75),
+                            rate=rate,
+                            pitch=pitch,
                             augmentation=augmentation,
                             label=label,
+                            speaker=voice if speaker_prosody else None,
                         )
                     )
     return items
