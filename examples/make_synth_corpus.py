@@ -63,10 +63,8 @@ def main() -> None:
         f"wrote {len(report.rows)} utterances, {report.hours:.2f} h, to {args.output_dir}/metadata.csv "
         f"(excluded {len(set(excluded))} transcripts)"
     )
-    for item, error in report.failures[:20]:
-        print(f"FAILED {item.engine} {item.voice}: {item.text[:60]!r}: {error}")
-    if report.failures:
-        print(f"{len(report.failures)} utterance(s) failed and were left out")
+    for line in report.failure_lines():
+        print(line)
 
 
 if __name__ == "__main__":

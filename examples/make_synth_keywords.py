@@ -58,11 +58,8 @@ def parse_keywords(pairs: list[str]) -> dict[str, str]:
 def main() -> None:
     (args,) = HfArgumentParser(KeywordArguments).parse_args_into_dataclasses()
     check_tools(args.engines)
-    excluded = set(args.exclude_speakers)
     voices = {
-        engine: [v for v in names if v not in excluded and v.split("+")[0] not in excluded]
-        for engine, names in default_voices().items()
-        if engine in args.engines
+        engine: names for engine, names in default_voices(args.exclude_speakers).items() if engine in args.engines
     }
     items = plan_keywords(
         parse_keywords(args.keywords),
@@ -75,10 +72,8 @@ def main() -> None:
     )
     report = synthesize_corpus(items, args.output_dir, num_workers=args.num_workers, seed=args.seed)
     print(f"wrote {len(report.rows)} clips, {report.hours * 60:.1f} min, to {args.output_dir}/metadata.csv")
-    for item, error in report.failures[:20]:
-        print(f"FAILED {item.engine} {item.voice}: {item.text!r}: {error}")
-    if report.failures:
-        print(f"{len(report.failures)} clip(s) failed and were left out")
+    for line in report.failure_lines():
+        print(line)
 
 
 if __name__ == "__main__":

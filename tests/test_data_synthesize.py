@@ -110,6 +110,8 @@ def test_synthesize_corpus_writes_a_readable_audiofolder_and_reports_failures(tm
     bad = synth.SynthItem(2, "THIS VOICE DOES NOT EXIST", "espeak", "xx-no-such-voice")
     report = synth.synthesize_corpus(good + [bad], tmp_path, num_workers=2, progress=False)
     assert [item.index for item, _ in report.failures] == [2]
+    lines = report.failure_lines()
+    assert lines[0].startswith("FAILED espeak xx-no-such-voice") and lines[-1] == "1 item(s) failed and were left out"
     utterances = read_source(str(tmp_path))
     assert sorted(u.text for u in utterances) == ["HELLO THERE HOW ARE YOU", "THE SUN IS BRIGHT TODAY"]
     for row in report.rows:
@@ -139,6 +141,14 @@ def test_plan_keywords_speaks_every_keyword_in_every_voice():
         synth.plan_keywords(DIGITS, repeats=0)
     with pytest.raises(ValueError, match="unknown TTS engine"):
         synth.plan_keywords(DIGITS, voices={"piper": ["joe"]})
+
+
+def test_default_voices_leave_out_named_voices_and_accents():
+    voices = synth.default_voices(exclude=["en-us-nyc", "en-gb+f2", "awb"])
+    assert "awb" not in voices["flite"] and "kal16" in voices["flite"]
+    assert "en-gb+f2" not in voices["espeak"] and "en-gb+f3" in voices["espeak"]
+    assert not [v for v in voices["espeak"] if v.split("+")[0] == "en-us-nyc"]
+    assert len(voices["espeak"]) == len(synth.default_voices()["espeak"]) - len(synth.ESPEAK_VARIANTS) - 1
 
 
 def test_speaker_prosody_keeps_each_voice_one_speaker():

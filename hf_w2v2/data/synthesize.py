@@ -180,10 +180,18 @@ def count_for_hours(
     return round(hours * 3600 / (mean_words * SECONDS_PER_WORD))
 
 
-def default_voices() -> dict[str, list[str]]:
-    """Voices per engine: every espeak accent x variant, and the flite / festival voices of the synth sets."""
+def default_voices(exclude: Iterable[str] = ()) -> dict[str, list[str]]:
+    """Voices per engine: every espeak accent x variant, and the flite / festival voices of the synth sets.
+
+    ``exclude`` names voices (``en-gb+f2``, ``awb``) or whole espeak accents (``en-us-nyc``) to leave out.
+    """
+    excluded = set(exclude)
     espeak = [accent + (f"+{variant}" if variant else "") for accent in ESPEAK_ACCENTS for variant in ESPEAK_VARIANTS]
-    return {"espeak": espeak, "flite": list(FLITE_VOICES), "festival": list(FESTIVAL_VOICES)}
+    voices = {"espeak": espeak, "flite": list(FLITE_VOICES), "festival": list(FESTIVAL_VOICES)}
+    return {
+        engine: [v for v in names if v not in excluded and v.split("+")[0] not in excluded]
+        for engine, names in voices.items()
+    }
 
 
 def sample_augmentation(rng: random.Random, p: float = 0.35) -> Augmentation:
@@ -385,6 +393,13 @@ class SynthReport:
     @property
     def hours(self) -> float:
         return sum(float(row["duration"]) for row in self.rows) / 3600
+
+    def failure_lines(self, limit: int = 20) -> list[str]:
+        """The first ``limit`` failures, one line each, and their count (nothing when all rendered)."""
+        lines = [f"FAILED {item.engine} {item.voice}: {item.text[:60]!r}: {error}" for item, error in self.failures]
+        if self.failures:
+            lines = lines[:limit] + [f"{len(self.failures)} item(s) failed and were left out"]
+        return lines
 
 
 def synthesize_corpus(
