@@ -17,8 +17,10 @@ from hf_w2v2.classify.data import (
     parse_segments,
     read_labeled,
 )
-from hf_w2v2.classify.splits import write_split
+from hf_w2v2.classify.splits import write_speed_perturbed, write_split
 from hf_w2v2.classify.vad import make_vad_corpus, trim
+from hf_w2v2.data.audio import load_audio
+from hf_w2v2.data.perturb import speed_perturb
 
 FSDD = Path(__file__).parent / "fixtures" / "fsdd"
 
@@ -101,3 +103,36 @@ def test_vad_corpus_places_speech_at_labelled_offsets(tmp_path):
             inside = audio[int(start * sr) : int(end * sr)]
             assert np.abs(inside).max() > 0.05  # the placed recording is there
     assert trim(np.array([0.0, 0.0, 0.5, -0.2, 0.0])).tolist() == [0.5, -0.2]
+
+
+def test_speed_perturb_scales_time_and_pitch():
+    t = np.arange(16000) / 16000
+    tone = np.sin(2 * np.pi * 500 * t).astype(np.float32)  # 1 s at 500 Hz
+    for factor in (0.9, 1.1):
+        fast = speed_perturb(tone, factor)
+        assert len(fast) == round(16000 / factor)
+        peak_hz = np.argmax(np.abs(np.fft.rfft(fast))) * 16000 / len(fast)
+        assert abs(peak_hz - 500 * factor) < 3  # the pitch moves with the tempo
+    assert np.array_equal(speed_perturb(tone, 1.0), tone)
+    with pytest.raises(ValueError, match="must be positive"):
+        speed_perturb(tone, 0.0)
+
+
+def test_speed_perturbed_manifest_keeps_labels_and_adds_copies(tmp_path):
+    write_split(FSDD / "metadata.csv", "label=1", tmp_path / "ones.csv")
+    count = write_speed_perturbed(tmp_path / "ones.csv", tmp_path / "ones_sp.csv", [0.9, 1.1], progress=False)
+    with open(tmp_path / "ones_sp.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    originals = [r for r in rows if r["speed"] == "1"]
+    assert count == len(rows) == 3 * len(originals) == 36
+    for row in rows:
+        assert row["label"] == "1" and Path(row["file_name"]).is_file()
+        audio = load_audio(row["file_name"])
+        assert float(row["duration"]) == pytest.approx(len(audio) / 16000, abs=2e-3)
+    slow = next(r for r in rows if r["speed"] == "0.9")
+    source = next(r for r in originals if Path(r["file_name"]).stem == Path(slow["file_name"]).stem[: -len("_sp0.9")])
+    assert len(load_audio(slow["file_name"])) == round(len(load_audio(source["file_name"])) / 0.9)
+    assert slow["sample_rate"] == "16000" and slow["speaker_id"] == source["speaker_id"]
+    assert (tmp_path / "ones_sp_audio").is_dir()
+    with pytest.raises(ValueError, match="must be positive"):
+        write_speed_perturbed(tmp_path / "ones.csv", tmp_path / "bad.csv", [0.0])

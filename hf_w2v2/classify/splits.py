@@ -4,7 +4,8 @@ A rule is a comma-separated list of conditions, all of which must hold:
 ``COLUMN=VALUE``, ``COLUMN!=VALUE``, ``COLUMN<N``, ``COLUMN<=N``, ``COLUMN>N``, ``COLUMN>=N``
 (numbers compared as numbers), ``COLUMN in A|B|C`` and ``COLUMN not in A|B|C``. Written
 manifests are CSV files with the same columns and absolute audio paths in ``file_name``, which
-``--train_data`` / ``--eval_data`` read.
+``--train_data`` / ``--eval_data`` read. :func:`write_speed_perturbed` adds sped-up and slowed-down
+copies of a manifest's clips (more speaker variety for small corpora).
 """
 
 from __future__ import annotations
@@ -13,8 +14,14 @@ import csv
 import operator
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+import soundfile as sf
+from tqdm.auto import tqdm
+
+from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio
+from hf_w2v2.data.perturb import speed_perturb
 
 _OPS = {"<=": operator.le, ">=": operator.ge, "!=": operator.ne, "=": operator.eq, "<": operator.lt, ">": operator.gt}
 _CONDITION = re.compile(r"^\s*(\w+)\s*(not in|in|<=|>=|!=|=|<|>)\s*(.+?)\s*$")
@@ -83,3 +90,49 @@ def concat_manifests(inputs: list[str], output: str | os.PathLike) -> int:
         for table in tables:
             writer.writerows(table)
     return sum(len(t) for t in tables)
+
+
+def write_speed_perturbed(
+    manifest: str | os.PathLike,
+    output: str | os.PathLike,
+    factors: Sequence[float] = (0.9, 1.1),
+    *,
+    audio_column: str = "file_name",
+    include_original: bool = True,
+    progress: bool = True,
+) -> int:
+    """Write ``output``: the rows of ``manifest`` (from :func:`write_split`) and a speed-perturbed copy per factor.
+
+    Copies are 16 kHz FLAC files in ``<output stem>_audio/`` named ``<clip>_sp<factor>.flac``; their rows
+    keep every column (label, speaker, ...; ``duration`` and ``sample_rate`` become the copy's own) and gain
+    ``speed`` (1 for the originals). Returns the row count.
+    """
+    if not factors or any(f <= 0 for f in factors):
+        raise ValueError(f"speed factors must be positive, got {list(factors)}")
+    rows = read_table(manifest)
+    if not rows or audio_column not in rows[0]:
+        raise ValueError(f"{manifest} has no rows with a {audio_column!r} column")
+    out = Path(output)
+    audio_dir = out.parent / f"{out.stem}_audio"
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    written = [{**row, "speed": "1"} for row in rows] if include_original else []
+    root = Path(manifest).resolve().parent
+    for row in tqdm(rows, desc="speed perturbation", disable=not progress, unit="clip"):
+        audio = load_audio(root / row[audio_column])  # an absolute path stays as it is
+        for factor in factors:
+            path = audio_dir / f"{Path(row[audio_column]).stem}_sp{factor:g}.flac"
+            perturbed = speed_perturb(audio, factor)
+            sf.write(path, perturbed, TARGET_SAMPLING_RATE, subtype="PCM_16")
+            copy = {**row, audio_column: str(path.resolve()), "speed": f"{factor:g}"}
+            for column, value in (
+                ("duration", f"{len(perturbed) / TARGET_SAMPLING_RATE:.3f}"),
+                ("sample_rate", str(TARGET_SAMPLING_RATE)),
+            ):
+                if column in copy:  # the copy's own, not the original's
+                    copy[column] = value
+            written.append(copy)
+    with open(out, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(written[0]))
+        writer.writeheader()
+        writer.writerows(written)
+    return len(written)

@@ -7,6 +7,7 @@
 - :mod:`~hf_w2v2.data.collator`: CTC batches; :mod:`~hf_w2v2.data.sampler`: length-grouped order;
 - :mod:`~hf_w2v2.data.processor`: the ``Wav2Vec2Processor`` matching a model config;
 - :mod:`~hf_w2v2.data.synthesize`: synthetic speech corpora (espeak-ng, flite, festival, sox);
+- :mod:`~hf_w2v2.data.perturb`: speed perturbation (tempo and pitch together);
 - :mod:`~hf_w2v2.data.shards`: WebDataset-style tar shards; :mod:`~hf_w2v2.data.stream_sources`: the
   shards of a source; :mod:`~hf_w2v2.data.stream`: streamed training sets (``datasets.IterableDataset``).
 
@@ -52,6 +53,7 @@ _NAMES = {
     **dict.fromkeys(("ShardStats", "read_tar_shards", "write_shards"), "hf_w2v2.data.shards"),
     **dict.fromkeys(("ctc_stream", "stream_dataset"), "hf_w2v2.data.stream"),
     "find_all_shards": "hf_w2v2.data.stream_sources",
+    "speed_perturb": "hf_w2v2.data.perturb",
 }
 __getattr__, __dir__ = lazy_namespace(__name__, _NAMES)
 __all__ = sorted(_NAMES)
