@@ -130,9 +130,15 @@ def test_speed_perturbed_manifest_keeps_labels_and_adds_copies(tmp_path):
         audio = load_audio(row["file_name"])
         assert float(row["duration"]) == pytest.approx(len(audio) / 16000, abs=2e-3)
     slow = next(r for r in rows if r["speed"] == "0.9")
-    source = next(r for r in originals if Path(r["file_name"]).stem == Path(slow["file_name"]).stem[: -len("_sp0.9")])
+    stem = Path(slow["file_name"]).stem.split("-", 1)[1][: -len("_sp0.9")]  # 000000-<clip>_sp0.9
+    source = next(r for r in originals if Path(r["file_name"]).stem == stem)
     assert len(load_audio(slow["file_name"])) == round(len(load_audio(source["file_name"])) / 0.9)
     assert slow["sample_rate"] == "16000" and slow["speaker_id"] == source["speaker_id"]
     assert (tmp_path / "ones_sp_audio").is_dir()
     with pytest.raises(ValueError, match="must be positive"):
         write_speed_perturbed(tmp_path / "ones.csv", tmp_path / "bad.csv", [0.0])
+    # an audiofolder's own metadata (relative paths) works too: every written path is absolute
+    write_speed_perturbed(FSDD / "metadata.csv", tmp_path / "all_sp.csv", [1.1], progress=False)
+    with open(tmp_path / "all_sp.csv", newline="") as handle:
+        names = [row["file_name"] for row in csv.DictReader(handle)]
+    assert len(names) == 72 and all(Path(n).is_absolute() and Path(n).is_file() for n in names)

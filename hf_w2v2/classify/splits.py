@@ -103,7 +103,7 @@ def write_speed_perturbed(
 ) -> int:
     """Write ``output``: the rows of ``manifest`` (from :func:`write_split`) and a speed-perturbed copy per factor.
 
-    Copies are 16 kHz FLAC files in ``<output stem>_audio/`` named ``<clip>_sp<factor>.flac``; their rows
+    Copies are 16 kHz FLAC files in ``<output stem>_audio/`` named ``<row>-<clip>_sp<factor>.flac``; their rows
     keep every column (label, speaker, ...; ``duration`` and ``sample_rate`` become the copy's own) and gain
     ``speed`` (1 for the originals). Returns the row count.
     """
@@ -115,12 +115,15 @@ def write_speed_perturbed(
     out = Path(output)
     audio_dir = out.parent / f"{out.stem}_audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
-    written = [{**row, "speed": "1"} for row in rows] if include_original else []
     root = Path(manifest).resolve().parent
-    for row in tqdm(rows, desc="speed perturbation", disable=not progress, unit="clip"):
-        audio = load_audio(root / row[audio_column])  # an absolute path stays as it is
+    sources = [root / row[audio_column] for row in rows]  # an absolute path stays as it is
+    written = [{**row, audio_column: str(p), "speed": "1"} for row, p in zip(rows, sources)] if include_original else []
+    for index, (row, source) in enumerate(
+        tqdm(list(zip(rows, sources)), desc="speed perturbation", disable=not progress)
+    ):
+        audio = load_audio(source)
         for factor in factors:
-            path = audio_dir / f"{Path(row[audio_column]).stem}_sp{factor:g}.flac"
+            path = audio_dir / f"{index:06d}-{source.stem}_sp{factor:g}.flac"  # unique even for equal stems
             perturbed = speed_perturb(audio, factor)
             sf.write(path, perturbed, TARGET_SAMPLING_RATE, subtype="PCM_16")
             copy = {**row, audio_column: str(path.resolve()), "speed": f"{factor:g}"}
