@@ -36,6 +36,15 @@ def read_table(path: str | os.PathLike) -> list[dict[str, str]]:
     return rows
 
 
+def write_table(rows: Sequence[Mapping[str, str]], output: str | os.PathLike, columns: Sequence[str]) -> None:
+    """Write ``rows`` to the CSV file ``output`` (its folder made if needed), ``columns`` only, in that order."""
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    with open(output, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def matches(row: Mapping[str, str], rule: str) -> bool:
     """Whether ``row`` satisfies every condition of ``rule`` (an empty rule matches everything)."""
     for condition in (c for c in rule.split(",") if c.strip()):
@@ -70,11 +79,7 @@ def write_split(
         raise ValueError(f"no row of {metadata} matches {rule!r}")
     for row in rows:
         row[audio_column] = str(root / row[audio_column])
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    with open(output, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_table(rows, output, list(rows[0]))
     return len(rows)
 
 
@@ -84,11 +89,7 @@ def concat_manifests(inputs: list[str], output: str | os.PathLike) -> int:
     columns = [c for c in tables[0][0] if all(c in t[0] for t in tables[1:])]
     if "file_name" not in columns:
         raise ValueError(f"{inputs} share no file_name column")
-    with open(output, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for table in tables:
-            writer.writerows(table)
+    write_table([row for table in tables for row in table], output, columns)
     return sum(len(t) for t in tables)
 
 
@@ -109,9 +110,9 @@ def write_speed_perturbed(
     """
     if not factors or any(f <= 0 for f in factors):
         raise ValueError(f"speed factors must be positive, got {list(factors)}")
-    rows = read_table(manifest)
-    if not rows or audio_column not in rows[0]:
-        raise ValueError(f"{manifest} has no rows with a {audio_column!r} column")
+    rows = read_table(manifest)  # raises on an empty table
+    if audio_column not in rows[0]:
+        raise ValueError(f"{manifest} has no {audio_column!r} column")
     out = Path(output)
     audio_dir = out.parent / f"{out.stem}_audio"
     audio_dir.mkdir(parents=True, exist_ok=True)
@@ -127,15 +128,10 @@ def write_speed_perturbed(
             perturbed = speed_perturb(audio, factor)
             sf.write(path, perturbed, TARGET_SAMPLING_RATE, subtype="PCM_16")
             copy = {**row, audio_column: str(path.resolve()), "speed": f"{factor:g}"}
-            for column, value in (
-                ("duration", f"{len(perturbed) / TARGET_SAMPLING_RATE:.3f}"),
-                ("sample_rate", str(TARGET_SAMPLING_RATE)),
-            ):
-                if column in copy:  # the copy's own, not the original's
-                    copy[column] = value
+            if "duration" in copy:  # the copy's own, not the original's
+                copy["duration"] = f"{len(perturbed) / TARGET_SAMPLING_RATE:.3f}"
+            if "sample_rate" in copy:
+                copy["sample_rate"] = str(TARGET_SAMPLING_RATE)
             written.append(copy)
-    with open(out, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(written[0]))
-        writer.writeheader()
-        writer.writerows(written)
+    write_table(written, out, list(written[0]))
     return len(written)

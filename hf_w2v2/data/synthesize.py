@@ -194,6 +194,13 @@ def default_voices(exclude: Iterable[str] = ()) -> dict[str, list[str]]:
     }
 
 
+def check_engines(engines: Iterable[str]) -> None:
+    """Raise a clear error naming any engine that is not one of :data:`ENGINE_TOOLS`."""
+    unknown = sorted(set(engines) - set(ENGINE_TOOLS))
+    if unknown:
+        raise ValueError(f"unknown TTS engine(s) {unknown}; known: {sorted(ENGINE_TOOLS)}")
+
+
 def sample_augmentation(rng: random.Random, p: float = 0.35) -> Augmentation:
     """Each effect on with probability ``p`` (speed: 0.9 or 1.1; noise at 5-30 dB SNR)."""
     on = lambda: rng.random() < p
@@ -218,9 +225,7 @@ def plan_corpus(
     """One :class:`SynthItem` per sentence: engine by weight, voice uniform, espeak rate/pitch random."""
     weights = engine_weights or {"flite": 0.45, "espeak": 0.35, "festival": 0.20}
     voices = voices or default_voices()
-    unknown = sorted(set(weights) - set(ENGINE_TOOLS))
-    if unknown:
-        raise ValueError(f"unknown TTS engine(s) {unknown}; known: {sorted(ENGINE_TOOLS)}")
+    check_engines(weights)
     rng = random.Random(seed)
     engines = list(weights)
     items = []
@@ -266,9 +271,7 @@ def plan_keywords(
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     voices = voices or default_voices()
-    unknown = sorted(set(voices) - set(ENGINE_TOOLS))
-    if unknown:
-        raise ValueError(f"unknown TTS engine(s) {unknown}; known: {sorted(ENGINE_TOOLS)}")
+    check_engines(voices)
     rng = random.Random(seed)
     items: list[SynthItem] = []
     for engine, names in voices.items():
