@@ -33,12 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hf_w2v2.data.collator import DataCollatorCTCWithPadding
 from hf_w2v2.finetune.arguments import parse_finetune_args
-from hf_w2v2.finetune.metrics import argmax_logits
 from hf_w2v2.finetune.run import prepare_data, split_metrics
 from hf_w2v2.finetune.trainer import CTCTrainer
 from hf_w2v2.models.configuration import small
 from hf_w2v2.training.budget import TimeBudgetCallback
 from hf_w2v2.training.precision import has_accelerator
+from hf_w2v2.training.trainer import argmax_logits
 
 ROOT = Path(__file__).resolve().parents[1]
 

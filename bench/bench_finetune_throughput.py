@@ -30,16 +30,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hf_w2v2 import Wav2Vec2Config, Wav2Vec2ForCTC
 from hf_w2v2.data.collator import DataCollatorCTCWithPadding
 from hf_w2v2.data.sources import read_audiofolder
-from hf_w2v2.finetune.data import choose_processor, prepare_split
-from hf_w2v2.finetune.feature_cache import (
+from hf_w2v2.finetune.data import CTCFilter, choose_processor, prepare_split
+from hf_w2v2.models.configuration import small
+from hf_w2v2.text.normalize import TextNormalizer
+from hf_w2v2.training.feature_cache import (
     PREFIX_KEY,
     CachedFeatureCollator,
     FrozenFeatureCache,
     attach_cache,
     use_cached_prefix,
 )
-from hf_w2v2.models.configuration import small
-from hf_w2v2.text.normalize import TextNormalizer
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 16_000  # samples per second
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> dict:
     normalizer = TextNormalizer()
     config = Wav2Vec2Config(**small_config(32))
     processor, _ = choose_processor(config, [u.text for u in utts], normalizer)
-    split = prepare_split("train", utts, processor, config, normalizer, 0.0, 12.0, False, None)
+    split = prepare_split("train", utts, processor, config, CTCFilter(normalizer, 0.0, 12.0))
     fields = small_config(len(processor.tokenizer))
     torch.manual_seed(0)
     ours = Wav2Vec2ForCTC(Wav2Vec2Config(**fields)).train()

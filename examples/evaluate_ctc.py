@@ -14,12 +14,12 @@ beta are tuned on a held-out third of the set and the WERs are reported on the r
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from transformers import HfArgumentParser
 
 from hf_w2v2.data.sources import read_source
-from hf_w2v2.decoding.beam import BeamSearchDecoder
+from hf_w2v2.decoding.beam import BeamSearchDecoder, BeamSettings
 from hf_w2v2.decoding.tuning import DEFAULT_ALPHAS, DEFAULT_BETAS
 from hf_w2v2.inference.evaluation import evaluate_ctc
 from hf_w2v2.inference.transcribe import Transcriber
@@ -62,15 +62,17 @@ class EvaluateArguments:
 
 def main() -> None:
     (args,) = HfArgumentParser(EvaluateArguments).parse_args_into_dataclasses()
+    beam = BeamSettings(
+        beam_width=args.beam_width,
+        alpha=args.alpha,
+        beta=args.beta,
+        token_min_logp=args.token_min_logp,
+        beam_prune_logp=args.beam_prune_logp,
+    )
     transcriber = Transcriber.from_pretrained(
-        args.model, lm_path=args.lm, device=args.device, bf16=args.bf16, chunk_s=args.chunk_s
+        args.model, lm_path=args.lm, device=args.device, bf16=args.bf16, chunk_s=args.chunk_s, beam=beam
     )
     decoder: BeamSearchDecoder | None = transcriber.decoder
-    if decoder is not None:
-        decoder.set_params(
-            alpha=args.alpha, beta=args.beta, token_min_logp=args.token_min_logp, beam_prune_logp=args.beam_prune_logp
-        )
-        decoder.beam_width = args.beam_width
     utterances = read_source(args.data)
     if isinstance(utterances, dict):
         raise ValueError(f"{args.data} holds several splits ({', '.join(utterances)}); point --data at one")
@@ -98,8 +100,9 @@ def main() -> None:
         summary["tuning"] = {k: v for k, v in summary["tuning"].items() if k != "trials"}
     print(json.dumps(summary, indent=2))
     if decoder is not None and args.save_decoder:
-        decoder.save_pretrained(args.model)
-        print(f"decoder saved in {args.model} (alpha={decoder.alpha}, beta={decoder.beta})")
+        used = replace(beam, alpha=report.alpha, beta=report.beta)  # the tuned pair when --tune
+        decoder.save_pretrained(args.model, used, tuning=report.tuning)
+        print(f"decoder saved in {args.model} (alpha={used.alpha}, beta={used.beta})")
 
 
 if __name__ == "__main__":

@@ -119,8 +119,17 @@ def run_transcribe(args: argparse.Namespace) -> int:
         raise ValueError(f"no audio files found in {' '.join(args.inputs)}")
     if args.format == "srt" and len(files) > 1 and args.output_dir is None:
         raise ValueError("--format srt with several files needs --output-dir (one .srt per file)")
+    from hf_w2v2.decoding.beam import BeamSettings
     from hf_w2v2.inference.transcribe import Transcriber
 
+    beam = BeamSettings(
+        beam_width=args.beam_width or None,
+        hotword_weight=args.hotword_weight,
+        alpha=args.alpha,
+        beta=args.beta,
+        token_min_logp=args.token_min_logp,
+        beam_prune_logp=args.beam_prune_logp,
+    )
     transcriber = Transcriber.from_pretrained(
         args.model,
         lm_path=args.lm,
@@ -130,13 +139,8 @@ def run_transcribe(args: argparse.Namespace) -> int:
         chunk_s=args.chunk_s or None,
         stride_s=args.stride_s,
         batch_size=args.batch_size,
+        beam=beam,  # per call: the decoder loaded with the model is not changed
     )
-    if transcriber.decoder is not None:
-        transcriber.decoder.set_params(
-            alpha=args.alpha, beta=args.beta, token_min_logp=args.token_min_logp, beam_prune_logp=args.beam_prune_logp
-        )
-        transcriber.decoder.beam_width = args.beam_width or transcriber.decoder.beam_width
-        transcriber.decoder.hotword_weight = args.hotword_weight
     targets = output_paths(files, args.output_dir, args.format) if args.output_dir is not None else {}
     failures = 0
     results = transcriber.iter_files(
@@ -317,12 +321,11 @@ def run_verify(args: argparse.Namespace) -> int:
         if not os.path.isfile(path):
             raise ValueError(f"audio file not found: {path}")
     from hf_w2v2.classify.inference import embed_files, load_model, read_threshold
+    from hf_w2v2.classify.verification import Trial, cosine_scores
 
     model = load_model(args.model, args.device)
     embeddings = embed_files(model, [args.a, args.b])
-    import torch.nn.functional as F
-
-    score = float(F.cosine_similarity(embeddings[0:1], embeddings[1:2]).item())
+    score = float(cosine_scores(embeddings, {"a": 0, "b": 1}, [Trial(target=False, a="a", b="b")])[0])
     threshold = args.threshold if args.threshold is not None else read_threshold(args.model)
     same = None if threshold is None else score >= threshold
     print(json.dumps({"a": args.a, "b": args.b, "score": score, "threshold": threshold, "same_speaker": same}))

@@ -156,3 +156,23 @@ def test_classify_command(tmp_path, capsys):
     assert line["file"] == CLIP and {x["label"] for x in line["labels"]} == {"no", "yes"}
     assert sum(x["score"] for x in line["labels"]) == pytest.approx(1.0, abs=1e-5)
     assert main(["classify", str(tmp_path / "m"), str(tmp_path / "nothing.wav")]) == 2
+
+
+@pytest.mark.slow
+def test_cached_frozen_features_give_the_audio_paths_losses(tmp_path, splits):
+    """--cache_frozen_features: the one cache of fine-tuning (training.feature_cache), same losses as the audio path."""
+
+    def losses(out: Path, *extra: str) -> list[float]:
+        args = parse_classify_args(
+            [*COMMON, "--output_dir", str(out), "--train_data", str(splits / "train.csv")]
+            + ["--config_overrides", '{"feat_extract_norm": "layer"}', "--frozen_conv_layers", "4"]
+            + ["--mask_time_length", "2", "--logging_steps", "1", "--seed", "0", *extra]
+        )
+        run_classification(*args)
+        state = json.loads((out / "trainer_state.json").read_text())
+        return [row["loss"] for row in state["log_history"] if "loss" in row]
+
+    plain = losses(tmp_path / "plain")
+    cached = losses(tmp_path / "cached", "--cache_frozen_features", "True")
+    assert len(plain) == 3
+    np.testing.assert_allclose(cached, plain, rtol=2e-4)

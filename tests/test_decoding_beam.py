@@ -13,7 +13,7 @@ pytest.importorskip("kenlm")
 from fixtures.decoding.tiny import CORPUS, VOCAB, alphabet
 
 from hf_w2v2.decoding.arpa import build_arpa
-from hf_w2v2.decoding.beam import BeamSearchDecoder
+from hf_w2v2.decoding.beam import BeamSearchDecoder, BeamSettings
 from hf_w2v2.decoding.greedy import greedy_decode
 from hf_w2v2.decoding.synthetic import synthetic_logits
 from hf_w2v2.decoding.tuning import tune_alpha_beta
@@ -77,7 +77,7 @@ def test_hotwords_pull_the_beam() -> None:
     decoder = BeamSearchDecoder(alphabet())  # beam search without LM
     assert decoder.decode(logits).text == "THE KAT"
     assert decoder.decode(logits, hotwords=["CAT"]).text == "THE CAT"
-    assert decoder.decode(logits, hotwords=["CAT"], hotword_weight=0.0).text == "THE KAT"
+    assert decoder.decode(logits, hotwords=["CAT"], settings=BeamSettings(hotword_weight=0.0)).text == "THE KAT"
 
 
 def test_pool_gives_the_sequential_results(lm_path: str, noisy: list[torch.Tensor]) -> None:
@@ -85,17 +85,25 @@ def test_pool_gives_the_sequential_results(lm_path: str, noisy: list[torch.Tenso
     sequential = decoder.decode_batch(noisy[:6])
     pooled = decoder.decode_batch(noisy[:6], num_processes=2)
     assert [t.text for t in pooled] == [t.text for t in sequential]
-    decoder.set_params(alpha=3.0, beta=-2.0)  # workers must see new parameters
-    assert [t.text for t in decoder.decode_batch(noisy[:6], num_processes=2)] == [
-        t.text for t in decoder.decode_batch(noisy[:6])
+    weights = BeamSettings(alpha=3.0, beta=-2.0)  # workers must see this call's parameters
+    assert [t.text for t in decoder.decode_batch(noisy[:6], settings=weights, num_processes=2)] == [
+        t.text for t in decoder.decode_batch(noisy[:6], settings=weights)
     ]
+    assert (decoder.alpha, decoder.beta) == (0.5, 1.0)  # per call: the decoder itself is unchanged
+    assert [t.text for t in decoder.decode_batch(noisy[:6])] == [t.text for t in sequential]
 
 
 def test_save_and_restore_with_the_model(tmp_path, lm_path: str, noisy: list[torch.Tensor]) -> None:
     decoder = BeamSearchDecoder(
-        alphabet(), lm_path=lm_path, alpha=0.7, beta=1.5, beam_width=24, token_min_logp=-12.0, beam_prune_logp=-25.0
+        alphabet(),
+        lm_path=lm_path,
+        alpha=0.7,
+        beta=1.5,
+        beam_width=24,
+        token_min_logp=-12.0,
+        beam_prune_logp=-25.0,
+        tuning={"alpha": 0.7, "beta": 1.5, "wer": 0.1},
     )
-    decoder.tuning = {"alpha": 0.7, "beta": 1.5, "wer": 0.1}
     decoder.save_pretrained(tmp_path)
     assert sorted(p.name for p in (tmp_path / "language_model").iterdir()) == ["attrs.json", "lm3.arpa", "unigrams.txt"]
     assert json.loads((tmp_path / "alphabet.json").read_text())["labels"][:3] == ["", "⁇", " "]
@@ -108,8 +116,7 @@ def test_save_and_restore_with_the_model(tmp_path, lm_path: str, noisy: list[tor
     import pyctcdecode
 
     assert pyctcdecode.BeamSearchDecoderCTC.load_from_dir(str(tmp_path)) is not None
-    restored.set_params(alpha=0.2, beam_prune_logp=-15.0)  # re-tuned, saved back where its LM file lives
-    restored.save_pretrained(tmp_path)
+    restored.save_pretrained(tmp_path, BeamSettings(alpha=0.2, beam_prune_logp=-15.0))  # re-tuned, saved in place
     again = BeamSearchDecoder.from_pretrained(tmp_path)
     assert (again.alpha, again.beta, again.token_min_logp, again.beam_prune_logp) == (0.2, 1.5, -12.0, -15.0)
     BeamSearchDecoder(alphabet()).save_pretrained(tmp_path)  # no LM: the LM folder goes
@@ -124,8 +131,7 @@ def test_tuning_picks_and_records_the_best(lm_path: str, noisy: list[torch.Tenso
     assert len(result.trials) == 6
     assert result.wer == min(t["wer"] for t in result.trials)
     assert result.wer < next(t["wer"] for t in result.trials if t["alpha"] == 0.0 and t["beta"] == 0.0)
-    assert (decoder.alpha, decoder.beta) == (result.alpha, result.beta)
-    assert decoder.tuning["alpha"] == result.alpha
+    assert (decoder.alpha, decoder.beta) == (0.5, 1.0) and decoder.tuning is None  # tuning changes no decoder
     random_a = tune_alpha_beta(decoder, noisy[:2], SENTENCES[:2], search="random", n_trials=3, seed=7, progress=False)
     random_b = tune_alpha_beta(decoder, noisy[:2], SENTENCES[:2], search="random", n_trials=3, seed=7, progress=False)
     assert random_a.trials == random_b.trials

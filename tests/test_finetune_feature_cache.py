@@ -16,7 +16,7 @@ from hf_w2v2.models.configuration import tiny
 
 datasets = pytest.importorskip("datasets")
 
-from hf_w2v2.finetune.feature_cache import (  # noqa: E402
+from hf_w2v2.training.feature_cache import (  # noqa: E402
     KEY_COLUMN,
     PREFIX_KEY,
     CachedFeatureCollator,

@@ -89,11 +89,12 @@ def straight_run(tmp_path_factory):
         mock.patch("huggingface_hub.HfApi.create_repo", create_repo),
         mock.patch("huggingface_hub.HfApi.upload_folder", upload_folder),
     ):
-        result = run_finetuning(
-            *_args(
-                out, "--push_to_hub", "True", "--hub_model_id", "me/tiny-ctc", "--test_data", f"again={FIXTURE / 'dev'}"
-            )
+        args = _args(
+            out, "--push_to_hub", "True", "--hub_model_id", "me/tiny-ctc", "--test_data", f"again={FIXTURE / 'dev'}"
         )
+        given = args[3].to_dict()
+        result = run_finetuning(*args)
+    assert args[3].to_dict() == given  # the run works on its own copy of TrainingArguments
     return out, result, calls
 
 
@@ -212,7 +213,8 @@ def test_bad_input_is_filtered_and_counted(tmp_path):
 
 
 def test_extra_train_data_is_appended_and_shapes_the_vocabulary(tmp_path):
-    from hf_w2v2.finetune.run import card_inputs, prepare_data
+    from hf_w2v2.finetune.card import data_section, training_corpora
+    from hf_w2v2.finetune.prepare import prepare_data
 
     extra = tmp_path / "extra"
     shutil.copytree(FIXTURE / "train", extra)
@@ -224,8 +226,9 @@ def test_extra_train_data_is_appended_and_shapes_the_vocabulary(tmp_path):
         writer.writerows(rows)
     model_args, data_args, card_args, training_args = _args(tmp_path / "out", "--extra_train_data", str(extra))
     data = prepare_data(model_args, data_args, training_args, checkpoint=None)
-    card = card_inputs(model_args, data_args, card_args, training_args, data, [], {}, "frozen")
-    assert card.datasets == ["train", "extra"] and "Training corpus: `train` + `extra`" in card.data_section
+    corpora = training_corpora(data_args, "train")
+    assert [name for name, _ in corpora] == ["train", "extra"]
+    assert "Training corpus: `train` + `extra`" in data_section(data_args, data, corpora)
     alone = prepare_data(*_args(tmp_path / "out2")[:2], training_args, checkpoint=None)
     assert "Z" in data.processor.tokenizer.get_vocab() and "Z" not in alone.processor.tokenizer.get_vocab()
     assert len(data.train.dataset) == 2 * len(alone.train.dataset)
@@ -234,13 +237,16 @@ def test_extra_train_data_is_appended_and_shapes_the_vocabulary(tmp_path):
 
 
 def test_a_corpus_listed_twice_is_sampled_twice_and_named_once(tmp_path):
-    from hf_w2v2.finetune.run import card_inputs, prepare_data
+    from hf_w2v2.finetune.card import data_section, training_corpora
+    from hf_w2v2.finetune.prepare import prepare_data
 
     twice = _args(tmp_path / "out", "--extra_train_data", str(FIXTURE / "train") + "/", str(FIXTURE / "dev"))
     data = prepare_data(twice[0], twice[1], twice[3], checkpoint=None)
     alone = prepare_data(*_args(tmp_path / "out2")[:2], twice[3], checkpoint=None)
     dev = prepare_data(*_args(tmp_path / "out3", "--train_data", str(FIXTURE / "dev"))[:2], twice[3], checkpoint=None)
     assert len(data.train.dataset) == 2 * len(alone.train.dataset) + len(dev.train.dataset)
-    card = card_inputs(*twice[:3], twice[3], data, [], {}, "frozen")
-    assert card.datasets == ["train", "dev"]
-    assert "Training corpus: `train` (x2: its clips are seen 2 times as often) + `dev`" in card.data_section
+    corpora = training_corpora(twice[1], "train")
+    assert [name for name, _ in corpora] == ["train", "dev"]
+    assert "Training corpus: `train` (x2: its clips are seen 2 times as often) + `dev`" in data_section(
+        twice[1], data, corpora
+    )

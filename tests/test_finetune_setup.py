@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from hf_w2v2 import Wav2Vec2ForCTC, Wav2Vec2ForPreTraining
-from hf_w2v2.finetune.arguments import ModelArguments, parse_finetune_args
-from hf_w2v2.finetune.model import build_ctc_model, describe_frozen_encoder
+from hf_w2v2.finetune.arguments import CTCModelArguments, parse_finetune_args
+from hf_w2v2.finetune.model import build_ctc_model
 from hf_w2v2.finetune.resume import check_resume_vocabulary, vocabulary_difference
 from hf_w2v2.models.configuration import config_from_name, tiny
 from hf_w2v2.training.checkpoints import resolve_checkpoint
+from hf_w2v2.training.model_setup import describe_frozen_encoder
 
 yaml = pytest.importorskip("yaml")
 
@@ -46,9 +47,9 @@ def test_yaml_config_then_command_line_overrides(tmp_path):
 
 def test_model_arguments_need_exactly_one_source():
     with pytest.raises(ValueError, match="not both"):
-        ModelArguments(model_name_or_path="x", config_name="tiny")
+        CTCModelArguments(model_name_or_path="x", config_name="tiny")
     with pytest.raises(ValueError, match="config_name"):
-        ModelArguments()
+        CTCModelArguments()
 
 
 def test_config_from_name_presets_and_files(tmp_path):
@@ -130,7 +131,7 @@ def test_resume_refuses_a_different_vocabulary(tmp_path):
 def test_empty_config_name_from_the_command_line_clears_the_recipe_value(tmp_path):
     """`recipe.yaml --model_name_or_path PT --config_name ""` switches a random-init recipe to a checkpoint."""
     Wav2Vec2ForPreTraining(tiny()).save_pretrained(tmp_path / "pt")
-    ModelArguments(model_name_or_path=str(tmp_path / "pt"), config_name="")
+    CTCModelArguments(model_name_or_path=str(tmp_path / "pt"), config_name="")
     model = build_ctc_model(12, 0, model_name_or_path=str(tmp_path / "pt"), config_name="")
     assert model.lm_head.out_features == 12
     with pytest.raises(ValueError, match="exactly one"):

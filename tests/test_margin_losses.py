@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -119,3 +120,33 @@ def test_head_loss_uses_the_configured_objective():
     out = model(audio, labels=labels)
     expected = aam_softmax_loss(out.logits, labels, model.objective.weight, 30.0, 0.25)
     assert torch.allclose(out.loss, expected, atol=1e-6)
+
+
+def test_xvector_loss_fields_are_declared_documented_and_checked(tmp_path):
+    """The config declares every field the head reads (defaults = stock transformers' objective) and checks them;
+    a saved config still loads in stock transformers, which keeps the fields as plain attributes."""
+    from transformers import Wav2Vec2Config as StockConfig
+
+    from hf_w2v2.models.configuration import Wav2Vec2Config
+
+    config = Wav2Vec2Config()
+    assert (config.xvector_loss, config.xvector_scale, config.xvector_margin, config.xvector_easy_margin) == (
+        "am_softmax",
+        30.0,
+        None,
+        False,
+    )
+    source = Path(__file__).parents[1] / "hf_w2v2" / "models" / "configuration.py"
+    text = source.read_text()
+    for name in ("xvector_loss", "xvector_scale", "xvector_margin", "xvector_easy_margin"):
+        assert f"    {name}:" in text and '    """X-vector' in text.split(f"    {name}:")[1][:200], name
+    for bad, match in (
+        ({"xvector_scale": 0.0}, "xvector_scale"),
+        ({"xvector_margin": -0.1}, "xvector_margin"),
+        ({"xvector_easy_margin": "yes"}, "xvector_easy_margin"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            tiny(num_labels=3, **bad).check()
+    tiny(num_labels=3, xvector_loss="aam_softmax", xvector_margin=0.2).save_pretrained(tmp_path)
+    stock_config = StockConfig.from_pretrained(tmp_path)
+    assert stock_config.xvector_loss == "aam_softmax" and stock_config.xvector_margin == 0.2

@@ -46,6 +46,9 @@ def test_json_config_with_overrides_trains_saves_and_resumes(tmp_path):
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == 2
     assert "contrastive_accuracy" in state["log_history"][0] and "gumbel_temperature" in state["log_history"][0]
+    card = (out / "README.md").read_text()  # the shared finish (hf_w2v2.training.lifecycle): card, results, curves
+    assert "pretraining" in card and "examples/pretrain.py" in card and "Training hyper-parameters" in card
+    assert "health_warnings" in json.loads((out / "all_results.json").read_text())
 
     run([str(config), "--max_steps", "3"])  # picks up checkpoint-2 by itself
     state = json.loads((out / "trainer_state.json").read_text())

@@ -212,3 +212,16 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(tmp_path, clips, sa
     straight_logs = [e["loss"] for e in straight.state.log_history if "loss" in e]
     resumed_logs = [e["loss"] for e in resumed.state.log_history if "loss" in e]
     assert resumed_logs == pytest.approx(straight_logs, rel=1e-5)
+
+
+def test_evaluation_masks_are_the_models_own_and_honour_equal_count():
+    """fairseq's require_same_masks (mask_time_equal_count): evaluation masks every row equally, as training does."""
+    config = tiny(mask_time_prob=0.3, mask_time_length=2, mask_time_equal_count=True)
+    samples = 16000
+    attention = torch.ones(3, samples, dtype=torch.long)
+    attention[1, 9000:] = 0  # a shorter clip: fewer valid frames
+    attention[2, 5000:] = 0
+    generator = torch.Generator().manual_seed(0)
+    mask, _ = draw_pretraining_targets(config, samples, attention, batch_size=3, device="cpu", generator=generator)
+    counts = mask.sum(dim=-1).tolist()
+    assert len(set(counts)) == 1 and counts[0] > 0, counts

@@ -33,7 +33,7 @@ def test_finetune_recipe_parses(recipe: Path) -> None:
 
 @pytest.mark.parametrize("recipe", PRETRAIN_RECIPES, ids=lambda p: p.name)
 def test_pretrain_recipe_parses(recipe: Path) -> None:
-    _, _, data, training = parse_pretrain_args([str(recipe)])
+    _, _, data, training, _ = parse_pretrain_args([str(recipe)])
     assert data.train_source and training.output_dir
 
 

@@ -14,7 +14,6 @@ _NAMES = {
     "ClassificationMetrics": "hf_w2v2.classify.metrics",
     "build_classifier": "hf_w2v2.classify.model",
     "ClassificationTrainer": "hf_w2v2.classify.trainer",
-    "ClassifyResult": "hf_w2v2.classify.run",
     "run_classification": "hf_w2v2.classify.run",
     "equal_error_rate": "hf_w2v2.classify.verification",
     "min_dcf": "hf_w2v2.classify.verification",

@@ -1,7 +1,7 @@
 """Command-line / config-file arguments of classification fine-tuning (``HfArgumentParser`` dataclasses).
 
-The model and card groups are fine-tuning's own (:class:`~hf_w2v2.finetune.arguments.ModelArguments`,
-:class:`~hf_w2v2.finetune.arguments.CardArguments`); :class:`ClassifyDataArguments` says which
+The model and card groups are the ones every job shares (:class:`~hf_w2v2.training.arguments.ModelArguments`,
+:class:`~hf_w2v2.training.arguments.CardArguments`); :class:`ClassifyDataArguments` says which
 task, which corpora and which label column. A YAML/JSON recipe may hold them all:
 
     python examples/finetune_classification.py examples/configs/classify_fsdd_digits.yaml --max_train_minutes 5
@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from hf_w2v2.finetune.arguments import CardArguments, ModelArguments, corpus_name
+from hf_w2v2.training.arguments import (
+    CardArguments,
+    ModelArguments,
+    check_max_train_minutes,
+    max_train_minutes_field,
+    named_sets,
+)
 from hf_w2v2.training.recipe import parse_recipe_args
 
 TASKS = ("sequence", "xvector", "frame")
@@ -64,8 +70,7 @@ class ClassifyDataArguments:
         default=None,
         metadata={
             "help": "Batch clips by length buckets of this many seconds and pad to the bucket's bound (not with "
-            "balance=sampler). With --cache_frozen_features (default bucket 0.25 s) every clip keeps its padded "
-            "width, so the frozen feature encoder runs once per clip."
+            "balance=sampler, nor with --cache_frozen_features)."
         },
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Use only the first N training clips."})
@@ -76,10 +81,7 @@ class ClassifyDataArguments:
     )
     p_target: float = field(default=0.01, metadata={"help": "--task xvector: prior of the minDCF."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Audio decoding threads."})
-    max_train_minutes: float | None = field(
-        default=None,
-        metadata={"help": "Wall-clock training budget (minutes) that drives the learning-rate schedule."},
-    )
+    max_train_minutes: float | None = max_train_minutes_field()
 
     def __post_init__(self) -> None:
         self.test_data = [item for item in self.test_data if item.strip()]
@@ -89,18 +91,13 @@ class ClassifyDataArguments:
             raise ValueError(f"balance must be one of {list(BALANCE)}, got {self.balance!r}")
         if self.balance == "weights" and self.task != "sequence":
             raise ValueError("balance=weights is for --task sequence; use balance=sampler")
-        if self.max_train_minutes is not None and self.max_train_minutes <= 0:
-            raise ValueError(f"max_train_minutes must be positive, got {self.max_train_minutes}")
+        check_max_train_minutes(self.max_train_minutes)
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise ValueError(f"max_seconds must be positive, got {self.max_seconds}")
 
     def named_eval_sets(self) -> list[tuple[str, str]]:
         """``[("eval", eval_data)]`` then the ``test_data`` sets as ``(name, path)``."""
-        pairs = [("eval", self.eval_data)] if self.eval_data else []
-        for item in self.test_data:
-            name, sep, path = item.partition("=")
-            pairs.append((name, path) if sep else (corpus_name(item), item))
-        return pairs
+        return ([("eval", self.eval_data)] if self.eval_data else []) + named_sets(self.test_data)
 
 
 ARGUMENT_CLASSES = (ModelArguments, ClassifyDataArguments, CardArguments, TrainingArguments)

@@ -15,7 +15,12 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCardData
 
-from hf_w2v2.training.model_card import hyperparameter_table, markdown_table
+from hf_w2v2.classify.arguments import ClassifyDataArguments
+from hf_w2v2.classify.sets import Sets
+from hf_w2v2.training.arguments import CardArguments, ModelArguments, corpus_name
+from hf_w2v2.training.lifecycle import RunResult, RunStart, health_paragraph
+from hf_w2v2.training.model_card import hyperparameter_table, markdown_table, training_hyperparameters
+from hf_w2v2.training.model_setup import describe_frozen_encoder
 
 TASK_TAGS = {
     "sequence": ("audio-classification", "wav2vec2", "hf_w2v2"),
@@ -127,3 +132,63 @@ def write_card(folder: str | os.PathLike, inputs: ClassifyCardInputs) -> str:
     path = Path(folder) / "README.md"
     path.write_text(render_card(inputs), encoding="utf-8")
     return os.fspath(path)
+
+
+USAGE = {
+    "sequence": "```bash\nhf-w2v2 classify {path} clip.wav --top-k 3\n```\n\n```python\nfrom transformers import "
+    'pipeline\n\nclassifier = pipeline("audio-classification", model="{path}")\nprint(classifier("clip.wav"))\n```',
+    "xvector": "```bash\nhf-w2v2 verify {path} a.wav b.wav     # score and same/different at the stored EER "
+    "threshold\nhf-w2v2 embed {path} clips/ --output embeddings.npz\n```",
+    "frame": "```python\nfrom transformers import AutoModelForAudioFrameClassification\n\nmodel = "
+    'AutoModelForAudioFrameClassification.from_pretrained("{path}")  # logits (B, frames, 2), 20 ms frames\n```',
+}
+"""Per task, the card's "Try it" section (``{path}``: the model's name)."""
+
+
+def data_lines(data_args: ClassifyDataArguments, sets: Sets) -> str:
+    """The card's training-data section: corpus, counts, classes, and every evaluated set's counts."""
+    lines = [f"- Training corpus: `{corpus_name(data_args.train_data)}`" if data_args.train_data else "- none"]
+    if sets.train is not None:
+        lines.append(f"- {sets.train.report.format()}")
+    lines.append(f"- {len(sets.names)} classes: {', '.join(sets.names[:40])}")
+    lines += [f"- {d.report.format()}" for d in sets.evals.values()]
+    return "\n".join(lines)
+
+
+def write_classify_card(
+    run: RunStart,
+    model_args: ModelArguments,
+    data_args: ClassifyDataArguments,
+    card_args: CardArguments,
+    sets: Sets,
+    model: Any,
+    result: RunResult,
+) -> str:
+    """The run's ``README.md``: results per set, usage, data, hyper-parameters, the health monitor's warnings."""
+    init = model_args.initialisation()
+    extra = {
+        "task": data_args.task,
+        "init": init,
+        "feature_encoder": describe_frozen_encoder(model),
+        "balance": data_args.balance,
+        "max_train_minutes": data_args.max_train_minutes,
+        "train_runtime_s": round(result.metrics.get("train_runtime", 0.0)),
+        **model_args.overrides(),
+    }
+    name = card_args.model_name or Path(run.output_dir).resolve().name
+    inputs = ClassifyCardInputs(
+        name=name,
+        task=data_args.task,
+        summary=f"A wav2vec 2.0 {data_args.task} model fine-tuned from {init} with hf_w2v2 "
+        f"(`examples/finetune_classification.py`).",
+        rows=result.rows,
+        data=data_lines(data_args, sets),
+        hyperparameters=training_hyperparameters(run.args, extra),
+        usage=USAGE[data_args.task].replace("{path}", name),
+        license=card_args.license,
+        language=card_args.language,
+        datasets=[card_args.dataset_name or corpus_name(data_args.train_data)] if data_args.train_data else [],
+        limitations=(card_args.limitations or ClassifyCardInputs.limitations)
+        + health_paragraph(result.health_warnings),
+    )
+    return write_card(run.output_dir, inputs)

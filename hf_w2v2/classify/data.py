@@ -149,6 +149,11 @@ class ClipDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.audio)
 
+    @property
+    def lengths(self) -> list[int]:
+        """Samples per clip (length-grouped and by-seconds batches read them without decoding)."""
+        return [len(audio) for audio in self.audio]
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         return {"input_values": self.audio[index], "labels": self.labels[index]}
 

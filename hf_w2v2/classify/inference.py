@@ -22,15 +22,11 @@ from tqdm.auto import tqdm
 
 from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio, normalize_waveform
 from hf_w2v2.data.collator import DataCollatorCTCWithPadding, pad_sequences
+from hf_w2v2.data.processor import uses_attention_mask
 from hf_w2v2.models.lengths import receptive_field
 
 VERIFICATION_FILE = "verification.json"
 """Stored next to an x-vector model: the EER threshold and the scores it was measured with."""
-
-
-def uses_attention_mask(config) -> bool:
-    """Layer-norm encoders take a mask; group-norm ones (wav2vec2-base) were trained on unpadded audio."""
-    return config.feat_extract_norm == "layer"
 
 
 def min_samples_for(config, task: str) -> int:
@@ -54,7 +50,7 @@ def run_batches(
     """``output`` ("logits" (N, L) or "embeddings" (N, E)) of ``model`` for normalised clips, in input order."""
     model.eval()
     device = next(model.parameters()).device
-    masked = uses_attention_mask(model.config)
+    masked = uses_attention_mask(model.config)  # type: ignore[arg-type]  # a wav2vec 2.0 config
     size = batch_size if masked else 1
     order = sorted(range(len(clips)), key=lambda i: len(clips[i]))  # similar lengths share a batch
     results: list[torch.Tensor | None] = [None] * len(clips)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -117,34 +118,26 @@ def frame_f1(references: np.ndarray, predictions: np.ndarray, positive: int = 1)
     return {"frame_precision": precision, "frame_recall": recall, "frame_f1": f1, "frame_accuracy": accuracy}
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClassificationMetrics:
-    """``compute_metrics`` for the Trainer: accuracy and macro-F1; keeps the last confusion matrix.
+    """``compute_metrics`` for the Trainer: accuracy and macro-F1; :meth:`matrix` gives the confusion matrix.
 
-    Takes argmax predictions (see :func:`argmax_logits`). For frame tasks (``frame=True``) the
-    labels are (N, F, L) one-hot and the scores are frame precision/recall/F1 of class 1.
+    Takes argmax predictions (:func:`hf_w2v2.training.trainer.argmax_logits`). For frame tasks
+    (``frame=True``) the labels are (N, F, L) one-hot and the scores are frame precision/recall/F1 of class 1.
     """
 
     names: Sequence[str]
     frame: bool = False
-    last_matrix: np.ndarray | None = field(default=None, init=False)
-    last_predictions: np.ndarray | None = field(default=None, init=False)
 
-    def __call__(self, prediction) -> dict[str, float]:
-        predictions = np.asarray(prediction.predictions)
-        labels = np.asarray(prediction.label_ids)
+    def matrix(self, prediction: Any) -> np.ndarray:
+        """(L, L) confusion counts of an evaluation's argmax predictions and labels."""
+        labels, predictions = np.asarray(prediction.label_ids), np.asarray(prediction.predictions)
+        return confusion_matrix(labels.reshape(-1), predictions.reshape(-1), len(self.names))
+
+    def __call__(self, prediction: Any) -> dict[str, float]:
         if self.frame:
-            references = labels.argmax(axis=-1)  # (N, F, L) one-hot -> (N, F)
-            self.last_predictions = predictions
-            return frame_f1(references, predictions)
-        self.last_predictions = predictions
-        self.last_matrix = confusion_matrix(labels.reshape(-1), predictions.reshape(-1), len(self.names))
-        total = max(int(self.last_matrix.sum()), 1)
-        return {"accuracy": float(np.trace(self.last_matrix) / total), "macro_f1": macro_f1(self.last_matrix)}
-
-
-def argmax_logits(logits, labels):
-    """``preprocess_logits_for_metrics``: class ids instead of the (B, [F,] L) scores."""
-    if isinstance(logits, tuple):
-        logits = logits[0]
-    return logits.argmax(dim=-1)
+            references = np.asarray(prediction.label_ids).argmax(axis=-1)  # (N, F, L) one-hot -> (N, F)
+            return frame_f1(references, np.asarray(prediction.predictions))
+        matrix = self.matrix(prediction)
+        total = max(int(matrix.sum()), 1)
+        return {"accuracy": float(np.trace(matrix) / total), "macro_f1": macro_f1(matrix)}

@@ -18,6 +18,7 @@ from hf_w2v2.models.classification import Wav2Vec2ForAudioFrameClassification, W
 from hf_w2v2.models.configuration import Wav2Vec2Config, config_from_name
 from hf_w2v2.models.modeling import Wav2Vec2PreTrainedModel
 from hf_w2v2.models.xvector import Wav2Vec2ForXVector
+from hf_w2v2.training.model_setup import freeze_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +69,8 @@ def build_classifier(
         same = saved.architectures == [cls.__name__] and saved.num_labels == len(names)
         if not same:
             logger.info("%s: new %d-way %s head (%s)", model_name_or_path, len(names), task, saved.architectures)
-        saved.update(fields)  # also fields the config class does not declare (xvector_loss, ...)
+        saved.update(fields)  # the overrides too (xvector_loss, ...)
         model = cls.from_pretrained(model_name_or_path, config=saved, ignore_mismatched_sizes=not same)
         pretrained = True
-    freeze = pretrained if freeze_feature_encoder is None else freeze_feature_encoder
-    if frozen_conv_layers is not None:
-        model.freeze_feature_encoder(frozen_conv_layers)
-    elif freeze:
-        model.freeze_feature_encoder()
+    freeze_encoder(model, pretrained, freeze_feature_encoder, frozen_conv_layers)
     return model

@@ -112,7 +112,8 @@ def read_trials(path: str | os.PathLike, check_files: bool = True) -> list[Trial
 
 
 def cosine_scores(embeddings: torch.Tensor, index: dict[str, int], trials: Sequence[Trial]) -> np.ndarray:
-    """Cosine similarity of each trial's two embeddings; ``embeddings`` (N, E), ``index`` name -> row."""
+    """Cosine similarity of each trial's two embeddings; ``embeddings`` (N, E), ``index`` name -> row.
+    The one cosine of verification: ``hf-w2v2 verify`` scores its pair with it too."""
     missing = sorted({n for t in trials for n in (t.a, t.b) if n not in index})
     if missing:
         raise ValueError(f"{len(missing)} trial file(s) have no embedding, e.g. {missing[:5]}")

@@ -8,6 +8,8 @@ trainers.
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -153,3 +155,37 @@ class DurationBatchSampler(torch.utils.data.Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self._batches)
+
+
+class BucketBatchSampler:
+    """Batches of clips from one length bucket ((k-1) S, k S] samples, in a new random order every epoch.
+
+    With the collator padding to a multiple of S, every clip is always padded to the same width (so a
+    memo of the frozen feature encoder keyed by the padded row hits from the second epoch on).
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, bucket_samples: int, seed: int = 0) -> None:
+        if batch_size < 1 or bucket_samples < 1:
+            raise ValueError(f"batch_size and bucket_samples must be positive, got {batch_size}, {bucket_samples}")
+        self.buckets: dict[int, list[int]] = {}
+        for index, length in enumerate(lengths):
+            self.buckets.setdefault(math.ceil(length / bucket_samples), []).append(index)
+        self.batch_size, self.seed, self.epoch = batch_size, seed, 0
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        rng = random.Random(self.seed * 1_000_003 + epoch)
+        out = []
+        for _, members in sorted(self.buckets.items()):
+            members = members[:]
+            rng.shuffle(members)
+            out += [members[i : i + self.batch_size] for i in range(0, len(members), self.batch_size)]
+        rng.shuffle(out)
+        return out
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self.batches(self.epoch)
+        self.epoch += 1
+        return iter(batches)
+
+    def __len__(self) -> int:
+        return sum(math.ceil(len(m) / self.batch_size) for m in self.buckets.values())

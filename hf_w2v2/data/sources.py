@@ -145,7 +145,11 @@ def _read_fairseq_manifest(path: Path) -> list[dict[str, Any]]:
     return [{"path": str(root / line.split("\t")[0])} for line in lines[1:] if line.strip()]
 
 
-def _pick_column(columns: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, source: Path) -> str:
+def pick_column(
+    columns: list[str], wanted: str | None, candidates: tuple[str, ...], what: str, source: str | os.PathLike
+) -> str:
+    """``wanted`` if ``columns`` has it, else the first of ``candidates`` present; the one column picker of
+    manifests, shards and streams (an error names ``source`` and its columns)."""
     if wanted is not None:
         if wanted not in columns:
             raise ValueError(f"{source} has no {what} column {wanted!r}; columns are {columns}")
@@ -178,9 +182,9 @@ def read_manifest(
     if not rows:
         raise ValueError(f"manifest {path} has no rows")
     columns = [key for key in rows[0] if key != _LINE_KEY]
-    audio_column = _pick_column(columns, audio_column, AUDIO_COLUMN_CANDIDATES, "audio", path)
+    audio_column = pick_column(columns, audio_column, AUDIO_COLUMN_CANDIDATES, "audio", path)
     if text_column is not None:
-        _pick_column(columns, text_column, (), "text", path)
+        pick_column(columns, text_column, (), "text", path)
     base = Path(root) if root is not None else path.parent
     utterances = []
     for index, row in enumerate(rows):

@@ -29,7 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from hf_w2v2.data.shards import ShardStats, read_tar_shard, read_tar_texts
-from hf_w2v2.data.sources import AUDIO_COLUMN_CANDIDATES, METADATA_FILES, read_audio_paths, read_source
+from hf_w2v2.data.sources import (
+    AUDIO_COLUMN_CANDIDATES,
+    METADATA_FILES,
+    pick_column,
+    read_audio_paths,
+    read_source,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -149,14 +155,7 @@ def _audio_cell(cell: Any, folder: str, where: str) -> tuple[bytes | None, str |
 
 
 def _pick(columns: list[str], wanted: str | None, where: str) -> str:
-    if wanted is not None:
-        if wanted not in columns:
-            raise ValueError(f"{where}: no audio column {wanted!r}; columns are {columns}")
-        return wanted
-    for name in AUDIO_COLUMN_CANDIDATES:
-        if name in columns:
-            return name
-    raise ValueError(f"{where}: no audio column (looked for {list(AUDIO_COLUMN_CANDIDATES)}); columns are {columns}")
+    return pick_column(columns, wanted, AUDIO_COLUMN_CANDIDATES, "audio", where)
 
 
 def _item(name: str, audio: tuple[bytes | None, str | None], text: Any) -> dict:

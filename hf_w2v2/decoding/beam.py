@@ -11,6 +11,10 @@ pyctcdecode is called directly: ``Wav2Vec2ProcessorWithLM`` is deprecated. A dec
 saved next to the model in pyctcdecode's layout (the one ``Wav2Vec2ProcessorWithLM``
 used): ``alphabet.json``, ``language_model/{attrs.json, unigrams.txt, <lm file>}``, plus
 our ``decoder_config.json`` (beam width, the tuning record).
+
+A decoder is never changed after construction: the search settings of one call (beam width,
+hotword weight, ``alpha``/``beta``, pruning) come in a :class:`BeamSettings`, the way
+pyctcdecode's ``decode(..., beam_width=...)`` takes them; unset ones are the decoder's own.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import logging
 import multiprocessing
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from types import ModuleType
 
 import numpy as np
@@ -48,6 +54,19 @@ def _import_pyctcdecode() -> ModuleType:
 # pyctcdecode's defaults; a less confident acoustic model gains from lower values (README, issue 5).
 DEFAULT_TOKEN_MIN_LOGP = -5.0
 DEFAULT_BEAM_PRUNE_LOGP = -10.0
+DEFAULT_HOTWORD_WEIGHT = 10.0  # pyctcdecode's default log-score bonus per hotword match
+
+
+@dataclass(frozen=True)
+class BeamSettings:
+    """The search settings of one decoding call; ``None`` keeps the decoder's own."""
+
+    beam_width: int | None = None  # beams kept per frame
+    hotword_weight: float | None = None  # log-score bonus per hotword match
+    alpha: float | None = None  # LM weight
+    beta: float | None = None  # word insertion bonus
+    token_min_logp: float | None = None  # characters below this log-probability at a frame are not tried
+    beam_prune_logp: float | None = None  # beams this far below the best one are dropped
 
 
 class BeamSearchDecoder:
@@ -82,6 +101,8 @@ class BeamSearchDecoder:
         unk_score_offset: float = -10.0,
         seconds_per_frame: float = SECONDS_PER_FRAME,
         max_unspellable: float = 0.1,
+        hotword_weight: float = DEFAULT_HOTWORD_WEIGHT,
+        tuning: dict | None = None,
     ) -> None:
         pyctcdecode = _import_pyctcdecode()
         if beam_width < 1:
@@ -90,10 +111,10 @@ class BeamSearchDecoder:
         self.beam_width = beam_width
         self.token_min_logp = float(token_min_logp)
         self.beam_prune_logp = float(beam_prune_logp)
-        self.hotword_weight = 10.0  # pyctcdecode's default log-score bonus per hotword match
+        self.hotword_weight = float(hotword_weight)
         self.seconds_per_frame = seconds_per_frame
         self.lm_path = None if lm_path is None else os.fspath(lm_path)
-        self.tuning: dict | None = None
+        self.tuning = tuning  # the record of the alpha/beta search the saved values came from
         self.unigrams: list[str] = []
         language_model = None
         if self.lm_path is not None:
@@ -138,21 +159,25 @@ class BeamSearchDecoder:
     def has_lm(self) -> bool:
         return self.lm_path is not None
 
-    def set_params(
-        self,
-        alpha: float | None = None,
-        beta: float | None = None,
-        token_min_logp: float | None = None,
-        beam_prune_logp: float | None = None,
-    ) -> None:
-        """Change the LM weight, word bonus and pruning without reloading the LM (``None`` keeps a value)."""
-        if token_min_logp is not None:
-            self.token_min_logp = float(token_min_logp)
-        if beam_prune_logp is not None:
-            self.beam_prune_logp = float(beam_prune_logp)
-        self._alpha = self._alpha if alpha is None else float(alpha)
-        self._beta = self._beta if beta is None else float(beta)
-        self._decoder.reset_params(alpha=self._alpha, beta=self._beta)
+    def resolve(self, settings: BeamSettings | None = None) -> BeamSettings:
+        """``settings`` with every unset value the decoder's own."""
+        own = BeamSettings(
+            self.beam_width, self.hotword_weight, self._alpha, self._beta, self.token_min_logp, self.beam_prune_logp
+        )
+        given = {k: v for k, v in vars(settings or BeamSettings()).items() if v is not None}
+        return replace(own, **given)
+
+    @contextmanager
+    def _lm_weights(self, alpha: float, beta: float) -> Iterator[None]:
+        """pyctcdecode keeps alpha/beta in its LM object: set them for one call, then put the decoder's back."""
+        if (alpha, beta) == (self._alpha, self._beta) or not self.has_lm:
+            yield
+            return
+        self._decoder.reset_params(alpha=float(alpha), beta=float(beta))
+        try:
+            yield
+        finally:
+            self._decoder.reset_params(alpha=self._alpha, beta=self._beta)
 
     def _log_probs(self, logits: np.ndarray | torch.Tensor) -> np.ndarray:
         """``(F, V)`` float32 log-probabilities; checks the vocabulary size."""
@@ -166,70 +191,74 @@ class BeamSearchDecoder:
             )
         return torch.log_softmax(logits.detach().float().cpu(), dim=-1).numpy()  # (F, V)
 
-    def _to_transcription(self, beam: tuple) -> Transcription:
+    def _to_transcription(self, beam: tuple, seconds_per_frame: float) -> Transcription:
         text, word_frames, combined_score = beam[0], beam[-3], beam[-1]
-        words = [Span.from_frames(w, s, e, self.seconds_per_frame) for w, (s, e) in word_frames]
+        words = [Span.from_frames(w, s, e, seconds_per_frame) for w, (s, e) in word_frames]
         return Transcription(text=text, words=words, score=float(combined_score))
 
-    def _search_kwargs(
-        self, beam_width: int | None, hotwords: Sequence[str] | None, hotword_weight: float | None
-    ) -> dict:
-        """pyctcdecode ``decode_beams`` options: the call's overrides over the decoder's settings."""
+    @staticmethod
+    def _search_kwargs(settings: BeamSettings, hotwords: Sequence[str] | None) -> dict:
+        """pyctcdecode ``decode_beams`` options of resolved ``settings``."""
         return dict(
-            beam_width=beam_width or self.beam_width,
-            token_min_logp=self.token_min_logp,
-            beam_prune_logp=self.beam_prune_logp,
+            beam_width=settings.beam_width,
+            token_min_logp=settings.token_min_logp,
+            beam_prune_logp=settings.beam_prune_logp,
             prune_history=True,  # only the best beam is returned, so beams equal over the LM history can merge
             hotwords=hotwords,
-            hotword_weight=self.hotword_weight if hotword_weight is None else hotword_weight,
+            hotword_weight=settings.hotword_weight,
         )
 
     def decode(
         self,
         logits: np.ndarray | torch.Tensor,
-        beam_width: int | None = None,
         hotwords: Sequence[str] | None = None,
-        hotword_weight: float | None = None,
+        settings: BeamSettings | None = None,
+        seconds_per_frame: float | None = None,
     ) -> Transcription:
         """Decode one utterance's ``(F, V)`` logits (or log-probs) into text with word times.
 
         Args:
             logits: ``(F, V)`` scores for one utterance (padding frames removed).
-            beam_width: overrides the decoder's default beam width.
             hotwords: words or phrases to favour (may be unknown to the LM).
-            hotword_weight: log-score bonus per hotword match; ``self.hotword_weight`` when ``None``.
+            settings: this call's beam width, hotword weight, alpha/beta, pruning (unset: the decoder's).
+            seconds_per_frame: the model's frame hop for word times (default: the decoder's).
         """
-        beams = self._decoder.decode_beams(
-            self._log_probs(logits), **self._search_kwargs(beam_width, hotwords, hotword_weight)
-        )
-        return self._to_transcription(beams[0])
+        return self.decode_batch([logits], hotwords, settings, seconds_per_frame)[0]
 
     def decode_batch(
         self,
         logits_list: Sequence[np.ndarray | torch.Tensor],
-        beam_width: int | None = None,
         hotwords: Sequence[str] | None = None,
-        hotword_weight: float | None = None,
+        settings: BeamSettings | None = None,
+        seconds_per_frame: float | None = None,
         num_processes: int = 1,
     ) -> list[Transcription]:
-        """Decode many utterances, in ``num_processes`` worker processes when > 1.
+        """Decode many utterances (see :meth:`decode`), in ``num_processes`` worker processes when > 1.
 
-        The pool is forked per call, after the LM is loaded and ``alpha``/``beta`` set, so
-        workers share the LM memory and see the current parameters (pyctcdecode keeps the
-        LM in a class-level registry that only a forked child inherits).
+        The pool is forked per call, after the LM is loaded and this call's ``alpha``/``beta`` set,
+        so workers share the LM memory and see them (pyctcdecode keeps the LM in a class-level
+        registry that only a forked child inherits).
         """
         arrays = [self._log_probs(x) for x in logits_list]
-        kwargs = self._search_kwargs(beam_width, hotwords, hotword_weight)
-        if num_processes > 1 and len(arrays) > 1 and "fork" in multiprocessing.get_all_start_methods():
-            with multiprocessing.get_context("fork").Pool(min(num_processes, len(arrays))) as pool:
-                beams = self._decoder.decode_beams_batch(pool, arrays, **kwargs)
-        else:
-            beams = [self._decoder.decode_beams(x, **kwargs) for x in arrays]
-        return [self._to_transcription(b[0]) for b in beams]
+        resolved = self.resolve(settings)
+        kwargs = self._search_kwargs(resolved, hotwords)
+        assert resolved.alpha is not None and resolved.beta is not None  # resolved: every value is set
+        with self._lm_weights(resolved.alpha, resolved.beta):
+            if num_processes > 1 and len(arrays) > 1 and "fork" in multiprocessing.get_all_start_methods():
+                with multiprocessing.get_context("fork").Pool(min(num_processes, len(arrays))) as pool:
+                    beams = self._decoder.decode_beams_batch(pool, arrays, **kwargs)
+            else:
+                beams = [self._decoder.decode_beams(x, **kwargs) for x in arrays]
+        hop = self.seconds_per_frame if seconds_per_frame is None else seconds_per_frame
+        return [self._to_transcription(b[0], hop) for b in beams]
 
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write the alphabet, the LM files and the settings into ``directory`` (the model folder)."""
+    def save_pretrained(
+        self, directory: str | os.PathLike, settings: BeamSettings | None = None, tuning: dict | None = None
+    ) -> None:
+        """Write the alphabet, the LM files and the settings (``settings`` over the decoder's own, e.g. tuned
+        ``alpha``/``beta``, with their ``tuning`` record) into ``directory`` (the model folder)."""
         directory = os.fspath(directory)
+        saved = self.resolve(settings)
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, ALPHABET_FILE), "w", encoding="utf-8") as out:
             json.dump({"labels": list(self.alphabet.labels), "is_bpe": False}, out, ensure_ascii=False)
@@ -238,8 +267,8 @@ class BeamSearchDecoder:
         if self.lm_path is not None:
             os.makedirs(lm_dir, exist_ok=True)
             attrs = {
-                "alpha": self.alpha,
-                "beta": self.beta,
+                "alpha": saved.alpha,
+                "beta": saved.beta,
                 "unk_score_offset": self._unk_score_offset,
                 "score_boundary": True,
             }
@@ -251,11 +280,12 @@ class BeamSearchDecoder:
             if os.path.abspath(target) != os.path.abspath(self.lm_path):
                 shutil.copy2(self.lm_path, target)
         config = {
-            "beam_width": self.beam_width,
-            "token_min_logp": self.token_min_logp,
-            "beam_prune_logp": self.beam_prune_logp,
+            "beam_width": saved.beam_width,
+            "token_min_logp": saved.token_min_logp,
+            "beam_prune_logp": saved.beam_prune_logp,
+            "hotword_weight": saved.hotword_weight,
             "seconds_per_frame": self.seconds_per_frame,
-            "tuning": self.tuning,
+            "tuning": self.tuning if tuning is None else tuning,
         }
         with open(os.path.join(directory, CONFIG_FILE), "w", encoding="utf-8") as out:
             json.dump(config, out, indent=2)
@@ -280,16 +310,16 @@ class BeamSearchDecoder:
             with open(config_path, encoding="utf-8") as handle:
                 config = json.load(handle)
         lm_kwargs = _read_lm_dir(os.path.join(directory, LM_DIR))
-        decoder = cls(
+        return cls(
             alphabet,
             beam_width=config.get("beam_width", 100),
             token_min_logp=config.get("token_min_logp", DEFAULT_TOKEN_MIN_LOGP),
             beam_prune_logp=config.get("beam_prune_logp", DEFAULT_BEAM_PRUNE_LOGP),
             seconds_per_frame=config.get("seconds_per_frame", SECONDS_PER_FRAME),
+            hotword_weight=config.get("hotword_weight", DEFAULT_HOTWORD_WEIGHT),
+            tuning=config.get("tuning"),
             **lm_kwargs,
         )
-        decoder.tuning = config.get("tuning")
-        return decoder
 
 
 def _clear_lm_dir(lm_dir: str, keep: str | None) -> None:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from hf_w2v2.decoding.beam import BeamSearchDecoder
+from hf_w2v2.decoding.beam import BeamSearchDecoder, BeamSettings
 from hf_w2v2.text.error_rates import word_error_rate
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,8 @@ def tune_alpha_beta(
     """Search ``alpha``/``beta`` minimising WER of ``decoder`` on ``(logits, references)``.
 
     Args:
-        decoder: a decoder with an LM; left set to the best pair.
+        decoder: a decoder with an LM (not changed: each pair is given per call; save the best one with
+            ``decoder.save_pretrained(folder, BeamSettings(alpha=..., beta=...), tuning=result.to_dict())``).
         logits: ``(F, V)`` logits per dev utterance. references: their transcripts.
         alphas, betas: grid values (``search="grid"``) or ranges (``"random"``).
         n_trials, seed: number of random draws and their seed.
@@ -86,11 +87,10 @@ def tune_alpha_beta(
     for alpha, beta in tqdm(
         _candidates(alphas, betas, search, n_trials, seed), desc="tuning alpha/beta", disable=not progress
     ):
-        decoder.set_params(alpha=alpha, beta=beta)
-        hypotheses = [t.text for t in decoder.decode_batch(logits, beam_width=beam_width, num_processes=num_processes)]
+        settings = BeamSettings(alpha=alpha, beta=beta, beam_width=beam_width)
+        hypotheses = [t.text for t in decoder.decode_batch(logits, settings=settings, num_processes=num_processes)]
         trials.append({"alpha": alpha, "beta": beta, "wer": word_error_rate(references, hypotheses)})
     best = min(trials, key=lambda t: t["wer"])
-    decoder.set_params(alpha=best["alpha"], beta=best["beta"])
     result = TuningResult(
         alpha=best["alpha"],
         beta=best["beta"],
@@ -100,7 +100,6 @@ def tune_alpha_beta(
         num_utterances=len(references),
         trials=trials,
     )
-    decoder.tuning = result.to_dict()
     for name, value, values in (("alpha", result.alpha, alphas), ("beta", result.beta, betas)):
         if search == "grid" and len(set(values)) > 1 and value in (min(values), max(values)):
             logger.warning(

@@ -1,4 +1,4 @@
-"""CTC fine-tuning with the transformers Trainer: arguments, data, model, metrics, frozen-feature cache, run.
+"""CTC fine-tuning with the transformers Trainer: arguments, data, model, metrics, card, trainer, run.
 
 Entry point: :func:`run_finetuning` (used by ``examples/finetune_ctc.py``), the mirror of
 :mod:`hf_w2v2.pretrain`. Needs the ``train`` extra (accelerate, datasets, jiwer, matplotlib, pyyaml).
@@ -12,9 +12,7 @@ _NAMES = {
     "ModelArguments": "hf_w2v2.finetune.arguments",
     "parse_finetune_args": "hf_w2v2.finetune.arguments",
     "CTCMetrics": "hf_w2v2.finetune.metrics",
-    "argmax_logits": "hf_w2v2.finetune.metrics",
     "build_ctc_model": "hf_w2v2.finetune.model",
-    "FinetuneResult": "hf_w2v2.finetune.run",
     "run_finetuning": "hf_w2v2.finetune.run",
     "CTCTrainer": "hf_w2v2.finetune.trainer",
 }

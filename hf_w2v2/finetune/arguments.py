@@ -1,8 +1,9 @@
 """Command-line / config-file arguments of CTC fine-tuning (``HfArgumentParser`` dataclasses).
 
-Four groups: :class:`ModelArguments` (where the encoder comes from, what to change in its
-config), :class:`DataArguments` (corpora, filters, vocabulary), :class:`CardArguments`
-(model-card metadata) and transformers' own ``TrainingArguments``.
+Four groups: :class:`CTCModelArguments` (the shared model options of
+:mod:`hf_w2v2.training.arguments` plus the CTC head's), :class:`DataArguments` (corpora, filters,
+vocabulary), the shared :class:`~hf_w2v2.training.arguments.CardArguments` and transformers' own
+``TrainingArguments``.
 
 A JSON or YAML file holds a whole recipe; options given after it on the command line win:
 
@@ -11,75 +12,27 @@ A JSON or YAML file holds a whole recipe; options given after it on the command 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 from transformers import TrainingArguments
 
+from hf_w2v2.training.arguments import (
+    CardArguments,
+    ModelArguments,
+    check_max_train_minutes,
+    max_train_minutes_field,
+    named_sets,
+)
 from hf_w2v2.training.loaders import check_loading, max_batch_seconds_field, shuffle_buffer_field
 from hf_w2v2.training.recipe import parse_recipe_args
 
 
 @dataclass
-class ModelArguments:
-    """Where the model comes from and what to change in its config before training."""
+class CTCModelArguments(ModelArguments):
+    """The shared model options (:class:`hf_w2v2.training.arguments.ModelArguments`) plus the CTC head's."""
 
-    model_name_or_path: str | None = field(
-        default=None,
-        metadata={
-            "help": "Hub id or local folder of a pre-trained wav2vec 2.0 model (e.g. facebook/wav2vec2-base); "
-            "its CTC head is created (or resized) for the vocabulary. Exclusive with --config_name."
-        },
-    )
-    config_name: str | None = field(
-        default=None,
-        metadata={
-            "help": "Random initialisation from a config: a preset of hf_w2v2.models.configuration (tiny, base, "
-            "large_lv60) or a config.json file / folder. For offline runs and from-scratch baselines."
-        },
-    )
-    config_overrides: str | None = field(
-        default=None,
-        metadata={
-            "help": "JSON object of config fields to set, e.g. '{\"hidden_size\": 256}' (applied after the "
-            "options below are read; a YAML/JSON config file may give a mapping)."
-        },
-    )
-    freeze_feature_encoder: bool | None = field(
-        default=None,
-        metadata={
-            "help": "Freeze the convolutional feature encoder. Default: frozen when the weights are "
-            "pre-trained, trained when the model is initialised at random."
-        },
-    )
-    frozen_conv_layers: int | None = field(
-        default=None,
-        metadata={
-            "help": "Freeze only the first N conv blocks of the feature encoder (the high-rate ones that "
-            "cost most of its backward pass) and train the rest. Overrides --freeze_feature_encoder."
-        },
-    )
-    cache_frozen_features: bool = field(
-        default=False,
-        metadata={
-            "help": "Run the frozen conv blocks once per utterance before training and keep their output "
-            "in memory (train and eval sets) instead of recomputing it every step: same numbers, less "
-            "time per step. Memory: C x frames of the last frozen block per utterance (128 channels at "
-            "800 frames/s in bf16 = 205 KB per audio second; all 7 blocks: 50 frames/s)."
-        },
-    )
-    mask_time_prob: float | None = field(default=None, metadata={"help": "SpecAugment time-masking rate."})
-    mask_time_length: int | None = field(default=None, metadata={"help": "Time-mask span length (frames)."})
-    mask_feature_prob: float | None = field(default=None, metadata={"help": "SpecAugment channel-masking rate."})
-    mask_feature_length: int | None = field(default=None, metadata={"help": "Channel-mask span length."})
-    layerdrop: float | None = field(default=None, metadata={"help": "Probability of skipping a Transformer block."})
-    hidden_dropout: float | None = field(default=None, metadata={"help": "Dropout on residual branches."})
-    attention_dropout: float | None = field(default=None, metadata={"help": "Dropout on attention probabilities."})
-    activation_dropout: float | None = field(default=None, metadata={"help": "Dropout inside the feed-forward."})
-    feat_proj_dropout: float | None = field(default=None, metadata={"help": "Dropout after the feature projection."})
     final_dropout: float | None = field(default=None, metadata={"help": "Dropout before the CTC head."})
     ctc_loss_reduction: str | None = field(
         default=None, metadata={"help": "'mean' (per target token, then batch; recommended) or 'sum'."}
@@ -88,42 +41,12 @@ class ModelArguments:
         default=None, metadata={"help": "Zero infinite CTC losses (labels longer than frames are filtered anyway)."}
     )
 
-    def __post_init__(self) -> None:
-        if self.model_name_or_path and self.config_name:
-            raise ValueError("give either --model_name_or_path (pre-trained) or --config_name (random init), not both")
-        if not self.model_name_or_path and not self.config_name:
-            raise ValueError("give --model_name_or_path (pre-trained weights) or --config_name (random init)")
-        if isinstance(self.config_overrides, dict):
-            self.config_overrides = json.dumps(self.config_overrides)
-
-    def overrides(self) -> dict[str, Any]:
-        """Config fields to set: the explicit options, then ``config_overrides``."""
-        names = (
-            "mask_time_prob",
-            "mask_time_length",
-            "mask_feature_prob",
-            "mask_feature_length",
-            "layerdrop",
-            "hidden_dropout",
-            "attention_dropout",
-            "activation_dropout",
-            "feat_proj_dropout",
-            "final_dropout",
-            "ctc_loss_reduction",
-            "ctc_zero_infinity",
-        )
-        values = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
-        if self.config_overrides:
-            extra = json.loads(self.config_overrides)
-            if not isinstance(extra, dict):
-                raise ValueError(f"config_overrides must be a JSON object, got {self.config_overrides!r}")
-            values.update(extra)
-        return values
-
-
-def corpus_name(source: str) -> str:
-    """What cards and reports call a corpus given by path: its folder or file name."""
-    return Path(str(source).rstrip("/")).name
+    OVERRIDE_FIELDS: ClassVar[tuple[str, ...]] = (
+        *ModelArguments.OVERRIDE_FIELDS,
+        "final_dropout",
+        "ctc_loss_reduction",
+        "ctc_zero_infinity",
+    )
 
 
 @dataclass
@@ -177,13 +100,7 @@ class DataArguments:
     )
     max_batch_seconds: float | None = max_batch_seconds_field()
     shuffle_buffer: int = shuffle_buffer_field()
-    max_train_minutes: float | None = field(
-        default=None,
-        metadata={
-            "help": "Wall-clock budget of training (minutes): the learning rate follows its schedule "
-            "over this time instead of max_steps, and training stops when it is spent."
-        },
-    )
+    max_train_minutes: float | None = max_train_minutes_field()
     eval_before_training: bool = field(
         default=False,
         metadata={
@@ -211,40 +128,19 @@ class DataArguments:
             raise ValueError("extra_train_data needs train_data (the main training corpus) as well")
         if self.case not in ("upper", "lower", "none"):
             raise ValueError(f"case must be upper, lower or none, got {self.case!r}")
-        if self.max_train_minutes is not None and self.max_train_minutes <= 0:
-            raise ValueError(f"max_train_minutes must be positive, got {self.max_train_minutes}")
+        check_max_train_minutes(self.max_train_minutes)
         check_loading(self.train_loading, self.max_batch_seconds, self.shuffle_buffer)
 
     def named_test_sets(self) -> list[tuple[str, str]]:
         """``test_data`` as ``(name, path)`` pairs."""
-        pairs = []
-        for item in self.test_data:
-            name, sep, path = item.partition("=")
-            pairs.append((name, path) if sep else (corpus_name(item), item))
-        return pairs
+        return named_sets(self.test_data)
 
 
-@dataclass
-class CardArguments:
-    """Model-card (README.md) metadata; the card's tables come from the run."""
-
-    language: str = field(default="en", metadata={"help": "ISO 639-1 code of the transcripts' language."})
-    license: str = field(default="apache-2.0", metadata={"help": "Licence of the released weights."})
-    dataset_name: str | None = field(default=None, metadata={"help": "Name of the training data for the card."})
-    model_name: str | None = field(default=None, metadata={"help": "Title of the card (default: output folder)."})
-    intended_use: str | None = field(default=None, metadata={"help": "Intended-use paragraph (default: generic)."})
-    limitations: str | None = field(default=None, metadata={"help": "Limitations paragraph (default: generic)."})
-    card_template: str | None = field(
-        default=None,
-        metadata={"help": "Markdown template (default: hf_w2v2/training/card_template.md, shipped with the package)."},
-    )
-
-
-ARGUMENT_CLASSES = (ModelArguments, DataArguments, CardArguments, TrainingArguments)
+ARGUMENT_CLASSES = (CTCModelArguments, DataArguments, CardArguments, TrainingArguments)
 
 
 def parse_finetune_args(
     argv: Sequence[str] | None = None,
-) -> tuple[ModelArguments, DataArguments, CardArguments, TrainingArguments]:
+) -> tuple[CTCModelArguments, DataArguments, CardArguments, TrainingArguments]:
     """Parse ``[RECIPE.yaml|json] [--option value ...]``; command-line options override the file."""
     return parse_recipe_args(ARGUMENT_CLASSES, argv)

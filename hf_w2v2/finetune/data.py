@@ -129,16 +129,23 @@ def kept_names(utterances: list[Utterance], report: FilterReport) -> list[str]:
     return names
 
 
+@dataclass
+class CTCFilter:
+    """How one corpus's utterances are normalised and which are kept (counted in its :class:`FilterReport`)."""
+
+    normalizer: TextNormalizer
+    min_duration: float = 0.0  # seconds; shorter clips are dropped
+    max_duration: float | None = None  # seconds; longer clips are dropped (None: no bound)
+    drop_oov: bool = False  # drop utterances with out-of-vocabulary characters
+
+
 def prepare_split(
     name: str,
     utterances: list[Utterance],
     processor: Wav2Vec2Processor,
     config: Any,
-    normalizer: TextNormalizer,
-    min_duration: float,
-    max_duration: float | None,
-    drop_oov: bool,
-    num_workers: int | None,
+    filters: CTCFilter,
+    num_workers: int | None = None,
     lazy: bool = False,
 ) -> Split:
     """Decode, filter and tokenise one corpus; logs its :class:`FilterReport`.
@@ -147,11 +154,12 @@ def prepare_split(
     (:mod:`hf_w2v2.data.lazy`), for corpora larger than RAM."""
     from hf_w2v2.data.prepare import prepare_ctc_dataset
 
+    f = filters
     if lazy:
         from hf_w2v2.data.lazy import prepare_lazy_ctc_dataset
 
         lazy_set, report = prepare_lazy_ctc_dataset(
-            utterances, processor, config, normalizer, min_duration, max_duration, drop_oov, num_workers
+            utterances, processor, config, f.normalizer, f.min_duration, f.max_duration, f.drop_oov, num_workers
         )
         return Split(name=name, dataset=lazy_set, names=lazy_set.names, report=report)
 
@@ -159,10 +167,10 @@ def prepare_split(
         utterances,
         processor,
         config,
-        normalizer=normalizer,
-        min_duration=min_duration,
-        max_duration=max_duration,
-        drop_oov=drop_oov,
+        normalizer=f.normalizer,
+        min_duration=f.min_duration,
+        max_duration=f.max_duration,
+        drop_oov=f.drop_oov,
         num_workers=num_workers,
     )  # prepare_ctc_dataset logs the report
     return Split(name=name, dataset=dataset, names=kept_names(utterances, report), report=report)

@@ -3,7 +3,7 @@
 Shape legend: B batch, F frames, V vocabulary, N evaluation items, U label length.
 
 ``evaluate.load("wer")`` downloads its script from the Hub; jiwer is what it wraps, so it
-is called directly. :func:`argmax_logits` runs in ``preprocess_logits_for_metrics`` so
+is called directly. :func:`hf_w2v2.training.trainer.argmax_logits` runs in ``preprocess_logits_for_metrics`` so
 evaluation keeps (N, F) ids instead of (N, F, V) logits. Padded frames are cut with the
 item's true length (known from the eval dataset, which the Trainer reads in order)
 before the greedy CTC collapse, so padding cannot add characters.
@@ -17,18 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from transformers import EvalPrediction, Wav2Vec2CTCTokenizer
+from transformers.trainer_utils import PredictionOutput
 
 from hf_w2v2.decoding.alphabet import CTCAlphabet
 from hf_w2v2.decoding.greedy import decode_ids
 from hf_w2v2.models.lengths import conv_output_length
 from hf_w2v2.models.losses import LABEL_PAD
 from hf_w2v2.text.error_rates import error_rates
-
-
-def argmax_logits(logits: torch.Tensor | tuple, labels: torch.Tensor) -> torch.Tensor:
-    """``preprocess_logits_for_metrics``: (B, F, V) logits -> (B, F) best ids."""
-    tensor = logits[0] if isinstance(logits, tuple) else logits
-    return tensor.argmax(dim=-1)  # (B, F, V) -> (B, F)
 
 
 def decode_predictions(
@@ -56,20 +51,23 @@ def frame_counts_from_samples(
     return [int(conv_output_length(int(n), kernels, strides)) for n in sample_lengths]
 
 
-@dataclass
+@dataclass(frozen=True)
 class CTCMetrics:
-    """``compute_metrics`` for one eval dataset: WER/CER, and the last transcripts for the predictions file."""
+    """``compute_metrics`` for one eval dataset: WER/CER; :meth:`transcripts` gives the predictions file's lines."""
 
     tokenizer: Wav2Vec2CTCTokenizer
     frame_counts: Sequence[int] | None = None
-    last_references: list[str] | None = None
-    last_hypotheses: list[str] | None = None
 
-    def __call__(self, prediction: EvalPrediction) -> dict[str, float]:
+    def transcripts(self, prediction: EvalPrediction | PredictionOutput) -> tuple[list[str], list[str]]:
+        """(references, hypotheses) of an evaluation's (N, F) argmax ids and (N, U) labels, in dataset order."""
         ids = np.asarray(prediction.predictions)
         counts = self.frame_counts if self.frame_counts is not None and len(self.frame_counts) == len(ids) else None
-        self.last_hypotheses = decode_predictions(ids, self.tokenizer, counts)
-        self.last_references = decode_labels(np.asarray(prediction.label_ids), self.tokenizer)
-        rates = error_rates(self.last_references, self.last_hypotheses)
-        empty = sum(not text.strip() for text in self.last_hypotheses)  # all-blank CTC output (health monitor)
-        return {**rates, "blank_output_fraction": empty / max(len(self.last_hypotheses), 1)}
+        return decode_labels(np.asarray(prediction.label_ids), self.tokenizer), decode_predictions(
+            ids, self.tokenizer, counts
+        )
+
+    def __call__(self, prediction: EvalPrediction) -> dict[str, float]:
+        references, hypotheses = self.transcripts(prediction)
+        rates = error_rates(references, hypotheses)
+        empty = sum(not text.strip() for text in hypotheses)  # all-blank CTC output (health monitor)
+        return {**rates, "blank_output_fraction": empty / max(len(hypotheses), 1)}

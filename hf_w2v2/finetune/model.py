@@ -14,6 +14,7 @@ from typing import Any
 
 from hf_w2v2.models.configuration import Wav2Vec2Config, config_from_name
 from hf_w2v2.models.ctc import Wav2Vec2ForCTC
+from hf_w2v2.training.model_setup import freeze_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -64,28 +65,5 @@ def build_ctc_model(
         model = Wav2Vec2ForCTC.from_pretrained(model_name_or_path, ignore_mismatched_sizes=resize, **fields)
         pretrained = True
     model.config.check()
-    freeze = pretrained if freeze_feature_encoder is None else freeze_feature_encoder
-    if frozen_conv_layers is not None:
-        model.freeze_feature_encoder(frozen_conv_layers)
-        logger.info("feature encoder: the first %d conv blocks are frozen, the rest are trained", frozen_conv_layers)
-    elif freeze:
-        model.freeze_feature_encoder()
-    elif not pretrained:
-        logger.info("random initialisation: the feature encoder is trained")
+    freeze_encoder(model, pretrained, freeze_feature_encoder, frozen_conv_layers)
     return model
-
-
-def describe_frozen_encoder(model: Wav2Vec2ForCTC) -> str:
-    """The feature encoder's training state in words, for the model card."""
-    encoder = model.base_encoder().feature_extractor
-    frozen, total = encoder.num_frozen_layers, len(encoder.conv_layers)
-    if frozen == total:
-        return f"all {total} conv blocks frozen"
-    return f"first {frozen} of {total} conv blocks frozen" if frozen else "trained"
-
-
-def count_parameters(model: Wav2Vec2ForCTC) -> tuple[int, int]:
-    """(all, trainable) parameter counts."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return total, trainable

@@ -18,9 +18,10 @@ from transformers import TrainingArguments, Wav2Vec2Processor
 from hf_w2v2.data.prepare import FilterReport
 from hf_w2v2.data.stream import ctc_stream, reader_count
 from hf_w2v2.data.stream_sources import Shard, find_all_shards, shard_texts
-from hf_w2v2.finetune.arguments import DataArguments, ModelArguments
+from hf_w2v2.finetune.arguments import DataArguments
 from hf_w2v2.finetune.data import Split
 from hf_w2v2.text.normalize import TextNormalizer
+from hf_w2v2.training.arguments import ModelArguments
 from hf_w2v2.training.streaming import configure_streaming
 
 logger = logging.getLogger(__name__)

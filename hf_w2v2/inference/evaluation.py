@@ -13,14 +13,14 @@ import os
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from tqdm.auto import tqdm
 
 from hf_w2v2.data.audio import load_audio
 from hf_w2v2.data.sources import Utterance
-from hf_w2v2.decoding.beam import BeamSearchDecoder
+from hf_w2v2.decoding.beam import BeamSearchDecoder, BeamSettings
 from hf_w2v2.decoding.greedy import greedy_decode
 from hf_w2v2.decoding.tuning import tune_alpha_beta
 from hf_w2v2.inference.transcribe import Transcriber
@@ -100,10 +100,12 @@ def split_for_tuning(num: int, tune_fraction: float, seed: int) -> tuple[list[in
     return sorted(order[:cut]), sorted(order[cut:])
 
 
-def _lm_decode(decoder: BeamSearchDecoder, logits: list[torch.Tensor], num_processes: int) -> tuple[list[str], float]:
+def _lm_decode(
+    decoder: BeamSearchDecoder, logits: list[torch.Tensor], settings: BeamSettings, num_processes: int
+) -> tuple[list[str], float]:
     """Beam-search transcripts and the throughput in utterances per second."""
     start = time.perf_counter()
-    texts = [t.text for t in decoder.decode_batch(logits, num_processes=num_processes)]
+    texts = [t.text for t in decoder.decode_batch(logits, settings=settings, num_processes=num_processes)]
     return texts, len(logits) / (time.perf_counter() - start)
 
 
@@ -132,30 +134,33 @@ def evaluate_ctc(
     references = [normalizer(u.text or "") for u in utterances]
     logits = compute_logits(transcriber, utterances, progress=progress)
     greedy = [greedy_decode(x, transcriber.alphabet)[0].text for x in logits]
-    decoder = transcriber.decoder
+    decoder, settings = transcriber.decoder, transcriber.beam
     tune_idx: list[int] = []
     eval_idx = list(range(len(utterances)))
     report = EvaluationReport(num_utterances=0, greedy_wer=0.0, greedy_cer=0.0)
     if decoder is not None and tune:
         tune_idx, eval_idx = split_for_tuning(len(utterances), tune_fraction, seed)
-        report.tuning = tune_alpha_beta(
+        tuned = tune_alpha_beta(
             decoder,
             [logits[i] for i in tune_idx],
             [references[i] for i in tune_idx],
             num_processes=num_processes,
             progress=progress,
             **(tune_kwargs or {}),
-        ).to_dict()
+        )
+        report.tuning = tuned.to_dict()
+        settings = replace(settings, alpha=tuned.alpha, beta=tuned.beta)  # the rest is decoded with the best pair
     refs = [references[i] for i in eval_idx]
     report.num_utterances = len(eval_idx)
     report.greedy_wer = word_error_rate(refs, [greedy[i] for i in eval_idx])
     report.greedy_cer = char_error_rate(refs, [greedy[i] for i in eval_idx])
     beam: dict[int, str] = {}
     if decoder is not None:
-        texts, report.beam_utterances_per_s = _lm_decode(decoder, [logits[i] for i in eval_idx], num_processes)
+        used = decoder.resolve(settings)
+        texts, report.beam_utterances_per_s = _lm_decode(decoder, [logits[i] for i in eval_idx], used, num_processes)
         beam = dict(zip(eval_idx, texts))
         report.lm_wer, report.lm_cer = word_error_rate(refs, texts), char_error_rate(refs, texts)
-        report.alpha, report.beta, report.beam_width = decoder.alpha, decoder.beta, decoder.beam_width
+        report.alpha, report.beta, report.beam_width = used.alpha, used.beta, used.beam_width
     tune_set = set(tune_idx)
     report.rows = [
         UtteranceResult(u.id, u.path or "", references[i], greedy[i], beam.get(i), i in tune_set)

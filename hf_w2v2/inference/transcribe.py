@@ -25,7 +25,7 @@ from transformers import Wav2Vec2Processor
 
 from hf_w2v2.data.audio import load_audio, normalize_waveform
 from hf_w2v2.decoding.alphabet import CTCAlphabet
-from hf_w2v2.decoding.beam import ALPHABET_FILE, BeamSearchDecoder
+from hf_w2v2.decoding.beam import ALPHABET_FILE, BeamSearchDecoder, BeamSettings
 from hf_w2v2.decoding.greedy import greedy_decode
 from hf_w2v2.decoding.outputs import Transcription
 from hf_w2v2.inference.batching import batched_logits, check_length
@@ -78,6 +78,8 @@ class Transcriber:
             (with an attention mask; models whose feature encoder uses group norm, whose output
             depends on padding, run them one by one). Each 20 s window of a BASE model holds about
             0.4 GB of activations on a CPU.
+        beam: the beam search's settings for every call (beam width, hotword weight, alpha/beta, pruning);
+            unset ones are the decoder's own (saved or tuned with it).
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class Transcriber:
         stride_s: float | None = None,
         batch_size: int = 1,
         precision: str = "fp32",
+        beam: BeamSettings | None = None,
     ) -> None:
         self.device = resolve_device(device)
         if bf16 and precision not in ("fp32", "bf16"):
@@ -110,9 +113,8 @@ class Transcriber:
         self.sampling_rate = processor.feature_extractor.sampling_rate
         hop = hop_length(config.conv_stride)
         self.seconds_per_frame = hop / self.sampling_rate
-        self.decoder = decoder
-        if decoder is not None:
-            decoder.seconds_per_frame = self.seconds_per_frame  # word times follow this model's frame rate
+        self.decoder = decoder  # never changed here: this model's frame hop and ``beam`` go in with each call
+        self.beam = beam or BeamSettings()
         self.chunk = None if chunk_s is None else seconds_to_samples(chunk_s, hop, self.sampling_rate)
         if stride_s is None:
             stride_s = 0.0 if chunk_s is None else chunk_s / 6
@@ -189,7 +191,9 @@ class Transcriber:
         """Decode ``(F, V)`` logits with the beam-search decoder when there is one, else greedily."""
         if self.decoder is None:
             return [greedy_decode(x, self.alphabet, seconds_per_frame=self.seconds_per_frame)[0] for x in logits]
-        return self.decoder.decode_batch(logits, hotwords=hotwords, num_processes=num_processes)
+        return self.decoder.decode_batch(
+            logits, hotwords, self.beam, seconds_per_frame=self.seconds_per_frame, num_processes=num_processes
+        )
 
     def transcribe_array(
         self, audio: np.ndarray, sampling_rate: int = 16_000, hotwords: Sequence[str] | None = None

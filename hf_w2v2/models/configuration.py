@@ -26,6 +26,7 @@ from typing import Any
 from transformers import PretrainedConfig
 
 _ACTIVATIONS = ("gelu", "relu", "selu", "gelu_new", "silu", "swish", "tanh")
+XVECTOR_LOSSES = ("softmax", "am_softmax", "aam_softmax")  # the x-vector objectives (models.losses)
 
 
 class Wav2Vec2Config(PretrainedConfig):
@@ -146,6 +147,16 @@ class Wav2Vec2Config(PretrainedConfig):
     """X-vector: dilation of each TDNN layer."""
     xvector_output_dim: int = 512
     """X-vector: embedding dimension."""
+    xvector_loss: str = "am_softmax"
+    """X-vector: training objective, one of ``softmax``, ``am_softmax`` (transformers' own) or ``aam_softmax``
+    (ArcFace); stock transformers ignores this field and trains ``am_softmax``."""
+    xvector_scale: float = 30.0
+    """X-vector: scale s of the margin softmax (transformers: 30)."""
+    xvector_margin: float | None = None
+    """X-vector: margin m; None: 0.4 for ``am_softmax`` (transformers' value), 0.2 for ``aam_softmax``, 0 for
+    ``softmax``."""
+    xvector_easy_margin: bool = False
+    """X-vector, ``aam_softmax`` only: ArcFace's easy margin (no penalty past 90 degrees)."""
 
     # --- Tokens -------------------------------------------------------------------
     pad_token_id: int | None = 0
@@ -219,6 +230,11 @@ class Wav2Vec2Config(PretrainedConfig):
                 f"codevector_dim ({self.codevector_dim}) must be divisible by num_codevector_groups "
                 f"({self.num_codevector_groups})"
             )
+        if self.xvector_loss not in XVECTOR_LOSSES:
+            raise ValueError(f"xvector_loss must be one of {list(XVECTOR_LOSSES)}, got {self.xvector_loss!r}")
+        margin = self.xvector_margin
+        if margin is not None and (not _is_number(margin) or margin < 0):
+            raise ValueError(f"config field xvector_margin must be None or a non-negative number, got {margin!r}")
         if self.ctc_loss_reduction not in ("sum", "mean"):
             raise ValueError(f"ctc_loss_reduction must be 'sum' or 'mean', got {self.ctc_loss_reduction!r}")
 
@@ -255,7 +271,7 @@ _PROBABILITIES = (
     "mask_time_prob",
     "mask_feature_prob",
 )
-_POSITIVE_FLOATS = ("layer_norm_eps", "contrastive_logits_temperature")
+_POSITIVE_FLOATS = ("layer_norm_eps", "contrastive_logits_temperature", "xvector_scale")
 _NON_NEGATIVE_FLOATS = ("initializer_range", "diversity_loss_weight", "feature_penalty_weight", "feature_grad_mult")
 _BOOLS = (
     "do_stable_layer_norm",
@@ -264,6 +280,7 @@ _BOOLS = (
     "ctc_zero_infinity",
     "use_weighted_layer_sum",
     "add_adapter",
+    "xvector_easy_margin",
 )
 
 

@@ -13,6 +13,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .configuration import XVECTOR_LOSSES
+
 LABEL_PAD = -100
 """Label value of padding in ``labels`` (transformers' convention): ignored by the losses, written by
 the collators, and what the Trainer pads predictions and labels with across batches."""
@@ -131,7 +133,7 @@ def am_softmax_loss(
     return F.cross_entropy(scale * torch.where(target, cosine - margin, cosine), labels)
 
 
-MARGIN_LOSSES = ("softmax", "am_softmax", "aam_softmax")
+MARGIN_LOSSES = XVECTOR_LOSSES  # the config declares and checks them
 """Speaker-embedding objectives of the x-vector head (``config.xvector_loss``)."""
 
 

@@ -18,6 +18,8 @@ synchronises with the host, so it works on CUDA without stalls and on the
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 
@@ -165,3 +167,25 @@ def compute_span_mask(
     if equal_count:
         mask = equalize_mask_counts(mask, generator=generator)
     return mask
+
+
+def time_mask(
+    config: Any,
+    shape: tuple[int, int],
+    lengths: torch.Tensor | None = None,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The model's time mask ``(B, F)`` for ``config``: ``mask_time_prob``, ``mask_time_length``,
+    ``mask_time_min_masks`` and ``mask_time_equal_count`` (fairseq's ``require_same_masks``). The one
+    home of that choice: the model draws its training masks with it, pre-training evaluation its fixed ones."""
+    return compute_span_mask(
+        shape,
+        config.mask_time_prob,
+        config.mask_time_length,
+        min_masks=config.mask_time_min_masks,
+        lengths=lengths,
+        equal_count=getattr(config, "mask_time_equal_count", False),
+        device=device,
+        generator=generator,
+    )

@@ -24,7 +24,7 @@ from .feature_encoder import FeatureEncoder
 from .feature_projection import FeatureProjection
 from .integrity import check_finite_weights
 from .lengths import attention_mask_to_lengths, conv_output_length, lengths_to_padding_mask
-from .masking import compute_span_mask
+from .masking import compute_span_mask, time_mask
 from .outputs import Wav2Vec2BaseModelOutput
 from .position_encoder import ConvPositionEncoder
 from .quantizer import GumbelVectorQuantizer
@@ -198,16 +198,7 @@ class Wav2Vec2Model(Wav2Vec2PreTrainedModel):
         b, f, d = hidden.shape
         if mask_time_indices is None and self.training and cfg.mask_time_prob > 0:
             lengths = None if padding_mask is None else padding_mask.sum(dim=-1)
-            mask_time_indices = compute_span_mask(
-                (b, f),
-                cfg.mask_time_prob,
-                cfg.mask_time_length,
-                min_masks=cfg.mask_time_min_masks,
-                lengths=lengths,
-                equal_count=getattr(cfg, "mask_time_equal_count", False),
-                device=hidden.device,
-                generator=generator,
-            )
+            mask_time_indices = time_mask(cfg, (b, f), lengths, device=hidden.device, generator=generator)
         if mask_time_indices is not None:
             mask_time_indices = mask_time_indices.to(device=hidden.device, dtype=torch.bool)
             if self.masked_spec_embed is None:

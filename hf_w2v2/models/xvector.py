@@ -7,11 +7,12 @@ pooling (mean and standard deviation over valid frames) -> embedding layer ->
 classifier trained with a margin softmax. Each TDNN kernel is stored as a
 ``Linear(C_in x k, C_out)`` (key ``tdnn.{i}.kernel``), as in the Hub format.
 
-The objective is chosen by config fields that stock transformers ignores (so a saved model
-still loads there): ``xvector_loss`` one of ``softmax``, ``am_softmax`` (the default, and the
-only one of transformers: s = 30, m = 0.4) or ``aam_softmax`` (ArcFace);
-``xvector_scale`` s, ``xvector_margin`` m (default 0.4 for AM, 0.2 for AAM) and
-``xvector_easy_margin`` (AAM only, see :func:`~hf_w2v2.models.losses.aam_softmax_loss`).
+The objective is chosen by config fields (declared, documented and checked on
+:class:`~hf_w2v2.models.configuration.Wav2Vec2Config`) that stock transformers ignores, so a saved
+model still loads there: ``xvector_loss`` one of ``softmax``, ``am_softmax`` (the default, and the
+only one of transformers: s = 30, m = 0.4) or ``aam_softmax`` (ArcFace); ``xvector_scale`` s,
+``xvector_margin`` m (default 0.4 for AM, 0.2 for AAM) and ``xvector_easy_margin`` (AAM only, see
+:func:`~hf_w2v2.models.losses.aam_softmax_loss`).
 """
 
 from __future__ import annotations
@@ -69,15 +70,14 @@ class MarginSoftmaxLoss(nn.Module):
 
     @classmethod
     def from_config(cls, config: Wav2Vec2Config) -> MarginSoftmaxLoss:
-        kind = getattr(config, "xvector_loss", None) or "am_softmax"
-        margin = getattr(config, "xvector_margin", None)
+        kind, margin = config.xvector_loss, config.xvector_margin
         return cls(
             config.xvector_output_dim,
             num_labels(config),
-            scale=float(getattr(config, "xvector_scale", None) or DEFAULT_SCALE),
-            margin=float(DEFAULT_MARGINS.get(kind, 0.0) if margin is None else margin),
+            scale=float(config.xvector_scale),
+            margin=float(DEFAULT_MARGINS[kind] if margin is None else margin),
             kind=kind,
-            easy_margin=bool(getattr(config, "xvector_easy_margin", False)),
+            easy_margin=bool(config.xvector_easy_margin),
         )
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

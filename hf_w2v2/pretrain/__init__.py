@@ -20,7 +20,6 @@ _NAMES = {
     "GumbelTemperatureCallback": "hf_w2v2.pretrain.temperature",
     "gumbel_temperature": "hf_w2v2.pretrain.temperature",
     "PreTrainingTrainer": "hf_w2v2.pretrain.trainer",
-    "PretrainResult": "hf_w2v2.pretrain.run",
     "run_pretraining": "hf_w2v2.pretrain.run",
 }
 __getattr__, __dir__ = lazy_namespace(__name__, _NAMES)

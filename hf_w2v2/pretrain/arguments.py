@@ -19,6 +19,7 @@ from typing import Any
 from transformers import TrainingArguments
 
 from hf_w2v2.pretrain.temperature import PAPER_DECAY, PAPER_END, PAPER_START
+from hf_w2v2.training.arguments import CardArguments, check_max_train_minutes, max_train_minutes_field
 from hf_w2v2.training.loaders import check_loading, max_batch_seconds_field, shuffle_buffer_field
 from hf_w2v2.training.recipe import parse_recipe_args
 
@@ -72,20 +73,13 @@ class ScheduleArguments:
     gumbel_decay: float = field(
         default=PAPER_DECAY, metadata={"help": "Per-optimizer-step decay of the temperature (paper: 0.999995)."}
     )
-    max_train_minutes: float | None = field(
-        default=None,
-        metadata={
-            "help": "Wall-clock budget of training (minutes): the learning rate follows its schedule over this "
-            "time (hf_w2v2.training.budget) and training stops, with a checkpoint, when it is spent."
-        },
-    )
+    max_train_minutes: float | None = max_train_minutes_field()
     auto_resume: bool = field(
         default=True, metadata={"help": "Resume from the newest checkpoint in output_dir when there is one."}
     )
 
     def __post_init__(self) -> None:
-        if self.max_train_minutes is not None and self.max_train_minutes <= 0:
-            raise ValueError(f"max_train_minutes must be positive, got {self.max_train_minutes}")
+        check_max_train_minutes(self.max_train_minutes)
 
 
 @dataclass
@@ -126,11 +120,11 @@ class DataArguments:
         return [self.train_source, *self.extra_train_sources]
 
 
-ARGUMENT_CLASSES = (ModelArguments, ScheduleArguments, DataArguments, TrainingArguments)
+ARGUMENT_CLASSES = (ModelArguments, ScheduleArguments, DataArguments, TrainingArguments, CardArguments)
 
 
 def parse_pretrain_args(
     argv: Sequence[str] | None = None,
-) -> tuple[ModelArguments, ScheduleArguments, DataArguments, TrainingArguments]:
+) -> tuple[ModelArguments, ScheduleArguments, DataArguments, TrainingArguments, CardArguments]:
     """Parse ``[RECIPE.json|yaml] [--option value ...]``; command-line options override the file."""
     return parse_recipe_args(ARGUMENT_CLASSES, argv)

@@ -26,6 +26,8 @@ import torch
 from tqdm.auto import tqdm
 
 from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, AudioLoadError, audio_info, load_audio
+from hf_w2v2.data.sources import read_audio_paths
+from hf_w2v2.pretrain.arguments import DataArguments
 
 logger = logging.getLogger(__name__)
 
@@ -134,3 +136,21 @@ class UnlabeledAudioDataset(torch.utils.data.Dataset):
                 audio = audio[start : start + self.max_samples]  # (T,) -> (<= max_samples,)
             return {"input_values": audio}
         raise AudioLoadError("no clip of the dataset can be decoded")
+
+
+def load_audio_set(
+    sources: list[str], data: DataArguments, seed: int, limit: int | None = None
+) -> UnlabeledAudioDataset:
+    """Scan the files of ``sources`` (headers only) and wrap the usable ones as random crops."""
+    paths = [path for source in sources for path in read_audio_paths(source)][:limit]
+    scan = scan_audio(paths, min_seconds=data.min_seconds)
+    logger.info(
+        "%s: %d clips, %.2f h; %d shorter than %.1f s, %d unreadable",
+        ", ".join(sources),
+        len(scan.clips),
+        scan.hours,
+        scan.too_short,
+        data.min_seconds,
+        len(scan.unreadable),
+    )
+    return UnlabeledAudioDataset(scan.clips, max_seconds=data.max_seconds, seed=seed)

@@ -28,10 +28,10 @@ What it adds to the stock Trainer:
   training batches come from :class:`~hf_w2v2.data.sampler.LengthGroupedSampler`
   and evaluation runs longest first, without decoding the audio to learn
   lengths (the stock sampler would read every item).
-- **Reliability** (shared with fine-tuning, :mod:`hf_w2v2.training`): checkpoints written whole
-  then renamed (``checkpoints``), LayerDrop decisions shared by all processes (``layerdrop``),
-  NaN/inf losses skipped and counted (``nonfinite``), and a health monitor warning about codebook
-  collapse, a trivially solved contrastive task and exploding gradients (``health``).
+- **Reliability** (every job's, :class:`~hf_w2v2.training.trainer.Wav2Vec2Trainer`): checkpoints
+  written whole then renamed, LayerDrop decisions shared by all processes, NaN/inf losses skipped
+  and counted, and a health monitor warning about codebook collapse, a trivially solved
+  contrastive task and exploding gradients.
 """
 
 from __future__ import annotations
@@ -44,18 +44,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from transformers import TrainerCallback
 
-from hf_w2v2.data.sampler import LengthGroupedSampler
 from hf_w2v2.models.lengths import conv_output_length
 from hf_w2v2.models.losses import contrastive_logits
-from hf_w2v2.models.masking import compute_span_mask
+from hf_w2v2.models.masking import time_mask
 from hf_w2v2.models.negatives import sample_negative_indices
 from hf_w2v2.pretrain.temperature import LOG_KEY, GumbelSchedule, GumbelTemperatureCallback
-from hf_w2v2.training.budget import TimeBudgetTrainerMixin
-from hf_w2v2.training.checkpoints import AtomicCheckpointMixin
-from hf_w2v2.training.health import HealthMonitorCallback
-from hf_w2v2.training.layerdrop import LayerDropSyncMixin
-from hf_w2v2.training.loaders import build_loader, duration_loader
-from hf_w2v2.training.nonfinite import NonFiniteLossMixin
+from hf_w2v2.training.loaders import build_loader
+from hf_w2v2.training.trainer import Wav2Vec2Trainer
 
 
 def draw_pretraining_targets(
@@ -69,7 +64,8 @@ def draw_pretraining_targets(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Time mask ``(B, F)`` and flat negative indices ``(B, F, K)`` for a batch of ``num_samples`` samples.
 
-    Uses the config's ``mask_time_*`` and ``num_negatives``; padded frames
+    Uses the model's own time mask (:func:`~hf_w2v2.models.masking.time_mask`: the config's ``mask_time_*``,
+    ``mask_time_equal_count`` included) and ``num_negatives``; padded frames
     (from the sample-level ``attention_mask``) are never masked or sampled.
     """
     num_frames = int(conv_output_length(num_samples, config.conv_kernel, config.conv_stride))
@@ -77,15 +73,7 @@ def draw_pretraining_targets(
     if attention_mask is not None:
         lengths = conv_output_length(attention_mask.to(torch.long).sum(-1), config.conv_kernel, config.conv_stride)
         lengths = lengths.clamp(min=0)  # (B,) valid frames
-    mask = compute_span_mask(
-        (batch_size, num_frames),
-        config.mask_time_prob,
-        config.mask_time_length,
-        min_masks=config.mask_time_min_masks,
-        lengths=lengths,
-        device=device,
-        generator=generator,
-    )
+    mask = time_mask(config, (batch_size, num_frames), lengths, device=device, generator=generator)
     return mask, sample_negative_indices(mask, config.num_negatives, generator=generator)
 
 
@@ -166,13 +154,11 @@ class DatasetEpochCallback(TrainerCallback):
         self.dataset.set_epoch(math.floor(state.epoch + 1e-6))  # resumed mid-epoch: state.epoch = 1.5 -> 1
 
 
-class PreTrainingTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLossMixin, TimeBudgetTrainerMixin):
+class PreTrainingTrainer(Wav2Vec2Trainer):
     """``Trainer`` for ``Wav2Vec2ForPreTraining``; see the module docstring.
 
-    Extra arguments: ``gumbel_schedule``, the temperature schedule (paper default),
-    ``time_budget``, a :class:`~hf_w2v2.training.budget.TimeBudgetCallback` that drives the
-    learning rate and stops training when the time is spent, and ``max_batch_seconds``, batches of
-    at most that much padded audio instead of a fixed batch size.
+    Extra argument: ``gumbel_schedule``, the temperature schedule (paper default); the shared ones
+    (``time_budget``, ``max_batch_seconds``, ...) are :class:`~hf_w2v2.training.trainer.Wav2Vec2Trainer`'s.
     """
 
     loss_is_scaled_for_ga = False  # compute_loss returns a per-micro-batch mean; the Trainer divides by GA steps
@@ -181,17 +167,13 @@ class PreTrainingTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLos
         self,
         *args: Any,
         gumbel_schedule: GumbelSchedule | None = None,
-        max_batch_seconds: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.max_batch_seconds = max_batch_seconds
         if self._temperature_callback() is None:
             self.add_callback(GumbelTemperatureCallback(gumbel_schedule))
         if hasattr(self.train_dataset, "set_epoch"):
             self.add_callback(DatasetEpochCallback(self.train_dataset))
-        if not any(isinstance(cb, HealthMonitorCallback) for cb in self.callback_handler.callbacks):
-            self.add_callback(HealthMonitorCallback())  # codebook collapse, trivial task, exploding gradients
         self._train_metrics = MetricAccumulator()
         self._eval_metrics = MetricAccumulator()
         self._eval_batches = 0
@@ -200,17 +182,16 @@ class PreTrainingTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLos
         found = [cb for cb in self.callback_handler.callbacks if isinstance(cb, GumbelTemperatureCallback)]
         return found[0] if found else None
 
-    def compute_loss(
-        self, model: nn.Module, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
-    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
-        """Summed pre-training loss divided by the micro-batch's masked frames."""
+    def job_loss(
+        self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: Any = None
+    ) -> tuple[torch.Tensor, Any]:
+        """Summed pre-training loss divided by the micro-batch's masked frames (the base skips a NaN/inf one)."""
         outputs = model(**inputs)
         if outputs.loss is None:
             raise ValueError("the model returned no loss: it drew no time mask (mask_time_prob is 0?)")
         stats = pretraining_statistics(outputs, inputs, self.accelerator.unwrap_model(model).config)
         (self._train_metrics if model.training else self._eval_metrics).add(stats)
-        loss = self.guard_loss(model, outputs.loss / stats["masked_frames"].clamp(min=1.0))  # NaN/inf: skipped
-        return (loss, outputs) if return_outputs else loss
+        return outputs.loss / stats["masked_frames"].clamp(min=1.0), outputs
 
     def prediction_step(
         self, model: nn.Module, inputs: dict[str, Any], prediction_loss_only: bool, ignore_keys: list[str] | None = None
@@ -258,28 +239,11 @@ class PreTrainingTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLos
                 logs[LOG_KEY] = callback.temperature
         super().log(logs, start_time)
 
-    def get_train_dataloader(self) -> DataLoader:
-        """Batches by audio seconds (``max_batch_seconds``), length-grouped batches from
-        ``train_dataset.lengths`` when asked; the stock loader otherwise."""
-        lengths = getattr(self.train_dataset, "lengths", None)
-        if self.max_batch_seconds is not None and self.train_dataset is not None:
-            return duration_loader(self, self.train_dataset, lengths, self.max_batch_seconds)
-        if self.args.train_sampling_strategy != "group_by_length" or lengths is None:
-            return super().get_train_dataloader()
-        group = self.args.train_batch_size * self.args.gradient_accumulation_steps
-        dataset: Any = self.train_dataset
-        sampler = LengthGroupedSampler(lengths, group, seed=self.args.seed, dataset=dataset)
-        return build_loader(self, dataset, self.args.train_batch_size, sampler)
-
     def get_eval_dataloader(self, eval_dataset: str | Dataset | None = None) -> DataLoader:
-        """Longest-first batches (no decoding to learn lengths) for length-grouped runs; stock otherwise."""
-        dataset: Any
-        if isinstance(eval_dataset, str):
-            dataset = self.eval_dataset[eval_dataset]  # type: ignore[index]  # a named eval set
-        else:
-            dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        """Longest-first batches (no decoding to learn lengths) for length-grouped runs; in order otherwise."""
+        dataset = self.eval_set(eval_dataset)
         lengths = getattr(dataset, "lengths", None)
         if self.args.train_sampling_strategy != "group_by_length" or lengths is None:
-            return super().get_eval_dataloader(eval_dataset)
+            return super().get_eval_dataloader(dataset)
         order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
         return build_loader(self, dataset, self.args.eval_batch_size, order)

@@ -1,4 +1,4 @@
-"""The one DataLoader policy of both trainers, for loaders they build themselves.
+"""The one DataLoader policy of every job's trainer, for loaders they build themselves.
 
 The Trainer builds its own loaders; hf_w2v2's trainers replace them where the order matters
 (length-grouped training batches as a function of seed and epoch, evaluation in dataset
@@ -62,7 +62,12 @@ def duration_loader(
         num_replicas=args.world_size,
         dataset=dataset,
     )
-    loader = DataLoader(dataset, batch_sampler=sampler, **_worker_options(trainer))
+    return batch_sampler_loader(trainer, dataset, sampler)
+
+
+def batch_sampler_loader(trainer: Trainer, dataset: Dataset, batch_sampler: Iterable[list[int]] | Any) -> DataLoader:
+    """A loader of the batches ``batch_sampler`` draws, with ``trainer``'s collator and worker settings."""
+    loader = DataLoader(dataset, batch_sampler=batch_sampler, **_worker_options(trainer))
     return trainer.accelerator.prepare(loader)
 
 

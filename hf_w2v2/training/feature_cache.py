@@ -1,4 +1,5 @@
-"""Frozen conv blocks run once per utterance instead of once per step (``--cache_frozen_features``).
+"""Frozen conv blocks run once per utterance instead of once per step (``--cache_frozen_features``), for
+CTC fine-tuning and classification alike.
 
 Shape legend: B batch, T samples, C channels, F_k frames after the first k conv blocks.
 
@@ -25,7 +26,8 @@ utterance, e.g. 128 channels at 800 frames/s in bf16 is 205 KB per second of aud
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -34,11 +36,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from hf_w2v2.data.collator import DataCollatorCTCWithPadding
 from hf_w2v2.models.feature_encoder import FeatureEncoder
 
 if TYPE_CHECKING:
     import datasets
+    from transformers import TrainingArguments
 
 logger = logging.getLogger(__name__)
 
@@ -66,15 +68,15 @@ class FrozenFeatureCache:
     def add(
         self,
         encoder: FeatureEncoder,
-        dataset: datasets.Dataset,
+        dataset: datasets.Dataset | Any,
         first_key: int = 0,
         device: torch.device | str = "cpu",
         autocast_dtype: torch.dtype | None = None,
         show_progress: bool = True,
         desc: str = "caching frozen conv blocks",
         batch_size: int | None = None,
-    ) -> datasets.Dataset:
-        """Compute the prefix for every item of ``dataset`` (``input_values`` column).
+    ) -> datasets.Dataset | KeyedDataset:
+        """Compute the prefix for every item of ``dataset`` (``input_values`` column, or items with that key).
 
         ``batch_size`` items of similar length run together (default 8) when the encoder's norms
         act on each frame alone (layer norm): the valid frames of a right-padded batch are those
@@ -82,7 +84,8 @@ class FrozenFeatureCache:
         normalises over time, so padding would change its outputs: items run one at a time
         (the default there; a larger ``batch_size`` is refused).
 
-        Returns the dataset with a ``cache_key`` column (``first_key``, ``first_key + 1``, ...).
+        Returns the dataset with a ``cache_key`` column (``first_key``, ``first_key + 1``, ...), or a
+        :class:`KeyedDataset` whose items carry it.
         """
         frozen = encoder.num_frozen_layers
         if self.num_layers > frozen:
@@ -99,8 +102,9 @@ class FrozenFeatureCache:
         device = torch.device(device)
         autocast = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None else nullcontext()
         store_dtype = autocast_dtype or torch.float32
-        audio_only = dataset.with_format("numpy", columns=["input_values"])
-        if "input_length" in dataset.column_names:  # samples per item
+        table = hasattr(dataset, "with_format")  # a datasets.Dataset (CTC) or a map-style dataset of dicts (clips)
+        audio_only = dataset.with_format("numpy", columns=["input_values"]) if table else dataset
+        if table and "input_length" in dataset.column_names:  # samples per item
             lengths = [int(n) for n in dataset["input_length"]]
         else:
             lengths = [len(audio_only[i]["input_values"]) for i in range(len(dataset))]
@@ -128,9 +132,30 @@ class FrozenFeatureCache:
                     bar.update(len(rows))
         finally:
             encoder.train(was_training)
+        if not table:
+            return KeyedDataset(dataset, first_key)
         keys = list(range(first_key, first_key + len(dataset)))
         keyed = dataset.add_column(KEY_COLUMN, keys) if KEY_COLUMN not in dataset.column_names else dataset
         return keyed.with_format("numpy")
+
+
+class KeyedDataset(torch.utils.data.Dataset):
+    """A map-style dataset of dicts (e.g. classification clips) whose items also carry their cache key;
+    the wrapped dataset's attributes (``lengths``, ``labels``, ``names``, ``report``) read through."""
+
+    def __init__(self, dataset: Any, first_key: int) -> None:
+        self.dataset, self.first_key = dataset, first_key
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return {**self.dataset[index], KEY_COLUMN: self.first_key + index}
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("dataset", "first_key"):  # not set yet (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
 
 
 @dataclass
@@ -141,7 +166,7 @@ class CachedFeatureCollator:
     usual). A batch with an item that has no cache entry (e.g. a test set) is the plain audio batch.
     """
 
-    base: DataCollatorCTCWithPadding
+    base: Callable[[Sequence[Mapping[str, Any]]], dict[str, Any]]  # the job's audio collator
     cache: FrozenFeatureCache
 
     def _cached(self, item: Mapping[str, Any]) -> torch.Tensor | None:
@@ -149,7 +174,7 @@ class CachedFeatureCollator:
         return None if key is None else self.cache.features.get(int(key))
 
     def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        batch: dict[str, Any] = self.base(features)
+        batch: dict[str, Any] = self.base([{k: v for k, v in item.items() if k != KEY_COLUMN} for item in features])
         found = [self._cached(item) for item in features]
         prefixes = [p for p in found if p is not None]
         if len(prefixes) < len(found):
@@ -210,3 +235,44 @@ def use_cached_prefix(model: nn.Module, prefix: torch.Tensor | None) -> Iterator
         yield
     finally:
         encoder.next_prefix = None
+
+
+def cache_frozen_features(
+    model: nn.Module, sets: Mapping[str, Any], args: TrainingArguments
+) -> tuple[FrozenFeatureCache | None, dict[str, Any], float]:
+    """Compute the frozen conv blocks of ``model`` once for every item of ``sets`` (name -> dataset) and let the
+    model's encoder start from them (:func:`attach_cache`).
+
+    Returns the cache (None when no block is frozen: nothing to cache), the datasets with their cache
+    keys, and the seconds it took (to charge to the time budget: it replaces work the steps would do).
+    """
+    encoder = model.base_encoder().feature_extractor  # type: ignore[operator]
+    frozen = encoder.num_frozen_layers
+    if frozen == 0:
+        logger.warning("--cache_frozen_features: no conv block is frozen, nothing to cache")
+        return None, dict(sets), 0.0
+    dtype = torch.bfloat16 if args.bf16 else torch.float16 if args.fp16 else None
+    model.to(args.device)
+    cache = FrozenFeatureCache(num_layers=frozen)
+    start, key, keyed = time.monotonic(), 0, {}
+    for name, dataset in sets.items():
+        keyed[name] = cache.add(
+            encoder,
+            dataset,
+            first_key=key,
+            device=args.device,
+            autocast_dtype=dtype,
+            show_progress=not args.disable_tqdm,
+            desc=f"caching conv ({name})",
+        )
+        key += len(dataset)
+    seconds = time.monotonic() - start
+    logger.info(
+        "cached the first %d conv blocks for %d utterances: %.2f GB in memory, %.1f s",
+        frozen,
+        len(cache.features),
+        cache.nbytes / 1e9,
+        seconds,
+    )
+    attach_cache(model, frozen)
+    return cache, keyed, seconds
