@@ -188,3 +188,21 @@ def test_onnx_static_int8_path_runs_and_is_guarded(tmp_path) -> None:
     results = {r.name: r for r in fast.choice.results}  # type: ignore[union-attr]
     assert results["onnx-int8-static"].cer_change is not None or results["onnx-int8-static"].error
     assert logits.shape == model(audio).logits.shape
+
+
+@pytest.mark.slow
+def test_transcribe_cli_precision_auto(tmp_path, fast_paths, monkeypatch, capsys) -> None:
+    from fixtures.decoding.tiny import FIXTURES, save_model_folder
+
+    from hf_w2v2.cli import main
+
+    monkeypatch.setenv(machine.CACHE_ENV, str(tmp_path / "cache"))
+    save_model_folder(tmp_path / "model", local=True)
+    files = [str(FIXTURES / "utt1.flac"), str(FIXTURES / "utt2.flac")]
+    args = ["transcribe", *files, "--model", str(tmp_path / "model"), "--device", "cpu", "--quiet", "--no-lm"]
+    assert main(args) == 0
+    fp32 = [line for line in capsys.readouterr().out.splitlines() if "\t" in line]  # path<TAB>text lines
+    assert main([*args, "--precision", "auto", "--batch-size", "2"]) == 0
+    auto = [line for line in capsys.readouterr().out.splitlines() if "\t" in line]
+    assert auto == fp32 and len(auto) == 2  # the guard keeps greedy output within 0.005 CER; here identical
+    assert list((tmp_path / "cache" / "optimize").glob("*.json"))

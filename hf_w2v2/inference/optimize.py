@@ -119,7 +119,8 @@ class FastModel:
     ) -> CausalLMOutput:
         audio, mask = as_runner_input(input_values, attention_mask)
         if self.choice is None:
-            self.choice = self._choose(audio)
+            with torch.inference_mode(False), torch.no_grad():  # exporters refuse inference mode
+                self.choice = self._choose(audio.clone())
         for name in list(self.choice.ranking):
             try:
                 runner = self._runner(name)
