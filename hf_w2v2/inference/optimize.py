@@ -89,9 +89,15 @@ class FastModel:
     """
 
     def __init__(
-        self, model: nn.Module, precision: str, calibration: Sequence[np.ndarray] | None, cache: str | None
+        self,
+        model: nn.Module,
+        precision: str,
+        calibration: Sequence[np.ndarray] | None,
+        cache: str | None,
+        max_cer_change: float = MAX_CER_CHANGE,
     ) -> None:
         self.model = model.eval()
+        self.max_cer_change = max_cer_change
         self.precision = precision
         self.calibration = None if calibration is None else [np.asarray(c, np.float32) for c in calibration]
         self.cache = cache
@@ -145,7 +151,7 @@ class FastModel:
         return folder
 
     def _key(self) -> str:
-        return cache_key(self.model, self.device, self.calibration, self.precision)
+        return cache_key(self.model, self.device, self.calibration, f"{self.precision} guard {self.max_cer_change}")
 
     def _choose(self, audio: torch.Tensor) -> Choice:
         cached = self._load_cached()
@@ -154,7 +160,7 @@ class FastModel:
             return cached
         candidates = self._candidates()
         guard = self.calibration if self.calibration else [row.numpy() for row in audio]
-        choice = measure(self.model, candidates, guard, audio[:1], self._runner, self.runners)
+        choice = measure(self.model, candidates, guard, audio[:1], self._runner, self.runners, self.max_cer_change)
         choice.fingerprint = machine_fingerprint(self.device)
         self._save(choice)
         logger.info("inference path %s; %s", choice.ranking[0], describe(choice))
@@ -199,6 +205,7 @@ def measure(
     probe: torch.Tensor,
     build: Any,
     built: dict[str, Runner],
+    max_cer_change: float = MAX_CER_CHANGE,
 ) -> Choice:
     """Build, guard and time ``candidates`` (``build(name) -> runner``); fp32 is the reference."""
     config: Any = model.config
@@ -220,8 +227,8 @@ def measure(
     for name, tokens in outputs.items():
         change = char_error_rate(reference, tokens) if any(reference) else float(any(tokens))
         results[name].cer_change = change
-        if change > MAX_CER_CHANGE:
-            results[name].error = f"accuracy guard: greedy CER vs fp32 {change:.4f} > {MAX_CER_CHANGE}"
+        if change > max_cer_change:
+            results[name].error = f"accuracy guard: greedy CER vs fp32 {change:.4f} > {max_cer_change}"
             logger.warning("inference path %s rejected by the %s", name, results[name].error)
             built.pop(name, None)
     timed = [n for n in candidates if results[n].error is None]
@@ -266,6 +273,7 @@ def optimize(
     precision: str = "auto",
     calibration: Sequence[np.ndarray] | None = None,
     cache: str | os.PathLike | None = None,
+    max_cer_change: float = MAX_CER_CHANGE,
 ) -> FastModel:
     """The model on the fastest accurate path for this machine: ``fast(input_values, mask).logits``.
 
@@ -278,6 +286,8 @@ def optimize(
             and static int8 is skipped.
         cache: folder for the measured ranking and the built graphs (default
             ``$HF_W2V2_CACHE/optimize`` or ``~/.cache/hf_w2v2/optimize``).
+        max_cer_change: the accuracy guard's bound (infinite only to time random-weight models,
+            whose near-uniform logits make any token comparison meaningless).
 
     The choice is made at the first call (it builds and times every path: seconds for a small
     model, a few minutes for BASE) and cached; :attr:`FastModel.choice` has the measurements.
@@ -286,4 +296,4 @@ def optimize(
     known = ("auto", *(GPU_PATHS if device.type == "cuda" else CPU_PATHS))
     if precision not in known:
         raise ValueError(f"precision on {device.type} must be one of {', '.join(known)}, got {precision!r}")
-    return FastModel(model, precision, calibration, None if cache is None else os.fspath(cache))
+    return FastModel(model, precision, calibration, None if cache is None else os.fspath(cache), max_cer_change)
