@@ -78,10 +78,11 @@ def add_transcribe(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bf16", action="store_true", help="same as --precision bf16")
     p.add_argument(
         "--precision",
-        choices=("fp32", "bf16", "int8"),
+        choices=("fp32", "bf16", "int8", "auto"),
         default="fp32",
-        help="fp32 (exact, default), bf16 (autocast; falls back to fp32 with a warning where only emulated) "
-        "or int8 (dynamic quantisation, CPU)",
+        help="fp32 (exact, default), bf16 (autocast; falls back to fp32 with a warning where only emulated), "
+        "int8 (dynamic quantisation, CPU) or auto (the fastest path on this machine whose greedy CER stays "
+        "within 0.005 of fp32, measured on the first files and cached)",
     )
     p.add_argument("--num-processes", type=int, default=1, help="processes for the beam search")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

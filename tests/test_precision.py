@@ -10,6 +10,13 @@ from hf_w2v2.training import precision
 from hf_w2v2.training.precision import flag_value, use_cpu_without_accelerator
 
 
+@pytest.fixture(autouse=True)
+def no_bf16_probe(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--bf16`` on a CPU times a layer both ways; these tests are about flags, not speed."""
+    if "probe" not in request.node.name:
+        monkeypatch.setattr(precision, "time_bf16_vs_fp32", lambda: (0.02, 0.01))
+
+
 def test_flag_value_spellings() -> None:
     assert flag_value(["--bf16"], "bf16") == "True"
     assert flag_value(["--bf16", "false"], "bf16") == "false"
@@ -43,3 +50,22 @@ def test_empty_test_data_clears_the_recipe_list() -> None:
     assert data.test_data == []
     _, data, _, _ = parse_finetune_args(["examples/configs/finetune_small_synth.yaml"])
     assert data.test_data == ["real-small=../shared/data/real-small"]
+
+
+def test_bf16_slower_than_fp32_warns_with_the_measurement(monkeypatch, caplog) -> None:
+    monkeypatch.setattr(precision, "has_accelerator", lambda: False)
+    monkeypatch.setattr(precision, "time_bf16_vs_fp32", lambda: (0.010, 0.025))  # bf16 2.5x slower
+    with caplog.at_level("WARNING", logger=precision.__name__):
+        assert use_cpu_without_accelerator(["--bf16"])[-2:] == ["--use_cpu", "True"]
+    assert "0.40x the fp32" in caplog.text and "25.0 ms vs 10.0 ms" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(precision, "time_bf16_vs_fp32", lambda: (0.020, 0.010))
+    with caplog.at_level("WARNING", logger=precision.__name__):
+        use_cpu_without_accelerator(["--bf16"])
+        use_cpu_without_accelerator(["--max_steps", "3"])  # no --bf16: nothing measured
+    assert caplog.text == ""
+
+
+def test_bf16_probe_measures_both_ways() -> None:
+    fp32, bf16 = precision.time_bf16_vs_fp32(rounds=1)
+    assert fp32 > 0 and bf16 > 0

@@ -1,4 +1,10 @@
 """Audio in, logits and transcripts out: :mod:`.transcribe` (model folder -> text),
 :mod:`.chunked` (long recordings in overlapping windows) and :mod:`.evaluation`
 (greedy versus LM WER/CER on a labelled set). Decoding itself is :mod:`hf_w2v2.decoding`.
+
+:func:`optimize` puts a model on the fastest accurate path for the machine (:mod:`.optimize`).
 """
+
+from hf_w2v2.inference.optimize import optimize
+
+__all__ = ["optimize"]

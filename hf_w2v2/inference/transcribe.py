@@ -31,11 +31,14 @@ from hf_w2v2.decoding.outputs import Transcription
 from hf_w2v2.inference.batching import batched_logits, check_length
 from hf_w2v2.inference.chunked import chunked_logits, seconds_to_samples
 from hf_w2v2.inference.model_folder import check_model_folder
+from hf_w2v2.inference.optimize import FastModel, optimize
 from hf_w2v2.inference.precision import prepare_for_inference
 from hf_w2v2.models.ctc import Wav2Vec2ForCTC
 from hf_w2v2.models.lengths import hop_length
 
 logger = logging.getLogger(__name__)
+
+CALIBRATION_CLIPS = 8  # first recordings (cut to one window) that calibrate and guard precision="auto"
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -70,7 +73,9 @@ class Transcriber:
             ``precision="bf16"``, kept for older callers.
         precision: ``"fp32"`` (default, exact), ``"bf16"`` (autocast) or ``"int8"`` (dynamic
             quantisation, CPU; the given model is quantised in place); see
-            :mod:`hf_w2v2.inference.precision` for when each falls back.
+            :mod:`hf_w2v2.inference.precision` for when each falls back. ``"auto"``: the fastest
+            accurate path for this machine (:func:`hf_w2v2.inference.optimize`), measured on the first
+            call with the first recordings as calibration clips and cached.
         chunk_s: window length for long audio in seconds (``None``: never chunk).
         stride_s: context dropped at each side of a window; default ``chunk_s / 6``.
         batch_size: recordings (or windows of one long recording) run together. Files no longer
@@ -98,7 +103,11 @@ class Transcriber:
         self.device = resolve_device(device)
         if bf16 and precision not in ("fp32", "bf16"):
             raise ValueError(f"bf16=True contradicts precision={precision!r}")
-        self.model, self.precision = prepare_for_inference(model, "bf16" if bf16 else precision, self.device)
+        if precision == "auto" and not bf16:
+            self.model: Any = optimize(model.to(self.device).eval(), "auto")
+            self.precision = "auto"
+        else:
+            self.model, self.precision = prepare_for_inference(model, "bf16" if bf16 else precision, self.device)
         self.processor = processor
         self.alphabet = CTCAlphabet.from_tokenizer(processor.tokenizer)
         config: Any = model.config
@@ -153,6 +162,7 @@ class Transcriber:
         if audio.ndim != 1 or audio.shape[0] == 0:
             raise ValueError(f"audio must be a non-empty (T,) array, got shape {audio.shape}")
         input_values = torch.from_numpy(self._normalize(audio))  # (T,)
+        self._calibrate([input_values.numpy()])
         return chunked_logits(
             self.model, input_values, self.chunk, self.stride, self.stride, batch_size=self.batch_size, bf16=self.bf16
         )
@@ -162,6 +172,11 @@ class Transcriber:
             return normalize_waveform(audio)  # over the whole recording, as the feature extractor does
         return audio
 
+    def _calibrate(self, clips: Sequence[np.ndarray]) -> None:
+        """Hand the first normalised clips (cut to one window) to a path choice not made yet."""
+        if isinstance(self.model, FastModel) and self.model.choice is None:
+            self.model.set_calibration([c[: self.chunk] for c in clips[:CALIBRATION_CLIPS]])
+
     def logits_batch(self, recordings: Sequence[np.ndarray]) -> list[torch.Tensor]:
         """``(F_i, V)`` float32 logits of each ``(T_i,)`` recording, in order.
 
@@ -170,6 +185,7 @@ class Transcriber:
         """
         model: Any = self.model
         frame_local = model.base_encoder().feature_extractor.frame_local
+        self._calibrate([self._normalize(np.asarray(a, dtype=np.float32)) for a in recordings[:CALIBRATION_CLIPS]])
         if self.batch_size == 1 or not frame_local:
             return [self.logits(audio) for audio in recordings]
         out: list[torch.Tensor | None] = [None] * len(recordings)

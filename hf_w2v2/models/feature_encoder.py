@@ -18,6 +18,11 @@ are those of the Hub checkpoints.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -31,6 +36,15 @@ from .configuration import Wav2Vec2Config
 from .lengths import conv_output_length
 from .validation import tracing
 
+logger = logging.getLogger(__name__)
+
+CONV_KERNELS = ("matmul", "conv1d", "channels-major")
+KERNEL_ENV = "HF_W2V2_CONV_KERNEL"  # forces one inference kernel (e.g. to reproduce a timing)
+PROBE_SAMPLES = 64_000  # 4 s at 16 kHz: the clip each inference kernel is timed on
+PROBE_ROUNDS = 3  # interleaved rounds, best of each kernel kept
+_CHOSEN: dict[tuple, str] = {}  # per process: (device, dtypes, threads, geometry) -> kernel
+_FORCED: list[str] = []  # innermost use_inference_kernel() last
+
 
 class ConvBlock(GradientCheckpointingLayer):
     """Conv1d -> optional norm -> activation, on frames-major ``(B, F, C)`` tensors.
@@ -40,13 +54,15 @@ class ConvBlock(GradientCheckpointingLayer):
 
     The checkpoint layout is kept (``conv`` is an ``nn.Conv1d``, ``layer_norm`` its norm), but
     activations stay frames-major so that LayerNorm (over C per frame) and the activation run
-    on contiguous memory. One path for training and inference; only the convolution's kernel
-    depends on the device: on the CPU it is a matmul over unfolded windows (:func:`conv_as_matmul`),
-    elsewhere ``nn.Conv1d`` on a transposed view. ``bench/bench_feature_encoder.py`` (small config,
-    8 x 4 s, a 2-core AMD EPYC with AVX2 and no bf16 units, load ~8): the matmul kernel trains
-    1.68x faster than ``nn.Conv1d`` frames-major in fp32 (1.09x under bf16 autocast), and runs
-    fp32 / bf16 inference 1.28x / 1.58x faster than a channels-major ``nn.Conv1d`` stack, which
-    was therefore removed.
+    on contiguous memory. Training on the CPU uses a matmul over unfolded windows
+    (:func:`conv_as_matmul`), elsewhere ``nn.Conv1d`` on a transposed view. ``bench/bench_feature_encoder.py``
+    (small config, 8 x 4 s, a 2-core AMD EPYC with AVX2 and no bf16 units, load ~8): the matmul kernel
+    trains 1.68x faster than ``nn.Conv1d`` frames-major in fp32 (1.09x under bf16 autocast).
+
+    Inference on the CPU picks its kernel per machine by measurement (:func:`inference_kernel`):
+    on that AVX2 EPYC the matmul kernel ran fp32 / bf16 inference 1.28x / 1.58x faster than a
+    channels-major stack, while on an AVX-512 Xeon stock's channels-major oneDNN stack was 1.2x
+    faster than the matmul kernel (issue 33), so neither can be hard-coded.
     """
 
     def __init__(self, config: Wav2Vec2Config, index: int, norm: str | None) -> None:
@@ -83,6 +99,16 @@ class ConvBlock(GradientCheckpointingLayer):
             return self.activation(self.layer_norm(y.transpose(1, 2))).transpose(1, 2)
         if self.norm == "layer":
             y = self.layer_norm(y)  # over C, per frame
+        return self.activation(y)
+
+    def forward_channels_major(self, x: torch.Tensor) -> torch.Tensor:
+        """Stock's layout: ``x`` (B, C_in, F_in) -> (B, C, F_out), ``nn.Conv1d`` (oneDNN) with no
+        transposes except around LayerNorm (over C per frame)."""
+        y = self.conv(x)  # (B, C_in, F_in) -> (B, C, F_out)
+        if self.norm == "group":
+            y = self.layer_norm(y)
+        elif self.norm == "layer":
+            y = self.layer_norm(y.transpose(1, 2)).transpose(1, 2)  # (B, F, C) for the norm, back to (B, C, F)
         return self.activation(y)
 
 
@@ -191,6 +217,13 @@ class FeatureEncoder(nn.Module):
         ``start_layer`` blocks (:meth:`prefix`; ``start_layer=0`` takes audio as (B, 1, T)) -> (B, C, F)."""
         if not 0 <= start_layer <= len(self.conv_layers):
             raise ValueError(f"start_layer must be in [0, {len(self.conv_layers)}], got {start_layer}")
+        if kernel is None and not self.training and features.device.type == "cpu" and not tracing():
+            kernel = inference_kernel(self, features, start_layer)
+        if kernel == "channels-major":
+            blocks: list[ConvBlock] = list(self.conv_layers[start_layer:])  # type: ignore[arg-type]  # ModuleList items
+            for block in blocks:
+                features = block.forward_channels_major(features)  # (B, C_k, F_k) -> (B, C, F)
+            return features
         x = features.transpose(1, 2)  # (B, C_k, F_k) -> (B, F_k, C_k)
         for layer in self.conv_layers[start_layer:]:
             if self.training and not x.requires_grad and not any(p.requires_grad for p in layer.parameters()):
@@ -219,3 +252,65 @@ class FeatureEncoder(nn.Module):
 def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
     """Identity forward, gradient multiplied by ``scale`` backward (fairseq ``GradMultiply``)."""
     return x * scale + x.detach() * (1.0 - scale)
+
+
+def inference_kernel(encoder: FeatureEncoder, features: torch.Tensor, start_layer: int = 0) -> str:
+    """The fastest of :data:`CONV_KERNELS` for eval-mode CPU inference on this machine, timed once per
+    process and setting (device, dtypes, threads, conv geometry) on a probe cut from ``features``.
+
+    Every kernel computes the same convolution (fp32 outputs agree to rounding, well inside the parity
+    tolerance with stock transformers); only their speed differs between CPUs. The probe is the first
+    item, at most :data:`PROBE_SAMPLES` samples long; the kernels run interleaved, best of
+    :data:`PROBE_ROUNDS`, so a busy machine slows them alike. ``HF_W2V2_CONV_KERNEL`` forces one.
+    """
+    forced = _FORCED[-1] if _FORCED else os.environ.get(KERNEL_ENV)
+    if forced:
+        if forced not in CONV_KERNELS:
+            raise ValueError(f"{KERNEL_ENV}={forced!r}: must be one of {', '.join(CONV_KERNELS)}")
+        return forced
+    autocast = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
+    blocks: list[ConvBlock] = list(encoder.conv_layers[start_layer:])  # type: ignore[arg-type]  # ModuleList items
+    # An int8 stand-in conv (another class) is timed apart from the float one.
+    geometry = tuple(
+        (type(b.conv).__name__, b.conv.in_channels, b.conv.out_channels, b.conv.kernel_size, b.conv.stride, b.norm)
+        for b in blocks
+    )
+    key = (features.dtype, autocast, torch.get_num_threads(), start_layer, geometry)
+    if key not in _CHOSEN:
+        _CHOSEN[key] = _time_kernels(encoder, features, start_layer)
+    return _CHOSEN[key]
+
+
+def _time_kernels(encoder: FeatureEncoder, features: torch.Tensor, start_layer: int) -> str:
+    frames = int(encoder.output_frames(PROBE_SAMPLES, start_layer)) if start_layer else PROBE_SAMPLES
+    probe = features[:1, :, :frames]  # (B, C_k, F_k) -> (1, C_k, <= 4 s worth of frames)
+    best = dict.fromkeys(CONV_KERNELS, float("inf"))
+    with torch.no_grad():
+        for kernel in CONV_KERNELS:  # warm-up: oneDNN builds its primitives on the first call
+            encoder.forward_from(probe, start_layer, kernel)
+        for _ in range(PROBE_ROUNDS):
+            for kernel in CONV_KERNELS:
+                start = time.perf_counter()
+                encoder.forward_from(probe, start_layer, kernel)
+                best[kernel] = min(best[kernel], time.perf_counter() - start)
+    chosen = min(best, key=best.__getitem__)
+    timings = ", ".join(f"{k} {1000 * t:.1f} ms" for k, t in best.items())
+    logger.info("feature encoder inference kernel: %s (timed on %d samples: %s)", chosen, probe.shape[-1], timings)
+    return chosen
+
+
+@contextlib.contextmanager
+def use_inference_kernel(kernel: str) -> Iterator[None]:
+    """Within the block, eval-mode CPU inference runs ``kernel`` instead of the measured choice."""
+    if kernel not in CONV_KERNELS:
+        raise ValueError(f"kernel must be one of {', '.join(CONV_KERNELS)}, got {kernel!r}")
+    _FORCED.append(kernel)
+    try:
+        yield
+    finally:
+        _FORCED.pop()
+
+
+def clear_inference_kernels() -> None:
+    """Forget the measured kernel choices (the next eval-mode call times them again)."""
+    _CHOSEN.clear()

@@ -1,0 +1,105 @@
+"""What a measured speed depends on: the CPU (model, flags), the accelerator, the library versions
+and the model's weights. :func:`cache_key` hashes them all, so a ranking measured elsewhere (another
+machine, another torch or onnxruntime, other weights) is never reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from collections.abc import Sequence
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8")
+LIBRARIES = ("torch", "onnxruntime", "onnx", "openvino", "nncf", "transformers", "hf_w2v2")
+CACHE_ENV = "HF_W2V2_CACHE"  # root of hf_w2v2's caches (default ~/.cache/hf_w2v2)
+
+
+def cpu_info() -> dict[str, Any]:
+    """CPU model name and the full flag list (Linux ``/proc/cpuinfo``; elsewhere what ``platform`` says)."""
+    model, flags = platform.processor() or platform.machine(), list[str]()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model in ("", platform.processor() or platform.machine()):
+                    model = value.strip()
+                elif key.strip() in ("flags", "Features") and not flags:
+                    flags = sorted(value.split())
+    except OSError:
+        pass
+    return {"model": model, "flags": flags}
+
+
+def speed_flags(flags: Sequence[str]) -> dict[str, bool]:
+    """The flags that decide which int8/bf16 kernels a CPU has (for reports)."""
+    return {name: name in flags for name in SPEED_FLAGS}
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed version of every library a path runs on (None: not installed)."""
+    versions: dict[str, str | None] = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name.replace("_", "-"))
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    versions["torch"] = torch.__version__
+    return versions
+
+
+def machine_fingerprint(device: torch.device) -> dict[str, Any]:
+    """CPU, accelerator, threads and library versions: everything a timing depends on but the model."""
+    accelerator = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    return {
+        "cpu": cpu_info(),
+        "accelerator": accelerator,
+        "threads": torch.get_num_threads(),
+        "libraries": library_versions(),
+    }
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """sha256 of the model's class, config and every parameter and buffer."""
+    digest = hashlib.sha256(type(model).__name__.encode())
+    config: Any = getattr(model, "config", None)
+    if config is not None:
+        digest.update(config.to_json_string(use_diff=False).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def clips_fingerprint(clips: Sequence[np.ndarray] | None) -> str:
+    """sha256 of the calibration clips ("none" without)."""
+    if not clips:
+        return "none"
+    digest = hashlib.sha256()
+    for clip in clips:
+        digest.update(np.ascontiguousarray(clip, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def cache_key(model: nn.Module, device: torch.device, calibration: Sequence[np.ndarray] | None, precision: str) -> str:
+    """Hex key naming one measurement: machine fingerprint, model, calibration clips and precision."""
+    parts = {
+        "machine": machine_fingerprint(device),
+        "model": model_fingerprint(model),
+        "calibration": clips_fingerprint(calibration),
+        "precision": precision,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def cache_dir() -> str:
+    """Where measured rankings and built graphs live."""
+    root = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "hf_w2v2")
+    return os.path.join(root, "optimize")

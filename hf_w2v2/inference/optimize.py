@@ -1,0 +1,299 @@
+"""The fastest inference path for this machine and model, chosen by measurement: :func:`optimize`.
+
+Shape legend: B batch, T samples, F frames, V vocabulary.
+
+Which path is fastest depends on the CPU (int8 dot products with VNNI or not, native bfloat16 or
+emulated, AMX), on the model's size and on library versions, so nothing is guessed from flags: on
+first use every candidate (:mod:`hf_w2v2.inference.paths`) is built, checked and timed in this
+process, interleaved (one call of each per round, best of :data:`MEASURE_ROUNDS`: a busy machine
+slows them alike), and the ranking is cached per machine and model (:mod:`hf_w2v2.inference.machine`).
+
+The accuracy guard: a path whose greedy CTC output differs from fp32's on the guard clips by more
+than :data:`MAX_CER_CHANGE` (character error rate of its tokens against fp32's tokens, an upper
+bound on how much its CER against any reference can move) is never picked. The guard clips are the
+``calibration`` clips, or, without them, the first input; the static int8 paths need calibration
+clips and are skipped without them. A path that fails (to build, or at a later call) is logged with
+its reason and the next one in the ranking runs; eager fp32 is always last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from transformers.modeling_outputs import CausalLMOutput
+
+from hf_w2v2.inference.machine import cache_dir, cache_key, machine_fingerprint
+from hf_w2v2.inference.paths import CPU_PATHS, GPU_PATHS, Runner, build_path
+from hf_w2v2.text.error_rates import char_error_rate
+
+logger = logging.getLogger(__name__)
+
+MAX_CER_CHANGE = 0.005  # absolute greedy CER a fast path may add (tokens vs fp32's tokens)
+MEASURE_SECONDS = 10.0  # the clip every path is timed on: the first input's first item, cut to this
+MEASURE_ROUNDS = 3  # interleaved rounds, best of each path kept
+DROP_RATIO = 2.0  # after the first round, paths this many times slower than the best stop being timed
+FALLBACK = "fp32"  # the eager model as given: never fails where the model itself works
+
+
+@dataclass
+class PathResult:
+    """One candidate's outcome: seconds per call on the measuring clip, guard CER change, or why not."""
+
+    name: str
+    seconds: float | None = None
+    cer_change: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class Choice:
+    """The ranking (fastest first, fp32 always present) and every candidate's result."""
+
+    ranking: list[str]
+    results: list[PathResult] = field(default_factory=list)
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+
+    def speedup(self, name: str) -> float | None:
+        """fp32 seconds / ``name`` seconds on the measuring clip (None when either was not timed)."""
+        times = {r.name: r.seconds for r in self.results}
+        base, other = times.get(FALLBACK), times.get(name)
+        return None if not base or not other else base / other
+
+
+def greedy_tokens(logits: torch.Tensor, blank_id: int) -> str:
+    """Greedy CTC output of ``(F, V)`` logits as a string of one character per token (for CER)."""
+    ids = torch.unique_consecutive(logits.argmax(-1))
+    return "".join(chr(0x4E00 + int(i)) for i in ids if int(i) != blank_id)  # printable, never whitespace
+
+
+def as_runner_input(
+    input_values: torch.Tensor | np.ndarray, attention_mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    audio = torch.as_tensor(input_values, dtype=torch.float32)
+    return (audio[None] if audio.ndim == 1 else audio), attention_mask
+
+
+class FastModel:
+    """``fast(input_values, attention_mask=None).logits`` like the model, on the chosen path.
+
+    Every other attribute (``config``, ``frame_lengths``, ``parameters``...) is the model's.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        precision: str,
+        calibration: Sequence[np.ndarray] | None,
+        cache: str | None,
+        max_cer_change: float = MAX_CER_CHANGE,
+    ) -> None:
+        self.model = model.eval()
+        self.max_cer_change = max_cer_change
+        self.precision = precision
+        self.calibration = None if calibration is None else [np.asarray(c, np.float32) for c in calibration]
+        self.cache = cache
+        self.device = next(model.parameters()).device
+        self.choice: Choice | None = None
+        self.runners: dict[str, Runner] = {}
+
+    def __getattr__(self, name: str) -> Any:  # only called for what FastModel itself lacks
+        if name == "model":
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+    @property
+    def chosen(self) -> str | None:
+        """The path that runs now (None before the first call)."""
+        return None if self.choice is None else self.choice.ranking[0]
+
+    def set_calibration(self, clips: Sequence[np.ndarray]) -> None:
+        """Calibration clips for a choice not made yet (e.g. the first files a transcriber reads)."""
+        if self.choice is None and self.calibration is None:
+            self.calibration = [np.asarray(c, np.float32) for c in clips]
+
+    def __call__(
+        self, input_values: torch.Tensor | np.ndarray, attention_mask: torch.Tensor | None = None, **_: Any
+    ) -> CausalLMOutput:
+        audio, mask = as_runner_input(input_values, attention_mask)
+        if self.choice is None:
+            with torch.inference_mode(False), torch.no_grad():  # exporters refuse inference mode
+                self.choice = self._choose(audio.clone())
+        for name in list(self.choice.ranking):
+            try:
+                runner = self._runner(name)
+                with torch.inference_mode():
+                    return CausalLMOutput(logits=runner(audio, mask))
+            except Exception as err:  # any backend failure: log it, run the next path
+                if name == FALLBACK:
+                    raise
+                logger.warning("inference path %s failed (%s: %s); running the next one", name, type(err).__name__, err)
+                self.choice.ranking.remove(name)
+                self.runners.pop(name, None)
+        raise RuntimeError("no inference path left")  # unreachable: fp32 re-raises
+
+    def _runner(self, name: str) -> Runner:
+        if name not in self.runners:
+            self.runners[name] = build_path(name, self.model, self.calibration, self._artifacts())
+        return self.runners[name]
+
+    def _artifacts(self) -> str:
+        folder = os.path.join(self.cache or cache_dir(), self._key())
+        os.makedirs(folder, exist_ok=True)
+        return folder
+
+    def _key(self) -> str:
+        return cache_key(self.model, self.device, self.calibration, f"{self.precision} guard {self.max_cer_change}")
+
+    def _choose(self, audio: torch.Tensor) -> Choice:
+        cached = self._load_cached()
+        if cached is not None:
+            logger.info("inference path %s (cached ranking %s)", cached.ranking[0], " > ".join(cached.ranking))
+            return cached
+        candidates = self._candidates()
+        guard = self.calibration if self.calibration else [row.numpy() for row in audio]
+        choice = measure(self.model, candidates, guard, audio[:1], self._runner, self.runners, self.max_cer_change)
+        choice.fingerprint = machine_fingerprint(self.device)
+        self._save(choice)
+        logger.info("inference path %s; %s", choice.ranking[0], describe(choice))
+        return choice
+
+    def _candidates(self) -> list[str]:
+        names = list(GPU_PATHS if self.device.type == "cuda" else CPU_PATHS)
+        if self.precision != "auto":
+            return [FALLBACK] if self.precision == FALLBACK else [self.precision, FALLBACK]
+        if not self.calibration:
+            skipped = [n for n in names if n.endswith("static")]
+            if skipped:
+                logger.info("no calibration clips: static int8 paths (%s) skipped", ", ".join(skipped))
+            names = [n for n in names if not n.endswith("static")]
+        return names
+
+    def _cache_file(self) -> str:
+        return os.path.join(self.cache or cache_dir(), f"{self._key()}.json")
+
+    def _load_cached(self) -> Choice | None:
+        path = self._cache_file()
+        if not os.path.isfile(path):
+            return None
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        if data.get("fingerprint") != machine_fingerprint(self.device):  # never another machine's or library's
+            logger.info("%s was measured on another machine or library version: measuring again", path)
+            return None
+        return Choice(data["ranking"], [PathResult(**r) for r in data["results"]], data["fingerprint"])
+
+    def _save(self, choice: Choice) -> None:
+        path = self._cache_file()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump({**asdict(choice)}, f, indent=1)
+
+
+def measure(
+    model: nn.Module,
+    candidates: Sequence[str],
+    guard: Sequence[np.ndarray],
+    probe: torch.Tensor,
+    build: Any,
+    built: dict[str, Runner],
+    max_cer_change: float = MAX_CER_CHANGE,
+) -> Choice:
+    """Build, guard and time ``candidates`` (``build(name) -> runner``); fp32 is the reference."""
+    config: Any = model.config
+    blank = int(config.pad_token_id if config.pad_token_id is not None else 0)
+    results = {name: PathResult(name) for name in candidates}
+    outputs: dict[str, list[str]] = {}
+    for name in candidates:
+        try:
+            runner = build(name)
+            with torch.inference_mode():
+                outputs[name] = [greedy_tokens(runner(torch.as_tensor(c)[None], None)[0], blank) for c in guard]
+        except Exception as err:  # a path that cannot run here is reported, not fatal
+            if name == FALLBACK:
+                raise
+            results[name].error = f"{type(err).__name__}: {err}"
+            logger.warning("inference path %s skipped: %s", name, results[name].error)
+            built.pop(name, None)
+    reference = outputs[FALLBACK]
+    for name, tokens in outputs.items():
+        change = char_error_rate(reference, tokens) if any(reference) else float(any(tokens))
+        results[name].cer_change = change
+        if change > max_cer_change:
+            results[name].error = f"accuracy guard: greedy CER vs fp32 {change:.4f} > {max_cer_change}"
+            logger.warning("inference path %s rejected by the %s", name, results[name].error)
+            built.pop(name, None)
+    timed = [n for n in candidates if results[n].error is None]
+    probe = probe[:, : int(MEASURE_SECONDS * int(getattr(config, "sampling_rate", 16_000)))]
+    best = time_paths({n: built[n] for n in timed}, probe, MEASURE_ROUNDS)
+    for name, seconds in best.items():
+        results[name].seconds = seconds
+    ranking = sorted(best, key=best.__getitem__)  # fastest first, cut after fp32 (which never falls back)
+    return Choice(ranking[: ranking.index(FALLBACK) + 1], list(results.values()))
+
+
+def time_paths(runners: dict[str, Runner], probe: torch.Tensor, rounds: int) -> dict[str, float]:
+    """Best seconds per runner on ``probe``, interleaved; after one round, paths slower than
+    :data:`DROP_RATIO` x the best are not timed again (their first time stands)."""
+    best = dict.fromkeys(runners, float("inf"))
+    with torch.inference_mode():
+        for runner in runners.values():  # warm-up (oneDNN primitives, onnxruntime allocations)
+            runner(probe, None)
+        for round_ in range(rounds):
+            for name, runner in runners.items():
+                if round_ > 0 and best[name] > DROP_RATIO * min(best.values()):
+                    continue
+                start = time.perf_counter()
+                runner(probe, None)
+                best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def describe(choice: Choice) -> str:
+    """One line per candidate: time, speed-up over fp32, guard CER change or why it was left out."""
+    parts = []
+    for r in choice.results:
+        if r.error is not None:
+            parts.append(f"{r.name}: {r.error}")
+        else:
+            parts.append(f"{r.name}: {1000 * (r.seconds or 0):.0f} ms ({choice.speedup(r.name):.2f}x fp32)")
+    return "; ".join(parts)
+
+
+def optimize(
+    model: nn.Module,
+    precision: str = "auto",
+    calibration: Sequence[np.ndarray] | None = None,
+    cache: str | os.PathLike | None = None,
+    max_cer_change: float = MAX_CER_CHANGE,
+) -> FastModel:
+    """The model on the fastest accurate path for this machine: ``fast(input_values, mask).logits``.
+
+    Args:
+        model: a CTC model (``Wav2Vec2ForCTC``) on its device (CPU or CUDA).
+        precision: ``"auto"`` (measure every path), or one path name of
+            :data:`hf_w2v2.inference.paths.CPU_PATHS` / ``GPU_PATHS`` to run that one (still guarded).
+        calibration: normalised ``(T,)`` float32 clips (a few to a few dozen seconds each) for the
+            static int8 paths and the accuracy guard; without them the guard uses the first input
+            and static int8 is skipped.
+        cache: folder for the measured ranking and the built graphs (default
+            ``$HF_W2V2_CACHE/optimize`` or ``~/.cache/hf_w2v2/optimize``).
+        max_cer_change: the accuracy guard's bound (infinite only to time random-weight models,
+            whose near-uniform logits make any token comparison meaningless).
+
+    The choice is made at the first call (it builds and times every path: seconds for a small
+    model, a few minutes for BASE) and cached; :attr:`FastModel.choice` has the measurements.
+    """
+    device = next(model.parameters()).device
+    known = ("auto", *(GPU_PATHS if device.type == "cuda" else CPU_PATHS))
+    if precision not in known:
+        raise ValueError(f"precision on {device.type} must be one of {', '.join(known)}, got {precision!r}")
+    return FastModel(model, precision, calibration, None if cache is None else os.fspath(cache), max_cer_change)

@@ -1,0 +1,151 @@
+"""The inference paths :func:`hf_w2v2.inference.optimize` chooses among, each built as a runner
+``runner(audio (B, T), mask (B, T) or None) -> logits (B, F, V)`` float32 on the model's device.
+
+Shape legend: B batch, T samples, F frames, V vocabulary.
+
+CPU:
+
+* ``fp32``: the eager model as given (its feature encoder times its conv kernels itself,
+  :func:`hf_w2v2.models.feature_encoder.inference_kernel`); ``fp32-matmul`` / ``fp32-conv1d`` /
+  ``fp32-channels-major`` force one kernel.
+* ``bf16``: bfloat16 autocast (fast only where the CPU multiplies bfloat16 natively).
+* ``int8``: torch dynamic int8 (:func:`hf_w2v2.inference.precision.quantize_int8`).
+* ``onnx`` / ``onnx-int8`` / ``onnx-int8-static``: onnxruntime on the exported graph, fp32, dynamic
+  int8 MatMuls (:func:`~hf_w2v2.inference.export.quantize_onnx`), or static QDQ int8 with convolutions,
+  calibrated on real clips (:func:`~hf_w2v2.inference.export.quantize_onnx_static`).
+* ``openvino-int8-static``: OpenVINO with NNCF post-training quantisation (calibrated on the same
+  clips), when ``openvino`` and ``nncf`` are installed (an optional backend, not a dependency).
+
+GPU: ``fp32``, ``bf16`` and ``fp16`` autocast.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from hf_w2v2.inference.export import OnnxRunner, export_onnx, quantize_onnx, quantize_onnx_static
+from hf_w2v2.inference.precision import cpu_has_native_bf16, quantize_int8
+from hf_w2v2.models.feature_encoder import CONV_KERNELS, use_inference_kernel
+
+Runner = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+
+CPU_PATHS = (
+    "fp32",
+    *(f"fp32-{k}" for k in CONV_KERNELS),
+    "bf16",
+    "int8",
+    "onnx",
+    "onnx-int8",
+    "onnx-int8-static",
+    "openvino-int8-static",
+)
+GPU_PATHS = ("fp32", "bf16", "fp16")
+MAX_CALIBRATION_CLIPS = 32  # static quantisers see at most this many clips
+
+
+def eager_runner(model: nn.Module, autocast: torch.dtype | None = None, kernel: str | None = None) -> Runner:
+    """The model itself, optionally under autocast or with one conv kernel forced."""
+    device = next(model.parameters()).device
+
+    def run(audio: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        audio, mask = audio.to(device), None if mask is None else mask.to(device)
+        with torch.autocast(device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+            if kernel is None:
+                return model(audio, attention_mask=mask).logits.float()
+            with use_inference_kernel(kernel):
+                return model(audio, attention_mask=mask).logits.float()
+
+    return run
+
+
+def onnx_runner(path: str) -> Runner:
+    """onnxruntime session on ``path`` with torch's thread count (all intra-op, sequential)."""
+    session = OnnxRunner(path, threads=torch.get_num_threads())
+
+    def run(audio: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        mask = torch.ones(audio.shape, dtype=torch.long) if mask is None else mask
+        return torch.from_numpy(session(audio.numpy(), mask.numpy()))
+
+    return run
+
+
+def openvino_runner(onnx_path: str, clips: Sequence[np.ndarray], folder: str) -> Runner:
+    """OpenVINO int8: ``ov.convert_model`` of the fp32 ONNX graph (its TorchScript tracer cannot read
+    the model's shape checks), NNCF static quantisation on ``clips`` (convolutions and MatMuls,
+    transformer preset), compiled for latency with torch's thread count."""
+    try:
+        import nncf
+        import openvino as ov
+    except ImportError as err:
+        raise ImportError("the OpenVINO path needs openvino and nncf: pip install openvino nncf") from err
+    path = os.path.join(folder, "openvino-int8.xml")
+    core = ov.Core()
+    if not os.path.isfile(path):
+        graph = ov.convert_model(onnx_path)
+        feeds = [{"input_values": c[None], "attention_mask": np.ones((1, len(c)), np.int64)} for c in clips]
+        dataset = nncf.Dataset(feeds)
+        quantized = nncf.quantize(graph, dataset, model_type=nncf.ModelType.TRANSFORMER, subset_size=len(clips))
+        ov.save_model(quantized, path)
+    config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY"}
+    compiled = core.compile_model(path, "CPU", config)
+
+    def run(audio: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        mask = torch.ones(audio.shape, dtype=torch.long) if mask is None else mask
+        return torch.from_numpy(np.asarray(compiled([audio.numpy(), mask.numpy()])[0]))
+
+    return run
+
+
+def build_path(name: str, model: nn.Module, calibration: Sequence[np.ndarray] | None, folder: str) -> Runner:
+    """The runner of path ``name`` for ``model``; graphs are written to (and reused from) ``folder``."""
+    device = next(model.parameters()).device
+    clips = list(calibration or [])[:MAX_CALIBRATION_CLIPS]
+    if name == "fp32":
+        return eager_runner(model)
+    if name.startswith("fp32-"):
+        return eager_runner(model, kernel=name.removeprefix("fp32-"))
+    if name in ("bf16", "fp16"):
+        if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise RuntimeError(f"{torch.cuda.get_device_name(device)} does not support bfloat16")
+        if name == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+            raise RuntimeError("this CPU has no AVX512-BF16/AMX: bfloat16 would only be emulated")
+        if name == "fp16" and device.type != "cuda":
+            raise RuntimeError("fp16 autocast is a GPU path")
+        return eager_runner(model, torch.bfloat16 if name == "bf16" else torch.float16)
+    if device.type != "cpu":
+        raise RuntimeError(f"{name} runs on the CPU only, the model is on {device}")
+    if name == "int8":
+        return eager_runner(quantize_int8(model))
+    if name.startswith("onnx"):
+        return onnx_runner(onnx_file(name, model, clips, folder))
+    if name == "openvino-int8-static":
+        if not clips:
+            raise ValueError("the OpenVINO int8 path needs calibration clips")
+        return openvino_runner(onnx_file("onnx", model, clips, folder), clips, folder)
+    raise ValueError(f"unknown inference path {name!r}")
+
+
+def onnx_file(name: str, model: nn.Module, clips: Sequence[np.ndarray], folder: str) -> str:
+    """The ONNX graph of path ``name`` in ``folder``, exported / quantised on first use."""
+    fp32 = os.path.join(folder, "fp32.onnx")
+    if not os.path.isfile(fp32):
+        export_onnx(copy.deepcopy(model).float(), fp32 + ".part")
+        os.replace(fp32 + ".part", fp32)
+    if name == "onnx":
+        return fp32
+    path = os.path.join(folder, f"{name}.onnx")
+    if not os.path.isfile(path):
+        if name == "onnx-int8":
+            quantize_onnx(fp32, path + ".part")
+        elif not clips:
+            raise ValueError("static int8 needs calibration clips")
+        else:
+            quantize_onnx_static(fp32, path + ".part", clips)
+        os.replace(path + ".part", path)
+    return path

@@ -1,0 +1,208 @@
+"""optimize(): the measured choice of an inference path, its cache, accuracy guard and fallbacks;
+the feature encoder's measured conv kernel. Functional only: no timing is asserted."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from hf_w2v2.inference import machine
+from hf_w2v2.inference.optimize import optimize
+from hf_w2v2.models import feature_encoder as FE
+from hf_w2v2.models.configuration import tiny
+from hf_w2v2.models.ctc import Wav2Vec2ForCTC
+
+OPT = importlib.import_module("hf_w2v2.inference.optimize")  # the module (the package exports the function)
+HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
+FAST_PATHS = ("fp32", "fp32-matmul", "fp32-conv1d", "fp32-channels-major", "int8")
+
+
+def make_model(norm: str = "layer") -> Wav2Vec2ForCTC:
+    torch.manual_seed(0)
+    config = tiny(vocab_size=12, feat_extract_norm=norm, do_stable_layer_norm=norm == "layer")
+    return Wav2Vec2ForCTC(config).eval()
+
+
+def clips(n: int = 3, seed: int = 0) -> list[np.ndarray]:
+    generator = np.random.default_rng(seed)
+    return [generator.standard_normal(4000 + 800 * i).astype(np.float32) for i in range(n)]
+
+
+@pytest.fixture
+def fast_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(OPT, "CPU_PATHS", FAST_PATHS)
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_every_conv_kernel_gives_the_same_features(norm: str) -> None:
+    encoder = make_model(norm).base_encoder().feature_extractor
+    audio = torch.randn(2, 5000)
+    with torch.no_grad():
+        reference = encoder(audio, kernel="conv1d")
+        for kernel in FE.CONV_KERNELS:
+            torch.testing.assert_close(encoder(audio, kernel=kernel), reference, atol=1e-5, rtol=1e-4)
+            with FE.use_inference_kernel(kernel):
+                assert FE.inference_kernel(encoder, audio[:, None]) == kernel
+
+
+def test_inference_kernel_is_measured_once_and_can_be_forced(monkeypatch, caplog) -> None:
+    encoder = make_model().base_encoder().feature_extractor
+    FE.clear_inference_kernels()
+    with caplog.at_level(logging.INFO, logger=FE.__name__):
+        first = FE.inference_kernel(encoder, torch.randn(1, 1, 4000))
+        assert FE.inference_kernel(encoder, torch.randn(1, 1, 8000)) == first
+    assert first in FE.CONV_KERNELS and sum("inference kernel" in r.message for r in caplog.records) == 1
+    monkeypatch.setenv(FE.KERNEL_ENV, "matmul")
+    assert FE.inference_kernel(encoder, torch.randn(1, 1, 4000)) == "matmul"
+    monkeypatch.setenv(FE.KERNEL_ENV, "winograd")
+    with pytest.raises(ValueError, match="HF_W2V2_CONV_KERNEL"):
+        FE.inference_kernel(encoder, torch.randn(1, 1, 4000))
+
+
+def test_optimize_returns_the_models_logits(tmp_path, fast_paths) -> None:
+    model = make_model()
+    fast = optimize(model, calibration=clips(), cache=tmp_path)
+    audio = torch.as_tensor(clips(1, seed=1)[0])[None]
+    logits = fast(audio).logits
+    with torch.no_grad():
+        expected = model(audio).logits
+    assert fast.chosen in FAST_PATHS and fast.choice is not None
+    tolerance = 0.5 if fast.chosen == "int8" else 1e-4  # int8 moves logits; the guard checked its tokens
+    torch.testing.assert_close(logits, expected, atol=tolerance, rtol=0)
+    assert fast.config is model.config and fast.frame_lengths is not None  # used like the model
+    assert {r.name for r in fast.choice.results} == set(FAST_PATHS)
+
+
+def test_the_choice_is_cached_and_never_reused_elsewhere(tmp_path, fast_paths, monkeypatch, caplog) -> None:
+    model = make_model()
+    audio = torch.as_tensor(clips(1)[0])[None]
+    optimize(model, cache=tmp_path)(audio)
+    files = list(tmp_path.glob("*.json"))
+    assert len(files) == 1 and json.loads(files[0].read_text())["ranking"][-1] == "fp32"
+    with caplog.at_level(logging.INFO, logger=OPT.__name__):
+        optimize(model, cache=tmp_path)(audio)
+    assert any("cached ranking" in r.message for r in caplog.records)
+    key = machine.cache_key(model, torch.device("cpu"), None, "auto")
+    cpu = machine.cpu_info()
+    monkeypatch.setattr(machine, "cpu_info", lambda: {**cpu, "flags": [*cpu["flags"], "amx_int8"]})
+    assert machine.cache_key(model, torch.device("cpu"), None, "auto") != key
+    monkeypatch.setattr(machine, "cpu_info", lambda: cpu)
+    versions = machine.library_versions()
+    monkeypatch.setattr(machine, "library_versions", lambda: {**versions, "onnxruntime": "0.0.1"})
+    assert machine.cache_key(model, torch.device("cpu"), None, "auto") != key
+    optimize(model, cache=tmp_path)(audio)  # measured again: a second ranking file
+    assert len(list(tmp_path.glob("*.json"))) == 2
+
+
+def test_a_cache_file_with_another_fingerprint_is_not_trusted(tmp_path, fast_paths, caplog) -> None:
+    model = make_model()
+    audio = torch.as_tensor(clips(1)[0])[None]
+    optimize(model, cache=tmp_path)(audio)
+    (file,) = tmp_path.glob("*.json")
+    data = json.loads(file.read_text())
+    data["fingerprint"]["cpu"]["model"] = "some other CPU"
+    data["ranking"] = ["int8", "fp32"]
+    file.write_text(json.dumps(data))
+    with caplog.at_level(logging.INFO, logger=OPT.__name__):
+        fast = optimize(model, cache=tmp_path)
+        fast(audio)
+    assert any("another machine" in r.message for r in caplog.records)
+    assert fast.choice is not None and fast.choice.fingerprint == machine.machine_fingerprint(torch.device("cpu"))
+
+
+def fake_paths(monkeypatch, behaviours: dict) -> None:
+    """Paths ``broken`` (wrong logits), ``fails`` (raises when built) and ``later`` (fastest; raises from
+    the second call on) next to fp32."""
+    real_build = OPT.build_path
+    monkeypatch.setattr(OPT, "CPU_PATHS", ("fp32", *behaviours))
+
+    def build(name, model, calibration, folder):
+        run = real_build("fp32", model, calibration, folder)
+        if name == "fp32":
+            return run
+        return behaviours[name](run)
+
+    monkeypatch.setattr(OPT, "build_path", build)
+
+
+def test_the_guard_rejects_a_broken_path_and_failures_fall_back(tmp_path, monkeypatch, caplog) -> None:
+    calls = {"later": 0}
+
+    def broken(run):
+        return lambda audio, mask: run(audio, mask).flip(-1)  # every frame's argmax moved
+
+    def fails(run):
+        raise RuntimeError("no such kernel here")
+
+    def later(run):
+        def go(audio, mask):
+            calls["later"] += 1
+            if calls["later"] > 8:  # guard + timing pass, then breaks
+                raise RuntimeError("session lost")
+            return run(audio, mask)
+
+        return go
+
+    fake_paths(monkeypatch, {"broken": broken, "fails": fails, "later": later})
+    monkeypatch.setattr(OPT, "time_paths", lambda runners, probe, rounds: {n: 1.0 + (n != "later") for n in runners})
+    model = make_model()
+    with torch.no_grad():
+        for p in model.lm_head.parameters():  # confident, varied tokens: the flip changes them
+            p.mul_(20)
+    fast = optimize(model, calibration=clips(), cache=tmp_path)
+    audio = torch.as_tensor(clips(1)[0])[None]
+    with caplog.at_level(logging.WARNING, logger=OPT.__name__):
+        fast(audio)
+        assert fast.chosen == "later"
+        results = {r.name: r for r in fast.choice.results}  # type: ignore[union-attr]
+        assert "accuracy guard" in (results["broken"].error or "")
+        assert "no such kernel" in (results["fails"].error or "")
+        assert "broken" not in fast.choice.ranking  # type: ignore[union-attr]
+        while calls["later"] <= 8:
+            out = fast(audio).logits
+    with torch.no_grad():
+        torch.testing.assert_close(out, model(audio).logits)
+    assert fast.chosen == "fp32"
+    messages = " ".join(r.message for r in caplog.records)
+    assert "rejected" in messages and "skipped" in messages and "later failed" in messages
+
+
+def test_unknown_precision_is_refused() -> None:
+    with pytest.raises(ValueError, match="must be one of"):
+        optimize(make_model(), precision="int4")
+
+
+@pytest.mark.skipif(not HAS_ONNX, reason="needs onnx, onnxscript and onnxruntime")
+@pytest.mark.slow
+def test_onnx_static_int8_path_runs_and_is_guarded(tmp_path) -> None:
+    model = make_model()
+    fast = optimize(model, precision="onnx-int8-static", calibration=clips(), cache=tmp_path)
+    audio = torch.as_tensor(clips(1, seed=2)[0])[None]
+    logits = fast(audio).logits
+    results = {r.name: r for r in fast.choice.results}  # type: ignore[union-attr]
+    assert results["onnx-int8-static"].cer_change is not None or results["onnx-int8-static"].error
+    assert logits.shape == model(audio).logits.shape
+
+
+@pytest.mark.slow
+def test_transcribe_cli_precision_auto(tmp_path, fast_paths, monkeypatch, capsys) -> None:
+    from fixtures.decoding.tiny import FIXTURES, save_model_folder
+
+    from hf_w2v2.cli import main
+
+    monkeypatch.setenv(machine.CACHE_ENV, str(tmp_path / "cache"))
+    save_model_folder(tmp_path / "model", local=True)
+    files = [str(FIXTURES / "utt1.flac"), str(FIXTURES / "utt2.flac")]
+    args = ["transcribe", *files, "--model", str(tmp_path / "model"), "--device", "cpu", "--quiet", "--no-lm"]
+    assert main(args) == 0
+    fp32 = [line for line in capsys.readouterr().out.splitlines() if "\t" in line]  # path<TAB>text lines
+    assert main([*args, "--precision", "auto", "--batch-size", "2"]) == 0
+    auto = [line for line in capsys.readouterr().out.splitlines() if "\t" in line]
+    assert auto == fp32 and len(auto) == 2  # the guard keeps greedy output within 0.005 CER; here identical
+    assert list((tmp_path / "cache" / "optimize").glob("*.json"))
