@@ -63,6 +63,7 @@ from hf_w2v2.training.checkpoints import resolve_checkpoint
 from hf_w2v2.training.curves import CURVES_FILE, DATA_REPORT_FILE, plot_training_curves
 from hf_w2v2.training.hub import default_repo_id, push_model_folder
 from hf_w2v2.training.model_card import training_hyperparameters
+from hf_w2v2.training.run_lock import acquire_run_lock
 
 logger = logging.getLogger(__name__)
 
@@ -245,6 +246,7 @@ def run_classification(
     set_seed(training_args.seed)
     out = str(training_args.output_dir)
     os.makedirs(out, exist_ok=True)
+    lock = acquire_run_lock(out)  # a second run into this folder fails here, naming this one
     checkpoint = resolve_checkpoint(training_args.resume_from_checkpoint, out) if training_args.do_train else None
     push, training_args.push_to_hub = training_args.push_to_hub, False
     training_args = prepare_training_args(training_args, data_args)
@@ -296,6 +298,7 @@ def run_classification(
                 private=training_args.hub_private_repo,
                 commit_message=f"hf_w2v2 {data_args.task} fine-tuning",
             )
+    lock.release()
     return result
 
 

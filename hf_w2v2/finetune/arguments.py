@@ -19,6 +19,7 @@ from typing import Any
 
 from transformers import TrainingArguments
 
+from hf_w2v2.models.configuration import check_override_names
 from hf_w2v2.training.loaders import check_loading, max_batch_seconds_field, shuffle_buffer_field
 from hf_w2v2.training.recipe import parse_recipe_args
 
@@ -117,6 +118,7 @@ class ModelArguments:
             extra = json.loads(self.config_overrides)
             if not isinstance(extra, dict):
                 raise ValueError(f"config_overrides must be a JSON object, got {self.config_overrides!r}")
+            check_override_names(extra)
             values.update(extra)
         return values
 

@@ -41,6 +41,7 @@ from hf_w2v2.training.distributed import DistributedReportCallback
 from hf_w2v2.training.hub import default_repo_id, push_model_folder
 from hf_w2v2.training.model_card import CardInputs, EvalRow, training_hyperparameters, write_model_card
 from hf_w2v2.training.nonfinite import NONFINITE_METRIC
+from hf_w2v2.training.run_lock import acquire_run_lock
 
 logger = logging.getLogger(__name__)
 
@@ -353,6 +354,7 @@ def run_finetuning(
         raise ValueError("--output_dir is required: the folder the model, card and results are written to")
     output_dir: str = training_args.output_dir
     os.makedirs(output_dir, exist_ok=True)
+    lock = acquire_run_lock(output_dir)  # a second run into this folder fails here, naming this one
     checkpoint = (
         resolve_checkpoint(training_args.resume_from_checkpoint, output_dir) if training_args.do_train else None
     )
@@ -400,6 +402,7 @@ def run_finetuning(
             result.hub_url = push_model_folder(
                 output_dir, repo, token=training_args.hub_token, private=training_args.hub_private_repo
             )
+    lock.release()
     return result
 
 

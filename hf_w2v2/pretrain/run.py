@@ -25,6 +25,7 @@ from hf_w2v2.data.processor import build_feature_extractor, uses_attention_mask
 from hf_w2v2.data.sampler import check_fits
 from hf_w2v2.data.sources import read_audio_paths
 from hf_w2v2.models.configuration import config_from_name
+from hf_w2v2.models.integrity import check_finite_weights
 from hf_w2v2.models.pretraining import Wav2Vec2ForPreTraining
 from hf_w2v2.pretrain.arguments import DataArguments, ModelArguments, ScheduleArguments
 from hf_w2v2.pretrain.collator import DataCollatorForPreTraining
@@ -35,6 +36,7 @@ from hf_w2v2.pretrain.trainer import PreTrainingTrainer
 from hf_w2v2.training.budget import budget_for_run
 from hf_w2v2.training.checkpoints import latest_complete_checkpoint, resolve_checkpoint
 from hf_w2v2.training.distributed import DistributedReportCallback
+from hf_w2v2.training.run_lock import acquire_run_lock
 from hf_w2v2.training.streaming import check_stream_args
 
 if TYPE_CHECKING:
@@ -58,7 +60,9 @@ def load_model(args: ModelArguments) -> Wav2Vec2ForPreTraining:
     """A new model from ``config_name`` or the checkpoint ``model_name_or_path``, with the overrides applied."""
     overrides = args.overrides()
     if args.model_name_or_path:
-        return Wav2Vec2ForPreTraining.from_pretrained(args.model_name_or_path, **overrides)
+        model = Wav2Vec2ForPreTraining.from_pretrained(args.model_name_or_path, **overrides)
+        check_finite_weights(model, args.model_name_or_path)
+        return model
     assert args.config_name is not None  # ModelArguments checks that one of the two is given
     return Wav2Vec2ForPreTraining(config_from_name(args.config_name, **overrides))
 
@@ -102,6 +106,7 @@ def run_pretraining(
     if data_args.train_loading == "stream":
         check_stream_args(training_args, data_args.max_batch_seconds)
     set_seed(training_args.seed)
+    lock = acquire_run_lock(str(training_args.output_dir))  # a second run into this folder fails here
     checkpoint = resume_checkpoint(schedule, training_args)
     if checkpoint:
         logger.info("resuming from %s", checkpoint)
@@ -145,4 +150,5 @@ def run_pretraining(
     if push:
         training_args.push_to_hub = True
         trainer.push_to_hub(tags=HUB_TAGS)
+    lock.release()
     return result
