@@ -197,3 +197,23 @@ def test_config_overrides_typo_is_named_with_a_suggestion():
         args = cls(config_name="tiny", config_overrides='{"hiden_size": 64}')
         with pytest.raises(ValueError, match="unknown config field.*'hiden_size' \\(did you mean 'hidden_size'\\?\\)"):
             args.overrides()
+
+
+def test_the_trainers_refuse_nan_starting_weights(tmp_path):
+    from hf_w2v2.classify.model import build_classifier
+    from hf_w2v2.finetune.model import build_ctc_model
+    from hf_w2v2.pretrain.arguments import ModelArguments
+    from hf_w2v2.pretrain.run import load_model
+
+    torch.manual_seed(0)
+    model = Wav2Vec2ForPreTraining(tiny(vocab_size=12))
+    with torch.no_grad():
+        model.wav2vec2.encoder.layers[0].attention.q_proj.weight[0, 0] = float("inf")
+    model.save_pretrained(tmp_path)
+    name = r"wav2vec2.encoder.layers.0.attention.q_proj.weight \(1 values\)"
+    with pytest.raises(NonFiniteWeightsError, match=name):
+        build_ctc_model(12, 0, model_name_or_path=str(tmp_path))
+    with pytest.raises(NonFiniteWeightsError, match=name):
+        load_model(ModelArguments(model_name_or_path=str(tmp_path)))
+    with pytest.raises(NonFiniteWeightsError, match=name):
+        build_classifier("sequence", ["a", "b"], model_name_or_path=str(tmp_path))

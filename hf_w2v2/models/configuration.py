@@ -373,14 +373,16 @@ MAX_PARAMETERS = 10_000_000_000  # 10 G parameters (40 GB in float32), 5x XLS-R 
 
 
 def estimated_parameters(config: Wav2Vec2Config) -> int:
-    """Rough parameter count of the encoder with a CTC head (within a few percent), computed without building it."""
+    """Parameter count of the encoder, quantizer and CTC head, without building them (within 2% for the presets)."""
     d, inner, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
     channels = [1, *config.conv_dim]
     convs = sum(c_in * c_out * k for c_in, c_out, k in zip(channels, channels[1:], config.conv_kernel))
     blocks = layers * (4 * d * d + 2 * d * inner)  # attention (4 D x D) + feed-forward (2 D x I)
     position = d * d * config.num_conv_pos_embeddings // config.num_conv_pos_embedding_groups
     head = d * (config.vocab_size or 0)
-    return convs + channels[-1] * d + blocks + position + head
+    entries = config.num_codevector_groups * config.num_codevectors_per_group  # G x V codewords
+    quantizer = entries * (channels[-1] + config.codevector_dim // config.num_codevector_groups)
+    return convs + channels[-1] * d + blocks + position + head + quantizer
 
 
 def check_sizes(config: Wav2Vec2Config) -> None:
