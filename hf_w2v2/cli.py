@@ -470,7 +470,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ValueError, FileNotFoundError, ImportError) as err:
+    except (ValueError, OSError, ImportError) as err:  # OSError: unreadable, damaged or missing files
         print(f"error: {err}", file=sys.stderr)
         return 2
 

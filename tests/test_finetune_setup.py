@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from hf_w2v2 import Wav2Vec2ForCTC, Wav2Vec2ForPreTraining
 from hf_w2v2.finetune.arguments import CTCModelArguments, parse_finetune_args
@@ -118,7 +119,7 @@ def test_resume_refuses_a_different_vocabulary(tmp_path):
     swapped = {**saved, "A": 4, "B": 3}
     assert "different ids" in vocabulary_difference(saved, swapped)
     (ckpt / "trainer_state.json").write_text("{}")  # a complete checkpoint: trainer state and weights
-    (ckpt / "model.safetensors").write_bytes(b"weights")
+    save_file({"lm_head.bias": torch.zeros(5)}, ckpt / "model.safetensors")
     assert resolve_checkpoint("latest", str(tmp_path / "out")).endswith("checkpoint-10")
     assert resolve_checkpoint(None, str(tmp_path / "out")) is None
     with pytest.raises(ValueError, match="no complete checkpoint"):

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 from torch import nn
 from transformers import Trainer, TrainingArguments
 
 from hf_w2v2.training.checkpoints import (
     AtomicCheckpointMixin,
+    CheckpointDiskFullError,
     checkpoint_problem,
     latest_complete_checkpoint,
     resolve_checkpoint,
@@ -53,8 +57,9 @@ def _trainer(out: Path, **overrides) -> AtomicTrainer:
 def _complete(folder: Path) -> Path:
     folder.mkdir(parents=True)
     (folder / "trainer_state.json").write_text(json.dumps({"global_step": 1}))
-    (folder / "model.safetensors").write_bytes(b"x" * 16)
-    (folder / "optimizer.pt").write_bytes(b"x" * 16)
+    save_file({"linear.weight": torch.ones(1, 3)}, folder / "model.safetensors")
+    torch.save({"state": {}}, folder / "optimizer.pt")
+    torch.save({"python": 1}, folder / "rng_state.pth")
     return folder
 
 
@@ -107,3 +112,67 @@ def test_a_kill_during_a_save_leaves_the_previous_checkpoint_as_latest(tmp_path:
     resumed.train(resume_from_checkpoint=resolve_checkpoint("latest", str(tmp_path)))
     assert resumed.state.global_step == 4 and (tmp_path / "checkpoint-4" / "rng_state.pth").is_file()
     assert not (tmp_path / ".staging-checkpoint-4").exists()  # the next save of that step replaced it
+
+
+# --- damage inside the newest checkpoint, a full disk (issue 35) --------------------------------------
+@pytest.mark.parametrize("name", ["model.safetensors", "optimizer.pt", "rng_state.pth"])
+def test_a_truncated_file_in_the_newest_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog, name) -> None:
+    older = _complete(tmp_path / "checkpoint-2")
+    newest = _complete(tmp_path / "checkpoint-4")
+    data = (newest / name).read_bytes()
+    (newest / name).write_bytes(data[: len(data) // 2])
+    with caplog.at_level(logging.WARNING):
+        assert resolve_checkpoint("latest", str(tmp_path)) == str(older)
+    assert f"checkpoint-4: {name} is damaged or truncated" in caplog.text
+    with pytest.raises(ValueError, match=f"cannot resume from .*checkpoint-4: {name} is damaged or truncated"):
+        resolve_checkpoint(str(newest), str(tmp_path))
+
+
+def test_nan_weights_in_the_newest_checkpoint_fall_back_to_the_previous_one(tmp_path, caplog) -> None:
+    older = _complete(tmp_path / "checkpoint-2")
+    newest = _complete(tmp_path / "checkpoint-4")
+    save_file({"linear.weight": torch.tensor([[1.0, float("nan"), 0.0]])}, newest / "model.safetensors")
+    with caplog.at_level(logging.WARNING):
+        assert resolve_checkpoint("latest", str(tmp_path)) == str(older)
+    assert "checkpoint-4: model.safetensors holds NaN/inf weights (linear.weight)" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError(
+            "[enforce fail at inline_container.cc:664] . unexpected pos 1280 vs 1174: basic_ios::clear: iostream error"
+        ),
+        OSError(28, "No space left on device"),
+    ],
+    ids=["torch-writer", "ENOSPC"],
+)
+def test_a_full_disk_during_a_save_is_named_and_leaves_no_staging_folder(tmp_path, monkeypatch, error) -> None:
+    trainer = _trainer(tmp_path)
+    original = Trainer._save_optimizer_and_scheduler
+
+    def disk_full_at_step_4(self, output_dir):
+        if self.state.global_step == 4:
+            Path(output_dir, "optimizer.pt").write_bytes(b"half")  # what the writer got out before failing
+            raise error
+        original(self, output_dir)
+
+    monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", disk_full_at_step_4)
+    with pytest.raises(CheckpointDiskFullError, match=f"no space left on device: saving checkpoint-4 into {tmp_path}"):
+        trainer.train()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-2"]  # intact, and nothing half-written
+    assert resolve_checkpoint("latest", str(tmp_path)) == str(tmp_path / "checkpoint-2")
+
+
+def test_a_real_full_disk_during_a_save(tmp_path) -> None:
+    """The same on a 64 kB tmpfs, where root may mount one (skipped elsewhere)."""
+    small = tmp_path / "small"
+    small.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)]).returncode:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        with pytest.raises(CheckpointDiskFullError, match="no space left on device"):
+            _trainer(small).train()
+        assert not [p.name for p in small.iterdir() if p.name.startswith(".staging-")]
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=True)

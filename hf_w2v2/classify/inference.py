@@ -96,7 +96,11 @@ def load_model(model_dir: str, device: str = "cpu"):
     names = [a for a in (config.architectures or []) if a in classes]
     if not names:
         raise ValueError(f"{model_dir} holds a {config.architectures} model, not a classifier or x-vector model")
-    return classes[names[0]].from_pretrained(model_dir).to(device).eval()
+    from hf_w2v2.models.integrity import check_finite_weights
+
+    model = classes[names[0]].from_pretrained(model_dir)
+    check_finite_weights(model, model_dir)
+    return model.to(device).eval()
 
 
 def classify_files(model, paths: Sequence[str], top_k: int = 3, batch_size: int = 16) -> list[Prediction]:
@@ -113,7 +117,16 @@ def classify_files(model, paths: Sequence[str], top_k: int = 3, batch_size: int 
 
 
 def embed_files(model, paths: Sequence[str], batch_size: int = 16, show_progress: bool = False) -> torch.Tensor:
-    """(N, E) x-vector embeddings of ``paths``."""
+    """(N, E) x-vector embeddings of ``paths``; ``model`` must be an x-vector model (``verify``/``embed``)."""
+    from hf_w2v2.models.xvector import Wav2Vec2ForXVector
+
+    if not isinstance(model, Wav2Vec2ForXVector):
+        source = getattr(model.config, "_name_or_path", "") or "the model"
+        raise ValueError(
+            f"{source} is a {type(model).__name__}, which gives class scores, not speaker embeddings: "
+            "verify and embed need an x-vector model (Wav2Vec2ForXVector), trained with "
+            "hf-w2v2 classify's job --task xvector; use hf-w2v2 classify for this model"
+        )
     clips = [load_clip(p, min_samples_for(model.config, "xvector")) for p in paths]
     return run_batches(model, clips, batch_size, output="embeddings", show_progress=show_progress)
 

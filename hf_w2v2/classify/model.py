@@ -16,6 +16,7 @@ from typing import Any
 
 from hf_w2v2.models.classification import Wav2Vec2ForAudioFrameClassification, Wav2Vec2ForSequenceClassification
 from hf_w2v2.models.configuration import Wav2Vec2Config, config_from_name
+from hf_w2v2.models.integrity import check_finite_weights
 from hf_w2v2.models.modeling import Wav2Vec2PreTrainedModel
 from hf_w2v2.models.xvector import Wav2Vec2ForXVector
 from hf_w2v2.training.model_setup import freeze_encoder
@@ -71,6 +72,7 @@ def build_classifier(
             logger.info("%s: new %d-way %s head (%s)", model_name_or_path, len(names), task, saved.architectures)
         saved.update(fields)  # the overrides too (xvector_loss, ...)
         model = cls.from_pretrained(model_name_or_path, config=saved, ignore_mismatched_sizes=not same)
+        check_finite_weights(model, model_name_or_path)
         pretrained = True
     freeze_encoder(model, pretrained, freeze_feature_encoder, frozen_conv_layers)
     return model

@@ -14,6 +14,7 @@ from typing import Any
 
 from hf_w2v2.models.configuration import Wav2Vec2Config, config_from_name
 from hf_w2v2.models.ctc import Wav2Vec2ForCTC
+from hf_w2v2.models.integrity import check_finite_weights
 from hf_w2v2.training.model_setup import freeze_encoder
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ def build_ctc_model(
         if resize:
             logger.warning("%s has a %s-way head; creating a new %d-way lm_head", model_name_or_path, old, vocab_size)
         model = Wav2Vec2ForCTC.from_pretrained(model_name_or_path, ignore_mismatched_sizes=resize, **fields)
+        check_finite_weights(model, model_name_or_path)
         pretrained = True
     model.config.check()
     freeze_encoder(model, pretrained, freeze_feature_encoder, frozen_conv_layers)

@@ -239,13 +239,19 @@ HEADS = ("Wav2Vec2ForCTC", "Wav2Vec2ForSequenceClassification", "Wav2Vec2ForAudi
 def load_head(path: str | os.PathLike) -> nn.Module:
     """The model class named in the folder's ``config.json`` (``architectures``), from hf_w2v2."""
     from hf_w2v2 import models
+    from hf_w2v2.inference.model_folder import check_weights_folder
     from hf_w2v2.models.configuration import Wav2Vec2Config
 
+    check_weights_folder(path)  # names a missing config.json or weights file before transformers does
     config = Wav2Vec2Config.from_pretrained(path)
     names = [n for n in (config.architectures or ["Wav2Vec2ForCTC"]) if n in HEADS]
     if not names:
         raise ValueError(f"{path}: architectures {config.architectures} has none of {', '.join(HEADS)} to export")
-    return getattr(models, names[0]).from_pretrained(path)
+    from hf_w2v2.models.integrity import check_finite_weights
+
+    model = getattr(models, names[0]).from_pretrained(path)
+    check_finite_weights(model, path)
+    return model
 
 
 def export_checked(

@@ -55,6 +55,23 @@ def missing_model_files(path: str | os.PathLike) -> list[str]:
     return missing
 
 
+def check_weights_folder(path: str | os.PathLike) -> None:
+    """Raise ``FileNotFoundError`` naming what ``path`` lacks to load a model alone (no processor):
+    ``config.json`` and a weights file, none of them empty (what ``export`` and the trainers read)."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"model folder not found: {path}")
+    names = set(os.listdir(path))
+    missing = [] if "config.json" in names else [f"config.json ({REQUIRED['config.json']})"]
+    if not names & set(WEIGHT_FILES):
+        missing.append(f"{' or '.join(WEIGHT_FILES[:2])} (the weights)")
+    for name in sorted(names & ({"config.json"} | set(WEIGHT_FILES))):
+        if os.path.isfile(os.path.join(path, name)) and os.path.getsize(os.path.join(path, name)) == 0:
+            missing.append(f"{name} is empty")
+    if missing:
+        raise IncompleteModelFolderError(path, missing)
+
+
 def check_model_folder(path: str | os.PathLike) -> None:
     """Raise ``FileNotFoundError`` (:class:`IncompleteModelFolderError`) naming what ``path`` lacks."""
     path = os.fspath(path)

@@ -34,6 +34,7 @@ from hf_w2v2.inference.model_folder import check_model_folder
 from hf_w2v2.inference.optimize import FastModel, optimize
 from hf_w2v2.inference.precision import prepare_for_inference
 from hf_w2v2.models.ctc import Wav2Vec2ForCTC
+from hf_w2v2.models.integrity import check_finite_weights
 from hf_w2v2.models.lengths import hop_length
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,12 @@ class Transcriber:
                 f"model outputs {config.vocab_size} classes but the tokenizer has {len(self.alphabet)} "
                 "tokens: the model and the processor do not belong together"
             )
+        pad = processor.tokenizer.pad_token_id
+        if pad is not None and config.pad_token_id != pad:
+            raise ValueError(
+                f"config.json's pad_token_id ({config.pad_token_id!r}, the CTC blank) is not the tokenizer's pad "
+                f"token ({processor.tokenizer.pad_token!r} = {pad} in vocab.json): set pad_token_id to {pad}"
+            )
         if decoder is not None and decoder.alphabet.labels != self.alphabet.labels:
             raise ValueError("the decoder's alphabet differs from the tokenizer's vocabulary (other label order?)")
         self.bf16 = self.precision == "bf16"
@@ -145,6 +152,7 @@ class Transcriber:
         check_model_folder(path)  # names every missing file before transformers fails on the first
         processor = Wav2Vec2Processor.from_pretrained(path)
         model = Wav2Vec2ForCTC.from_pretrained(path)
+        check_finite_weights(model, path)  # from_pretrained only warns (stock's contract); a tool refuses
         decoder = None
         if use_lm and lm_path is not None:
             decoder = BeamSearchDecoder.from_tokenizer(processor, lm_path=lm_path)

@@ -22,6 +22,7 @@ Two kinds exist in the Hub's checkpoints, with their config fields and state-dic
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ from torch import nn
 from transformers import PretrainedConfig
 
 from .configuration import Wav2Vec2Config
+from .integrity import NonFiniteWeightsError
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +132,11 @@ def resolve_adapter_file(
             "so it has no folder or Hub repository to read them from"
         )
     folder = Path(name_or_path)
+    if not folder.is_dir() and _looks_local(name_or_path):
+        raise FileNotFoundError(
+            f"cannot load the adapter weights of {target_lang!r}: the model folder {name_or_path} it was loaded "
+            "from no longer exists (moved or removed?); load the model again from where it is now"
+        )
     for filename, is_safe in candidates:
         if folder.is_dir():
             if (folder / filename).is_file():
@@ -142,25 +149,54 @@ def resolve_adapter_file(
     raise OSError(f"{name_or_path} does not appear to have a file named {names} (adapter weights of {target_lang!r})")
 
 
+def _looks_local(name_or_path: str) -> bool:
+    """A filesystem path rather than a Hub repository id (``org/name``: one slash, no leading dot)."""
+    return (
+        Path(name_or_path).is_absolute()
+        or name_or_path.startswith((".", "~"))
+        or name_or_path.count("/") > 1
+        or "\\" in name_or_path
+    )
+
+
 def _hub_file(repo_id: str, filename: str, hub_kwargs: dict[str, Any]) -> str | None:
     """Download ``filename`` of Hub repository ``repo_id``; None when the repository has no such file."""
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
 
     kwargs = {k: v for k, v in hub_kwargs.items() if k in _HUB_KWARGS and v is not None and k != "proxies"}
     try:
         return hf_hub_download(repo_id, filename, **kwargs)
-    except (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError):
+    except (EntryNotFoundError, HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError):
         return None
 
 
 def read_adapter_file(path: str, is_safetensors: bool) -> dict[str, torch.Tensor]:
-    """The tensors of an adapter file; pickles are read with ``weights_only=True`` (no code runs)."""
-    if is_safetensors:
-        from safetensors.torch import load_file
+    """The tensors of an adapter file; pickles are read with ``weights_only=True`` (no code runs).
 
-        return load_file(path)
-    return torch.load(path, map_location="cpu", weights_only=True)
+    Raises ``OSError`` naming a file that cannot be read (truncated, overwritten) and
+    :class:`~hf_w2v2.models.integrity.NonFiniteWeightsError` for NaN/inf values: an adapter
+    is loaded into a model that is already in use, so it is refused rather than warned about.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(path) if is_safetensors else torch.load(path, map_location="cpu", weights_only=True)
+    except (SafetensorError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        raise OSError(f"adapter file {path} is damaged or truncated ({error}); copy or download it again") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise OSError(f"adapter file {path} does not hold a mapping of tensor names to tensors")
+    bad = {key: int((~torch.isfinite(value)).sum()) for key, value in state.items() if value.is_floating_point()}
+    bad = {key: count for key, count in bad.items() if count}
+    if bad:
+        raise NonFiniteWeightsError(path, bad)
+    return state
 
 
 if TYPE_CHECKING:

@@ -15,6 +15,7 @@ both trainers resolve ``--config_name``.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import math
@@ -181,12 +182,44 @@ class Wav2Vec2Config(PretrainedConfig):
     """Bottleneck of the MMS language adapters in every pre-LN block (None: no adapters)."""
 
     def __post_init__(self, **kwargs: Any) -> None:
+        for name in ("conv_dim", "conv_stride", "conv_kernel"):  # read below, before check() runs
+            if not isinstance(getattr(self, name), (list, tuple)):
+                raise ValueError(
+                    f"config field {name} must be a list of positive integers, got {getattr(self, name)!r}"
+                )
         self.num_feat_extract_layers = len(self.conv_dim)
         self.output_hidden_size = self.output_hidden_size or self.hidden_size
         super().__post_init__(**kwargs)
         # Only what stock transformers checks when a config is created; everything else is checked by
         # check() when a model is built, so that fields can be set one by one after construction.
         self._check_conv_lengths()
+
+    @classmethod
+    def get_config_dict(
+        cls, pretrained_model_name_or_path: Any, **kwargs: Any
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``PretrainedConfig.get_config_dict``, refusing a ``config.json`` that is not a JSON object."""
+        try:
+            fields, rest = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        except (TypeError, AttributeError) as error:  # transformers reads a JSON list or string as if a dict
+            raise ValueError(
+                f"{_config_file(pretrained_model_name_or_path)} must hold a JSON object ({error})"
+            ) from None
+        if not isinstance(fields, dict):
+            raise ValueError(
+                f"{_config_file(pretrained_model_name_or_path)} must hold a JSON object of config fields, "
+                f"got a JSON {type(fields).__name__}"
+            )
+        return fields, rest
+
+    @classmethod  # the Hub options pass through **kwargs unchanged
+    def from_pretrained(cls, pretrained_model_name_or_path: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """``PretrainedConfig.from_pretrained``; a field that cannot even be read names the file."""
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except ValueError as error:
+            name = _config_file(pretrained_model_name_or_path)
+            raise ValueError(str(error) if name in str(error) else f"{name}: {error}") from None
 
     @property
     def inputs_to_logits_ratio(self) -> int:
@@ -207,6 +240,7 @@ class Wav2Vec2Config(PretrainedConfig):
         Called by every model's constructor (so also by ``from_pretrained``, for a ``config.json``).
         """
         check_field_types_and_ranges(self)
+        check_sizes(self)
         self._check_conv_lengths()
         if not (len(self.tdnn_kernel) == len(self.tdnn_dilation) == len(self.tdnn_dim)):
             raise ValueError("tdnn_dim, tdnn_kernel and tdnn_dilation must have the same length")
@@ -237,6 +271,28 @@ class Wav2Vec2Config(PretrainedConfig):
             raise ValueError(f"config field xvector_margin must be None or a non-negative number, got {margin!r}")
         if self.ctc_loss_reduction not in ("sum", "mean"):
             raise ValueError(f"ctc_loss_reduction must be 'sum' or 'mean', got {self.ctc_loss_reduction!r}")
+        self._check_pad_token_id()
+
+    def _check_pad_token_id(self) -> None:
+        """The pad id is the CTC blank: an integer row of the head (``0 <= pad_token_id < vocab_size``)."""
+        pad = self.pad_token_id
+        if pad is None:
+            return
+        if not _is_int(pad) or pad < 0:
+            raise ValueError(
+                f"config field pad_token_id must be a non-negative integer (the CTC blank's id in vocab.json), "
+                f"got {pad!r}"
+            )
+        if self.vocab_size is not None and pad >= self.vocab_size:
+            raise ValueError(
+                f"config field pad_token_id ({pad}) is outside the vocabulary (vocab_size {self.vocab_size}): "
+                "set it to the id of the pad token in vocab.json (the CTC blank, usually 0)"
+            )
+
+
+def _config_file(name_or_path: Any) -> str:
+    path = Path(str(name_or_path))
+    return str(path / "config.json") if path.is_dir() else str(name_or_path)
 
 
 # Field kinds checked by check_field_types_and_ranges (fields not listed are free-form).
@@ -326,6 +382,75 @@ def check_field_types_and_ranges(config: Wav2Vec2Config) -> None:
     for name in _BOOLS:
         if not isinstance(getattr(config, name), bool):
             fail(name, "true or false")
+
+
+MAX_HIDDEN_LAYERS = 1024  # Transformer blocks; the largest published wav2vec 2.0 models have 48
+MAX_CONV_LAYERS = 64  # feature-encoder convolutions; the paper's encoder has 7
+MAX_PARAMETERS = 10_000_000_000  # 10 G parameters (40 GB in float32), 5x XLS-R 2B, the largest wav2vec 2.0
+
+
+def estimated_parameters(config: Wav2Vec2Config) -> int:
+    """Parameter count of the encoder, quantizer and CTC head, without building them (within 2% for the presets)."""
+    d, inner, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    channels = [1, *config.conv_dim]
+    convs = sum(c_in * c_out * k for c_in, c_out, k in zip(channels, channels[1:], config.conv_kernel))
+    blocks = layers * (4 * d * d + 2 * d * inner)  # attention (4 D x D) + feed-forward (2 D x I)
+    position = d * d * config.num_conv_pos_embeddings // config.num_conv_pos_embedding_groups
+    head = d * (config.vocab_size or 0)
+    entries = config.num_codevector_groups * config.num_codevectors_per_group  # G x V codewords
+    quantizer = entries * (channels[-1] + config.codevector_dim // config.num_codevector_groups)
+    return convs + channels[-1] * d + blocks + position + head + quantizer
+
+
+def check_sizes(config: Wav2Vec2Config) -> None:
+    """Refuse sizes no real model has (``num_hidden_layers: 1000000`` would build for hours), naming the field."""
+    if config.num_hidden_layers > MAX_HIDDEN_LAYERS:
+        raise ValueError(
+            f"config field num_hidden_layers is {config.num_hidden_layers}, above the limit of {MAX_HIDDEN_LAYERS} "
+            "blocks (the largest published wav2vec 2.0 models have 48): a typo?"
+        )
+    if len(config.conv_dim) > MAX_CONV_LAYERS:
+        raise ValueError(
+            f"config field conv_dim has {len(config.conv_dim)} layers, above the limit of {MAX_CONV_LAYERS} "
+            "(the paper's feature encoder has 7)"
+        )
+    count = estimated_parameters(config)
+    if count > MAX_PARAMETERS:
+        raise ValueError(
+            f"this config describes a model of about {count / 1e9:.0f} G parameters (hidden_size "
+            f"{config.hidden_size}, intermediate_size {config.intermediate_size}, num_hidden_layers "
+            f"{config.num_hidden_layers}, conv_dim up to {max(config.conv_dim)}), above the limit of "
+            f"{MAX_PARAMETERS / 1e9:.0f} G: check these fields for a typo"
+        )
+
+
+UNDECLARED_HEAD_FIELDS = ("xvector_loss", "xvector_margin", "xvector_scale", "xvector_easy_margin")
+"""Fields a head reads with a default (``models/xvector.py``) that the class does not declare (yet)."""
+
+
+def check_override_names(overrides: dict[str, Any], option: str = "config_overrides") -> None:
+    """Refuse keys that are no config field (``{"hiden_size": 64}`` would be ignored), suggesting close ones."""
+    properties = {name for name in dir(Wav2Vec2Config) if isinstance(getattr(Wav2Vec2Config, name), property)}
+    known = set(Wav2Vec2Config().to_dict()) | set(_all_annotations(Wav2Vec2Config)) | properties
+    known |= set(UNDECLARED_HEAD_FIELDS)
+    unknown = [name for name in overrides if name not in known]
+    if not unknown:
+        return
+    hints = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise ValueError(
+        f"{option}: unknown config field(s) {', '.join(hints)}; the fields are documented in "
+        "hf_w2v2.models.configuration.Wav2Vec2Config"
+    )
+
+
+def _all_annotations(cls: type) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        fields.update(getattr(klass, "__annotations__", {}))
+    return fields
 
 
 def base(**overrides: Any) -> Wav2Vec2Config:
@@ -427,5 +552,7 @@ def config_from_name(name: str, **overrides: Any) -> Wav2Vec2Config:
     if not path.is_file():
         raise ValueError(f"config_name {name!r} is neither a preset {sorted(PRESETS)} nor a config.json file/folder")
     fields = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(fields, dict):
+        raise ValueError(f"{path} must hold a JSON object of config fields, got a JSON {type(fields).__name__}")
     fields.update(overrides)
     return Wav2Vec2Config(**fields)

@@ -247,8 +247,18 @@ def convert_fairseq_checkpoint(checkpoint: str | Path, output_dir: str | Path, t
     is_ctc = "lm_head.weight" in state
     vocab = state["lm_head.weight"].shape[0] if is_ctc else None
     config = config_from_fairseq(model_cfg, vocab_size=vocab)
+    if not is_ctc and (model_cfg.get("quantize_targets") is False or "quantizer.codevectors" not in state):
+        raise ValueError(
+            f"{checkpoint} was pre-trained with quantize_targets=False (its targets are projected features, with "
+            "no quantizer): wav2vec 2.0 here and in transformers always quantizes the targets, so this checkpoint "
+            "cannot be converted as Wav2Vec2ForPreTraining; convert a checkpoint fine-tuned from it (CTC), or "
+            "pre-train with quantize_targets=True"
+        )
     model = (Wav2Vec2ForCTC if is_ctc else Wav2Vec2ForPreTraining)(config)
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shapes that the config read from the checkpoint does not give
+        raise ValueError(f"conversion mismatch: {checkpoint}: {str(err).strip()}") from None
     missing = set(result.missing_keys) - {"wav2vec2.masked_spec_embed"}  # absent when fairseq never masked
     if missing or result.unexpected_keys:
         raise ValueError(f"conversion mismatch: missing {sorted(missing)}, unexpected {result.unexpected_keys}")

@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import PreTrainedModel
 
@@ -22,8 +23,9 @@ from .adapters import ConvAdapter, LanguageAdapterMixin, adapter_output_length
 from .configuration import Wav2Vec2Config
 from .feature_encoder import FeatureEncoder
 from .feature_projection import FeatureProjection
-from .integrity import check_finite_weights
+from .integrity import warn_nonfinite_weights
 from .lengths import attention_mask_to_lengths, conv_output_length, lengths_to_padding_mask
+from .loading import ConfigWeightsMismatchError, architecture_mismatch, init_missing_composites, mismatch_message
 from .masking import compute_span_mask, time_mask
 from .outputs import Wav2Vec2BaseModelOutput
 from .position_encoder import ConvPositionEncoder
@@ -59,11 +61,36 @@ class Wav2Vec2PreTrainedModel(LanguageAdapterMixin, PreTrainedModel):  # type: i
 
     @classmethod
     def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
-        """``PreTrainedModel.from_pretrained``, then a check that no loaded weight is NaN/inf (a damaged file)."""
-        loaded = super().from_pretrained(*args, **kwargs)
-        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True gives a tuple
-        check_finite_weights(model, args[0] if args else kwargs.get("pretrained_model_name_or_path"))
-        return loaded
+        """``PreTrainedModel.from_pretrained``, then the checks of :mod:`hf_w2v2.models.loading`.
+
+        Raises ``ConfigWeightsMismatchError`` (a ``ValueError``) when ``config.json`` and the weights
+        describe different encoders, and ``OSError`` naming a weights file that cannot be read
+        (truncated, overwritten). NaN/inf weights load with a warning naming them, as in stock.
+        """
+        source = str(args[0] if args else kwargs.get("pretrained_model_name_or_path"))
+        want_info = kwargs.pop("output_loading_info", False)
+        try:
+            loaded: Any = super().from_pretrained(*args, output_loading_info=True, **kwargs)
+        except SafetensorError as error:
+            raise OSError(
+                f"{source}: a weights file (model.safetensors) is damaged or truncated ({error}); "
+                "copy or download it again, or use another checkpoint"
+            ) from None
+        except RuntimeError as error:
+            if "ignore_mismatched_sizes" not in str(error):
+                raise
+            raise ConfigWeightsMismatchError(
+                mismatch_message(source, "tensor shapes differ, listed in the report logged above")
+            ) from None
+        model, info = loaded
+        init_missing_composites(model, model._init_weights, info.get("missing_keys", ()))
+        problem = architecture_mismatch(
+            model, info.get("missing_keys", ()), info.get("unexpected_keys", ()), info.get("mismatched_keys", ())
+        )
+        if problem is not None:
+            raise ConfigWeightsMismatchError(mismatch_message(source, problem, model.config))
+        warn_nonfinite_weights(model, source)
+        return (model, info) if want_info else model
 
     def _init_weights(self, module: nn.Module) -> None:
         """fairseq's init. Only ``torch.nn.init`` calls, so weights loaded by ``from_pretrained`` are kept."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from transformers import TrainingArguments
 
+from hf_w2v2.models.configuration import check_override_names
 from hf_w2v2.pretrain.temperature import PAPER_DECAY, PAPER_END, PAPER_START
 from hf_w2v2.training.arguments import CardArguments, check_max_train_minutes, max_train_minutes_field
 from hf_w2v2.training.loaders import check_loading, max_batch_seconds_field, shuffle_buffer_field
@@ -61,6 +62,7 @@ class ModelArguments:
         values = json.loads(self.config_overrides)
         if not isinstance(values, dict):
             raise ValueError(f"config_overrides must be a JSON object, got {self.config_overrides!r}")
+        check_override_names(values)
         return values
 
 

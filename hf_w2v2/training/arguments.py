@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hf_w2v2.models.configuration import Wav2Vec2Config, config_from_name
+from hf_w2v2.models.configuration import Wav2Vec2Config, check_override_names, config_from_name
 
 
 @dataclass
@@ -103,6 +103,7 @@ class ModelArguments:
             extra = json.loads(self.config_overrides)
             if not isinstance(extra, dict):
                 raise ValueError(f"config_overrides must be a JSON object, got {self.config_overrides!r}")
+            check_override_names(extra)
             values.update(extra)
         return values
 

@@ -3,9 +3,11 @@
 A checkpoint is written into a hidden staging folder (``.staging-checkpoint-N``) and renamed
 to ``checkpoint-N`` only once every file is on disk (:class:`AtomicCheckpointMixin`), so a
 kill during a save leaves the previous checkpoints untouched and at worst a staging folder
-that nothing reads. ``latest`` means the newest *complete* ``checkpoint-*`` of the output
+that nothing reads. A save that fails (a full disk: :class:`CheckpointDiskFullError` says so)
+removes its staging folder. ``latest`` means the newest *complete* ``checkpoint-*`` of the output
 folder (:func:`latest_complete_checkpoint`): folders written by other tools or older versions
-that lack their trainer state or weights, or hold an empty file, are skipped and logged.
+that lack their trainer state or weights, hold an empty or truncated file (weights, optimizer,
+scheduler, RNG states) or NaN/inf weights, are skipped and logged.
 
 The Trainer restores weights, optimizer, scheduler, RNG states, the step and stateful
 callbacks (the time budget) from a checkpoint folder; both trainers find that folder here.
@@ -13,13 +15,16 @@ callbacks (the time budget) from a checkpoint folder; both trainers find that fo
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import re
 import shutil
+import zipfile
 from typing import Any
 
+import torch
 from transformers import Trainer
 from transformers.trainer_utils import rotate_checkpoints
 
@@ -41,6 +46,44 @@ WEIGHT_FILES = (
     "pytorch_model_fsdp.bin",
 )
 _CHECKPOINT_RE = re.compile(rf"^{PREFIX}-(\d+)$")
+TORCH_FILE_SUFFIXES = (".pt", ".pth", ".bin")  # torch.save archives: optimizer, scheduler, scaler, RNG states
+DISK_FULL_MARKERS = ("basic_ios::clear", "iostream error", "file write failed", "No space left on device")
+"""What torch's C++ writer says when a write fails (it gives no errno): read as a full disk during a save."""
+
+
+class CheckpointDiskFullError(OSError):
+    """A checkpoint could not be written: the disk (or quota) of the output folder is full."""
+
+
+def damaged_file_problem(path: str) -> str | None:
+    """Why a checkpoint file cannot be read back (truncated or overwritten), or None.
+
+    Reads only headers and indexes (the safetensors header, the zip directory of a ``torch.save``
+    archive), then checks the weights of ``model.safetensors`` for NaN/inf (a diverged run).
+    """
+    name = os.path.basename(path)
+    if name.endswith(".safetensors"):
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(path, framework="pt") as handle:
+                keys = handle.keys()
+                bad = [key for key in keys if not _finite(handle.get_tensor(key))]
+        except (SafetensorError, OSError, RuntimeError) as error:
+            return f"{name} is damaged or truncated ({error})"
+        if bad:
+            return f"{name} holds NaN/inf weights ({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''})"
+    elif name.endswith(TORCH_FILE_SUFFIXES):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                archive.infolist()
+        except (zipfile.BadZipFile, OSError) as error:
+            return f"{name} is damaged or truncated ({error})"
+    return None
+
+
+def _finite(tensor: torch.Tensor) -> bool:
+    return not tensor.is_floating_point() or bool(torch.isfinite(tensor).all())
 
 
 def checkpoint_problem(folder: str) -> str | None:
@@ -64,6 +107,11 @@ def checkpoint_problem(folder: str) -> str | None:
     )
     if empty:
         return f"empty file(s) {empty}"
+    for name in sorted(names):
+        if os.path.isfile(os.path.join(folder, name)):
+            problem = damaged_file_problem(os.path.join(folder, name))
+            if problem is not None:
+                return problem
     return None
 
 
@@ -138,6 +186,11 @@ class AtomicCheckpointMixin(Trainer):
             save_checkpoint_into(
                 self, staging_root, lambda: super(AtomicCheckpointMixin, self)._save_checkpoint(model, None)
             )
+        except (OSError, RuntimeError) as error:
+            shutil.rmtree(staging_root, ignore_errors=True)  # nothing half-written stays behind
+            if is_disk_full(error):
+                raise CheckpointDiskFullError(errno.ENOSPC, disk_full_message(run_dir, name, error)) from error
+            raise
         finally:
             self.args.save_total_limit = limit
         self.accelerator.wait_for_everyone()  # every shard is written
@@ -149,6 +202,32 @@ class AtomicCheckpointMixin(Trainer):
                 self.state.save_to_json(os.path.join(final, TRAINER_STATE))
             rotate_checkpoints(run_dir, limit, self.state.best_model_checkpoint, use_mtime=False)
         self.accelerator.wait_for_everyone()
+
+
+def is_disk_full(error: BaseException | None) -> bool:
+    """An ``OSError`` ENOSPC/EDQUOT, or torch's C++ writer failing (it reports no errno), here or in the
+    errors it was raised from (torch's writer raises again while closing a file it could not write)."""
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(error, RuntimeError) and any(marker in str(error) for marker in DISK_FULL_MARKERS):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
+
+
+def disk_full_message(run_dir: str, name: str, error: BaseException) -> str:
+    """No space left on device, the folder, what is free there, and what to do."""
+    try:
+        free = f"{shutil.disk_usage(run_dir or '.').free / 1e6:.1f} MB free"
+    except OSError:
+        free = "free space unknown"
+    return (
+        f"no space left on device: saving {name} into {run_dir} failed ({free}; {error}). The unfinished "
+        "checkpoint was removed and earlier checkpoints are intact: free space or lower --save_total_limit, "
+        "then resume with --resume_from_checkpoint latest"
+    )
 
 
 def publish_checkpoint(staged: str, final: str) -> None:

@@ -11,7 +11,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-UPLOAD_IGNORE = ("checkpoint-*", "checkpoint-*/**", "runs/**", "*.pt", "*.pth", "training_args.bin")
+UPLOAD_IGNORE = (
+    "checkpoint-*",
+    "checkpoint-*/**",
+    "runs/**",
+    "*.pt",
+    "*.pth",
+    "training_args.bin",
+    ".hf_w2v2_run.lock",  # training/run_lock.py's LOCK_FILE
+)
 
 
 def default_repo_id(output_dir: str | os.PathLike, hub_model_id: str | None) -> str:

@@ -30,6 +30,7 @@ from transformers.trainer_utils import PredictionOutput
 from hf_w2v2.training.checkpoints import latest_complete_checkpoint, resolve_checkpoint
 from hf_w2v2.training.curves import CTC_METRICS, CURVES_FILE, plot_training_curves
 from hf_w2v2.training.hub import default_repo_id, push_model_folder
+from hf_w2v2.training.run_lock import LOCK_FILE, RunLock, acquire_run_lock
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class RunStart:
     output_dir: str
     checkpoint: str | None  # the checkpoint training resumes from
     push: bool  # push the finished folder to the Hub (the Trainer's own push at every save is off)
+    lock: RunLock  # this run's hold on the output folder, released by :func:`finish_run`
 
 
 @dataclass
@@ -90,13 +92,13 @@ def start_run(training_args: TrainingArguments, trains: bool = True, auto_resume
         raise ValueError("--output_dir is required: the folder the model, card and results are written to")
     output_dir = str(args.output_dir)
     os.makedirs(output_dir, exist_ok=True)
-    # One run per output folder: the folder's lock is taken here, before anything else is written into it.
+    lock = acquire_run_lock(output_dir)  # one run per output folder: a second run fails here, naming this one
     set_seed(args.seed)
     checkpoint = resume_point(args, auto_resume) if trains else None
     if checkpoint:
         logger.info("resuming from %s", checkpoint)
     push, args.push_to_hub = args.push_to_hub, False
-    return RunStart(args=args, output_dir=output_dir, checkpoint=checkpoint, push=push)
+    return RunStart(args=args, output_dir=output_dir, checkpoint=checkpoint, push=push, lock=lock)
 
 
 def evaluate_set(
@@ -135,12 +137,27 @@ def finish_run(
     curves: Curves | None = None,
     commit_message: str = "hf_w2v2 training",
 ) -> RunResult:
-    """Curves PNG, model card, ``all_results.json``, the folder's file list and the Hub push (main process)."""
-    if not trainer.is_world_process_zero():
-        return result
+    """Curves PNG, model card, ``all_results.json``, the folder's file list and the Hub push (main process);
+    then the output folder's lock is released."""
+    try:
+        if trainer.is_world_process_zero():
+            _write_folder(trainer, run, result, write_card, curves or Curves(), commit_message)
+    finally:
+        run.lock.release()
+    return result
+
+
+def _write_folder(
+    trainer: Any,
+    run: RunStart,
+    result: RunResult,
+    write_card: Callable[[RunResult], str],
+    curves: Curves,
+    commit_message: str,
+) -> None:
+    """What :func:`finish_run` writes and pushes (the main process only)."""
     out = run.output_dir
     result.health_warnings = trainer.health_warnings()
-    curves = curves or Curves()
     try:
         result.files["curves"] = plot_training_curves(
             trainer.state.log_history,
@@ -154,9 +171,8 @@ def finish_run(
     result.files["card"] = write_card(result)
     with open(os.path.join(out, RESULTS_FILE), "w", encoding="utf-8") as handle:
         json.dump({**result.metrics, HEALTH_KEY: result.health_warnings}, handle, indent=2, sort_keys=True)
-    result.files.update({p.name: str(p) for p in Path(out).iterdir() if p.is_file()})
+    result.files.update({p.name: str(p) for p in Path(out).iterdir() if p.is_file() and p.name != LOCK_FILE})
     if run.push:
         repo = default_repo_id(out, run.args.hub_model_id)
         token, private = run.args.hub_token, run.args.hub_private_repo
         result.hub_url = push_model_folder(out, repo, token=token, private=private, commit_message=commit_message)
-    return result
