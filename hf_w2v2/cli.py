@@ -119,7 +119,10 @@ def run_transcribe(args: argparse.Namespace) -> int:
         raise ValueError(f"no audio files found in {' '.join(args.inputs)}")
     if args.format == "srt" and len(files) > 1 and args.output_dir is None:
         raise ValueError("--format srt with several files needs --output-dir (one .srt per file)")
+    from hf_w2v2.inference.memory import limit_allocator_caching
     from hf_w2v2.inference.transcribe import Transcriber
+
+    limit_allocator_caching()  # peak memory flat in the number of files (issue 35)
 
     transcriber = Transcriber.from_pretrained(
         args.model,

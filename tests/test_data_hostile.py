@@ -327,3 +327,24 @@ def test_embed_and_pretraining_scan_take_non_utf8_file_names(non_utf8_clip: str,
     assert np.load(out)["embeddings"].shape[0] == 1
     scan = scan_audio(read_audio_paths(os.path.dirname(non_utf8_clip)), progress=False)
     assert len(scan.clips) == 1 and not scan.unreadable
+
+
+def test_transcription_hands_freed_memory_back_after_each_group(monkeypatch) -> None:
+    """The peak stays flat in the number of files (bench/transcribe_memory.py measures it): each group
+    of files is freed and trimmed before the next; the thresholds are fixed where glibc is the C library."""
+    import ctypes.util
+
+    from hf_w2v2.inference import memory, transcribe
+    from hf_w2v2.inference.transcribe import Transcriber
+
+    if ctypes.util.find_library("c") and "glibc" in os.confstr("CS_GNU_LIBC_VERSION").lower():
+        assert memory.limit_allocator_caching()
+    memory.release_freed_memory()
+    shipped = Path(__file__).parent.parent / "models" / "w2v2-small-synth-en"
+    clip = str(Path(__file__).parent / "fixtures" / "audio" / "speech_16k.flac")
+    trims: list[int] = []
+    monkeypatch.setattr(transcribe, "release_freed_memory", lambda: trims.append(1))
+    results = Transcriber.from_pretrained(shipped, device="cpu").transcribe_files(
+        [clip] * 5, group_size=2, progress=False
+    )
+    assert len(results) == 5 and all(r.transcription is not None for r in results) and len(trims) == 3
