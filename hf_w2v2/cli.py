@@ -121,8 +121,10 @@ def run_transcribe(args: argparse.Namespace) -> int:
     if args.format == "srt" and len(files) > 1 and args.output_dir is None:
         raise ValueError("--format srt with several files needs --output-dir (one .srt per file)")
     from hf_w2v2.decoding.beam import BeamSettings
+    from hf_w2v2.inference.memory import limit_allocator_caching
     from hf_w2v2.inference.transcribe import Transcriber
 
+    limit_allocator_caching()  # peak memory flat in the number of files (issue 35)
     beam = BeamSettings(
         beam_width=args.beam_width or None,
         hotword_weight=args.hotword_weight,
@@ -208,29 +210,44 @@ def add_make_shards(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--unlabeled", action="store_true", help="audio only (any folder of audio files or a list)")
     p.add_argument("--text-column", default="text", help="transcript column of manifests")
     p.add_argument("--audio-column", default=None, help="audio column of manifests (default: auto-detected)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the shards of a non-empty output folder (never mixed)"
+    )
+    p.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="copy listed files that lie outside the source's folder (refused by default)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run_make_shards)
 
 
 def run_make_shards(args: argparse.Namespace) -> int:
     """Handler of ``hf-w2v2 make-shards``."""
-    from hf_w2v2.data.shards import write_shards
+    from hf_w2v2.data.paths import check_inside_root
+    from hf_w2v2.data.shards import check_output_folder, write_shards
     from hf_w2v2.data.sources import Utterance, read_audio_paths, read_source
 
     if not os.path.exists(args.source):
         raise ValueError(f"data source not found: {args.source}")
+    check_output_folder(args.output_dir, args.overwrite)  # before reading a large corpus
+    allow = args.allow_outside_root or None  # None: the environment variable decides
     if args.unlabeled:
         utterances = [
             Utterance(id=os.path.splitext(os.path.basename(p))[0], text=None, path=p)
-            for p in read_audio_paths(args.source)
+            for p in read_audio_paths(args.source, allow)
         ]
     else:
-        found = read_source(args.source, text_column=args.text_column, audio_column=args.audio_column)
+        found = read_source(args.source, args.text_column, args.audio_column, allow)
         if isinstance(found, dict):
             raise ValueError(f"{args.source} holds several splits {sorted(found)}; point at one split")
         utterances = found
+    root = args.source if os.path.isdir(args.source) else os.path.dirname(os.path.abspath(args.source))
+    check_inside_root([u.path for u in utterances], root, args.source, allow)
     start = time.perf_counter()
-    paths = write_shards(utterances, args.output_dir, args.per_shard, show_progress=not args.quiet)
+    paths = write_shards(
+        utterances, args.output_dir, args.per_shard, show_progress=not args.quiet, overwrite=args.overwrite
+    )
     size_mb = sum(os.path.getsize(p) for p in paths) / 1e6
     elapsed = time.perf_counter() - start
     where = f"{args.output_dir} ({size_mb:.1f} MB, {elapsed:.1f} s)"
@@ -294,9 +311,15 @@ def run_classify(args: argparse.Namespace) -> int:
     from hf_w2v2.classify.inference import classify_files, load_model
 
     model = load_model(args.model, args.device)
+    failures = 0
     for prediction in classify_files(model, files, args.top_k, args.batch_size):
         print(prediction.to_json(), flush=True)
-    return 0
+        if prediction.error is not None:
+            failures += 1
+            print(f"error: {prediction.error}", file=sys.stderr)
+    if failures:
+        print(f"{failures} of {len(files)} files could not be classified", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def add_verify(subparsers: argparse._SubParsersAction) -> None:

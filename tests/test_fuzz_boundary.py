@@ -137,6 +137,60 @@ def test_manifest_reader_returns_or_raises_a_documented_error(text, suffix, head
         assert all(isinstance(u.path, str) and isinstance(u.text, str) for u in rows)
 
 
+LISTING_PIECES = st.sampled_from(
+    [*'ab,"\n\t{}:0 1 \\/#', "a.wav", "../", "/tmp/", "./", "..", "\xe9", "\udce9", '"path"', '"text"', "\ufeff"]
+)
+LISTING_BYTES = st.sampled_from([b"", b"\xe9", b"\xff\xfe", b"\x00", b"\xc3"])
+
+
+def listing_bytes(draw_text: str, raw: bytes) -> bytes:
+    """Fuzzed listing text as bytes, lone surrogates kept as their escaped bytes, plus raw non-UTF-8 bytes."""
+    return draw_text.encode("utf-8", "surrogateescape") + raw
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    text=st.lists(LISTING_PIECES, max_size=40).map("".join),
+    raw=LISTING_BYTES,
+    kind=st.sampled_from(["list.txt", "trials.txt", "m.csv", "m.jsonl", "metadata.csv", "shard.jsonl", "x.trans.txt"]),
+)
+def test_listing_readers_return_paths_inside_the_folder_or_raise_a_documented_error(text, raw, kind) -> None:
+    """Every reader of a listing (issue 35): a result whose paths stay in the dataset folder, or a ValueError
+    (not UTF-8, outside the folder, malformed, missing files); a stream shard skips and counts instead."""
+    from hf_w2v2.classify.verification import read_trials
+    from hf_w2v2.data.paths import is_inside
+    from hf_w2v2.data.shards import ShardStats
+    from hf_w2v2.data.sources import read_audio_paths, read_librispeech, read_source
+    from hf_w2v2.data.stream_sources import read_shard
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) / "data"
+        folder.mkdir()
+        (folder / "a.wav").write_bytes(b"")
+        path = folder / kind
+        path.write_bytes(listing_bytes(text, raw))
+        readers = {
+            "list.txt": lambda: read_audio_paths(path),
+            "trials.txt": lambda: [p for t in read_trials(path, check_files=False) for p in (t.a, t.b)],
+            "m.csv": lambda: [u.path for u in read_source(path)],  # type: ignore[union-attr]
+            "m.jsonl": lambda: [u.path for u in read_source(path)],  # type: ignore[union-attr]
+            "metadata.csv": lambda: [u.path for u in read_source(folder)],  # type: ignore[union-attr]
+            "x.trans.txt": lambda: [u.path for u in read_librispeech(folder)],
+        }
+        if kind == "shard.jsonl":
+            stats = ShardStats()
+            items = list(read_shard({"kind": "jsonl", "path": str(path)}, stats))
+            paths = [item["path"] for item in items if item["path"] is not None]
+            assert stats.items == len(items)
+        else:
+            try:
+                paths = readers[kind]()
+            except DOCUMENTED:
+                return
+        for found in paths:  # a relative entry climbing out would land in the scratch folder next to data/
+            assert found is not None and (is_inside(found, folder) or not is_inside(found, scratch)), found
+
+
 @FUZZ
 @given(
     audio=st.lists(st.integers(0, 300), min_size=1, max_size=3),  # the stock extractor: IndexError on []

@@ -47,16 +47,21 @@ class LabeledClip:
 
 
 def read_labeled(
-    source: str | os.PathLike, label_column: str = "label", audio_column: str | None = None, allow_empty: bool = False
+    source: str | os.PathLike,
+    label_column: str = "label",
+    audio_column: str | None = None,
+    allow_empty: bool = False,
+    allow_outside_root: bool | None = None,
 ) -> list[LabeledClip]:
-    """The clips of ``source`` with their ``label_column`` value.
+    """The clips of ``source`` with their ``label_column`` value (paths confined as
+    :func:`~hf_w2v2.data.sources.read_source` confines them; a clip listed with two labels is an error).
 
     Raises:
         ValueError: the source has no ``label_column`` (the columns are named), a row's label is
             empty (the rows are named; unless ``allow_empty``), or the source is a multi-split ``DatasetDict``.
     """
     try:
-        read = read_source(source, text_column=label_column, audio_column=audio_column)
+        read = read_source(source, label_column, audio_column, allow_outside_root)
     except ValueError as err:
         if f"text column {label_column!r}" in str(err):
             raise ValueError(str(err).replace("text column", "label column")) from err

@@ -22,7 +22,9 @@ from tqdm.auto import tqdm
 
 from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio, normalize_waveform
 from hf_w2v2.data.collator import DataCollatorCTCWithPadding, pad_sequences
+from hf_w2v2.data.paths import display_path
 from hf_w2v2.data.processor import uses_attention_mask
+from hf_w2v2.inference.batching import check_length
 from hf_w2v2.models.lengths import receptive_field
 
 VERIFICATION_FILE = "verification.json"
@@ -65,19 +67,37 @@ def run_batches(
     return torch.stack([r for r in results if r is not None]) if clips else torch.empty(0)
 
 
-def load_clip(path: str, min_samples: int) -> np.ndarray:
-    """A file as a normalised 16 kHz clip, zero-padded to ``min_samples``."""
-    audio = normalize_waveform(load_audio(path, TARGET_SAMPLING_RATE))
+def load_clip(path: str, min_samples: int, config=None) -> np.ndarray:
+    """A file as a normalised 16 kHz clip, zero-padded to ``min_samples`` (what the head needs).
+
+    Raises:
+        ValueError: the file cannot be decoded or, with the model's ``config``, it is shorter than one
+            encoder frame (25 ms), which transcription refuses too
+            (:func:`~hf_w2v2.inference.batching.check_length`): zero padding would make up most of what
+            the model hears. The message names the file.
+    """
+    audio = load_audio(path, TARGET_SAMPLING_RATE)
+    if config is not None:
+        try:
+            check_length(audio, config)
+        except ValueError as err:
+            ms = audio.shape[0] / TARGET_SAMPLING_RATE * 1000
+            raise ValueError(f"{display_path(path)} ({ms:.0f} ms): {err}") from err
+    audio = normalize_waveform(audio)
     return np.pad(audio, (0, max(0, min_samples - audio.shape[0])))
 
 
 @dataclass(frozen=True)
 class Prediction:
     path: str
-    labels: list[tuple[str, float]]  # (name, probability), best first
+    labels: list[tuple[str, float]]  # (name, probability), best first; empty when ``error`` is set
+    error: str | None = None  # why the file got no labels (unreadable, too short)
 
     def to_json(self) -> str:
-        return json.dumps({"file": self.path, "labels": [{"label": n, "score": round(s, 6)} for n, s in self.labels]})
+        if self.error is not None:
+            return json.dumps({"file": display_path(self.path), "error": self.error})
+        labels = [{"label": n, "score": round(s, 6)} for n, s in self.labels]
+        return json.dumps({"file": display_path(self.path), "labels": labels})
 
 
 def load_model(model_dir: str, device: str = "cpu"):
@@ -104,20 +124,29 @@ def load_model(model_dir: str, device: str = "cpu"):
 
 
 def classify_files(model, paths: Sequence[str], top_k: int = 3, batch_size: int = 16) -> list[Prediction]:
-    """Top-``k`` labels with softmax probabilities per file."""
-    clips = [load_clip(p, min_samples_for(model.config, "sequence")) for p in paths]
-    probs = torch.softmax(run_batches(model, clips, batch_size), dim=-1)  # (N, L)
-    k = min(top_k, probs.shape[-1])
-    scores, ids = probs.topk(k, dim=-1)
+    """Top-``k`` labels with softmax probabilities per file, in order; a file that cannot be read or is
+    too short (:func:`load_clip`) gets a :class:`Prediction` with its ``error`` instead of labels."""
+    clips: dict[int, np.ndarray] = {}
+    errors: dict[int, str] = {}
+    for index, path in enumerate(paths):
+        try:
+            clips[index] = load_clip(path, min_samples_for(model.config, "sequence"), model.config)
+        except ValueError as err:  # AudioLoadError is one
+            errors[index] = str(err)
+    order = sorted(clips)
+    probs = torch.softmax(run_batches(model, [clips[i] for i in order], batch_size), dim=-1)  # (N, L)
     names = model.config.id2label
-    return [
-        Prediction(p, [(str(names[int(i)]), float(s)) for s, i in zip(srow, irow)])
-        for p, srow, irow in zip(paths, scores, ids)
-    ]
+    found: dict[int, Prediction] = {}
+    if order:
+        scores, ids = probs.topk(min(top_k, probs.shape[-1]), dim=-1)
+        for i, srow, irow in zip(order, scores, ids):
+            found[i] = Prediction(paths[i], [(str(names[int(k)]), float(s)) for s, k in zip(srow, irow)])
+    return [found.get(i) or Prediction(p, [], error=errors[i]) for i, p in enumerate(paths)]
 
 
 def embed_files(model, paths: Sequence[str], batch_size: int = 16, show_progress: bool = False) -> torch.Tensor:
-    """(N, E) x-vector embeddings of ``paths``; ``model`` must be an x-vector model (``verify``/``embed``)."""
+    """(N, E) x-vector embeddings of ``paths``; ``model`` must be an x-vector model (``verify``/``embed``).
+    A file too short or unreadable is an error naming it."""
     from hf_w2v2.models.xvector import Wav2Vec2ForXVector
 
     if not isinstance(model, Wav2Vec2ForXVector):
@@ -127,7 +156,7 @@ def embed_files(model, paths: Sequence[str], batch_size: int = 16, show_progress
             "verify and embed need an x-vector model (Wav2Vec2ForXVector), trained with "
             "hf-w2v2 classify's job --task xvector; use hf-w2v2 classify for this model"
         )
-    clips = [load_clip(p, min_samples_for(model.config, "xvector")) for p in paths]
+    clips = [load_clip(p, min_samples_for(model.config, "xvector"), model.config) for p in paths]
     return run_batches(model, clips, batch_size, output="embeddings", show_progress=show_progress)
 
 

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hf_w2v2.data.paths import read_utf8, resolve_listed
+
 
 @dataclass(frozen=True)
 class Trial:
@@ -84,24 +86,28 @@ def write_trials(trials: Sequence[Trial], path: str | os.PathLike) -> str:
     return os.fspath(path)
 
 
-def read_trials(path: str | os.PathLike, check_files: bool = True) -> list[Trial]:
-    """Read a ``1|0 A B`` trials file.
+def read_trials(
+    path: str | os.PathLike, check_files: bool = True, allow_outside_root: bool | None = None
+) -> list[Trial]:
+    """Read a ``1|0 A B`` trials file (UTF-8); relative paths stay inside its folder (absolute ones are
+    taken as written, see :mod:`hf_w2v2.data.paths`; ``allow_outside_root`` lifts the rule).
 
     Raises:
-        ValueError: a malformed line (its number is given) or, with ``check_files``, a trial
-            naming a file that does not exist (the file and the line are named).
+        ValueError: not UTF-8, a malformed line (its number is given), a relative path leaving the
+            folder, or, with ``check_files``, a trial naming a file that does not exist (the file and
+            the line are named).
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"trials file not found: {path}")
     trials = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_utf8(path, "trials file").splitlines(), start=1):
         parts = line.split()
         if not parts or parts[0].startswith("#"):
             continue
         if len(parts) != 3 or parts[0] not in ("0", "1"):
             raise ValueError(f"{path}:{number}: expected '1|0 AUDIO_A AUDIO_B', got {line!r}")
-        a, b = (p if os.path.isabs(p) else os.path.normpath(path.parent / p) for p in parts[1:])
+        a, b = (resolve_listed(p, path.parent, f"{path}:{number}", allow_outside_root) for p in parts[1:])
         for name in (a, b) if check_files else ():
             if not os.path.isfile(name):
                 raise ValueError(f"{path}:{number}: trial names a missing audio file: {name}")

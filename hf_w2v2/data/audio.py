@@ -22,6 +22,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from hf_w2v2.data.paths import display_path, os_path
+
 TARGET_SAMPLING_RATE = 16_000  # Hz; every wav2vec 2.0 checkpoint is trained at 16 kHz
 SOXR_QUALITY = "HQ"  # libsoxr "high quality": 20-bit precision, 95% pass band
 AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au", ".sph")
@@ -29,6 +31,7 @@ AUDIO_EXTENSIONS = (".flac", ".wav", ".ogg", ".opus", ".mp3", ".aiff", ".aif", "
 NORMALIZE_EPS = 1e-7  # variance floor of Wav2Vec2FeatureExtractor's zero-mean/unit-variance step
 MONO_ENERGY_LOSS = 0.9  # warn when the mono down-mix keeps less than 10% of the channels' mean energy
 SILENCE_ENERGY = 1e-8  # mean square below which a recording is silent anyway (nothing to lose)
+END_CHECK_FRAMES = 64  # frames read at the end a header declares, to find files cut short (4 ms at 16 kHz)
 
 logger = logging.getLogger(__name__)
 AUDIO_WARNINGS: Counter[str] = Counter()
@@ -62,12 +65,41 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise AudioLoadError(f"audio file not found: {path}")
+        raise AudioLoadError(f"audio file not found: {display_path(path)}")
     try:
-        info = sf.info(path)
+        info = sf.info(os_path(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        raise AudioLoadError(f"cannot read audio file {path}: {err}") from err
+        raise AudioLoadError(f"cannot read audio file {display_path(path)}: {err}") from err
     return AudioInfo(path, int(info.samplerate), int(info.frames), int(info.channels))
+
+
+def check_audio_end(source: str | os.PathLike | bytes, info: AudioInfo) -> None:
+    """Read the last frames ``info`` (the header) declares, without decoding the rest.
+
+    A FLAC/OGG/MP3 file cut short keeps an intact header that still declares its full length; only
+    decoding finds the cut. Seeking to the end and reading :data:`END_CHECK_FRAMES` frames finds it
+    at the cost of a few reads (the formats seek by frame index). ``source`` is a path or encoded bytes.
+
+    Raises:
+        AudioLoadError: the data ends before the declared length (the file and both lengths are named).
+    """
+    if info.num_frames == 0:
+        return
+    handle = io.BytesIO(source) if isinstance(source, bytes) else os_path(source)
+    start = max(0, info.num_frames - END_CHECK_FRAMES)
+    try:
+        with sf.SoundFile(handle) as audio:
+            audio.seek(start)
+            read = audio.read(info.num_frames - start, dtype="float32", always_2d=True).shape[0]
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        read, detail = 0, f" ({err})"
+    else:
+        detail = ""
+    if read < info.num_frames - start:
+        raise AudioLoadError(
+            f"truncated audio file {display_path(info.path)}: its header declares {info.num_frames} frames "
+            f"({info.duration:.2f} s) but its data ends before{detail}; re-copy or re-encode it"
+        )
 
 
 def audio_info_bytes(data: bytes, name: str = "<bytes>") -> AudioInfo:
@@ -115,8 +147,10 @@ def to_mono(audio: np.ndarray) -> np.ndarray:
 def _decode(source: str | io.BytesIO, name: str, sampling_rate: int) -> np.ndarray:
     """Decode ``source`` (a path or an in-memory file), down-mix, check, resample."""
     try:
-        audio, orig_sr = sf.read(source, dtype="float32", always_2d=True)  # (T, C)
-    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        audio, orig_sr = sf.read(
+            os_path(source) if isinstance(source, str) else source, dtype="float32", always_2d=True
+        )
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:  # audio: (T, C)
         raise AudioLoadError(f"cannot decode audio file {name}: {err}") from err
     if audio.shape[0] == 0:
         raise AudioLoadError(f"audio file holds no samples: {name}")
@@ -205,8 +239,8 @@ def load_audio(path: str | os.PathLike, sampling_rate: int = TARGET_SAMPLING_RAT
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise AudioLoadError(f"audio file not found: {path}")
-    return _decode(path, path, sampling_rate)
+        raise AudioLoadError(f"audio file not found: {display_path(path)}")
+    return _decode(path, display_path(path), sampling_rate)
 
 
 def load_audio_bytes(data: bytes, sampling_rate: int = TARGET_SAMPLING_RATE, name: str = "<bytes>") -> np.ndarray:

@@ -3,8 +3,9 @@
 Shape legend: T samples (16 kHz).
 
 :func:`prepare_lazy_ctc_dataset` does every check of :func:`hf_w2v2.data.prepare.prepare_ctc_dataset`
-before training, from the transcripts and the file *headers* only (no sample is decoded): empty
-transcripts, out-of-vocabulary characters, unreadable headers, clips shorter than the receptive
+before training, from the transcripts and the file *headers* only (plus the last few frames each
+header declares, read to find files cut short): empty
+transcripts, out-of-vocabulary characters, unreadable or truncated files, clips shorter than the receptive
 field or ``min_duration``, longer than ``max_duration``, or with fewer frames than CTC needs for
 their labels; each is counted in the same :class:`~hf_w2v2.data.prepare.FilterReport`. The
 :class:`LazyCTCDataset` it returns then holds only paths, token ids and lengths: each item is
@@ -33,6 +34,7 @@ from hf_w2v2.data.audio import (
     AudioLoadError,
     audio_info,
     audio_info_bytes,
+    check_audio_end,
     normalize_waveform,
 )
 from hf_w2v2.data.prepare import (
@@ -61,12 +63,18 @@ class LazyClip:
 
 
 def header(utt: Utterance) -> AudioInfo:
-    """The header of an utterance's audio (file or in-memory bytes), without decoding it."""
+    """The header of an utterance's audio (file or in-memory bytes), checked to reach its declared end
+    (:func:`~hf_w2v2.data.audio.check_audio_end`: a clip cut short is unreadable now, not replaced
+    by the next clip in training), without decoding it."""
     if utt.audio_bytes is not None:
-        return audio_info_bytes(utt.audio_bytes, utt.name)
+        info = audio_info_bytes(utt.audio_bytes, utt.name)
+        check_audio_end(utt.audio_bytes, info)
+        return info
     if utt.path is None:
         raise AudioLoadError(f"utterance {utt.id} has neither audio bytes nor a path")
-    return audio_info(utt.path)
+    info = audio_info(utt.path)
+    check_audio_end(utt.path, info)
+    return info
 
 
 class LazyCTCDataset(torch.utils.data.Dataset):

@@ -34,6 +34,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from hf_w2v2.data.audio import AUDIO_EXTENSIONS
+from hf_w2v2.data.paths import display_path
 from hf_w2v2.data.sources import Utterance
 
 logger = logging.getLogger(__name__)
@@ -194,34 +195,92 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
+def check_output_folder(out_dir: str | os.PathLike, overwrite: bool) -> list[str]:
+    """The old shards ``out_dir`` holds (to replace), after refusing a folder shards must not go into.
+
+    A stream reads every ``*.tar`` of a folder, so new shards next to old ones would mix two corpora.
+
+    Raises:
+        ValueError: ``out_dir`` is a file; it holds files without ``overwrite``; with ``overwrite``,
+            it holds files other than shards (those are never deleted).
+    """
+    folder = Path(out_dir)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"output folder {folder} is a file, not a folder; give a folder path for the shards")
+    if not folder.is_dir():
+        return []
+    entries = sorted(folder.iterdir())
+    if not entries:
+        return []
+    if not overwrite:
+        raise ValueError(
+            f"output folder {folder} is not empty ({len(entries)} entries, e.g. {entries[0].name}); a stream reads "
+            "every .tar in it, so old and new shards would mix: pass --overwrite (overwrite=True) to replace its "
+            "shards, or choose an empty folder"
+        )
+    shard = re.compile(r"shard-\d{6}\.tar(\.tmp)?")
+    others = [e.name for e in entries if not (e.is_file() and shard.fullmatch(e.name))]
+    if others:
+        raise ValueError(
+            f"output folder {folder} holds files that are not shards ({others[:5]}); --overwrite replaces only "
+            "shard-NNNNNN.tar files: move those away or choose an empty folder"
+        )
+    return [str(e) for e in entries]
+
+
 def write_shards(
     utterances: Sequence[Utterance],
     out_dir: str | os.PathLike,
     utterances_per_shard: int,
     show_progress: bool = True,
+    overwrite: bool = False,
 ) -> list[str]:
     """Write ``utterances`` as tar shards of ``utterances_per_shard`` items each into ``out_dir``.
 
     Audio is copied as encoded (no re-encoding): from ``audio_bytes`` when set, else from the file at
     ``path``. Transcripts go to ``KEY.txt`` (none for unlabeled audio). Keys are the utterance ids made
-    unique. Each shard is written under a temporary name and renamed, so a shard that exists is whole.
+    unique. Shards are written under temporary names and renamed once all are written, so a shard that
+    exists is whole and a failed run leaves the folder as it was. ``out_dir`` must be empty or new;
+    with ``overwrite`` its old shards are replaced (those beyond the new count deleted), never mixed in.
 
     Returns:
         The shard paths, in order (``out_dir/shard-000000.tar``, ...).
 
     Raises:
-        ValueError: ``utterances_per_shard < 1``, no utterances, or an audio file that cannot be read.
+        ValueError: ``utterances_per_shard < 1``, no utterances, an audio file that cannot be read, or an
+            output folder :func:`check_output_folder` refuses.
     """
     if utterances_per_shard < 1:
         raise ValueError(f"utterances_per_shard must be >= 1, got {utterances_per_shard}")
     if not utterances:
         raise ValueError("no utterances to write")
+    old = check_output_folder(out_dir, overwrite)
     os.makedirs(out_dir, exist_ok=True)
     paths: list[str] = []
+    try:
+        _write_temporary_shards(utterances, os.fspath(out_dir), utterances_per_shard, show_progress, paths)
+    except BaseException:
+        for path in paths:
+            if os.path.exists(path + ".tmp"):
+                os.remove(path + ".tmp")
+        raise
+    for path in paths:
+        os.replace(path + ".tmp", path)
+    for stale in sorted(set(old) - set(paths)):
+        if os.path.exists(stale):  # an old PATH.tmp was written over and renamed
+            os.remove(stale)
+    return paths
+
+
+def _write_temporary_shards(
+    utterances: Sequence[Utterance], out_dir: str, utterances_per_shard: int, show_progress: bool, paths: list[str]
+) -> None:
+    """Write each shard as ``PATH.tmp``, appending ``PATH`` to ``paths`` before writing it."""
     used: set[str] = set()
     progress = tqdm(total=len(utterances), desc="writing shards", unit="utt", disable=not show_progress)
     for start in range(0, len(utterances), utterances_per_shard):
-        path = os.path.join(os.fspath(out_dir), SHARD_PATTERN.format(index=len(paths)))
+        path = os.path.join(out_dir, SHARD_PATTERN.format(index=len(paths)))
+        paths.append(path)
         with tarfile.open(path + ".tmp", mode="w", format=tarfile.PAX_FORMAT) as tar:
             for index, utt in enumerate(utterances[start : start + utterances_per_shard], start=start):
                 data = utt.audio_bytes
@@ -231,13 +290,10 @@ def write_shards(
                     try:
                         data = Path(utt.path).read_bytes()
                     except OSError as err:
-                        raise ValueError(f"cannot read audio file {utt.path}: {err}") from err
+                        raise ValueError(f"cannot read audio file {display_path(utt.path)}: {err}") from err
                 key = _unique_key(utt, index, used)
                 _add_member(tar, f"{key}.{audio_suffix(data, utt.path)}", data)
                 if utt.text is not None:
                     _add_member(tar, f"{key}.txt", utt.text.encode("utf-8"))
                 progress.update(1)
-        os.replace(path + ".tmp", path)
-        paths.append(path)
     progress.close()
-    return paths

@@ -14,19 +14,25 @@ Supported sources (:func:`read_source` picks one from the path):
   torchcodec) or a column of path strings.
 
 Only file *paths* are checked here (a missing file fails at once, with the list); decoding
-and filtering happen in :mod:`hf_w2v2.data.prepare`.
+and filtering happen in :mod:`hf_w2v2.data.prepare`. Listed paths stay inside the dataset's folder
+(:mod:`hf_w2v2.data.paths` holds the rule and its ``allow_outside_root`` option); listing files must
+be UTF-8. A file listed twice is kept once (a warning counts the repeats); listed twice with two
+different transcripts (or labels) it is an error naming both lines.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hf_w2v2.data.audio import AUDIO_EXTENSIONS, find_audio_files
+from hf_w2v2.data.paths import display_path, note_outside, read_utf8, resolve_listed
 
 if TYPE_CHECKING:
     import datasets
@@ -35,6 +41,8 @@ AUDIO_COLUMN_CANDIDATES = ("audio", "path", "file_name", "audio_filepath", "wav"
 METADATA_FILES = ("metadata.csv", "metadata.jsonl", "metadata.tsv")
 MANIFEST_SUFFIXES = (".csv", ".tsv", ".jsonl")
 MAX_LISTED = 20  # missing files named in an error message before "... and N more"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -48,8 +56,8 @@ class Utterance:
 
     @property
     def name(self) -> str:
-        """What log lines call this utterance: its path, else its id."""
-        return self.path or self.id
+        """What log lines and reports call this utterance: its path (printable), else its id."""
+        return display_path(self.path) if self.path else self.id
 
 
 class MissingAudioFilesError(ValueError):
@@ -88,7 +96,7 @@ def _read_delimited(path: Path, delimiter: str) -> list[dict[str, Any]]:
     extra ones under the key ``None`` and the transcript would silently become ``HELLO``.
     """
     rows = []
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    with io.StringIO(read_utf8(path, "manifest"), newline="") as handle:
         reader = csv.DictReader(handle, delimiter=delimiter, restkey=_EXTRA_FIELDS)
         for row in reader:
             if _EXTRA_FIELDS in row:
@@ -108,17 +116,16 @@ def _read_delimited(path: Path, delimiter: str) -> list[dict[str, Any]]:
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     """JSONL rows; each non-empty line must be a JSON object (its line number is named otherwise)."""
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{number}: not a JSON object per line: {err}") from err
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object per line, got {type(row).__name__}")
-            rows.append({**row, _LINE_KEY: number})
+    for number, line in enumerate(read_utf8(path, "manifest").split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{number}: not a JSON object per line: {err}") from err
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{number}: expected a JSON object per line, got {type(row).__name__}")
+        rows.append({**row, _LINE_KEY: number})
     return rows
 
 
@@ -133,16 +140,23 @@ def _line_of(row: dict[str, Any], index: int, path: Path) -> str:
 
 def _is_fairseq_manifest(path: Path) -> bool:
     """A fairseq ``.tsv``: first line the audio root folder (no tab), then ``relative/path<TAB>num_samples``."""
-    with path.open(encoding="utf-8") as handle:
-        first = handle.readline().rstrip("\n")
+    first = read_utf8(path, "manifest").split("\n", 1)[0].rstrip("\r")
     return bool(first) and "\t" not in first and os.path.isdir(first.strip())
 
 
+def _fairseq_root(path: Path) -> str:
+    """The audio root folder a fairseq manifest names on its first line."""
+    return read_utf8(path, "manifest").split("\n", 1)[0].strip()
+
+
 def _read_fairseq_manifest(path: Path) -> list[dict[str, Any]]:
-    """Rows ``{"path": absolute path}`` of a fairseq manifest."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    root = Path(lines[0].strip())
-    return [{"path": str(root / line.split("\t")[0])} for line in lines[1:] if line.strip()]
+    """Rows ``{"path": relative path}`` of a fairseq manifest (relative to :func:`_fairseq_root`)."""
+    lines = read_utf8(path, "manifest").split("\n")
+    return [
+        {"path": line.split("\t")[0], _LINE_KEY: number}
+        for number, line in enumerate(lines[1:], start=2)
+        if line.strip()
+    ]
 
 
 def pick_column(
@@ -165,15 +179,23 @@ def read_manifest(
     audio_column: str | None = None,
     text_column: str | None = "text",
     root: str | os.PathLike | None = None,
+    allow_outside_root: bool | None = None,
 ) -> list[Utterance]:
     """Read a CSV/TSV/JSONL manifest; fail fast if any audio file is missing.
 
     Args:
-        path: the manifest file.
+        path: the manifest file (UTF-8).
         audio_column: column of audio paths; default: the first of
             ``audio, path, file_name, audio_filepath, wav, file`` present.
         text_column: transcript column, or ``None`` for unlabeled audio.
-        root: folder that relative audio paths start from (default: the manifest's folder).
+        root: folder that relative audio paths start from and stay in (default: the manifest's
+            folder; a fairseq ``.tsv``: the folder on its first line).
+        allow_outside_root: let relative paths leave ``root`` (default: the ``HF_W2V2_ALLOW_OUTSIDE_ROOT``
+            environment variable; see :mod:`hf_w2v2.data.paths`).
+
+    Raises:
+        ValueError: not UTF-8, a malformed row, a path leaving ``root`` (``OutsideRootError``), one file
+            listed with two transcripts, or missing audio files (``MissingAudioFilesError``, all named).
     """
     path = Path(path)
     if not path.is_file():
@@ -185,8 +207,10 @@ def read_manifest(
     audio_column = pick_column(columns, audio_column, AUDIO_COLUMN_CANDIDATES, "audio", path)
     if text_column is not None:
         pick_column(columns, text_column, (), "text", path)
+    if root is None and path.suffix.lower() == ".tsv" and _is_fairseq_manifest(path):
+        root = _fairseq_root(path)
     base = Path(root) if root is not None else path.parent
-    utterances = []
+    utterances, lines = [], []
     for index, row in enumerate(rows):
         if not isinstance(row.get(audio_column), str) or not row[audio_column]:
             found = "no" if audio_column not in row else f"an empty or non-string ({row[audio_column]!r})"
@@ -195,25 +219,69 @@ def read_manifest(
                 f"there (keys of this row: {[k for k in row if k != _LINE_KEY]})"
             )
         audio = row[audio_column]
-        full = audio if os.path.isabs(audio) else os.path.normpath(base / audio)
+        full = resolve_listed(audio, base, _line_of(row, index, path), allow_outside_root)
         if text_column is not None and text_column not in row:
             raise ValueError(f"{_line_of(row, index, path)}: no {text_column!r} key (the transcript) in this row")
         text = None if text_column is None else str(row[text_column] or "")
         utterances.append(Utterance(id=str(row.get("id") or Path(audio).stem), text=text, path=full))
+        lines.append(_line_of(row, index, path))
+    note_outside([u.path for u in utterances], base, str(path))
+    utterances = drop_repeats(utterances, lines, text_column or "text", str(path))
     check_files_exist(utterances, str(path))
     return utterances
 
 
-def read_audiofolder(root: str | os.PathLike, text_column: str | None = "text") -> list[Utterance]:
+def drop_repeats(utterances: list[Utterance], lines: list[str], text_column: str, source: str) -> list[Utterance]:
+    """``utterances`` with each audio file once (the first listing kept); repeats are logged with their count.
+
+    Raises:
+        ValueError: a file listed twice with different transcripts (or labels): which one is right
+            cannot be told; both lines are named.
+    """
+    first: dict[str, int] = {}
+    kept, repeats = [], []
+    repeated: set[str] = set()
+    for index, utt in enumerate(utterances):
+        if utt.path is None:
+            kept.append(utt)
+            continue
+        seen = first.setdefault(utt.path, index)
+        if seen == index:
+            kept.append(utt)
+            continue
+        if utt.text != utterances[seen].text:
+            raise ValueError(
+                f"{display_path(utt.path)} is listed twice with different {text_column!r} values: "
+                f"{utterances[seen].text!r} ({lines[seen]}) and {utt.text!r} ({lines[index]}); keep one row"
+            )
+        repeats.append(lines[index])
+        repeated.add(utt.path)
+    if repeats:
+        logger.warning(
+            "%s lists %d file(s) more than once: kept the first listing, skipped %d repeated row(s) (%s%s)",
+            display_path(source),
+            len(repeated),
+            len(repeats),
+            ", ".join(repeats[:MAX_LISTED]),
+            ", ..." if len(repeats) > MAX_LISTED else "",
+        )
+    return kept
+
+
+def read_audiofolder(
+    root: str | os.PathLike, text_column: str | None = "text", allow_outside_root: bool | None = None
+) -> list[Utterance]:
     """Read a Hugging Face audiofolder: ``root/metadata.csv`` (or ``.jsonl``) with ``file_name``."""
     root = Path(root)
     for name in METADATA_FILES:
         if (root / name).is_file():
-            return read_manifest(root / name, audio_column="file_name", text_column=text_column)
+            return read_manifest(
+                root / name, audio_column="file_name", text_column=text_column, allow_outside_root=allow_outside_root
+            )
     raise ValueError(f"{root} is not an audiofolder: no metadata.csv / metadata.jsonl / metadata.tsv in it")
 
 
-def read_librispeech(root: str | os.PathLike) -> list[Utterance]:
+def read_librispeech(root: str | os.PathLike, allow_outside_root: bool | None = None) -> list[Utterance]:
     """Read every ``*.trans.txt`` under ``root`` (LibriSpeech layout), sorted by utterance id."""
     root = Path(root)
     transcripts = sorted(root.rglob("*.trans.txt"))
@@ -221,10 +289,12 @@ def read_librispeech(root: str | os.PathLike) -> list[Utterance]:
         raise ValueError(f"{root} has no LibriSpeech *.trans.txt files")
     utterances, missing = [], []
     for trans in transcripts:
-        for number, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), start=1):
+        for number, line in enumerate(read_utf8(trans, "transcript file").splitlines(), start=1):
             if not line.strip():
                 continue
             utt_id, _, text = line.strip().partition(" ")
+            listed = os.path.join(os.path.relpath(trans.parent, root), utt_id)
+            resolve_listed(listed, root, f"{trans}:{number}", allow_outside_root)  # an id may not climb out
             audio = next(
                 (
                     trans.parent / f"{utt_id}{ext}"
@@ -276,33 +346,42 @@ def read_hf_dataset(
     return utterances
 
 
-def read_audio_paths(source: str | os.PathLike) -> list[str]:
+def read_audio_paths(source: str | os.PathLike, allow_outside_root: bool | None = None) -> list[str]:
     """Audio paths of an unlabeled source (pre-training): a folder or a manifest, transcripts not needed.
 
     A folder with ``metadata.csv``/``.jsonl`` is read as an audiofolder, any other folder is searched
     recursively for audio files; a ``.csv``/``.tsv``/``.jsonl`` manifest (fairseq's ``.tsv`` with its
     root line too) gives its audio column; any other file lists one path per line (``#`` comments;
-    relative to the file's folder).
+    relative to the file's folder and staying inside it, as in :func:`read_manifest`).
     """
     path = Path(source)
     if path.is_dir():
         if any((path / name).is_file() for name in METADATA_FILES):
-            return [u.path for u in read_audiofolder(path, text_column=None) if u.path]
+            return [u.path for u in read_audiofolder(path, None, allow_outside_root) if u.path]
         return find_audio_files(path)
     if not path.is_file():
         raise ValueError(f"audio source not found: {path}")
     if path.suffix.lower() in MANIFEST_SUFFIXES:
-        return [u.path for u in read_manifest(path, text_column=None) if u.path]
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    return [os.path.normpath(path.parent / name) for name in names if name and not name.startswith("#")]
+        return [u.path for u in read_manifest(path, text_column=None, allow_outside_root=allow_outside_root) if u.path]
+    lines = read_utf8(path, "list of audio files").splitlines()
+    paths = [
+        resolve_listed(line.strip(), path.parent, f"{path}:{number}", allow_outside_root)
+        for number, line in enumerate(lines, start=1)
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    note_outside(paths, path.parent, str(path))
+    return paths
 
 
 def read_source(
     source: str | os.PathLike | datasets.Dataset | datasets.DatasetDict,
     text_column: str | None = "text",
     audio_column: str | None = None,
+    allow_outside_root: bool | None = None,
 ) -> list[Utterance] | dict[str, list[Utterance]]:
     """Read any supported source; a ``DatasetDict`` (or its saved folder) gives one list per split.
+
+    ``allow_outside_root`` lets listed paths leave the source's folder (see :mod:`hf_w2v2.data.paths`).
 
     Detection: a ``Dataset``/``DatasetDict`` object; a folder written by ``save_to_disk``
     (``state.json`` or ``dataset_dict.json``); a folder with ``metadata.csv``/``.jsonl``
@@ -312,7 +391,7 @@ def read_source(
         return _read_datasets_object(source, audio_column or "audio", text_column)
     path = Path(source)
     if path.is_file():
-        return read_manifest(path, audio_column=audio_column, text_column=text_column)
+        return read_manifest(path, audio_column, text_column, allow_outside_root=allow_outside_root)
     if not path.is_dir():
         raise ValueError(f"data source not found: {path}")
     if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
@@ -320,9 +399,9 @@ def read_source(
 
         return _read_datasets_object(datasets.load_from_disk(str(path)), audio_column or "audio", text_column)
     if any((path / name).is_file() for name in METADATA_FILES):
-        return read_audiofolder(path, text_column=text_column)
+        return read_audiofolder(path, text_column, allow_outside_root)
     if next(path.rglob("*.trans.txt"), None) is not None:
-        return read_librispeech(path)
+        return read_librispeech(path, allow_outside_root)
     raise ValueError(
         f"cannot tell what kind of data source {path} is: expected metadata.csv/metadata.jsonl "
         "(audiofolder), *.trans.txt (LibriSpeech) or a datasets save_to_disk folder"

@@ -4,7 +4,8 @@ A *shard* is the unit that ranks and DataLoader workers split between them (each
 
 * ``tar``: a WebDataset-style tar file (:mod:`hf_w2v2.data.shards`);
 * ``jsonl``: a JSONL manifest, one object per line with an audio column (a path, relative to the
-  file's folder, or ``{"path": ..., "bytes": BASE64}``) and a text column;
+  file's folder, or ``{"path": ..., "bytes": BASE64}``) and a text column; a relative path leaving
+  the file's folder is a skipped, counted item (:func:`hf_w2v2.data.paths.resolve_listed`);
 * ``parquet``: a Parquet file, its audio column a path string, raw bytes, or the Hugging Face
   ``Audio`` layout ``struct<bytes: binary, path: string>`` (as exported to the Hub);
 * ``rows``: a slice of the rows of any other source :mod:`hf_w2v2.data.sources` reads (audiofolder
@@ -28,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from hf_w2v2.data.paths import resolve_listed
 from hf_w2v2.data.shards import ShardStats, read_tar_shard, read_tar_texts
 from hf_w2v2.data.sources import (
     AUDIO_COLUMN_CANDIDATES,
@@ -142,7 +144,7 @@ def _audio_cell(cell: Any, folder: str, where: str) -> tuple[bytes | None, str |
     if isinstance(cell, (bytes, bytearray)):
         return bytes(cell), None
     if isinstance(cell, str) and cell:
-        return None, cell if os.path.isabs(cell) else os.path.normpath(os.path.join(folder, cell))
+        return None, resolve_listed(cell, folder, where)  # stays inside the shard's folder
     if isinstance(cell, dict):
         data, path = cell.get("bytes"), cell.get("path")
         if isinstance(data, str):

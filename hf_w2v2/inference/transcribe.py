@@ -30,6 +30,7 @@ from hf_w2v2.decoding.greedy import greedy_decode
 from hf_w2v2.decoding.outputs import Transcription
 from hf_w2v2.inference.batching import batched_logits, check_length
 from hf_w2v2.inference.chunked import chunked_logits, seconds_to_samples
+from hf_w2v2.inference.memory import release_freed_memory
 from hf_w2v2.inference.model_folder import check_model_folder
 from hf_w2v2.inference.optimize import FastModel, optimize
 from hf_w2v2.inference.precision import prepare_for_inference
@@ -239,7 +240,9 @@ class Transcriber:
     ) -> Iterator[FileResult]:
         """Transcribe files in order; a file that cannot be read or is too short yields its error.
 
-        Logits of ``group_size`` files are decoded together (in ``num_processes`` processes).
+        Logits of ``group_size`` files are decoded together (in ``num_processes`` processes); the
+        memory of each group is freed and returned to the system (:mod:`hf_w2v2.inference.memory`)
+        before the next, so the peak does not grow with the number of files.
         """
         bar = tqdm(total=len(paths), desc="transcribing", unit=" file", disable=not progress)
         for first in range(0, len(paths), group_size):
@@ -264,6 +267,8 @@ class Transcriber:
                 if result.error is None:
                     result.transcription = next(decoded)
                 yield result
+            del recordings, logits, decoded  # this group's audio and logits: free them before the next
+            release_freed_memory()  # and hand the pages back, so memory stays flat in the number of files
         bar.close()
 
     def transcribe_files(self, paths: Sequence[str], **kwargs) -> list[FileResult]:
