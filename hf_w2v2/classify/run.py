@@ -385,7 +385,9 @@ def finish_folder(
         f"(`examples/finetune_classification.py`).",
         rows=result.rows,
         data="\n".join(data_lines),
-        hyperparameters=training_hyperparameters(training_args, extra),
+        hyperparameters=training_hyperparameters(
+            training_args, extra, trainer.state.epoch if training_args.do_train else None
+        ),
         usage=USAGE[data_args.task].replace("{path}", name),
         license=card_args.license,
         language=card_args.language,

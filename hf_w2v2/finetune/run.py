@@ -335,11 +335,12 @@ def card_inputs(
         else None,
         datasets=[name for name, _ in corpora],
         evals=evals,
-        hyperparameters=training_hyperparameters(training_args, extra_hp),
+        hyperparameters=training_hyperparameters(training_args, extra_hp, train_metrics.get("epoch")),
         data_section="\n".join(data_text),
         summary=summary,
         intended_use=card_args.intended_use or CardInputs.intended_use,
         limitations=card_args.limitations or CardInputs.limitations,
+        sampling_rate=data.processor.feature_extractor.sampling_rate,
         extra={"curves_file": CURVES_FILE, "data_report_file": DATA_REPORT_FILE},
     )
 
