@@ -84,7 +84,7 @@ def add_transcribe(subparsers: argparse._SubParsersAction) -> None:
         "or int8 (dynamic quantisation, CPU)",
     )
     p.add_argument("--num-processes", type=int, default=1, help="processes for the beam search")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (also none while loading the model and LM)")
     p.set_defaults(handler=run_transcribe)
 
 
@@ -120,17 +120,19 @@ def run_transcribe(args: argparse.Namespace) -> int:
     if args.format == "srt" and len(files) > 1 and args.output_dir is None:
         raise ValueError("--format srt with several files needs --output-dir (one .srt per file)")
     from hf_w2v2.inference.transcribe import Transcriber
+    from hf_w2v2.quiet import quiet_loading
 
-    transcriber = Transcriber.from_pretrained(
-        args.model,
-        lm_path=args.lm,
-        use_lm=not args.no_lm,
-        device=args.device,
-        precision="bf16" if args.bf16 else args.precision,
-        chunk_s=args.chunk_s or None,
-        stride_s=args.stride_s,
-        batch_size=args.batch_size,
-    )
+    with quiet_loading(args.quiet):  # no "Loading weights" bar, no KenLM "Reading FILE" ruler
+        transcriber = Transcriber.from_pretrained(
+            args.model,
+            lm_path=args.lm,
+            use_lm=not args.no_lm,
+            device=args.device,
+            precision="bf16" if args.bf16 else args.precision,
+            chunk_s=args.chunk_s or None,
+            stride_s=args.stride_s,
+            batch_size=args.batch_size,
+        )
     if transcriber.decoder is not None:
         transcriber.decoder.set_params(
             alpha=args.alpha, beta=args.beta, token_min_logp=args.token_min_logp, beam_prune_logp=args.beam_prune_logp

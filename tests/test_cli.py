@@ -139,6 +139,21 @@ def test_output_paths_are_unique_or_refused() -> None:
         output_paths(["/d/a.flac.wav", "/d/a.flac", "/d/a.wav"], "/o", "txt")
 
 
+def test_quiet_silences_the_loading_bar_and_kenlm(tmp_path, model_dir: str, capfd) -> None:
+    """capfd: KenLM writes its "Reading FILE" ruler to file descriptor 2, past sys.stderr."""
+    pytest.importorskip("kenlm")
+    pytest.importorskip("pyctcdecode")
+    lm = tmp_path / "lm.arpa"
+    assert main(["build-lm", str(CORPUS), str(lm), "--order", "2", "--quiet"]) == 0
+    capfd.readouterr()
+    assert main(["transcribe", UTT1, "--model", model_dir, "--lm", str(lm), "--quiet"]) == 0
+    out, err = capfd.readouterr()
+    assert out.strip() and "Loading weights" not in err and "Reading" not in err and "----5---10" not in err, err
+    assert main(["transcribe", UTT1, "--model", model_dir, "--lm", str(lm)]) == 0
+    err = capfd.readouterr().err
+    assert "Loading weights" in err and "----5---10" in err  # what --quiet took away
+
+
 def test_transcribe_on_a_classifier_folder_says_it_is_a_classifier(capsys) -> None:
     """The shipped digits classifier lacks tokenizer files: "incomplete" sent its user after them."""
     classifier = str(ROOT / "models/w2v2-small-fsdd-digits")
