@@ -12,12 +12,14 @@ All options: ``python examples/finetune_ctc.py --help``. The logic lives in
 import logging
 import sys
 
-from hf_w2v2.finetune import parse_finetune_args, run_finetuning
+from hf_w2v2.finetune import parse_finetune_args
 
 
 def main() -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stdout)
     model_args, data_args, card_args, training_args = parse_finetune_args()
+    from hf_w2v2.finetune import run_finetuning  # after parsing: --help does not load the Trainer stack
+
     result = run_finetuning(model_args, data_args, card_args, training_args)
     for key in sorted(result.metrics):
         if key.endswith(("_wer", "_cer")):

@@ -85,7 +85,7 @@ def add_transcribe(subparsers: argparse._SubParsersAction) -> None:
         "within 0.005 of fp32, measured on the first files and cached)",
     )
     p.add_argument("--num-processes", type=int, default=1, help="processes for the beam search")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (also none while loading the model and LM)")
     p.set_defaults(handler=run_transcribe)
 
 
@@ -123,6 +123,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
     from hf_w2v2.decoding.beam import BeamSettings
     from hf_w2v2.inference.memory import limit_allocator_caching
     from hf_w2v2.inference.transcribe import Transcriber
+    from hf_w2v2.quiet import quiet_loading
 
     limit_allocator_caching()  # peak memory flat in the number of files (issue 35)
     beam = BeamSettings(
@@ -133,17 +134,18 @@ def run_transcribe(args: argparse.Namespace) -> int:
         token_min_logp=args.token_min_logp,
         beam_prune_logp=args.beam_prune_logp,
     )
-    transcriber = Transcriber.from_pretrained(
-        args.model,
-        lm_path=args.lm,
-        use_lm=not args.no_lm,
-        device=args.device,
-        precision="bf16" if args.bf16 else args.precision,
-        chunk_s=args.chunk_s or None,
-        stride_s=args.stride_s,
-        batch_size=args.batch_size,
-        beam=beam,  # per call: the decoder loaded with the model is not changed
-    )
+    with quiet_loading(args.quiet):  # no "Loading weights" bar, no KenLM "Reading FILE" ruler
+        transcriber = Transcriber.from_pretrained(
+            args.model,
+            lm_path=args.lm,
+            use_lm=not args.no_lm,
+            device=args.device,
+            precision="bf16" if args.bf16 else args.precision,
+            chunk_s=args.chunk_s or None,
+            stride_s=args.stride_s,
+            batch_size=args.batch_size,
+            beam=beam,  # per call: the decoder loaded with the model is not changed
+        )
     targets = output_paths(files, args.output_dir, args.format) if args.output_dir is not None else {}
     failures = 0
     results = transcriber.iter_files(

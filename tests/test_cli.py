@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 from fixtures.decoding.tiny import CORPUS, FIXTURES, save_model_folder
@@ -13,6 +14,7 @@ from hf_w2v2.cli import build_parser, main
 from hf_w2v2.decoding.formats import group_words, srt_timestamp, to_srt
 from hf_w2v2.decoding.outputs import Span, Transcription
 
+ROOT = Path(__file__).resolve().parents[1]
 UTT1, UTT2 = str(FIXTURES / "utt1.flac"), str(FIXTURES / "utt2.flac")
 
 
@@ -135,6 +137,30 @@ def test_output_paths_are_unique_or_refused() -> None:
     assert targets == {"/d/a.flac": "/o/a.flac.txt", "/d/a.wav": "/o/a.wav.txt", "/d/s/a.wav": "/o/s/a.txt"}
     with pytest.raises(ValueError, match="would write the same output"):
         output_paths(["/d/a.flac.wav", "/d/a.flac", "/d/a.wav"], "/o", "txt")
+
+
+def test_quiet_silences_the_loading_bar_and_kenlm(tmp_path, model_dir: str, capfd) -> None:
+    """capfd: KenLM writes its "Reading FILE" ruler to file descriptor 2, past sys.stderr."""
+    pytest.importorskip("kenlm")
+    pytest.importorskip("pyctcdecode")
+    lm = tmp_path / "lm.arpa"
+    assert main(["build-lm", str(CORPUS), str(lm), "--order", "2", "--quiet"]) == 0
+    capfd.readouterr()
+    assert main(["transcribe", UTT1, "--model", model_dir, "--lm", str(lm), "--quiet"]) == 0
+    out, err = capfd.readouterr()
+    assert out.strip() and "Loading weights" not in err and "Reading" not in err and "----5---10" not in err, err
+    assert main(["transcribe", UTT1, "--model", model_dir, "--lm", str(lm)]) == 0
+    err = capfd.readouterr().err
+    assert "Loading weights" in err and "----5---10" in err  # what --quiet took away
+
+
+def test_transcribe_on_a_classifier_folder_says_it_is_a_classifier(capsys) -> None:
+    """The shipped digits classifier lacks tokenizer files: "incomplete" sent its user after them."""
+    classifier = str(ROOT / "models/w2v2-small-fsdd-digits")
+    assert main(["transcribe", UTT1, "--model", classifier, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "audio classifier" in err and "Wav2Vec2ForSequenceClassification" in err and "incomplete" not in err
+    assert f"hf-w2v2 classify {classifier} AUDIO" in err
 
 
 @pytest.mark.parametrize(

@@ -166,7 +166,7 @@ def test_two_gloo_ranks_with_unequal_shards_stop_together_at_max_steps(tmp_path:
     script = tmp_path / "runner.py"
     script.write_text(RUNNER)
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29563", str(script),
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone", str(script),
     ]  # fmt: skip
     argv = [str(out) if a == "OUT" else a for a in COMMON] + TASK_ARGS["finetune"]
     argv += ["--train_data", str(folder), "--max_steps", "6", "--save_steps", "6", "--shuffle_buffer", "1"]

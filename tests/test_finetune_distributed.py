@@ -24,8 +24,7 @@ def test_torchrun_two_cpu_processes_share_the_batches(tmp_path: Path, processes:
         "torch.distributed.run",
         "--nproc_per_node",
         str(processes),
-        "--master_port",
-        "29531",
+        "--standalone",  # a free port, not a fixed one another job may hold
         str(ROOT / "examples/finetune_ctc.py"),
         str(ROOT / "examples/configs/finetune_tiny_fixture.yaml"),
         "--train_data",

@@ -60,7 +60,7 @@ def test_two_gloo_processes_train_with_layerdrop(tmp_path: Path, checkpointing: 
     out = tmp_path / "ddp"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_port", str(29541 + int(checkpointing)),
+        "--standalone",  # a free port, not a fixed one another job may hold
         str(ROOT / "examples/finetune_ctc.py"), str(ROOT / "examples/configs/finetune_tiny_fixture.yaml"),
         "--train_data", str(ROOT / "tests/fixtures/finetune/train"),
         "--eval_data", str(ROOT / "tests/fixtures/finetune/dev"),

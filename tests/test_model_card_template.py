@@ -5,10 +5,18 @@ from __future__ import annotations
 import fnmatch
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from hf_w2v2.training.model_card import TEMPLATE_RESOURCE, CardInputs, EvalRow, default_template, render_model_card
+from hf_w2v2.training.model_card import (
+    TEMPLATE_RESOURCE,
+    CardInputs,
+    EvalRow,
+    default_template,
+    render_model_card,
+    training_hyperparameters,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,3 +63,28 @@ def test_cards_in_model_cards_are_the_model_folders_readmes() -> None:
         assert card.is_symlink(), f"{card.name}: keep one copy (the model folder's README.md) and link to it"
         target = card.resolve()
         assert target.name == "README.md" and target.parent.parent == ROOT / "models" and target.is_file()
+
+
+def test_how_to_use_resamples_an_8khz_clip_to_the_model_rate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The card's snippet, run on an 8 kHz FSDD clip, reads what hf-w2v2 transcribe reads (it said
+    ``sampling_rate=16000`` whatever the clip's rate: "EVX" for "THREE")."""
+    from hf_w2v2 import Transcriber
+
+    card = render_model_card(CardInputs(model_name="m", sampling_rate=16_000))
+    assert "sampling_rate=16000" not in card and "16000 Hz mono" in card and "ffmpeg" in card
+    snippet = card.split("## How to use", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    model, clip = ROOT / "models/w2v2-small-synth-en", ROOT / "examples/data/fsdd-digits/dev/audio/3_jackson_6.flac"
+    printed: list[str] = []
+    monkeypatch.setattr("builtins.print", lambda text: printed.append(text))
+    exec(snippet.replace("MODEL_FOLDER", str(model)).replace("clip.flac", str(clip)), {})
+    expected = next(iter(Transcriber.from_pretrained(model).transcribe_files([clip]))).transcription.text
+    assert printed == [expected]
+
+
+def test_card_epochs_are_the_epochs_run() -> None:
+    """With max_steps set, TrainingArguments' num_train_epochs (3.0) is not what ran."""
+    args = SimpleNamespace(max_steps=800, num_train_epochs=3.0, learning_rate=1e-3)
+    assert training_hyperparameters(args, epochs_run=21.052631)["num_train_epochs"] == 21.05
+    assert "num_train_epochs" not in training_hyperparameters(args)  # ignored by the Trainer, so not shown
+    args.max_steps = -1
+    assert training_hyperparameters(args)["num_train_epochs"] == 3.0

@@ -96,3 +96,6 @@ def test_coverage_report(tmp_path: Path) -> None:
     assert report.eval_char_coverage == pytest.approx(1 - 2 / 15)
     text = report.format()
     assert "'É':1" in text and "empty after normalisation" in text
+    assert "train: 3 clips" in text and "eval: 3 clips," in text
+    report.eval_sets = {"eval": 1, "unseen-speaker": 2}  # the eval and test sets, pooled: the line names them
+    assert "eval: 3 clips (eval 1, unseen-speaker 2), character coverage" in report.format()

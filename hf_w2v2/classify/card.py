@@ -183,7 +183,7 @@ def write_classify_card(
         f"(`examples/finetune_classification.py`).",
         rows=result.rows,
         data=data_lines(data_args, sets),
-        hyperparameters=training_hyperparameters(run.args, extra),
+        hyperparameters=training_hyperparameters(run.args, extra, result.metrics.get("epoch")),
         usage=USAGE[data_args.task].replace("{path}", name),
         license=card_args.license,
         language=card_args.language,

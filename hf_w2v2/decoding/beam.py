@@ -48,7 +48,7 @@ LM_SUFFIXES = (".arpa", ".bin", ".binary")
 
 
 def _import_pyctcdecode() -> ModuleType:
-    return require("pyctcdecode", "beam search", "'hf_w2v2[lm]' (or pyctcdecode kenlm)")
+    return require("pyctcdecode", "beam search", "'hf_w2v2[lm]' (or pyctcdecode kenlm-ex)")
 
 
 # pyctcdecode's defaults; a less confident acoustic model gains from lower values (README, issue 5).

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from hf_w2v2.decoding.alphabet import CTCAlphabet
 from hf_w2v2.decoding.arpa import read_arpa_vocabulary
 from hf_w2v2.optional import require
+from hf_w2v2.quiet import native_output_silenced
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +30,10 @@ def load_kenlm(path: str | os.PathLike):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"language model file not found: {path}")
-    kenlm = require("kenlm", "n-gram decoding")
+    kenlm = require("kenlm", "n-gram decoding", "kenlm-ex (KenLM as prebuilt wheels; or 'hf_w2v2[lm]')")
     try:
-        return kenlm.Model(path)
+        with native_output_silenced():  # KenLM's "Reading FILE" ruler, under --quiet
+            return kenlm.Model(path)
     except (OSError, RuntimeError) as err:
         raise ValueError(f"KenLM cannot read the language model {path}: {err}") from err
 

@@ -100,12 +100,13 @@ def write_ctc_card(
         initialisation=f"pre-trained weights from `{pretrained}`" if pretrained else None,
         datasets=[name for name, _ in corpora],
         evals=result.rows,
-        hyperparameters=training_hyperparameters(run.args, extra_hp),
+        hyperparameters=training_hyperparameters(run.args, extra_hp, result.metrics.get("epoch")),
         data_section=data_section(data_args, data, corpora),
         summary=f"A wav2vec 2.0 CTC speech recogniser fine-tuned from {init} with "
         "hf_w2v2 (`examples/finetune_ctc.py`); greedy decoding.",
         intended_use=card_args.intended_use or CardInputs.intended_use,
         limitations=(card_args.limitations or CardInputs.limitations) + health_paragraph(result.health_warnings),
+        sampling_rate=data.processor.feature_extractor.sampling_rate,
         extra={"curves_file": CURVES_FILE, "data_report_file": DATA_REPORT_FILE},
     )
     return write_model_card(run.output_dir, inputs, card_args.card_template)

@@ -45,6 +45,7 @@ def prepare_data(
         check_resume_vocabulary(checkpoint, processor.tokenizer.get_vocab())
     all_eval_texts = [u.text or "" for utts in eval_utts.values() for u in utts]
     coverage = coverage_report(processor.tokenizer.get_vocab(), train_texts, all_eval_texts or None, normalizer)
+    coverage.eval_sets = {name: len(utts) for name, utts in eval_utts.items()}  # "eval: 100 clips (eval 50, ...)"
     logger.info("vocabulary (%d tokens) %s\n%s", len(processor.tokenizer), source, coverage.format())
     workers = data_args.preprocessing_num_workers
     train_filter = CTCFilter(normalizer, data_args.min_duration, data_args.max_duration, data_args.drop_oov)

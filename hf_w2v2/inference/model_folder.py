@@ -10,6 +10,7 @@ what it is, and how a complete folder is made.
 
 from __future__ import annotations
 
+import json
 import os
 
 WEIGHT_FILES = (
@@ -30,6 +31,46 @@ HOW_TO_MAKE = (
     "holds the weights only: copy vocab.json, tokenizer_config.json and processor_config.json into it "
     "from the run's output folder."
 )
+
+
+# Heads other than CTC that hf_w2v2 saves (config.json "architectures"): what the folder is, what reads it.
+OTHER_HEADS = {
+    "Wav2Vec2ForSequenceClassification": ("an audio classifier (one label per clip)", "hf-w2v2 classify {path} AUDIO"),
+    "Wav2Vec2ForAudioFrameClassification": (
+        "a frame classifier (one label per 20 ms frame)",
+        "hf-w2v2 classify {path} AUDIO",
+    ),
+    "Wav2Vec2ForXVector": (
+        "a speaker-embedding (x-vector) model",
+        "hf-w2v2 verify {path} A B, or hf-w2v2 embed {path} AUDIO --output embeddings.npz",
+    ),
+    "Wav2Vec2ForPreTraining": (
+        "a pre-trained encoder with no CTC head",
+        "fine-tune it first: python examples/finetune_ctc.py --model_name_or_path {path} ...",
+    ),
+}
+
+
+class NotATranscriberError(ValueError):
+    """The folder holds a model with another head (a classifier, say): it cannot transcribe."""
+
+    def __init__(self, path: str, architecture: str) -> None:
+        what, use = OTHER_HEADS[architecture]
+        self.architecture = architecture
+        super().__init__(
+            f"{path} holds {what} ({architecture}), not a CTC speech recogniser: it cannot transcribe. "
+            f"Use {use.format(path=path)}"
+        )
+
+
+def saved_architecture(path: str | os.PathLike) -> str | None:
+    """The head class ``config.json`` names (``architectures[0]``), or None when it names none or is unreadable."""
+    try:
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as handle:
+            names = json.load(handle).get("architectures") or [None]
+    except (OSError, ValueError, AttributeError):
+        return None  # missing or damaged: missing_model_files and transformers say so
+    return names[0] if isinstance(names[0], str) else None
 
 
 class IncompleteModelFolderError(FileNotFoundError):
@@ -73,10 +114,15 @@ def check_weights_folder(path: str | os.PathLike) -> None:
 
 
 def check_model_folder(path: str | os.PathLike) -> None:
-    """Raise ``FileNotFoundError`` (:class:`IncompleteModelFolderError`) naming what ``path`` lacks."""
+    """Raise ``FileNotFoundError`` (:class:`IncompleteModelFolderError`) naming what ``path`` lacks, or
+    :class:`NotATranscriberError` (a ``ValueError``) when it holds a classifier or another non-CTC model
+    (which also lacks the tokenizer files: "incomplete" would send its user after the wrong files)."""
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"model folder not found: {path}")
+    architecture = saved_architecture(path)
+    if architecture in OTHER_HEADS:
+        raise NotATranscriberError(path, architecture)
     missing = missing_model_files(path)
     if missing:
         raise IncompleteModelFolderError(path, missing)

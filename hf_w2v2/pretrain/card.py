@@ -60,7 +60,7 @@ def write_pretrain_card(
             markdown_table(["metric", "value"], scores) if scores else "No evaluation was run.",
             f"Training curves: `{CURVES_FILE}`.",
             "## Training hyper-parameters",
-            hyperparameter_table(training_hyperparameters(run.args, extra)),
+            hyperparameter_table(training_hyperparameters(run.args, extra, result.metrics.get("epoch"))),
             "## Limitations",
             (card_args.limitations or LIMITATIONS) + health_paragraph(result.health_warnings),
         ]

@@ -31,6 +31,8 @@ class CoverageReport:
     """Indices of evaluation transcripts that are empty after normalisation."""
     num_train: int = 0
     num_eval: int = 0
+    eval_sets: dict[str, int] = field(default_factory=dict)
+    """Clips per evaluation set when several were pooled into the eval counts (eval and test sets)."""
     _eval_chars: int = field(default=0, repr=False)  # non-space characters in the eval split
 
     @property
@@ -43,14 +45,16 @@ class CoverageReport:
         """A human-readable multi-line summary for logs."""
         counts = ", ".join(f"{ch!r}:{n}" for ch, n in sorted(self.char_counts.items()))
         lines = [
-            f"train: {self.num_train} transcripts, {len(self.char_counts)} distinct characters: {counts}",
+            f"train: {self.num_train} clips, {len(self.char_counts)} distinct characters: {counts}",
             f"train: {len(self.empty_train)} transcript(s) empty after normalisation"
             + (f" (indices {self.empty_train[:max_items]})" if self.empty_train else ""),
         ]
         if self.num_eval:
+            pooled = len(self.eval_sets) > 1
+            sets = " (" + ", ".join(f"{name} {n}" for name, n in self.eval_sets.items()) + ")" if pooled else ""
             missing = ", ".join(f"{ch!r}:{n}" for ch, n in self.missing_eval.most_common(max_items))
             lines += [
-                f"eval: {self.num_eval} transcripts, character coverage {self.eval_char_coverage:.2%}",
+                f"eval: {self.num_eval} clips{sets}, character coverage {self.eval_char_coverage:.2%}",
                 f"eval: {len(self.missing_eval)} character(s) missing from the vocabulary"
                 + (f" in {self.eval_with_missing} transcript(s): {missing}" if self.missing_eval else ""),
                 f"eval: {len(self.empty_eval)} transcript(s) empty after normalisation"

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
-from transformers import Trainer
+
+if TYPE_CHECKING:  # the argument classes import this module: `--help` need not load the Trainer stack
+    from transformers import Trainer
 
 from hf_w2v2.data.audio import TARGET_SAMPLING_RATE
 from hf_w2v2.data.sampler import DurationBatchSampler

@@ -79,6 +79,7 @@ class CardInputs:
     intended_use: str = DEFAULT_INTENDED_USE
     limitations: str = DEFAULT_LIMITATIONS
     tags: Sequence[str] = DEFAULT_TAGS
+    sampling_rate: int = 16_000  # Hz, the model's (its feature extractor's): "How to use" resamples to it
     extra: dict[str, str] = field(default_factory=dict)  # more $placeholders for custom templates
 
 
@@ -158,6 +159,7 @@ def render_model_card(inputs: CardInputs, template: str | os.PathLike | None = N
         "base_model": inputs.initialisation or inputs.base_model or "none (random initialisation)",
         "language": inputs.language,
         "license": inputs.license,
+        "sampling_rate": str(inputs.sampling_rate),
         **inputs.extra,
     }
     return string.Template(text).safe_substitute(values)
@@ -170,12 +172,23 @@ def write_model_card(folder: str | os.PathLike, inputs: CardInputs, template: st
     return os.fspath(path)
 
 
-def training_hyperparameters(args: Any, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The card's hyper-parameter table from ``TrainingArguments`` (plus ``extra``)."""
+def training_hyperparameters(
+    args: Any, extra: Mapping[str, Any] | None = None, epochs_run: float | None = None
+) -> dict[str, Any]:
+    """The card's hyper-parameter table from ``TrainingArguments`` (plus ``extra``).
+
+    ``num_train_epochs`` is the epochs the run went through (``epochs_run``, the trainer state's
+    ``epoch``) when given: with ``max_steps`` set the Trainer ignores the argument (default 3.0), and an
+    800-step run of 21 epochs would say 3. Without ``epochs_run`` such an ignored value is left out.
+    """
     values = {}
     for name in HYPERPARAMETERS:
         value = getattr(args, name, None)
         values[name] = getattr(value, "value", value)
+    if epochs_run is not None:
+        values["num_train_epochs"] = round(epochs_run, 2)
+    elif (getattr(args, "max_steps", None) or -1) > 0:
+        del values["num_train_epochs"]
     schedule_kwargs = getattr(args, "lr_scheduler_kwargs", None)
     if schedule_kwargs:  # e.g. the decay fraction of warmup_stable_decay
         values["lr_scheduler_kwargs"] = json.dumps(schedule_kwargs, sort_keys=True)

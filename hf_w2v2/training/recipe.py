@@ -19,6 +19,7 @@ from typing import Any
 
 from transformers import HfArgumentParser
 
+from hf_w2v2.training.help import grouped_help, wants_help
 from hf_w2v2.training.precision import use_cpu_without_accelerator
 
 RECIPE_SUFFIXES = (".json", ".yaml", ".yml")
@@ -57,6 +58,9 @@ def to_argv(values: dict[str, Any]) -> list[str]:
 def parse_recipe_args(argument_classes: Sequence[type], argv: Sequence[str] | None = None) -> tuple[Any, ...]:
     """Parse ``[RECIPE] [--option value ...]`` (``sys.argv[1:]`` by default) into ``argument_classes``."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if wants_help(argv):  # grouped, the options that matter first (--help_all: all ~190)
+        print(grouped_help(HfArgumentParser(list(argument_classes)), argument_classes, argv))  # type: ignore[arg-type]
+        raise SystemExit(0)
     if argv and argv[0].endswith(RECIPE_SUFFIXES) and not argv[0].startswith("-"):
         argv = to_argv(read_config_file(argv[0])) + argv[1:]
     argv = use_cpu_without_accelerator(argv)
