@@ -1,7 +1,8 @@
 """Forced alignment of audio files to known transcripts with a fine-tuned CTC model.
 
-The model's logits for the whole recording (windowed for long audio, as in transcription)
-go through :func:`hf_w2v2.decoding.align.align_logits`, the CTC Viterbi alignment.
+The model's logits for the whole recording (each segment run alone when the transcriber has a
+segmenter, windowed inside segments longer than its window, as in transcription) go through
+:func:`hf_w2v2.decoding.align.align_logits`, the CTC Viterbi alignment.
 
 Characters the model cannot emit are aligned as its unknown token: the times of their words are
 guesses. :func:`check_transcript` warns, naming them, and refuses a transcript with no character
@@ -62,7 +63,7 @@ def align_array(transcriber: Transcriber, audio: np.ndarray, transcript: str) ->
         ValueError: see :func:`check_transcript`.
     """
     check_transcript(transcript, transcriber.alphabet)
-    logits = transcriber.logits(audio)  # (F, V)
+    logits = transcriber.logits_by_segment(audio)  # (F, V)
     return align_logits(logits, transcript, transcriber.alphabet, transcriber.seconds_per_frame)
 
 
