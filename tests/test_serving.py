@@ -10,6 +10,8 @@ import asyncio
 import http.client
 import json
 import os
+import subprocess
+import sys
 import time
 import urllib.error
 from urllib.parse import urlparse
@@ -307,3 +309,20 @@ def test_cli_serve_rejects_a_missing_folder(tmp_path, capsys):
 
     assert main(["serve", "--model", str(tmp_path / "nope")]) == 2
     assert "model folder not found" in capsys.readouterr().err
+
+
+def test_example_stream_client_prints_the_finals(server, offline):
+    url, _ = server
+    script = os.path.join(ROOT, "examples", "stream_client.py")
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    run = subprocess.run(
+        [sys.executable, script, CLIP, "--url", url, "--speed", "4", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr
+    messages = [json.loads(line) for line in run.stdout.splitlines()]
+    assert messages[-1]["type"] == "done"
+    assert " ".join(m["text"] for m in messages if m["type"] == "final") == offline

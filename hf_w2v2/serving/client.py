@@ -14,6 +14,7 @@ import json
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,8 +97,11 @@ async def stream_audio(
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
     fmt: str = "pcm_s16le",
     token: str | None = None,
+    on_message: Callable[[dict[str, Any]], None] | None = None,
 ) -> StreamResult:
     """Stream ``(T,)`` float ``audio`` at ``sample_rate`` to the server; returns every message it sent.
+
+    ``on_message`` is called with each server message as it arrives (to print partials live).
 
     Raises:
         StreamRejected: the handshake was refused (wrong token, too many streams).
@@ -125,6 +129,8 @@ async def stream_audio(
                     now = time.perf_counter() - start
                     message = json.loads(raw)
                     result.received.append(Received(message, now, lag(message, now)))
+                    if on_message is not None:
+                        on_message(message)
                     if message["type"] in ("done", "error"):
                         return
 

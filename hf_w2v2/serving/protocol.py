@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hf_w2v2.inference.streaming import StreamEvent
+if TYPE_CHECKING:  # the client imports this module and needs no torch
+    from hf_w2v2.inference.streaming import StreamEvent
 
 FORMATS: dict[str, np.dtype] = {"pcm_s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
 """Sample formats of binary messages and their numpy types."""
