@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from hf_w2v2.decoding.alphabet import CTCAlphabet
-from hf_w2v2.decoding.formats import ALIGN_FORMATS, srt_timestamp
+from hf_w2v2.decoding.formats import ALIGN_FORMATS, srt_timestamp, textgrid
 from hf_w2v2.decoding.outputs import SECONDS_PER_FRAME, Span
 
 
@@ -184,28 +184,8 @@ def render_alignment(alignment: Alignment, fmt: str, path: str | None = None, du
 
 def to_textgrid(alignment: Alignment, duration: float) -> str:
     """Praat TextGrid (long text format) with interval tiers "words" and "chars"; gaps are empty intervals."""
-    tiers = [("words", alignment.words), ("chars", alignment.chars)]
-    lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0", f"xmax = {duration:.3f}"]
-    lines += ["tiers? <exists>", f"size = {len(tiers)}", "item []:"]
-    for n, (name, spans) in enumerate(tiers, 1):
-        intervals = _with_gaps(spans, duration)
-        lines += [f"    item [{n}]:", '        class = "IntervalTier"', f'        name = "{name}"']
-        lines += ["        xmin = 0", f"        xmax = {duration:.3f}", f"        intervals: size = {len(intervals)}"]
-        for i, (start, end, text) in enumerate(intervals, 1):
-            label = text.replace('"', '""')
-            lines += [f"        intervals [{i}]:", f"            xmin = {start:.3f}", f"            xmax = {end:.3f}"]
-            lines.append(f'            text = "{label}"')
-    return "\n".join(lines) + "\n"
-
-
-def _with_gaps(spans: list[Span], duration: float) -> list[tuple[float, float, str]]:
-    """TextGrid tiers cover the whole file: empty intervals fill the gaps between spans."""
-    out, cursor = [], 0.0
-    for span in spans:
-        if span.start > cursor:
-            out.append((cursor, span.start, ""))
-        out.append((span.start, span.end, span.text))
-        cursor = span.end
-    if duration > cursor:
-        out.append((cursor, duration, ""))
-    return out
+    tiers = [
+        (name, [(s.start, s.end, s.text) for s in spans])
+        for name, spans in (("words", alignment.words), ("chars", alignment.chars))
+    ]
+    return textgrid(tiers, duration)

@@ -51,16 +51,22 @@ def to_json(
     error: str | None = None,
     duration: float | None = None,
 ) -> str:
-    """One JSON object: file, duration, text, words (``text``, ``start``, ``end`` in seconds), error."""
+    """One JSON object: file, duration, text, words (:func:`word_record`), error."""
     record: dict = {"file": path, "duration": duration, "error": error}
     if transcription is not None:
         record["text"] = transcription.text
-        record["words"] = [
-            {"text": w.text, "start": round(w.start, 3), "end": round(w.end, 3)} for w in transcription.words
-        ]
+        record["words"] = [word_record(w) for w in transcription.words]
         if transcription.score is not None:
             record["score"] = transcription.score
     return json.dumps(record, ensure_ascii=False)
+
+
+def word_record(word: Span) -> dict:
+    """A word as JSON: ``text``, ``start`` and ``end`` (seconds) and ``confidence`` when it has one."""
+    record: dict = {"text": word.text, "start": round(word.start, 3), "end": round(word.end, 3)}
+    if word.confidence is not None:
+        record["confidence"] = round(word.confidence, 4)
+    return record
 
 
 def render(transcription: Transcription, fmt: str, path: str | None = None, duration: float | None = None) -> str:
@@ -72,3 +78,32 @@ def render(transcription: Transcription, fmt: str, path: str | None = None, dura
     if fmt == "srt":
         return to_srt(transcription)
     raise ValueError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
+
+
+def textgrid(tiers: list[tuple[str, list[tuple[float, float, str]]]], duration: float) -> str:
+    """Praat TextGrid (long text format): one interval tier per ``(name, [(start, end, label), ...])``
+    (seconds, in order); gaps between intervals become empty intervals, so each tier covers the file."""
+    lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "", "xmin = 0", f"xmax = {duration:.3f}"]
+    lines += ["tiers? <exists>", f"size = {len(tiers)}", "item []:"]
+    for n, (name, spans) in enumerate(tiers, 1):
+        intervals = _with_gaps(spans, duration)
+        lines += [f"    item [{n}]:", '        class = "IntervalTier"', f'        name = "{name}"']
+        lines += ["        xmin = 0", f"        xmax = {duration:.3f}", f"        intervals: size = {len(intervals)}"]
+        for i, (start, end, text) in enumerate(intervals, 1):
+            label = text.replace('"', '""')
+            lines += [f"        intervals [{i}]:", f"            xmin = {start:.3f}", f"            xmax = {end:.3f}"]
+            lines.append(f'            text = "{label}"')
+    return "\n".join(lines) + "\n"
+
+
+def _with_gaps(spans: list[tuple[float, float, str]], duration: float) -> list[tuple[float, float, str]]:
+    """TextGrid tiers cover the whole file: empty intervals fill the gaps between spans."""
+    out, cursor = [], 0.0
+    for start, end, text in spans:
+        if start > cursor:
+            out.append((cursor, start, ""))
+        out.append((start, end, text))
+        cursor = end
+    if duration > cursor:
+        out.append((cursor, duration, ""))
+    return out

@@ -26,6 +26,7 @@ from transformers import Wav2Vec2Processor
 from hf_w2v2.data.audio import load_audio, normalize_waveform
 from hf_w2v2.decoding.alphabet import CTCAlphabet
 from hf_w2v2.decoding.beam import ALPHABET_FILE, BeamSearchDecoder
+from hf_w2v2.decoding.confidence import with_confidences
 from hf_w2v2.decoding.greedy import greedy_decode
 from hf_w2v2.decoding.outputs import Transcription
 from hf_w2v2.inference.batching import batched_logits, check_length
@@ -186,10 +187,13 @@ class Transcriber:
     def decode(
         self, logits: Sequence[torch.Tensor], hotwords: Sequence[str] | None = None, num_processes: int = 1
     ) -> list[Transcription]:
-        """Decode ``(F, V)`` logits with the beam-search decoder when there is one, else greedily."""
+        """Decode ``(F, V)`` logits with the beam-search decoder when there is one, else greedily; each
+        word gets its time and its confidence from the posteriors (:mod:`hf_w2v2.decoding.confidence`)."""
         if self.decoder is None:
-            return [greedy_decode(x, self.alphabet, seconds_per_frame=self.seconds_per_frame)[0] for x in logits]
-        return self.decoder.decode_batch(logits, hotwords=hotwords, num_processes=num_processes)
+            decoded = [greedy_decode(x, self.alphabet, seconds_per_frame=self.seconds_per_frame)[0] for x in logits]
+        else:
+            decoded = self.decoder.decode_batch(logits, hotwords=hotwords, num_processes=num_processes)
+        return [with_confidences(t, x, self.alphabet) for t, x in zip(decoded, logits)]
 
     def transcribe_array(
         self, audio: np.ndarray, sampling_rate: int = 16_000, hotwords: Sequence[str] | None = None

@@ -4,8 +4,9 @@ Client -> server: first a JSON text message ``{"sample_rate": 16000, "format": "
 (``"f32le"`` also accepted), then binary messages of little-endian mono samples, then
 ``{"type": "end"}``. Server -> client: ``{"type": "ready"}`` once the header is accepted,
 ``{"type": "partial" | "final", "text", "words": [{"word", "start", "end", "confidence"}],
-"audio_seconds"}`` as results come (``audio_seconds``: stream audio received when it was sent),
-after ``end`` the last final then ``{"type": "done"}``; any problem is
+"segment", "audio_seconds"}`` as results come (``audio_seconds``: stream audio received when it was sent;
+``segment``: the utterance's start and end in seconds), after ``end`` the last final then
+``{"type": "done", "audio_seconds"}`` (all the audio it received); any problem is
 ``{"type": "error", "message"}`` followed by a close. Times are seconds from the stream's start.
 """
 
@@ -110,8 +111,9 @@ def decode_samples(data: bytes, header: StreamHeader, max_samples: int) -> np.nd
 
 def event_message(event: StreamEvent) -> dict[str, Any]:
     """A partial or final as the JSON object sent to the client."""
-    words = [{**asdict(w), "confidence": round(w.confidence, 4)} for w in event.words]
-    return {"type": event.type, "text": event.text, "words": words}
+    words = [asdict(w) for w in event.words]
+    segment = {"start": round(event.start, 3), "end": round(event.end, 3)}
+    return {"type": event.type, "text": event.text, "words": words, "segment": segment}
 
 
 def error_message(message: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -23,7 +23,7 @@ import torch
 from hf_w2v2.classify.inference import load_model, min_samples_for, run_batches
 from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio_bytes, normalize_waveform
 from hf_w2v2.inference.batching import check_length
-from hf_w2v2.inference.streaming import StreamingTranscriber, StreamSession, StreamSettings, word_timings
+from hf_w2v2.inference.streaming import StreamingTranscriber, StreamSession, StreamSettings
 from hf_w2v2.inference.transcribe import Transcriber
 
 T = TypeVar("T")
@@ -111,10 +111,7 @@ class ModelService:
         with torch.inference_mode():
             logits = self.transcriber.logits(audio)  # (F, V)
             transcription = self.transcriber.decode([logits])[0]
-        words = [
-            {"word": w.word, "start": w.start, "end": w.end, "confidence": round(w.confidence, 4)}
-            for w in word_timings(transcription, logits)
-        ]
+        words = [asdict(w) for w in transcription.word_timings()]
         return {"text": transcription.text, "words": words, "duration": audio.shape[0] / self.sampling_rate}
 
     def classify_bytes(self, data: bytes, top_k: int) -> dict[str, Any]:
