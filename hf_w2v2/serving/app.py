@@ -203,7 +203,7 @@ async def run_stream(
                 await websocket.send_json({**event_message(event), "audio_seconds": round(audio_seconds, 3)})
             metrics.latency.labels(endpoint="stream").observe(time.perf_counter() - start)
             if isinstance(message, str):
-                await websocket.send_json({"type": "done"})
+                await websocket.send_json({"type": "done", "audio_seconds": round(audio_seconds, 3)})
                 await websocket.close(1000)
                 metrics.audio_seconds.labels(endpoint="stream").inc(audio_seconds)
                 if audio_seconds > 0:
