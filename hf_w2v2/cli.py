@@ -453,6 +453,9 @@ def add_serve(subparsers: argparse._SubParsersAction) -> None:
         "--token", default=None, help="bearer token every request must carry (default: $HF_W2V2_TOKEN; none: open)"
     )
     p.add_argument("--workers", type=int, default=2, help="threads running the model")
+    p.add_argument("--vad", default=None, help="frame-classification (VAD) model folder to cut finals at pauses")
+    p.add_argument("--pause-s", type=float, default=None, help="pause that ends an utterance (default 0.3)")
+    p.add_argument("--chunk-s", type=float, default=None, help="new audio between partials (default 0.5)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32", help="as for transcribe")
     p.set_defaults(handler=run_serve)
@@ -469,16 +472,26 @@ def run_serve(args: argparse.Namespace) -> int:
     from hf_w2v2.serving.app import create_app
     from hf_w2v2.serving.server import serve
     from hf_w2v2.serving.service import ModelService
-    from hf_w2v2.serving.settings import MIB, TOKEN_ENV, ServerSettings
+    from hf_w2v2.serving.settings import MIB, TOKEN_ENV, ServerSettings, stream_settings
 
+    if args.vad is not None and not os.path.isdir(args.vad):
+        raise FileNotFoundError(f"VAD model folder not found: {args.vad}")
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
     settings = ServerSettings(
         max_streams=args.max_streams,
         max_upload_bytes=int(args.max_upload_mb * MIB),
         token=token,
         workers=args.workers,
+        stream=stream_settings(pause_seconds=args.pause_s, chunk_seconds=args.chunk_s),
     )
-    service = ModelService(args.model, workers=settings.workers, device=args.device, precision=args.precision)
+    service = ModelService(
+        args.model,
+        workers=settings.workers,
+        stream=settings.stream,
+        vad_dir=args.vad,
+        device=args.device,
+        precision=args.precision,
+    )
     print(f"serving {args.model} ({service.kind}) on http://{args.host}:{args.port}", file=sys.stderr)
     serve(create_app(service, settings), args.host, args.port)
     return 0

@@ -23,6 +23,7 @@ import torch
 from hf_w2v2.classify.inference import load_model, min_samples_for, run_batches
 from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio_bytes, normalize_waveform
 from hf_w2v2.inference.batching import check_length
+from hf_w2v2.inference.segments import ModelVAD
 from hf_w2v2.inference.streaming import StreamingTranscriber, StreamSession, StreamSettings
 from hf_w2v2.inference.transcribe import Transcriber
 
@@ -64,6 +65,7 @@ class ModelService:
         model_dir: a CTC or sequence-classification model folder.
         workers: threads running model calls.
         stream: settings of the streaming transcriber (CTC folders).
+        vad_dir: a frame-classification (VAD) model folder cutting finals at pauses; ``None``: energy VAD.
         device, precision: as for :class:`~hf_w2v2.inference.transcribe.Transcriber`.
     """
 
@@ -72,6 +74,7 @@ class ModelService:
         model_dir: str,
         workers: int = 2,
         stream: StreamSettings | None = None,
+        vad_dir: str | None = None,
         device: str = "cpu",
         precision: str = "fp32",
     ) -> None:
@@ -82,7 +85,8 @@ class ModelService:
         self.classifier: Any = None
         if self.kind == "ctc":
             self.transcriber = Transcriber.from_pretrained(model_dir, device=device, precision=precision)
-            self.streaming = StreamingTranscriber(self.transcriber, stream or StreamSettings())
+            vad = None if vad_dir is None else ModelVAD.from_pretrained(vad_dir, device=device)
+            self.streaming = StreamingTranscriber(self.transcriber, stream or StreamSettings(), vad)
             self.sampling_rate = self.transcriber.sampling_rate
         else:
             self.classifier = load_model(model_dir, device=device)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from hf_w2v2.inference.streaming import StreamSettings
 
@@ -41,3 +42,9 @@ class ServerSettings:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.token is not None and not self.token.strip():
             raise ValueError(f"the token is empty: give a non-empty --token or unset {TOKEN_ENV}")
+
+
+def stream_settings(**overrides: float | None) -> StreamSettings:
+    """:class:`StreamSettings` with the fields given (``None`` keeps the default)."""
+    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    return replace(StreamSettings(), **given)
