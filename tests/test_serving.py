@@ -10,6 +10,7 @@ import asyncio
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -326,3 +327,29 @@ def test_example_stream_client_prints_the_finals(server, offline):
     messages = [json.loads(line) for line in run.stdout.splitlines()]
     assert messages[-1]["type"] == "done"
     assert " ".join(m["text"] for m in messages if m["type"] == "final") == offline
+
+
+@pytest.mark.slow
+def test_cli_serve_starts_with_the_token_from_the_environment():
+    """``hf-w2v2 serve`` itself: binds loopback, takes ``HF_W2V2_TOKEN``, answers /health, stops on SIGTERM."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": ROOT, "HF_W2V2_TOKEN": TOKEN}
+    command = [sys.executable, "-m", "hf_w2v2.cli", "serve", "--model", MODEL, "--port", str(port), "--workers", "1"]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                status = get(url, "/health")[0]
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read().decode()
+                time.sleep(0.3)
+        assert status == 401
+        assert get(url, "/health", token=TOKEN)[0] == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
