@@ -2,8 +2,9 @@
 
 Chromium's fake capture device loops a WAV file (``--use-file-for-fake-audio-capture``); the page
 streams it through its AudioWorklet to ``/v1/stream`` and must show partials and then the clip's
-transcript as a final. Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs
-them) and selenium; skips, saying which is missing, elsewhere. ``HF_W2V2_SCREENSHOT=PATH`` saves a
+transcript as a final; the same file given to the page's file input must show the upload's
+transcript. Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them) and
+selenium; skips, saying which is missing, elsewhere. ``HF_W2V2_SCREENSHOT=PATH`` saves a
 screenshot of the page (docs/serving_page.png was made so).
 """
 
@@ -89,6 +90,13 @@ def test_page_streams_the_microphone_and_shows_the_transcript(tmp_path):
                     time.sleep(3.5)  # the clip loops: the next partial shows under the final
                     driver.save_screenshot(os.environ["HF_W2V2_SCREENSHOT"])
                 driver.find_element("id", "stop").click()
+                before = len(driver.find_elements("css selector", "#finals .final"))
+                driver.find_element("id", "file").send_keys(str(wav))  # the page's file upload
+                deadline = time.monotonic() + PAGE_TIMEOUT_SECONDS
+                while len(driver.find_elements("css selector", "#finals .final")) == before:
+                    assert time.monotonic() < deadline, driver.find_element("id", "status").text
+                    time.sleep(0.05)
+                uploaded = driver.find_elements("css selector", "#finals .final")[-1].get_attribute("data-text")
             finally:
                 driver.quit()
     finally:
@@ -98,3 +106,4 @@ def test_page_streams_the_microphone_and_shows_the_transcript(tmp_path):
     # The browser resamples the 16 kHz file to its own rate (and, on a loaded machine, may glitch), so
     # the page's text differs from the offline transcript by a few letters (CER 0.0 to 0.24 seen).
     assert char_error_rate([expected], [final]) <= MAX_CER, (expected, final)
+    assert uploaded == service.transcribe_bytes(wav.read_bytes())["text"]
