@@ -353,3 +353,32 @@ def test_cli_serve_starts_with_the_token_from_the_environment():
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_folder_with_a_saved_lm_decoder_serves_beam_search(tmp_path):
+    pytest.importorskip("pyctcdecode")
+    pytest.importorskip("kenlm")
+    import shutil
+
+    from transformers import Wav2Vec2Processor
+
+    from hf_w2v2.decoding.arpa import build_arpa
+    from hf_w2v2.decoding.beam import BeamSearchDecoder
+
+    folder = tmp_path / "with_lm"
+    shutil.copytree(MODEL, folder)
+    build_arpa(
+        os.path.join(ROOT, "tests", "fixtures", "synth_dev_text.txt"), tmp_path / "lm.arpa", order=2, progress=False
+    )
+    processor = Wav2Vec2Processor.from_pretrained(folder)
+    BeamSearchDecoder.from_tokenizer(processor, lm_path=tmp_path / "lm.arpa").save_pretrained(folder)
+    service = ModelService(str(folder), workers=1)
+    try:
+        assert service.has_lm
+        with running_server(create_app(service)) as url:
+            assert json.loads(get(url, "/health")[2])["lm"] is True
+            result = transcribe_file(url, CLIP)
+            assert result["text"] and all(0 <= w["confidence"] <= 1 for w in result["words"])
+            assert stream_file(url, CLIP, speed=0).text == result["text"]
+    finally:
+        service.close()
