@@ -484,6 +484,10 @@ def run_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         stream=stream_settings(pause_seconds=args.pause_s, chunk_seconds=args.chunk_s),
     )
+    if "OMP_NUM_THREADS" not in os.environ:  # the workers share the cores instead of each taking all of them
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // settings.workers))
     service = ModelService(
         args.model,
         workers=settings.workers,
