@@ -102,6 +102,10 @@ def create_app(service: ModelService, settings: ServerSettings | None = None) ->
         except ValueError as err:  # AudioLoadError and too-short audio are ValueErrors
             metrics.errors.labels(endpoint=endpoint, reason="bad_audio").inc()
             return JSONResponse({"error": str(err)}, status_code=400)
+        except Exception as err:
+            logger.exception("%s failed", endpoint)
+            metrics.errors.labels(endpoint=endpoint, reason="internal").inc()
+            return JSONResponse({"error": f"internal error: {type(err).__name__}: {err}"}, status_code=500)
         result = timed.value
         metrics.latency.labels(endpoint=endpoint).observe(time.perf_counter() - start)
         metrics.audio_seconds.labels(endpoint=endpoint).inc(result["duration"])
