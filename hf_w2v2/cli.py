@@ -10,6 +10,7 @@
     hf-w2v2 classify MODEL AUDIO... [--top-k 3]              (JSON lines: top labels with scores)
     hf-w2v2 verify MODEL A B [--threshold T]                  (cosine score, same speaker or not)
     hf-w2v2 embed MODEL AUDIO... --output embeddings.npz      (x-vector embeddings)
+    hf-w2v2 serve --model DIR [--host 127.0.0.1] [--port 8000] [--max-streams N] [--token T]
 
 Nothing heavy is imported at start-up (``hf-w2v2 --help`` and ``--version`` do not load torch):
 each handler imports what it needs, and checks its input paths before loading a model.
@@ -549,6 +550,70 @@ def run_segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_serve(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="serve a model over HTTP and WebSocket (uploads, live streaming, a web page)",
+        description="Serve a CTC model folder (POST /v1/transcribe, WS /v1/stream, the page at /) or a "
+        "classification folder (POST /v1/classify), with GET /health and GET /metrics. See docs/serving.md.",
+    )
+    p.add_argument("--model", required=True, help="CTC or sequence-classification model folder")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port")
+    p.add_argument("--max-streams", type=int, default=8, help="WebSocket streams at once; more get 503")
+    p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload in MiB; larger get 413")
+    p.add_argument(
+        "--token", default=None, help="bearer token every request must carry (default: $HF_W2V2_TOKEN; none: open)"
+    )
+    p.add_argument("--workers", type=int, default=2, help="threads running the model")
+    p.add_argument("--vad", default=None, help="frame-classification (VAD) model folder to cut finals at pauses")
+    p.add_argument("--pause-s", type=float, default=None, help="pause that ends an utterance (default 0.3)")
+    p.add_argument("--chunk-s", type=float, default=None, help="new audio between partials (default 0.5)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32", help="as for transcribe")
+    p.set_defaults(handler=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Handler of ``hf-w2v2 serve``: load the folder, serve until Ctrl-C."""
+    if not os.path.isdir(args.model):
+        raise FileNotFoundError(f"model folder not found: {args.model}")
+    from hf_w2v2.optional import require
+
+    for module in ("starlette", "uvicorn", "websockets", "prometheus_client", "multipart"):
+        require(module, "hf-w2v2 serve", "'hf_w2v2[serve]'")
+    from hf_w2v2.serving.app import create_app
+    from hf_w2v2.serving.server import serve
+    from hf_w2v2.serving.service import ModelService
+    from hf_w2v2.serving.settings import MIB, TOKEN_ENV, ServerSettings, stream_settings
+
+    if args.vad is not None and not os.path.isdir(args.vad):
+        raise FileNotFoundError(f"VAD model folder not found: {args.vad}")
+    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
+    settings = ServerSettings(
+        max_streams=args.max_streams,
+        max_upload_bytes=int(args.max_upload_mb * MIB),
+        token=token,
+        workers=args.workers,
+        stream=stream_settings(pause_seconds=args.pause_s, chunk_seconds=args.chunk_s),
+    )
+    if "OMP_NUM_THREADS" not in os.environ:  # the workers share the cores instead of each taking all of them
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // settings.workers))
+    service = ModelService(
+        args.model,
+        workers=settings.workers,
+        stream=settings.stream,
+        vad_dir=args.vad,
+        device=args.device,
+        precision=args.precision,
+    )
+    print(f"serving {args.model} ({service.kind}) on http://{args.host}:{args.port}", file=sys.stderr)
+    serve(create_app(service, settings), args.host, args.port)
+    return 0
+
+
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_transcribe,
     add_export,
@@ -560,6 +625,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_classify,
     add_verify,
     add_embed,
+    add_serve,
 )
 
 
