@@ -348,3 +348,12 @@ def test_transcription_hands_freed_memory_back_after_each_group(monkeypatch) -> 
         [clip] * 5, group_size=2, progress=False
     )
     assert len(results) == 5 and all(r.transcription is not None for r in results) and len(trims) == 3
+
+
+def test_split_tools_name_a_latin1_metadata_file(tmp_path: Path) -> None:
+    from hf_w2v2.classify.splits import write_split
+
+    metadata = tmp_path / "metadata.csv"
+    metadata.write_bytes("file_name,label\ncaf\u00e9.wav,1\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"metadata.csv:2: this manifest is not UTF-8"):
+        write_split(metadata, "label=1", tmp_path / "out.csv")

@@ -11,6 +11,7 @@ copies of a manifest's clips (more speaker variety for small corpora).
 from __future__ import annotations
 
 import csv
+import io
 import operator
 import os
 import re
@@ -21,6 +22,7 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio
+from hf_w2v2.data.paths import read_utf8
 from hf_w2v2.data.perturb import speed_perturb
 
 _OPS = {"<=": operator.le, ">=": operator.ge, "!=": operator.ne, "=": operator.eq, "<": operator.lt, ">": operator.gt}
@@ -28,8 +30,8 @@ _CONDITION = re.compile(r"^\s*(\w+)\s*(not in|in|<=|>=|!=|=|<|>)\s*(.+?)\s*$")
 
 
 def read_table(path: str | os.PathLike) -> list[dict[str, str]]:
-    """Rows of a CSV file (an audiofolder's ``metadata.csv``)."""
-    with open(path, newline="", encoding="utf-8-sig") as handle:
+    """Rows of a CSV file (an audiofolder's ``metadata.csv``); one that is not UTF-8 is an error naming its line."""
+    with io.StringIO(read_utf8(path, "manifest"), newline="") as handle:
         rows = list(csv.DictReader(handle))
     if not rows:
         raise ValueError(f"{path} has no rows")
