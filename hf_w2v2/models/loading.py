@@ -87,8 +87,8 @@ def summarise_keys(keys: list[str]) -> list[str]:
         else:
             blocks.setdefault((match.group(1), match.group(2)), []).append(match.group(3))
     merged: dict[tuple[str, tuple[str, ...]], list[str]] = {}
-    for (prefix, index), inside in blocks.items():
-        merged.setdefault((prefix, tuple(sorted(inside))), []).append(index)
+    for (prefix, index), names in blocks.items():
+        merged.setdefault((prefix, tuple(sorted(names))), []).append(index)
     out = []
     for (prefix, inside), indices in merged.items():
         common = os.path.commonprefix(list(inside))
