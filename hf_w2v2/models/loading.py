@@ -17,6 +17,7 @@ with :func:`~hf_w2v2.models.integrity.check_finite_weights`.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -31,7 +32,8 @@ ENCODER_BODY = ("feature_extractor.", "feature_projection.", "encoder.")
 """Key prefixes (after ``wav2vec2.``) of the encoder every head shares: what the config's geometry builds."""
 MAY_BE_NEW = re.compile(r"\.adapter_layer\.")
 """Encoder keys a file may lack legitimately: MMS language adapters added to a model trained without them."""
-MAX_KEYS_NAMED = 6  # keys quoted in the error before "... (N in all)"
+MAX_KEYS_NAMED = 6  # key groups quoted in the error before "... (N tensors in all)"
+_NUMBERED_BLOCK = re.compile(r"^(.*?)\.(\d+)\.(.*)$")
 
 
 class ConfigWeightsMismatchError(ValueError):
@@ -67,9 +69,35 @@ def architecture_mismatch(
         ("encoder tensors have other shapes than the config gives", resized),
     ):
         if keys:
-            more = f", ... ({len(keys)} in all)" if len(keys) > MAX_KEYS_NAMED else ""
-            parts.append(f"{what}: {', '.join(keys[:MAX_KEYS_NAMED])}{more}")
+            groups = summarise_keys(keys)
+            more = f", ... ({len(keys)} tensors in all)" if len(groups) > MAX_KEYS_NAMED else ""
+            parts.append(f"{what}: {', '.join(groups[:MAX_KEYS_NAMED])}{more}")
     return "; ".join(parts)
+
+
+def summarise_keys(keys: list[str]) -> list[str]:
+    """Keys grouped by numbered block, blocks with the same tensors merged:
+    ``wav2vec2.feature_extractor.conv_layers.{1, 2, 3}.layer_norm.* (6 tensors)``."""
+    blocks: dict[tuple[str, str], list[str]] = {}  # (prefix, index) -> tensor names inside the block
+    loose = []
+    for key in keys:
+        match = _NUMBERED_BLOCK.match(key)
+        if match is None:
+            loose.append(key)
+        else:
+            blocks.setdefault((match.group(1), match.group(2)), []).append(match.group(3))
+    merged: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for (prefix, index), names in blocks.items():
+        merged.setdefault((prefix, tuple(sorted(names))), []).append(index)
+    out = []
+    for (prefix, inside), indices in merged.items():
+        common = os.path.commonprefix(list(inside))
+        common = common[: common.rfind(".") + 1] if len(inside) > 1 else inside[0]
+        where = indices[0] if len(indices) == 1 else "{" + ", ".join(indices) + "}"
+        tail = f"{common}*" if len(inside) > 1 else common
+        count = len(inside) * len(indices)
+        out.append(f"{prefix}.{where}.{tail}" + (f" ({count} tensors)" if count > 1 else ""))
+    return out + loose
 
 
 def mismatch_message(source: str, problem: str, config: Any = None) -> str:
