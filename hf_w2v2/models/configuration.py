@@ -424,15 +424,10 @@ def check_sizes(config: Wav2Vec2Config) -> None:
         )
 
 
-UNDECLARED_HEAD_FIELDS = ("xvector_loss", "xvector_margin", "xvector_scale", "xvector_easy_margin")
-"""Fields a head reads with a default (``models/xvector.py``) that the class does not declare (yet)."""
-
-
 def check_override_names(overrides: dict[str, Any], option: str = "config_overrides") -> None:
     """Refuse keys that are no config field (``{"hiden_size": 64}`` would be ignored), suggesting close ones."""
     properties = {name for name in dir(Wav2Vec2Config) if isinstance(getattr(Wav2Vec2Config, name), property)}
     known = set(Wav2Vec2Config().to_dict()) | set(_all_annotations(Wav2Vec2Config)) | properties
-    known |= set(UNDECLARED_HEAD_FIELDS)
     unknown = [name for name in overrides if name not in known]
     if not unknown:
         return
