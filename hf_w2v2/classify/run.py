@@ -87,8 +87,10 @@ def build_trainer(
     train, cache_seconds = sets.train, 0.0
     if model_args.cache_frozen_features and run.args.do_train:
         if bucket is not None:
-            raise ValueError("--bucket_seconds pads clips past their length, which cached conv outputs cannot follow: "
-                             "leave it out with --cache_frozen_features")  # fmt: skip
+            raise ValueError(
+                "--bucket_seconds pads clips past their length, which cached conv outputs cannot follow: "
+                "leave it out with --cache_frozen_features"
+            )
         named = {name: d for name, d in (("train", train), ("eval", in_training_eval)) if d is not None}
         cache, keyed, cache_seconds = cache_frozen_features(model, named, run.args)
         train, in_training_eval = keyed.get("train"), keyed.get("eval")
