@@ -40,8 +40,8 @@ class Clips(torch.utils.data.Dataset):
 @pytest.mark.parametrize("layers", [2, 7])  # 7: the whole (tiny) feature encoder
 def test_cached_classification_batch_gives_the_audio_loss_and_gradients(layers, monkeypatch):
     torch.manual_seed(0)
-    config = tiny(num_labels=3, feat_extract_norm="layer", mask_time_prob=0.0, layerdrop=0.0, hidden_dropout=0.0,
-                  attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0)  # fmt: skip
+    no_dropout = dict(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0)
+    config = tiny(num_labels=3, feat_extract_norm="layer", mask_time_prob=0.0, layerdrop=0.0, **no_dropout)
     model = Wav2Vec2ForSequenceClassification(config).train()
     model.freeze_feature_encoder(layers)
     clips = Clips([4000, 2500, 3200])

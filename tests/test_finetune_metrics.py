@@ -195,15 +195,16 @@ def test_model_card_names_a_local_initialisation_and_keeps_it_out_of_the_hub_met
 
 
 def test_a_schedule_the_budget_cannot_run_is_refused_before_any_data_work(tmp_path):
-    from hf_w2v2.finetune.arguments import DataArguments
-    from hf_w2v2.finetune.run import prepare_training_args
+    from hf_w2v2.training.lifecycle import start_run
 
-    data_args = DataArguments(max_train_minutes=5.0)
+    def prepare_training_args(args: TrainingArguments, minutes: float | None = 5.0) -> TrainingArguments:
+        return start_run(args, trains=False, labelled=True, max_train_minutes=minutes).args
+
     ok = TrainingArguments(output_dir=str(tmp_path), report_to="none", lr_scheduler_type="warmup_stable_decay")
-    assert prepare_training_args(ok, data_args) is ok
+    assert prepare_training_args(ok).label_names == ["labels"] and ok.label_names is None  # the run's own copy
     polynomial = TrainingArguments(output_dir=str(tmp_path), report_to="none", lr_scheduler_type="polynomial")
     with pytest.raises(ValueError, match="time-budget schedule"):
-        prepare_training_args(polynomial, data_args)
+        prepare_training_args(polynomial)
     steps = TrainingArguments(
         output_dir=str(tmp_path),
         report_to="none",
@@ -211,5 +212,5 @@ def test_a_schedule_the_budget_cannot_run_is_refused_before_any_data_work(tmp_pa
         lr_scheduler_kwargs={"num_decay_steps": 100},
     )
     with pytest.raises(ValueError, match="not step counts"):
-        prepare_training_args(steps, data_args)
-    assert prepare_training_args(polynomial, DataArguments()) is polynomial  # no budget: the Trainer's own schedules
+        prepare_training_args(steps)
+    assert prepare_training_args(polynomial, None).lr_scheduler_type == "polynomial"  # no budget: the Trainer's own

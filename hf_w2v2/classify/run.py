@@ -34,7 +34,7 @@ from hf_w2v2.classify.trainer import ClassificationTrainer, inverse_frequency
 from hf_w2v2.data.audio import TARGET_SAMPLING_RATE
 from hf_w2v2.data.processor import build_feature_extractor, uses_attention_mask
 from hf_w2v2.training.arguments import CardArguments, ModelArguments
-from hf_w2v2.training.budget import budget_for_run, budget_schedule
+from hf_w2v2.training.budget import budget_for_run
 from hf_w2v2.training.curves import DATA_REPORT_FILE
 from hf_w2v2.training.feature_cache import CachedFeatureCollator, cache_frozen_features
 from hf_w2v2.training.lifecycle import Curves, RunResult, RunStart, finish_run, record_metrics, start_run
@@ -51,17 +51,6 @@ CURVES = {
     "xvector": Curves("margin-softmax loss", (), "score"),  # evaluated by EER after training, not during it
 }
 """Per task, the training loss the curves PNG names and the eval metrics it plots when the run evaluates."""
-
-
-def prepare_training_args(args: TrainingArguments, data_args: ClassifyDataArguments) -> TrainingArguments:
-    """The run's own ``args`` (a copy, :func:`~hf_w2v2.training.lifecycle.start_run`) set for clip datasets."""
-    args.remove_unused_columns = False
-    args.label_names = ["labels"]
-    if data_args.task == "xvector":  # eval speakers are not training classes: no in-training eval loss
-        args.eval_strategy = "no"
-    if data_args.max_train_minutes is not None:
-        budget_schedule(args)
-    return args
 
 
 def build_trainer(
@@ -87,8 +76,10 @@ def build_trainer(
     train, cache_seconds = sets.train, 0.0
     if model_args.cache_frozen_features and run.args.do_train:
         if bucket is not None:
-            raise ValueError("--bucket_seconds pads clips past their length, which cached conv outputs cannot follow: "
-                             "leave it out with --cache_frozen_features")  # fmt: skip
+            raise ValueError(
+                "--bucket_seconds pads clips past their length, which cached conv outputs cannot follow: "
+                "leave it out with --cache_frozen_features"
+            )
         named = {name: d for name, d in (("train", train), ("eval", in_training_eval)) if d is not None}
         cache, keyed, cache_seconds = cache_frozen_features(model, named, run.args)
         train, in_training_eval = keyed.get("train"), keyed.get("eval")
@@ -126,8 +117,11 @@ def run_classification(
     training_args: TrainingArguments,
 ) -> RunResult:
     """Train (or resume), evaluate, and write the output folder; see the module docstring."""
-    run = start_run(training_args, trains=training_args.do_train)
-    args = prepare_training_args(run.args, data_args)
+    minutes = data_args.max_train_minutes
+    run = start_run(training_args, trains=training_args.do_train, labelled=True, max_train_minutes=minutes)
+    args = run.args
+    if data_args.task == "xvector":  # eval speakers are not training classes: no in-training eval loss
+        args.eval_strategy = "no"
     sets = load_sets(model_args, data_args, args)
     Path(run.output_dir, DATA_REPORT_FILE).write_text(sets.reports(), encoding="utf-8")
     trainer = build_trainer(model_args, data_args, run, sets)

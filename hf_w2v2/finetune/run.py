@@ -28,7 +28,7 @@ from hf_w2v2.finetune.prepare import prepare_data, write_data_report
 from hf_w2v2.finetune.trainer import CTCTrainer
 from hf_w2v2.models.configuration import Wav2Vec2Config
 from hf_w2v2.training.arguments import CardArguments
-from hf_w2v2.training.budget import budget_for_run, budget_schedule
+from hf_w2v2.training.budget import budget_for_run
 from hf_w2v2.training.curves import DATA_REPORT_FILE
 from hf_w2v2.training.distributed import DistributedReportCallback
 from hf_w2v2.training.feature_cache import CachedFeatureCollator, cache_frozen_features
@@ -37,18 +37,6 @@ from hf_w2v2.training.model_setup import log_parameters
 from hf_w2v2.training.trainer import argmax_logits
 
 logger = logging.getLogger(__name__)
-
-
-def prepare_training_args(args: TrainingArguments, data_args: DataArguments) -> TrainingArguments:
-    """The run's own ``args`` (a copy, :func:`~hf_w2v2.training.lifecycle.start_run`) set for CTC datasets."""
-    args.remove_unused_columns = False  # keep input_length for group_by_length
-    args.length_column_name = "input_length"
-    args.label_names = ["labels"]
-    if data_args.max_train_minutes is not None and args.max_steps <= 0 and args.num_train_epochs < 1e6:
-        logger.info("max_train_minutes=%s: training runs until the budget is spent", data_args.max_train_minutes)
-    if data_args.max_train_minutes is not None:  # refuse a schedule the budget cannot run before any data work
-        budget_schedule(args)
-    return args
 
 
 def build_trainer(
@@ -122,8 +110,12 @@ def run_finetuning(
     model_args: CTCModelArguments, data_args: DataArguments, card_args: CardArguments, training_args: TrainingArguments
 ) -> RunResult:
     """Train (or resume), evaluate, and write the output folder; see the module docstring."""
-    run = start_run(training_args, trains=training_args.do_train)
-    args = prepare_training_args(run.args, data_args)
+    minutes = data_args.max_train_minutes
+    run = start_run(training_args, trains=training_args.do_train, labelled=True, max_train_minutes=minutes)
+    args = run.args
+    args.length_column_name = "input_length"  # the CTC datasets' lengths, for group_by_length
+    if minutes is not None and args.max_steps <= 0 and args.num_train_epochs < 1e6:
+        logger.info("max_train_minutes=%s: training runs until the budget is spent", minutes)
     data = prepare_data(model_args, data_args, args, run.checkpoint)
     if data_args.max_batch_seconds is not None and data.train is not None:
         check_fits(data.train.frame_source_lengths, round(data_args.max_batch_seconds * TARGET_SAMPLING_RATE))

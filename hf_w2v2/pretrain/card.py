@@ -15,8 +15,13 @@ from hf_w2v2.training.lifecycle import RunResult, RunStart, health_paragraph
 from hf_w2v2.training.model_card import hyperparameter_table, markdown_table, training_hyperparameters
 
 TAGS = ["wav2vec2", "pretraining", "hf_w2v2"]
-SCORES = ("eval_loss", "eval_contrastive_loss", "eval_diversity_loss", "eval_contrastive_accuracy",
-          "eval_codevector_perplexity")  # fmt: skip
+SCORES = (
+    "eval_loss",
+    "eval_contrastive_loss",
+    "eval_diversity_loss",
+    "eval_contrastive_accuracy",
+    "eval_codevector_perplexity",
+)
 LIMITATIONS = (
     "A self-supervised encoder: it has no head and transcribes nothing. Fine-tune it (e.g. "
     "`examples/finetune_ctc.py --model_name_or_path <this folder>`) before use."

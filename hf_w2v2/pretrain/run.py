@@ -50,7 +50,7 @@ def run_pretraining(
     train_sources = data_args.train_sources  # checked before any heavy work
     if data_args.train_loading == "stream":
         check_stream_args(training_args, data_args.max_batch_seconds)
-    run = start_run(training_args, trains=True, auto_resume=schedule.auto_resume)
+    run = start_run(training_args, auto_resume=schedule.auto_resume, max_train_minutes=schedule.max_train_minutes)
     model = load_model(model_args)
     stream = data_args.train_loading == "stream"
     train_set: Any = (

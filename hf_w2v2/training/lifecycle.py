@@ -27,6 +27,7 @@ from typing import Any
 from transformers import Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import PredictionOutput
 
+from hf_w2v2.training.budget import budget_schedule
 from hf_w2v2.training.checkpoints import latest_complete_checkpoint, resolve_checkpoint
 from hf_w2v2.training.curves import CTC_METRICS, CURVES_FILE, plot_training_curves
 from hf_w2v2.training.hub import default_repo_id, push_model_folder
@@ -85,9 +86,24 @@ def resume_point(args: TrainingArguments, auto_resume: bool = False) -> str | No
     return last
 
 
-def start_run(training_args: TrainingArguments, trains: bool = True, auto_resume: bool = False) -> RunStart:
-    """The run's copy of ``training_args``, its output folder created, seeded, and its resume point."""
+def start_run(
+    training_args: TrainingArguments,
+    trains: bool = True,
+    auto_resume: bool = False,
+    labelled: bool = False,
+    max_train_minutes: float | None = None,
+) -> RunStart:
+    """The run's copy of ``training_args``, its output folder created, seeded, and its resume point.
+
+    ``labelled``: batches carry ``labels`` and the datasets' extra columns (lengths, cache keys) stay;
+    ``max_train_minutes``: a learning-rate schedule the time budget cannot run is refused now, before any
+    data work, not at step 1.
+    """
     args = copy.deepcopy(training_args)  # the one copy: everything below sets the run's own
+    if labelled:
+        args.remove_unused_columns, args.label_names = False, ["labels"]
+    if max_train_minutes is not None:
+        budget_schedule(args)
     if not args.output_dir:
         raise ValueError("--output_dir is required: the folder the model, card and results are written to")
     output_dir = str(args.output_dir)
