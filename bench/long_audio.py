@@ -3,6 +3,8 @@
 Usage (from the repository root):
     python bench/long_audio.py                       # models/w2v2-small-synth-en on ../shared/data/synth-dev
     python bench/long_audio.py --minutes 10 --chunk-s 20
+    python bench/long_audio.py --segmented           # issue 34: cut at pauses vs windows vs clip by clip
+    python bench/long_audio.py --segmented --fsdd ../shared/data/fsdd --clips 400 --gap-s 0.3
 
 Builds one long recording by concatenating synth-dev clips (cycling through them until
 ``--minutes``) and scores greedy CTC transcripts (CER/WER of the joined references) under:
@@ -12,6 +14,11 @@ Builds one long recording by concatenating synth-dev clips (cycling through them
 * long, each clip normalised on its own before concatenation (training-time levels), unchunked and chunked;
 * long, whole-file normalisation, cut at the true clip boundaries (same samples as above, no long context);
 * long with ``--gap-s`` of silence between clips, per-clip normalisation, chunked.
+
+With ``--segmented`` (issue 34) it builds the recording as it would come from a microphone (raw clip
+levels, ``--gap-s`` of silence between clips) and compares clip by clip, whole-file windows (the old
+``transcribe``), and cutting at pauses (the energy VAD, or ``--vad`` model; the new ``transcribe``).
+``--fsdd`` uses FSDD digit recordings (not those of the digits recipe, transcripts ``ZERO`` .. ``NINE``).
 
 Results and the conclusion are in docs/long_audio.md.
 """
@@ -27,6 +34,7 @@ import numpy as np
 import torch
 
 from hf_w2v2.data.audio import load_audio, normalize_waveform
+from hf_w2v2.inference.segments import ModelVAD, Segmenter, SegmentSettings
 from hf_w2v2.inference.transcribe import Transcriber
 from hf_w2v2.text.error_rates import error_rates
 
@@ -44,6 +52,52 @@ def load_clips(data: Path, minutes: float) -> tuple[list[np.ndarray], list[str]]
             if total >= minutes * 60:
                 break
     return clips, texts
+
+
+DIGITS = ("ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE")
+
+
+FSDD_SUBSET = Path("examples/data/fsdd-digits")  # the digits recipe's training/dev clips, left out of the probe
+
+
+def load_fsdd(data: Path, count: int, seed: int = 0) -> tuple[list[np.ndarray], list[str]]:
+    """``count`` random FSDD recordings at 16 kHz (none of examples/data/fsdd-digits) and their digit words."""
+    used = set()
+    for table in FSDD_SUBSET.glob("*/metadata.csv"):
+        with table.open(newline="", encoding="utf-8") as handle:
+            used |= {Path(r["file_name"]).name for r in csv.DictReader(handle)}
+    with (data / "metadata.csv").open(newline="", encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if Path(r["file_name"]).name not in used]
+    picked = np.random.default_rng(seed).choice(len(rows), size=min(count, len(rows)), replace=False)
+    return [load_audio(data / rows[i]["file_name"]) for i in picked], [DIGITS[int(rows[i]["label"])] for i in picked]
+
+
+def segmented(args: argparse.Namespace, clips: list[np.ndarray], texts: list[str]) -> None:
+    """Issue 34: clip by clip vs one long recording with pauses, in windows or cut at pauses."""
+    reference = " ".join(texts)
+    gap = np.zeros(int(args.gap_s * 16_000), dtype=np.float32)
+    long = np.concatenate([x for c in clips for x in (c, gap)])[: -gap.shape[0] or None]
+    print(f"{len(clips)} clips + {args.gap_s:g} s gaps: {long.shape[0] / 16_000:.0f} s")
+    base = Transcriber.from_pretrained(args.model, use_lm=False, device="cpu", chunk_s=args.chunk_s)
+    vad = ModelVAD.from_pretrained(args.vad) if args.vad else None
+
+    def run(name: str, hypothesis: str) -> None:
+        rates = error_rates([reference], [hypothesis])
+        print(f"{name:<48} CER {rates['cer']:.3f}  WER {rates['wer']:.3f}  ({time.perf_counter() - start:.0f} s)")
+
+    start = time.perf_counter()
+    run("clip by clip", " ".join(base.transcribe_array(c).text for c in clips))
+    for chunk_s in (args.chunk_s, 4.0):
+        windows = Transcriber(base.model, base.processor, device="cpu", chunk_s=chunk_s)
+        start = time.perf_counter()
+        run(f"long, whole-file normalisation, {chunk_s:g} s windows", windows.transcribe_array(long).text)
+    for pause in args.pause_s:
+        segmenter = Segmenter(SegmentSettings(pause_seconds=pause), vad)
+        cut = Transcriber(base.model, base.processor, device="cpu", chunk_s=args.chunk_s, segmenter=segmenter)
+        start = time.perf_counter()
+        count = len(cut.segments(long))
+        name = f"long, cut at {pause:g} s pauses ({'VAD model' if vad else 'energy'}, {count} segments)"
+        run(name, cut.transcribe_array(long).text)
 
 
 def transcript(transcriber: Transcriber, normalised: np.ndarray, chunk: int | None) -> str:
@@ -69,8 +123,19 @@ def main() -> None:
         default=[],
         help="only: per-clip normalisation + gaps at these chunk lengths (s)",
     )
+    parser.add_argument("--segmented", action="store_true", help="issue 34: windows vs cutting at pauses")
+    parser.add_argument("--fsdd", default=None, help="with --segmented: FSDD folder (digit clips) instead of --data")
+    parser.add_argument("--clips", type=int, default=400, help="with --fsdd: recordings to join")
+    parser.add_argument("--vad", default=None, help="with --segmented: VAD model folder (default: energy VAD)")
+    parser.add_argument("--pause-s", type=float, nargs="+", default=[0.3], help="with --segmented: pauses to try")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
+    if args.segmented:
+        if args.fsdd:
+            segmented(args, *load_fsdd(Path(args.fsdd), args.clips))
+        else:
+            segmented(args, *load_clips(Path(args.data), args.minutes))
+        return
     transcriber = Transcriber.from_pretrained(args.model, use_lm=False, device="cpu", chunk_s=args.chunk_s)
     chunk = transcriber.chunk
     clips, texts = load_clips(Path(args.data), args.minutes)

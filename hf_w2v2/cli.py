@@ -3,6 +3,7 @@
     hf-w2v2 transcribe FILES_OR_DIRS --model PATH [--lm PATH] [--chunk-s S] [--format txt|json|srt] ...
     hf-w2v2 export MODEL OUT [--format onnx|onnx-int8|exported-program] [--check-audio FILES]
     hf-w2v2 align MODEL AUDIO TRANSCRIPT [--format json|tsv|srt|textgrid]
+    hf-w2v2 segment VAD_MODEL|energy AUDIO... [--format json|rttm|textgrid]   (speech segments)
     hf-w2v2 build-lm CORPUS.txt OUT.arpa [--order 4] [--prune 0 0 1 1]
     hf-w2v2 make-shards SOURCE OUT_DIR [--per_shard 1000] [--unlabeled]   (tar shards for --train_loading stream)
     hf-w2v2 convert-fairseq CHECKPOINT.pt OUT_DIR [--trust-pickle]
@@ -27,11 +28,15 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
 from hf_w2v2 import __version__
 from hf_w2v2.decoding.formats import ALIGN_FORMATS, FORMATS, render, to_json
+
+if TYPE_CHECKING:
+    from hf_w2v2.inference.segments import Segmenter
 
 
 def add_transcribe(subparsers: argparse._SubParsersAction) -> None:
@@ -86,7 +91,33 @@ def add_transcribe(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--num-processes", type=int, default=1, help="processes for the beam search")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_segment_options(p)
     p.set_defaults(handler=run_transcribe)
+
+
+def add_segment_options(p: argparse.ArgumentParser) -> None:
+    """``--vad``, ``--pause-s``, ``--no-segment``: how transcribe and align cut recordings at pauses."""
+    p.add_argument(
+        "--vad", default=None, help="frame-classification (VAD) model folder to find pauses (default: energy VAD)"
+    )
+    p.add_argument("--pause-s", type=float, default=None, help="pause that cuts a segment (default 0.3 s)")
+    p.add_argument(
+        "--no-segment", action="store_true", help="do not cut at pauses: the whole recording in --chunk-s windows"
+    )
+
+
+def segmenter_from_args(args: argparse.Namespace) -> Segmenter | None:
+    """The :class:`~hf_w2v2.inference.segments.Segmenter` the options ask for (``None``: --no-segment)."""
+    if args.no_segment:
+        if args.vad is not None or args.pause_s is not None:
+            raise ValueError("--no-segment contradicts --vad / --pause-s")
+        return None
+    from hf_w2v2.inference.segments import ModelVAD, Segmenter, SegmentSettings
+
+    if args.vad is not None and not os.path.isdir(args.vad):
+        raise FileNotFoundError(f"VAD model folder not found: {args.vad}")
+    settings = SegmentSettings() if args.pause_s is None else SegmentSettings(pause_seconds=args.pause_s)
+    return Segmenter(settings, None if args.vad is None else ModelVAD.from_pretrained(args.vad, device="cpu"))
 
 
 def output_paths(files: list[str], output_dir: str, fmt: str) -> dict[str, str]:
@@ -122,8 +153,10 @@ def run_transcribe(args: argparse.Namespace) -> int:
         raise ValueError("--format srt with several files needs --output-dir (one .srt per file)")
     from hf_w2v2.inference.transcribe import Transcriber
 
+    segmenter = segmenter_from_args(args)
     transcriber = Transcriber.from_pretrained(
         args.model,
+        segmenter=segmenter,
         lm_path=args.lm,
         use_lm=not args.no_lm,
         device=args.device,
@@ -272,7 +305,8 @@ def add_classify(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "classify",
         help="label audio files with a fine-tuned classifier (top-k labels, JSON)",
-        description="Print one JSON line per file: its top-k labels with softmax scores, best first.",
+        description="Print one JSON line per file: its top-k labels with softmax scores, best first "
+        "(a frame-classification (VAD) model prints its speech segments, as hf-w2v2 segment does).",
     )
     p.add_argument("model", help="model folder (Wav2Vec2ForSequenceClassification with id2label)")
     p.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio files and/or folders")
@@ -290,6 +324,16 @@ def run_classify(args: argparse.Namespace) -> int:
     from hf_w2v2.classify.inference import classify_files, load_model
 
     model = load_model(args.model, args.device)
+    if type(model).__name__ == "Wav2Vec2ForAudioFrameClassification":  # a VAD: its answer is segments
+        from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio
+        from hf_w2v2.inference.segments import ModelVAD, Segmenter, render_segments
+
+        segmenter = Segmenter(vad=ModelVAD(model))
+        for path in files:
+            audio = load_audio(path, TARGET_SAMPLING_RATE)
+            duration = audio.shape[0] / TARGET_SAMPLING_RATE
+            print(render_segments(segmenter.segments(audio), "json", path, duration), end="", flush=True)
+        return 0
     for prediction in classify_files(model, files, args.top_k, args.batch_size):
         print(prediction.to_json(), flush=True)
     return 0
@@ -412,6 +456,7 @@ def add_align(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--output", default=None, help="write here instead of stdout")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--chunk-s", type=float, default=20.0, help="window length for long audio (0: never chunk)")
+    add_segment_options(p)
     p.set_defaults(handler=run_align)
 
 
@@ -424,8 +469,9 @@ def run_align(args: argparse.Namespace) -> int:
     from hf_w2v2.inference.align import align_file
     from hf_w2v2.inference.transcribe import Transcriber
 
+    segmenter = segmenter_from_args(args)
     transcriber = Transcriber.from_pretrained(
-        args.model, use_lm=False, device=args.device, chunk_s=args.chunk_s or None
+        args.model, use_lm=False, device=args.device, chunk_s=args.chunk_s or None, segmenter=segmenter
     )
     alignment, duration = align_file(transcriber, args.audio, args.transcript)
     text = render_alignment(alignment, args.format, path=args.audio, duration=duration)
@@ -501,10 +547,50 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_segment(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "segment",
+        help="speech segments of audio files (VAD model or energy) as JSON, RTTM or TextGrid",
+        description="Find the speech segments of audio files, cut at pauses as transcribe and align cut them.",
+    )
+    p.add_argument("vad", metavar="VAD_MODEL", help="frame-classification (VAD) model folder, or 'energy'")
+    p.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio files and/or folders")
+    p.add_argument("--format", choices=("json", "rttm", "textgrid"), default="json", help="output format")
+    p.add_argument("--output-dir", default=None, help="write one FILE.<format> per input here instead of stdout")
+    p.add_argument("--pause-s", type=float, default=None, help="pause that cuts a segment (default 0.3 s)")
+    p.set_defaults(handler=run_segment)
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    """Handler of ``hf-w2v2 segment``."""
+    files = _audio_inputs(args.inputs)
+    if args.format == "textgrid" and len(files) > 1 and args.output_dir is None:
+        raise ValueError("--format textgrid with several files needs --output-dir (one TextGrid per file)")
+    args.no_segment, args.vad = False, None if args.vad == "energy" else args.vad
+    segmenter = segmenter_from_args(args)
+    assert segmenter is not None  # no --no-segment here
+    from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio
+    from hf_w2v2.inference.segments import render_segments
+
+    targets = output_paths(files, args.output_dir, args.format) if args.output_dir is not None else {}
+    for path in files:
+        audio = load_audio(path, TARGET_SAMPLING_RATE)
+        text = render_segments(segmenter.segments(audio), args.format, path, audio.shape[0] / TARGET_SAMPLING_RATE)
+        if args.output_dir is None:
+            print(text, end="", flush=True)
+            continue
+        target = targets[os.path.abspath(path)]
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "w", encoding="utf-8") as out:
+            out.write(text)
+    return 0
+
+
 SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_transcribe,
     add_export,
     add_align,
+    add_segment,
     add_build_lm,
     add_make_shards,
     add_convert_fairseq,

@@ -76,6 +76,6 @@ def test_formats() -> None:
         f"{segments[0].end_s - segments[0].start_s:.3f}",
     ]
     grid = render_segments(segments, "textgrid", "dir/a.wav", 3.0)
-    assert 'name = "speech"' in grid and "intervals: size = 4" in grid
+    assert 'name = "speech"' in grid and "intervals: size = 5" in grid
     with pytest.raises(ValueError, match="rttm"):
         render_segments(segments, "csv", "a.wav", 3.0)

@@ -48,15 +48,16 @@ def finals(events: list) -> str:
 
 
 def test_streamed_finals_equal_offline_transcripts(transcriber, clips) -> None:
+    """Offline transcription cut at the same pauses (what ``hf-w2v2 transcribe`` does) is the streamed
+    transcript exactly, whatever the pieces the audio arrives in."""
     streamer = StreamingTranscriber(transcriber)
-    offline = [transcriber.transcribe_array(a).text for a in clips]
-    streamed = [finals(stream(streamer, a, seed=i)) for i, a in enumerate(clips)]
-    assert error_rates(offline, streamed)["cer"] <= 0.01
-    # Offline transcription cut at the same pauses is the streamed transcript, exactly.
     segmenter = Segmenter(streamer.settings.segment_settings())
-    for audio, text in zip(clips, streamed):
-        parts = [streamer.transcribe_segment(audio[s.start : s.end], s) for s in segmenter.segments(audio)]
-        assert text == " ".join(p.text for p in parts if p.text)
+    offline = Transcriber(transcriber.model, transcriber.processor, device="cpu", segmenter=segmenter)
+    for i, audio in enumerate(clips):
+        events = stream(streamer, audio, seed=i)
+        assert finals(events) == offline.transcribe_array(audio).text
+        words = [w for e in events if e.type == "final" for w in e.words]
+        assert words == list(offline.transcribe_array(audio).word_timings())
 
 
 def test_pauses_cut_finals_and_partials_come_first(transcriber, clips) -> None:
@@ -89,7 +90,10 @@ def test_sessions_are_independent_and_resample(transcriber, clips) -> None:
     events_two += two.finish()
     assert all(e.type == "final" for e in events_one + events_two)
     assert finals(events_one) == finals(stream(streamer, clips[0]))
-    assert error_rates([transcriber.transcribe_array(clips[1]).text], [finals(events_two)])["cer"] <= 0.15
+    # The streaming resampler differs from resampling the whole file only at its edges.
+    offline = Transcriber(transcriber.model, transcriber.processor, device="cpu", segmenter=Segmenter())
+    expected = offline.transcribe_array(resample(slow, 8_000, RATE)).text
+    assert error_rates([expected], [finals(events_two)])["cer"] <= 0.05
     assert one.transcript().text == finals(events_one)
 
 

@@ -23,6 +23,8 @@ from hf_w2v2.decoding.alphabet import CTCAlphabet
 from hf_w2v2.decoding.formats import ALIGN_FORMATS, srt_timestamp, textgrid
 from hf_w2v2.decoding.outputs import SECONDS_PER_FRAME, Span
 
+VITERBI_BEAM = 200.0  # nats below a frame's best path at which a partial alignment is dropped
+
 
 @dataclass
 class Alignment:
@@ -65,16 +67,21 @@ def tokenize_transcript(text: str, alphabet: CTCAlphabet) -> tuple[list[int], li
 
 
 def ctc_viterbi(
-    log_probs: torch.Tensor | np.ndarray, targets: Sequence[int], blank_id: int = 0
+    log_probs: torch.Tensor | np.ndarray, targets: Sequence[int], blank_id: int = 0, beam: float | None = VITERBI_BEAM
 ) -> tuple[list[int], float]:
     """Best CTC path of ``targets`` through ``log_probs`` (F, V): the target index (0..U-1) or -1
     (blank) at every frame, and the path's log-probability.
+
+    Only a window of states is kept per frame: those that can still reach the last state, and
+    (with ``beam``) those within ``beam`` nats of the frame's best. Back-pointers cost one byte per
+    kept state, so memory follows the window's width, not S: an hour (180k frames) with 10k words
+    (S ~ 110k states) needs ~20 GB of back-pointers unpruned and a few MB with the beam. When the
+    beam loses every path to the end it is widened (x8, twice), then dropped.
 
     Raises:
         ValueError: no path exists (fewer frames than tokens plus the blanks between repeats).
     """
     lp = np.asarray(log_probs.detach().float().cpu() if isinstance(log_probs, torch.Tensor) else log_probs)
-    lp = lp.astype(np.float64)
     num_frames, num_tokens = lp.shape[0], len(targets)
     repeats = sum(1 for a, b in zip(targets, targets[1:]) if a == b)
     if num_tokens + repeats > num_frames:
@@ -87,24 +94,48 @@ def ctc_viterbi(
     # A state may be entered from two back when it is a token different from the token two back.
     skip = np.zeros(len(states), dtype=bool)
     skip[3::2] = states[3::2] != states[1:-2:2]
-    alpha = np.full(len(states), -np.inf)
-    alpha[:2] = lp[0, states[:2]]
-    back = np.zeros((num_frames, len(states)), dtype=np.int8)  # 0 stay, 1 step, 2 skip
+    beams = [beam, beam * 8, beam * 64, None] if beam is not None else [None]
+    for width in beams:
+        found = _viterbi_window(lp, states, skip, width)
+        if found is not None:
+            return found
+    raise AssertionError("the unpruned Viterbi always reaches the end")  # the length check above ensures it
+
+
+def _viterbi_window(
+    lp: np.ndarray, states: np.ndarray, skip: np.ndarray, beam: float | None
+) -> tuple[list[int], float] | None:
+    """:func:`ctc_viterbi` with one beam; ``None`` when the pruning lost every path to the end."""
+    num_frames, num_states = lp.shape[0], len(states)
+    lo, alpha = 0, lp[0, states[:2]].astype(np.float64)  # alive states [lo, lo + len(alpha))
+    backs: list[tuple[int, np.ndarray]] = [(0, np.zeros(len(alpha), dtype=np.int8))]  # per frame: (lo, moves)
     for t in range(1, num_frames):
-        stay = alpha
-        step = np.concatenate(([-np.inf], alpha[:-1]))
-        jump = np.where(skip, np.concatenate(([-np.inf, -np.inf], alpha[:-2])), -np.inf)
-        moves = np.stack([stay, step, jump])  # (3, S)
-        back[t] = moves.argmax(axis=0)
-        alpha = moves.max(axis=0) + lp[t, states]
-    last = len(states) - 1
-    end = last if num_tokens == 0 or alpha[last] >= alpha[last - 1] else last - 1
-    score = float(alpha[end])
+        hi = min(num_states, lo + len(alpha) + 2)  # a path moves at most two states per frame
+        prev = np.full(hi - lo + 2, -np.inf)  # (2 + width,) two dead states before lo, then alpha
+        prev[2 : 2 + len(alpha)] = alpha
+        stay, step = prev[2:], prev[1:-1]
+        jump = np.where(skip[lo:hi], prev[:-2], -np.inf)
+        moves = np.stack([stay, step, jump])  # (3, width)
+        back = moves.argmax(axis=0).astype(np.int8)  # 0 stay, 1 step, 2 skip
+        alpha = moves.max(axis=0) + lp[t, states[lo:hi]]
+        backs.append((lo, back))
+        # States that can no longer reach the last two by the last frame, or fall out of the beam, die.
+        first = max(0, num_states - 2 - 2 * (num_frames - 1 - t) - lo)
+        alive = np.flatnonzero(alpha[first:] >= (alpha.max() - beam if beam is not None else -np.inf)) + first
+        if alive.size == 0:
+            return None
+        alpha, lo = alpha[alive[0] : alive[-1] + 1], lo + int(alive[0])
+    last = num_states - 1
+    ends = {s: alpha[s - lo] for s in (last, last - 1) if 0 <= s - lo < len(alpha)}
+    if not ends or max(ends.values()) == -np.inf:
+        return None
+    s = max(ends, key=lambda k: (ends[k], k))  # prefer the final blank on a tie
+    score = float(ends[s])
     path = [0] * num_frames
-    s = end
     for t in range(num_frames - 1, -1, -1):
         path[t] = s // 2 if s % 2 else -1
-        s -= int(back[t, s])
+        frame_lo, back = backs[t]
+        s -= int(back[s - frame_lo])
     return path, score
 
 

@@ -1,7 +1,8 @@
 """Forced alignment of audio files to known transcripts with a fine-tuned CTC model.
 
-The model's logits for the whole recording (windowed for long audio, as in transcription)
-go through :func:`hf_w2v2.decoding.align.align_logits`, the CTC Viterbi alignment.
+The model's logits for the whole recording (each segment run alone when the transcriber has a
+segmenter, windowed inside segments longer than its window, as in transcription) go through
+:func:`hf_w2v2.decoding.align.align_logits`, the CTC Viterbi alignment.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from hf_w2v2.inference.transcribe import Transcriber
 
 def align_array(transcriber: Transcriber, audio: np.ndarray, transcript: str) -> Alignment:
     """Character and word times of ``transcript`` in ``audio`` (T,) at the model's sampling rate."""
-    logits = transcriber.logits(audio)  # (F, V)
+    logits = transcriber.logits_by_segment(audio)  # (F, V)
     return align_logits(logits, transcript, transcriber.alphabet, transcriber.seconds_per_frame)
 
 

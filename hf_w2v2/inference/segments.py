@@ -30,7 +30,7 @@ from hf_w2v2.models.lengths import conv_output_length, hop_length, receptive_fie
 
 FRAME_SAMPLES = 320  # energy frames: 20 ms at 16 kHz, the wav2vec 2.0 frame hop of every released checkpoint
 PAUSE_SECONDS = 0.3  # a pause at least this long ends a segment (speech then resumes in a new one)
-MARGIN_SECONDS = 0.5  # non-speech kept before a segment's first speech (after its last: at most a pause)
+MARGIN_SECONDS = 0.1  # non-speech kept before a segment's first speech (after its last: at most a pause)
 THRESHOLD_DB = 12.0  # energy VAD: speech is this far above the tracked noise floor ...
 MIN_SPEECH_DB = -55.0  # ... and above this absolute level (dB re full scale RMS 1.0)
 FLOOR_RISE_DB_PER_S = 3.0  # how fast the noise-floor estimate climbs back after dropping to a quiet frame
@@ -39,6 +39,7 @@ VAD_BLOCK_SECONDS = 2.0  # a VAD model scores fixed blocks of this length (the V
 QUIET_SEARCH_SECONDS = 1.0  # a forced cut goes to the least speech-like frame of this last stretch
 MIN_FORCED_SECONDS = 2 * QUIET_SEARCH_SECONDS  # shortest max_segment_seconds
 SEGMENT_FORMATS = ("json", "rttm", "textgrid")
+PUSH_SAMPLES = 30 * TARGET_SAMPLING_RATE  # offline segmentation scores 30 s at a time (bounded memory)
 
 
 @dataclass(frozen=True)
@@ -326,8 +327,10 @@ class Segmenter:
 
     def segments(self, audio: np.ndarray) -> list[SpeechSegment]:
         """Speech segments of a whole ``(T,)`` recording (the same as streaming it)."""
-        stream = self.stream()
-        return stream.push(np.asarray(audio, dtype=np.float32)) + stream.finish()
+        stream, found = self.stream(), []
+        for start in range(0, audio.shape[0], PUSH_SAMPLES):  # in pieces: the scorers copy what they get
+            found += stream.push(np.asarray(audio[start : start + PUSH_SAMPLES], dtype=np.float32))
+        return found + stream.finish()
 
 
 def render_segments(segments: list[SpeechSegment], fmt: str, path: str, duration: float) -> str:

@@ -126,7 +126,7 @@ class StreamingTranscriber:
     def transcribe_segment(self, audio: np.ndarray, segment: SpeechSegment) -> Transcription:
         """A segment's transcript as offline transcription makes it, placed in the whole recording."""
         transcriber = self.transcriber
-        decoded = transcriber.decode([transcriber.logits(audio)])[0]
+        decoded = transcriber.decode([transcriber.logits(audio)])[0]  # as Transcriber.transcribe_recordings
         return decoded.shifted(segment.start // self.hop, transcriber.seconds_per_frame)
 
     def partial_logits(self, window: np.ndarray, mean: float, std: float) -> torch.Tensor:

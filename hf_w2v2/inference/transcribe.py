@@ -6,8 +6,10 @@ A model folder holds what ``save_pretrained`` writes for the model and the
 ``Wav2Vec2Processor`` (config, weights, vocab, feature extractor) and, optionally, a
 beam-search decoder (``alphabet.json`` + ``language_model/``, see
 :mod:`hf_w2v2.decoding.beam`). With a decoder, transcripts come from the n-gram beam
-search; without one, from greedy decoding. Recordings longer than ``chunk_s`` run in
-overlapping windows (:mod:`hf_w2v2.inference.chunked`), so memory does not grow with length.
+search; without one, from greedy decoding. With a :class:`~hf_w2v2.inference.segments.Segmenter`,
+recordings are first cut at pauses and each segment is normalised and transcribed on its own (the
+model sees utterance-length inputs, as in training); a recording or segment longer than ``chunk_s``
+runs in overlapping windows (:mod:`hf_w2v2.inference.chunked`), so memory does not grow with length.
 """
 
 from __future__ import annotations
@@ -28,15 +30,18 @@ from hf_w2v2.decoding.alphabet import CTCAlphabet
 from hf_w2v2.decoding.beam import ALPHABET_FILE, BeamSearchDecoder
 from hf_w2v2.decoding.confidence import with_confidences
 from hf_w2v2.decoding.greedy import greedy_decode
-from hf_w2v2.decoding.outputs import Transcription
+from hf_w2v2.decoding.outputs import Transcription, join_transcriptions
 from hf_w2v2.inference.batching import batched_logits, check_length
 from hf_w2v2.inference.chunked import chunked_logits, seconds_to_samples
 from hf_w2v2.inference.model_folder import check_model_folder
 from hf_w2v2.inference.precision import prepare_for_inference
+from hf_w2v2.inference.segments import Segmenter, SpeechSegment
 from hf_w2v2.models.ctc import Wav2Vec2ForCTC
-from hf_w2v2.models.lengths import hop_length
+from hf_w2v2.models.lengths import conv_output_length, hop_length, receptive_field
 
 logger = logging.getLogger(__name__)
+
+GAP_LOGIT = -30.0  # logit of every non-blank label on frames between segments (blank: 0), about -30 nats
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -79,6 +84,8 @@ class Transcriber:
             (with an attention mask; models whose feature encoder uses group norm, whose output
             depends on padding, run them one by one). Each 20 s window of a BASE model holds about
             0.4 GB of activations on a CPU.
+        segmenter: cut every recording at pauses (energy VAD or a VAD model) and transcribe the
+            segments one by one, each normalised alone; ``None`` (default) runs whole recordings.
     """
 
     def __init__(
@@ -92,6 +99,7 @@ class Transcriber:
         stride_s: float | None = None,
         batch_size: int = 1,
         precision: str = "fp32",
+        segmenter: Segmenter | None = None,
     ) -> None:
         self.device = resolve_device(device)
         if bf16 and precision not in ("fp32", "bf16"):
@@ -109,7 +117,7 @@ class Transcriber:
             raise ValueError("the decoder's alphabet differs from the tokenizer's vocabulary (other label order?)")
         self.bf16 = self.precision == "bf16"
         self.sampling_rate = processor.feature_extractor.sampling_rate
-        hop = hop_length(config.conv_stride)
+        hop = self.hop = hop_length(config.conv_stride)
         self.seconds_per_frame = hop / self.sampling_rate
         self.decoder = decoder
         if decoder is not None:
@@ -121,6 +129,7 @@ class Transcriber:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
+        self.segmenter = segmenter
 
     @classmethod
     def from_pretrained(
@@ -198,12 +207,57 @@ class Transcriber:
     def transcribe_array(
         self, audio: np.ndarray, sampling_rate: int = 16_000, hotwords: Sequence[str] | None = None
     ) -> Transcription:
-        """Transcribe one ``(T,)`` recording given at ``sampling_rate`` Hz."""
+        """Transcribe one ``(T,)`` recording given at ``sampling_rate`` Hz (cut at pauses with a segmenter)."""
         if sampling_rate != self.sampling_rate:
             raise ValueError(
                 f"audio is at {sampling_rate} Hz, the model expects {self.sampling_rate} Hz: resample first"
             )
-        return self.decode([self.logits(audio)], hotwords=hotwords)[0]
+        if self.segmenter is None:
+            return self.decode([self.logits(audio)], hotwords=hotwords)[0]
+        return self.transcribe_recordings([np.asarray(audio, dtype=np.float32)], hotwords=hotwords)[0]
+
+    def segments(self, audio: np.ndarray) -> list[SpeechSegment]:
+        """Where a ``(T,)`` recording is cut: at its pauses with a segmenter, else nowhere (one segment)."""
+        if self.segmenter is None:
+            return [SpeechSegment(0, audio.shape[0], self.sampling_rate)]
+        config: Any = self.model.config
+        needed = receptive_field(config.conv_kernel, config.conv_stride)
+        return [s for s in self.segmenter.segments(audio) if s.end - s.start >= needed]
+
+    def transcribe_recordings(
+        self, recordings: Sequence[np.ndarray], hotwords: Sequence[str] | None = None, num_processes: int = 1
+    ) -> list[Transcription]:
+        """Transcriptions of ``(T_i,)`` recordings: each segment (:meth:`segments`) transcribed alone, its
+        times placed in its recording; a recording without speech gets an empty transcription."""
+        pieces, owners = [], []
+        for i, audio in enumerate(recordings):
+            for segment in self.segments(audio):
+                pieces.append(audio[segment.start : segment.end])
+                owners.append((i, segment))
+        decoded = self.decode(self.logits_batch(pieces), hotwords=hotwords, num_processes=num_processes)
+        parts: list[list[Transcription]] = [[] for _ in recordings]
+        for (i, segment), transcription in zip(owners, decoded):
+            parts[i].append(transcription.shifted(segment.start // self.hop, self.seconds_per_frame))
+        return [join_transcriptions(p) for p in parts]
+
+    def logits_by_segment(self, audio: np.ndarray) -> torch.Tensor:
+        """``(F, V)`` logits of a whole ``(T,)`` recording with each segment run (and normalised) alone;
+        frames outside every segment say "blank" (forced alignment runs on these)."""
+        if self.segmenter is None:
+            return self.logits(audio)
+        config: Any = self.model.config
+        total = conv_output_length(audio.shape[0], config.conv_kernel, config.conv_stride)
+        out = torch.full((total, len(self.alphabet)), GAP_LOGIT)  # (F, V)
+        out[:, self.alphabet.blank_id] = 0.0
+        done = 0  # frames filled so far: a segment's leading margin may overlap the previous one's tail
+        for segment in self.segments(audio):
+            logits = self.logits(audio[segment.start : segment.end])  # (F_seg, V)
+            first = segment.start // self.hop  # segment frame j is recording frame first + j
+            start, stop = max(done, first), min(total, first + logits.shape[0])
+            if stop > start:
+                out[start:stop] = logits[start - first : stop - first]
+                done = stop
+        return out
 
     def iter_files(
         self,
@@ -231,10 +285,13 @@ class Transcriber:
                     result.error = str(err)
                     logger.info("skipping %s: %s", path, err)
                 results.append(result)
-            logits = self.logits_batch(recordings)
+            if self.segmenter is None:
+                logits = self.logits_batch(recordings)
+                bar.set_postfix_str("decoding")
+                decoded = iter(self.decode(logits, hotwords=hotwords, num_processes=num_processes))
+            else:
+                decoded = iter(self.transcribe_recordings(recordings, hotwords, num_processes))
             bar.update(len(results))
-            bar.set_postfix_str("decoding")
-            decoded = iter(self.decode(logits, hotwords=hotwords, num_processes=num_processes))
             bar.set_postfix_str("")
             for result in results:
                 if result.error is None:
