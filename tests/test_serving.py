@@ -216,6 +216,7 @@ def test_no_request_field_is_used_as_a_path(server):
 
 def test_streams_over_the_limit_get_503_with_retry_after(server):
     url, _ = server
+    assert wait_for_no_streams(url) == 0  # earlier tests' streams are released
 
     async def scenario():
         ws_url = websocket_url(url)
