@@ -542,7 +542,7 @@ def run_serve(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
     )
-    print(f"serving {args.model} ({service.kind}) on http://{args.host}:{args.port}", file=sys.stderr)
+    print(f"serving {args.model} ({service.kind}); uvicorn prints the address (--port 0: a free port)", file=sys.stderr)
     serve(create_app(service, settings), args.host, args.port)
     return 0
 
