@@ -6,6 +6,7 @@ Usage (from the repository root):
     python bench/long_audio.py --segmented           # issue 34: cut at pauses vs windows vs clip by clip
     python bench/long_audio.py --segmented --fsdd ../shared/data/fsdd --clips 400 --gap-s 0.3
     python bench/long_audio.py --streamed            # issue 34: streamed finals vs offline, clip by clip
+    python bench/long_audio.py --write-hour /tmp/hour  # /tmp/hour.flac + .txt: an hour to time hf-w2v2 align
 
 Builds one long recording by concatenating synth-dev clips (cycling through them until
 ``--minutes``) and scores greedy CTC transcripts (CER/WER of the joined references) under:
@@ -132,6 +133,20 @@ def streamed(args: argparse.Namespace) -> None:
         print(f"streamed vs {name:<24} CER {error_rates(offline, finals)['cer']:.4f} ({differ} clips differ)")
 
 
+def write_hour(args: argparse.Namespace) -> None:
+    """An hour of synth-dev clips with 0.4 s gaps (``PREFIX.flac``) and its transcript (``PREFIX.txt``)."""
+    import soundfile as sf
+
+    clips, texts = load_clips(Path(args.data), 60.0)
+    gap = np.zeros(int(0.4 * 16_000), dtype=np.float32)
+    ends = np.cumsum([c.shape[0] + gap.shape[0] for c in clips])
+    count = int(np.searchsorted(ends, 3600 * 16_000)) + 1  # clips (with their gaps) until an hour is reached
+    clips, texts = clips[:count], texts[:count]
+    sf.write(f"{args.write_hour}.flac", np.concatenate([x for c in clips for x in (c, gap)]), 16_000)
+    Path(f"{args.write_hour}.txt").write_text(" ".join(texts) + "\n", encoding="utf-8")
+    print(f"{args.write_hour}.flac: {len(clips)} clips, {len(' '.join(texts).split())} words")
+
+
 def transcript(transcriber: Transcriber, normalised: np.ndarray, chunk: int | None) -> str:
     """Greedy transcript of already-normalised samples (``Transcriber.logits`` would normalise again)."""
     from hf_w2v2.inference.chunked import chunked_logits
@@ -157,6 +172,7 @@ def main() -> None:
     )
     parser.add_argument("--segmented", action="store_true", help="issue 34: windows vs cutting at pauses")
     parser.add_argument("--streamed", action="store_true", help="issue 34: streamed finals vs offline transcripts")
+    parser.add_argument("--write-hour", default=None, metavar="PREFIX", help="write an hour of audio + transcript")
     parser.add_argument("--fsdd", default=None, help="with --segmented: FSDD folder (digit clips) instead of --data")
     parser.add_argument("--clips", type=int, default=400, help="with --fsdd: recordings to join")
     parser.add_argument("--vad", default=None, help="with --segmented: VAD model folder (default: energy VAD)")
@@ -165,6 +181,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_grad_enabled(False)
+    if args.write_hour:
+        write_hour(args)
+        return
     if args.streamed:
         streamed(args)
         return
