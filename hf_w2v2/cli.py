@@ -100,7 +100,7 @@ def add_segment_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--vad", default=None, help="frame-classification (VAD) model folder to find pauses (default: energy VAD)"
     )
-    p.add_argument("--pause-s", type=float, default=None, help="pause that cuts a segment (default 0.3 s)")
+    p.add_argument("--pause-s", type=float, default=None, help="pause that cuts a segment (default 0.2 s)")
     p.add_argument(
         "--no-segment", action="store_true", help="do not cut at pauses: the whole recording in --chunk-s windows"
     )
@@ -557,7 +557,7 @@ def add_segment(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio files and/or folders")
     p.add_argument("--format", choices=("json", "rttm", "textgrid"), default="json", help="output format")
     p.add_argument("--output-dir", default=None, help="write one FILE.<format> per input here instead of stdout")
-    p.add_argument("--pause-s", type=float, default=None, help="pause that cuts a segment (default 0.3 s)")
+    p.add_argument("--pause-s", type=float, default=None, help="pause that cuts a segment (default 0.2 s)")
     p.set_defaults(handler=run_segment)
 
 
