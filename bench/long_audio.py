@@ -5,6 +5,8 @@ Usage (from the repository root):
     python bench/long_audio.py --minutes 10 --chunk-s 20
     python bench/long_audio.py --segmented           # issue 34: cut at pauses vs windows vs clip by clip
     python bench/long_audio.py --segmented --fsdd ../shared/data/fsdd --clips 400 --gap-s 0.3
+    python bench/long_audio.py --streamed            # issue 34: streamed finals vs offline, clip by clip
+    python bench/long_audio.py --write-hour /tmp/hour  # /tmp/hour.flac + .txt: an hour to time hf-w2v2 align
 
 Builds one long recording by concatenating synth-dev clips (cycling through them until
 ``--minutes``) and scores greedy CTC transcripts (CER/WER of the joined references) under:
@@ -18,6 +20,9 @@ Builds one long recording by concatenating synth-dev clips (cycling through them
 With ``--segmented`` (issue 34) it builds the recording as it would come from a microphone (raw clip
 levels, ``--gap-s`` of silence between clips) and compares clip by clip, whole-file windows (the old
 ``transcribe``), and cutting at pauses (the energy VAD, or ``--vad`` model; the new ``transcribe``).
+``--streamed`` streams each synth-dev clip in 100 ms pieces through
+:class:`~hf_w2v2.inference.streaming.StreamingTranscriber` and scores the finals against the offline
+transcript of the same clip (cut at the same pauses, as ``hf-w2v2 transcribe`` does; and whole).
 ``--fsdd`` uses FSDD digit recordings (not those of the digits recipe, transcripts ``ZERO`` .. ``NINE``).
 
 Results and the conclusion are in docs/long_audio.md.
@@ -34,7 +39,7 @@ import numpy as np
 import torch
 
 from hf_w2v2.data.audio import load_audio, normalize_waveform
-from hf_w2v2.inference.segments import ModelVAD, Segmenter, SegmentSettings
+from hf_w2v2.inference.segments import PAUSE_SECONDS, ModelVAD, Segmenter, SegmentSettings
 from hf_w2v2.inference.transcribe import Transcriber
 from hf_w2v2.text.error_rates import error_rates
 
@@ -100,6 +105,48 @@ def segmented(args: argparse.Namespace, clips: list[np.ndarray], texts: list[str
         run(name, cut.transcribe_array(long).text)
 
 
+def streamed(args: argparse.Namespace) -> None:
+    """Issue 34: the finals of each streamed clip against its offline transcripts."""
+    from hf_w2v2.inference.streaming import StreamingTranscriber, StreamSettings
+
+    with (Path(args.data) / "metadata.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    base = Transcriber.from_pretrained(args.model, use_lm=False, device="cpu", chunk_s=args.chunk_s)
+    settings = StreamSettings(pause_seconds=args.pause_s[0])
+    streamer = StreamingTranscriber(base, settings)
+    cut = Transcriber(base.model, base.processor, device="cpu", segmenter=Segmenter(settings.segment_settings()))
+    refs, whole, segmented, finals = [], [], [], []
+    start, piece = time.perf_counter(), 1_600  # 100 ms
+    for row in rows:
+        audio = load_audio(Path(args.data) / row["file_name"])
+        session = streamer.session(16_000)
+        events = [e for k in range(0, audio.shape[0], piece) for e in session.feed(audio[k : k + piece])]
+        finals.append(" ".join(e.text for e in events + session.finish() if e.type == "final"))
+        refs.append(row["text"])
+        whole.append(base.transcribe_array(audio).text)
+        segmented.append(cut.transcribe_array(audio).text)
+    print(f"{len(rows)} clips streamed in 100 ms pieces ({time.perf_counter() - start:.0f} s)")
+    for name, hyps in (("offline, cut at pauses", segmented), ("offline, whole clip", whole), ("streamed", finals)):
+        print(f"{name:<24} CER vs reference {error_rates(refs, hyps)['cer']:.4f}")
+    for name, offline in (("offline, cut at pauses", segmented), ("offline, whole clip", whole)):
+        differ = sum(a != b for a, b in zip(offline, finals))
+        print(f"streamed vs {name:<24} CER {error_rates(offline, finals)['cer']:.4f} ({differ} clips differ)")
+
+
+def write_hour(args: argparse.Namespace) -> None:
+    """An hour of synth-dev clips with 0.4 s gaps (``PREFIX.flac``) and its transcript (``PREFIX.txt``)."""
+    import soundfile as sf
+
+    clips, texts = load_clips(Path(args.data), 60.0)
+    gap = np.zeros(int(0.4 * 16_000), dtype=np.float32)
+    ends = np.cumsum([c.shape[0] + gap.shape[0] for c in clips])
+    count = int(np.searchsorted(ends, 3600 * 16_000)) + 1  # clips (with their gaps) until an hour is reached
+    clips, texts = clips[:count], texts[:count]
+    sf.write(f"{args.write_hour}.flac", np.concatenate([x for c in clips for x in (c, gap)]), 16_000)
+    Path(f"{args.write_hour}.txt").write_text(" ".join(texts) + "\n", encoding="utf-8")
+    print(f"{args.write_hour}.flac: {len(clips)} clips, {len(' '.join(texts).split())} words")
+
+
 def transcript(transcriber: Transcriber, normalised: np.ndarray, chunk: int | None) -> str:
     """Greedy transcript of already-normalised samples (``Transcriber.logits`` would normalise again)."""
     from hf_w2v2.inference.chunked import chunked_logits
@@ -124,12 +171,22 @@ def main() -> None:
         help="only: per-clip normalisation + gaps at these chunk lengths (s)",
     )
     parser.add_argument("--segmented", action="store_true", help="issue 34: windows vs cutting at pauses")
+    parser.add_argument("--streamed", action="store_true", help="issue 34: streamed finals vs offline transcripts")
+    parser.add_argument("--write-hour", default=None, metavar="PREFIX", help="write an hour of audio + transcript")
     parser.add_argument("--fsdd", default=None, help="with --segmented: FSDD folder (digit clips) instead of --data")
     parser.add_argument("--clips", type=int, default=400, help="with --fsdd: recordings to join")
     parser.add_argument("--vad", default=None, help="with --segmented: VAD model folder (default: energy VAD)")
-    parser.add_argument("--pause-s", type=float, nargs="+", default=[0.3], help="with --segmented: pauses to try")
+    parser.add_argument(
+        "--pause-s", type=float, nargs="+", default=[PAUSE_SECONDS], help="with --segmented: pauses to try"
+    )
     args = parser.parse_args()
     torch.set_grad_enabled(False)
+    if args.write_hour:
+        write_hour(args)
+        return
+    if args.streamed:
+        streamed(args)
+        return
     if args.segmented:
         if args.fsdd:
             segmented(args, *load_fsdd(Path(args.fsdd), args.clips))

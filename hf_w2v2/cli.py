@@ -101,7 +101,7 @@ def add_segment_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--vad", default=None, help="frame-classification (VAD) model folder to find pauses (default: energy VAD)"
     )
-    p.add_argument("--pause-s", type=float, default=None, help="pause that cuts a segment (default 0.3 s)")
+    p.add_argument("--pause-s", type=float, default=None, help="pause that cuts a segment (default 0.2 s)")
     p.add_argument(
         "--no-segment", action="store_true", help="do not cut at pauses: the whole recording in --chunk-s windows"
     )
@@ -511,45 +511,6 @@ def run_align(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_segment(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "segment",
-        help="speech segments of audio files (VAD model or energy) as JSON, RTTM or TextGrid",
-        description="Find the speech segments of audio files, cut at pauses as transcribe and align cut them.",
-    )
-    p.add_argument("vad", metavar="VAD_MODEL", help="frame-classification (VAD) model folder, or 'energy'")
-    p.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio files and/or folders")
-    p.add_argument("--format", choices=("json", "rttm", "textgrid"), default="json", help="output format")
-    p.add_argument("--output-dir", default=None, help="write one FILE.<format> per input here instead of stdout")
-    p.add_argument("--pause-s", type=float, default=None, help="pause that cuts a segment (default 0.3 s)")
-    p.set_defaults(handler=run_segment)
-
-
-def run_segment(args: argparse.Namespace) -> int:
-    """Handler of ``hf-w2v2 segment``."""
-    files = _audio_inputs(args.inputs)
-    if args.format == "textgrid" and len(files) > 1 and args.output_dir is None:
-        raise ValueError("--format textgrid with several files needs --output-dir (one TextGrid per file)")
-    args.no_segment, args.vad = False, None if args.vad == "energy" else args.vad
-    segmenter = segmenter_from_args(args)
-    assert segmenter is not None  # no --no-segment here
-    from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio
-    from hf_w2v2.inference.segments import render_segments
-
-    targets = output_paths(files, args.output_dir, args.format) if args.output_dir is not None else {}
-    for path in files:
-        audio = load_audio(path, TARGET_SAMPLING_RATE)
-        text = render_segments(segmenter.segments(audio), args.format, path, audio.shape[0] / TARGET_SAMPLING_RATE)
-        if args.output_dir is None:
-            print(text, end="", flush=True)
-            continue
-        target = targets[os.path.abspath(path)]
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        with open(target, "w", encoding="utf-8") as out:
-            out.write(text)
-    return 0
-
-
 def add_serve(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "serve",
@@ -609,8 +570,47 @@ def run_serve(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
     )
-    print(f"serving {args.model} ({service.kind}) on http://{args.host}:{args.port}", file=sys.stderr)
+    print(f"serving {args.model} ({service.kind}); uvicorn prints the address (--port 0: a free port)", file=sys.stderr)
     serve(create_app(service, settings), args.host, args.port)
+    return 0
+
+
+def add_segment(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "segment",
+        help="speech segments of audio files (VAD model or energy) as JSON, RTTM or TextGrid",
+        description="Find the speech segments of audio files, cut at pauses as transcribe and align cut them.",
+    )
+    p.add_argument("vad", metavar="VAD_MODEL", help="frame-classification (VAD) model folder, or 'energy'")
+    p.add_argument("inputs", nargs="+", metavar="AUDIO", help="audio files and/or folders")
+    p.add_argument("--format", choices=("json", "rttm", "textgrid"), default="json", help="output format")
+    p.add_argument("--output-dir", default=None, help="write one FILE.<format> per input here instead of stdout")
+    p.add_argument("--pause-s", type=float, default=None, help="pause that cuts a segment (default 0.2 s)")
+    p.set_defaults(handler=run_segment)
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    """Handler of ``hf-w2v2 segment``."""
+    files = _audio_inputs(args.inputs)
+    if args.format == "textgrid" and len(files) > 1 and args.output_dir is None:
+        raise ValueError("--format textgrid with several files needs --output-dir (one TextGrid per file)")
+    args.no_segment, args.vad = False, None if args.vad == "energy" else args.vad
+    segmenter = segmenter_from_args(args)
+    assert segmenter is not None  # no --no-segment here
+    from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio
+    from hf_w2v2.inference.segments import render_segments
+
+    targets = output_paths(files, args.output_dir, args.format) if args.output_dir is not None else {}
+    for path in files:
+        audio = load_audio(path, TARGET_SAMPLING_RATE)
+        text = render_segments(segmenter.segments(audio), args.format, path, audio.shape[0] / TARGET_SAMPLING_RATE)
+        if args.output_dir is None:
+            print(text, end="", flush=True)
+            continue
+        target = targets[os.path.abspath(path)]
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "w", encoding="utf-8") as out:
+            out.write(text)
     return 0
 
 

@@ -10,9 +10,11 @@ import asyncio
 import http.client
 import json
 import os
-import socket
+import queue
+import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 from urllib.parse import urlparse
@@ -216,6 +218,7 @@ def test_no_request_field_is_used_as_a_path(server):
 
 def test_streams_over_the_limit_get_503_with_retry_after(server):
     url, _ = server
+    assert wait_for_no_streams(url) == 0  # earlier tests' streams are released
 
     async def scenario():
         ws_url = websocket_url(url)
@@ -331,24 +334,20 @@ def test_example_stream_client_prints_the_finals(server, offline):
 
 @pytest.mark.slow
 def test_cli_serve_starts_with_the_token_from_the_environment():
-    """``hf-w2v2 serve`` itself: binds loopback, takes ``HF_W2V2_TOKEN``, answers /health, stops on SIGTERM."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    """``hf-w2v2 serve --port 0``: a free loopback port (uvicorn prints it), ``HF_W2V2_TOKEN``, stops on SIGTERM."""
     env = {**os.environ, "PYTHONPATH": ROOT, "HF_W2V2_TOKEN": TOKEN}
-    command = [sys.executable, "-m", "hf_w2v2.cli", "serve", "--model", MODEL, "--port", str(port), "--workers", "1"]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "hf_w2v2.cli", "serve", "--model", MODEL, "--port", "0", "--workers", "1"]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in server.stderr], daemon=True).start()
     try:
+        url, seen = None, []
         deadline = time.monotonic() + 90
-        while True:
-            try:
-                status = get(url, "/health")[0]
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read().decode()
-                time.sleep(0.3)
-        assert status == 401
+        while url is None:
+            seen.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))
+            found = re.search(r"running on (http://127\.0\.0\.1:\d+)", seen[-1])
+            url = found.group(1) if found else None
+        assert get(url, "/health")[0] == 401
         assert get(url, "/health", token=TOKEN)[0] == 200
     finally:
         server.terminate()

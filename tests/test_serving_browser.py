@@ -81,7 +81,7 @@ def test_page_streams_the_microphone_and_shows_the_transcript(tmp_path):
                 deadline = time.monotonic() + PAGE_TIMEOUT_SECONDS
                 while not final and time.monotonic() < deadline:
                     partials.add(driver.find_element("id", "partial").text)
-                    finals = driver.find_elements("css selector", "#finals .final")
+                    finals = driver.find_elements("css selector", '#finals .final[data-source="stream"]')
                     final = finals[0].get_attribute("data-text") if finals else ""
                     status = driver.find_element("id", "status").text
                     assert not status.startswith("error"), status
@@ -90,13 +90,12 @@ def test_page_streams_the_microphone_and_shows_the_transcript(tmp_path):
                     time.sleep(3.5)  # the clip loops: the next partial shows under the final
                     driver.save_screenshot(os.environ["HF_W2V2_SCREENSHOT"])
                 driver.find_element("id", "stop").click()
-                before = len(driver.find_elements("css selector", "#finals .final"))
                 driver.find_element("id", "file").send_keys(str(wav))  # the page's file upload
                 deadline = time.monotonic() + PAGE_TIMEOUT_SECONDS
-                while len(driver.find_elements("css selector", "#finals .final")) == before:
+                while not (shown := driver.find_elements("css selector", '#finals .final[data-source="upload"]')):
                     assert time.monotonic() < deadline, driver.find_element("id", "status").text
                     time.sleep(0.05)
-                uploaded = driver.find_elements("css selector", "#finals .final")[-1].get_attribute("data-text")
+                uploaded = shown[0].get_attribute("data-text")
             finally:
                 driver.quit()
     finally:

@@ -29,7 +29,7 @@ from hf_w2v2.decoding.formats import textgrid
 from hf_w2v2.models.lengths import conv_output_length, hop_length, receptive_field
 
 FRAME_SAMPLES = 320  # energy frames: 20 ms at 16 kHz, the wav2vec 2.0 frame hop of every released checkpoint
-PAUSE_SECONDS = 0.3  # a pause at least this long ends a segment (speech then resumes in a new one)
+PAUSE_SECONDS = 0.2  # a pause at least this long ends a segment (speech then resumes in a new one)
 MARGIN_SECONDS = 0.1  # non-speech kept before a segment's first speech (after its last: at most a pause)
 THRESHOLD_DB = 12.0  # energy VAD: speech is this far above the tracked noise floor ...
 MIN_SPEECH_DB = -55.0  # ... and above this absolute level (dB re full scale RMS 1.0)

@@ -24,7 +24,7 @@ the stream) and confidences come from the shared decoding functions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -141,7 +141,7 @@ class _Partial:
 
     start: int  # first sample of the segment in the stream
     done: int = 0  # samples of the segment whose frames are kept
-    kept: list[torch.Tensor] | None = None  # (F_chunk, V) per chunk
+    kept: list[torch.Tensor] = field(default_factory=list)  # (F_chunk, V) per chunk
     tail: torch.Tensor | None = None  # (F_lookahead, V) of the last window
     text: str = ""
 
@@ -243,12 +243,11 @@ class StreamSession:
         if start is None or not owner.settings.partials:
             return []
         if self.partial is None or self.partial.start != start:
-            self.partial = _Partial(start, kept=[])
+            self.partial = _Partial(start)
         p = self.partial
-        assert p.kept is not None
         segment = self.buffer[start - self.offset :]  # the open segment so far
         mean, std = float(segment.mean()), float(np.sqrt(segment.var() + NORMALIZE_EPS))
-        updated = False
+        updated = False  # a partial is decoded only when new frames came
         while segment.shape[0] - p.done >= owner.chunk + owner.lookahead:
             window_from = max(0, p.done - owner.left)
             logits = owner.partial_logits(segment[window_from : p.done + owner.chunk + owner.lookahead], mean, std)
@@ -257,9 +256,9 @@ class StreamSession:
             p.tail = logits[first + owner.chunk // owner.hop :]
             p.done += owner.chunk
             updated = True
-        if not updated:
+        if not updated or p.tail is None:
             return []
-        logits = torch.cat([*p.kept, p.tail if p.tail is not None else logits[:0]])  # (F, V)
+        logits = torch.cat([*p.kept, p.tail])  # (F, V): kept chunks, then the provisional look-ahead
         transcriber = owner.transcriber
         decoded = greedy_decode(logits, transcriber.alphabet, seconds_per_frame=transcriber.seconds_per_frame)[0]
         decoded = with_confidences(decoded, logits, transcriber.alphabet)

@@ -23,7 +23,7 @@ import torch
 from hf_w2v2.classify.inference import load_model, min_samples_for, run_batches
 from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio_bytes, normalize_waveform
 from hf_w2v2.inference.batching import check_length
-from hf_w2v2.inference.segments import ModelVAD
+from hf_w2v2.inference.segments import ModelVAD, Segmenter
 from hf_w2v2.inference.streaming import StreamingTranscriber, StreamSession, StreamSettings
 from hf_w2v2.inference.transcribe import Transcriber
 
@@ -84,9 +84,14 @@ class ModelService:
         self.streaming: StreamingTranscriber | None = None
         self.classifier: Any = None
         if self.kind == "ctc":
-            self.transcriber = Transcriber.from_pretrained(model_dir, device=device, precision=precision)
+            stream = stream or StreamSettings()
             vad = None if vad_dir is None else ModelVAD.from_pretrained(vad_dir, device=device)
-            self.streaming = StreamingTranscriber(self.transcriber, stream or StreamSettings(), vad)
+            # Uploads are cut at the same pauses as streams, so a file's upload equals its stream's finals.
+            segmenter = Segmenter(stream.segment_settings(), vad)
+            self.transcriber = Transcriber.from_pretrained(
+                model_dir, device=device, precision=precision, segmenter=segmenter
+            )
+            self.streaming = StreamingTranscriber(self.transcriber, stream, vad)
             self.sampling_rate = self.transcriber.sampling_rate
         else:
             self.classifier = load_model(model_dir, device=device)
@@ -113,8 +118,7 @@ class ModelService:
         audio = load_audio_bytes(data, self.sampling_rate, name=UPLOAD_NAME)
         check_length(audio, self.transcriber.model.config)
         with torch.inference_mode():
-            logits = self.transcriber.logits(audio)  # (F, V)
-            transcription = self.transcriber.decode([logits])[0]
+            transcription = self.transcriber.transcribe_array(audio, self.sampling_rate)
         words = [asdict(w) for w in transcription.word_timings()]
         return {"text": transcription.text, "words": words, "duration": audio.shape[0] / self.sampling_rate}
 

@@ -14,7 +14,7 @@ function setStatus(text, isError = false) {
   $("status").className = isError ? "error" : "";
 }
 
-function showFinal(text, words) {
+function showFinal(text, words, source) {
   if (!text) return;
   const p = document.createElement("p");
   p.className = "final";
@@ -28,6 +28,7 @@ function showFinal(text, words) {
     p.appendChild(span);
   }
   p.dataset.text = text;
+  p.dataset.source = source;
   $("finals").appendChild(p);
 }
 
@@ -37,7 +38,7 @@ function onMessage(event) {
   else if (message.type === "partial") $("partial").textContent = message.text;
   else if (message.type === "final") {
     $("partial").textContent = "";
-    showFinal(message.text, message.words);
+    showFinal(message.text, message.words, "stream");
   } else if (message.type === "done") setStatus("done");
   else if (message.type === "error") setStatus(`error: ${message.message}`, true);
 }
@@ -90,7 +91,7 @@ async function upload(file) {
   const response = await fetch(withToken("v1/transcribe"), { method: "POST", body: form });
   const result = await response.json();
   if (!response.ok) return setStatus(`error: ${result.error}`, true);
-  showFinal(result.text, result.words);
+  showFinal(result.text, result.words, "upload");
   setStatus(`done (${result.duration.toFixed(1)} s of audio)`);
 }
 
