@@ -1,20 +1,28 @@
-"""Inference paths vs stock transformers fp32: speed ratios and accuracy, one table.
+"""Every inference path vs stock transformers fp32 and vs the peer routes: speed ratios and accuracy.
 
+    PYTHONPATH=. python bench/bench_inference.py --quick [--peer-site DIR] [--dev DIR]      # < 5 min, quiet machine
     PYTHONPATH=. python bench/bench_inference.py [--seconds 1 10 30] [--batches 1 8] [--repeats 5] [--threads 2]
                                     [--model models/w2v2-small-synth-en] [--dev ../shared/data/synth-dev]
-                                    [--paths ...] [--clips N]
+                                    [--paths ...] [--clips N] [--peer-site DIR] [--skip-base]
 
-Part 1, speed: the base config (random weights, same weights in every path) and the shipped
-CTC model, for each clip length and batch size. Every path runs in this process, interleaved
-(one call of each per round), best of ``--repeats``; the ratio is stock fp32 time / path time
-(> 1 is faster). ``max|dlogit|`` (base: last hidden state) is against stock fp32 on the same input.
+Prints the CPU model and its speed flags (avx2, avx512_vnni, avx512_bf16, amx), threads and load.
 
-Part 2, accuracy and throughput of the shipped model on synth-dev: greedy CER/WER per precision,
-and files per second of ``Transcriber`` at batch size 1 and 8 (fp32).
+Part 1, speed: the base config (random weights, the same in every path) and the shipped CTC model,
+for each clip length and batch size. Every path runs in this process, interleaved (one call of
+each per round), best of ``--repeats``; the ratio is stock fp32 time / path time (> 1 is faster).
+``max|dlogit|`` is against stock fp32 on the same input.
 
-Paths: stock-fp32, stock-int8 (``quantize_dynamic`` on Linear), fp32, bf16 (autocast; also where
-only emulated), int8 (:func:`hf_w2v2.inference.precision.quantize_int8`), onnx (onnxruntime, fp32), onnx-int8
-(:func:`hf_w2v2.inference.export.quantize_onnx`, onnxruntime).
+Paths: ``stock-fp32``, ``stock-int8`` (``quantize_dynamic`` on Linear); ours: every path of
+:mod:`hf_w2v2.inference.paths` (fp32 per conv kernel, bf16, torch int8, onnxruntime fp32 / dynamic /
+static int8, OpenVINO int8) and ``auto`` (:func:`hf_w2v2.inference.optimize`, calibrated and guarded
+on ``--calibration-clips`` synth-dev clips; the base model's random weights make the guard
+meaningless, so base's auto runs unguarded); peers (with ``--peer-site``, see ``bench/peer_export.py``):
+``peer-ort-fp32`` / ``peer-ort-int8`` (optimum-onnx export + optimum's dynamic int8 preset for this
+CPU) and ``peer-ov-fp32`` / ``peer-ov-int8`` (optimum-intel OpenVINO export, NNCF static int8 on the
+same calibration clips).
+
+Part 2, the shipped model on synth-dev: greedy CER/WER of every path (one clip per call), and files
+per second of ``Transcriber(precision="auto")`` at batch size 1 and 8.
 """
 
 from __future__ import annotations
@@ -23,49 +31,117 @@ import argparse
 import copy
 import csv
 import os
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import transformers
 
 import hf_w2v2
-from hf_w2v2.data.audio import load_audio
-from hf_w2v2.inference.export import OnnxRunner, export_onnx, quantize_onnx
-from hf_w2v2.inference.precision import quantize_int8
+from hf_w2v2.data.audio import load_audio, normalize_waveform
+from hf_w2v2.inference.machine import CACHE_ENV, cpu_info, library_versions, speed_flags
+from hf_w2v2.inference.optimize import describe, optimize
+from hf_w2v2.inference.paths import CPU_PATHS, build_path
 from hf_w2v2.inference.transcribe import Transcriber
 from hf_w2v2.text.error_rates import char_error_rate, word_error_rate
 
-ALL_PATHS = ("stock-fp32", "stock-int8", "fp32", "bf16", "int8", "onnx", "onnx-int8")
+Runner = Callable[[torch.Tensor], torch.Tensor]  # audio (B, T) -> logits (B, F, V)
+PEERS = ("peer-ort-fp32", "peer-ort-int8", "peer-ov-fp32", "peer-ov-int8")
+ALL_PATHS = ("stock-fp32", "stock-int8", *CPU_PATHS, "auto", *PEERS)
 
 
-def build_paths(stock: torch.nn.Module, ours: torch.nn.Module, names: list[str], tmp: str, ctc: bool) -> dict:
-    """name -> callable(audio (B, T)) -> (B, F, V) logits or (B, F, D) hidden states."""
-    pick = (lambda out: out.logits) if ctc else (lambda out: out.last_hidden_state)
-    stock_int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(stock), {torch.nn.Linear}, dtype=torch.qint8)
-    ours_int8 = quantize_int8(ours)
-    paths = {
-        "stock-fp32": lambda a: pick(stock(a)),
-        "stock-int8": lambda a: pick(stock_int8(a)),
-        "fp32": lambda a: pick(ours(a)),
-        "int8": lambda a: pick(ours_int8(a)),
+def session_runner(path: str, threads: int) -> Runner:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+
+    def run(audio: torch.Tensor) -> torch.Tensor:
+        feeds = {"input_values": audio.numpy(), "attention_mask": np.ones(audio.shape, np.int64)}
+        return torch.from_numpy(session.run(None, {n: feeds[n] for n in names})[0])
+
+    return run
+
+
+def openvino_runner(xml: str, threads: int, clips: list[np.ndarray] | None) -> Runner:
+    import openvino as ov
+
+    graph = ov.Core().read_model(xml)
+    names = [i.get_any_name() for i in graph.inputs]
+    if clips:
+        import nncf
+
+        feeds = [
+            {n: (c[None] if n == "input_values" else np.ones((1, len(c)), np.int64)) for n in names} for c in clips
+        ]
+        graph = nncf.quantize(graph, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(clips))
+    compiled = ov.Core().compile_model(graph, "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
+
+    def run(audio: torch.Tensor) -> torch.Tensor:
+        feeds = {"input_values": audio.numpy(), "attention_mask": np.ones(audio.shape, np.int64)}
+        return torch.from_numpy(np.asarray(compiled({n: feeds[n] for n in names})[0]))
+
+    return run
+
+
+def peer_runners(stock_dir: str, args: argparse.Namespace, clips: list[np.ndarray], tmp: str) -> dict[str, Runner]:
+    """The optimum routes, exported in a subprocess under ``--peer-site`` (optimum pins transformers 4)."""
+    if not args.peer_site:
+        return {}
+    out = os.path.join(tmp, "peer-" + os.path.basename(stock_dir.rstrip("/")))
+    env = {**os.environ, "PYTHONPATH": args.peer_site}
+    script = os.path.join(os.path.dirname(__file__), "peer_export.py")
+    done = subprocess.run([sys.executable, script, stock_dir, out], env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"peer export failed, peers left out:\n{done.stderr[-2000:]}", flush=True)
+        return {}
+    threads = torch.get_num_threads()
+    return {
+        "peer-ort-fp32": session_runner(os.path.join(out, "ort", "model.onnx"), threads),
+        "peer-ort-int8": session_runner(os.path.join(out, "ort-int8", "model_quantized.onnx"), threads),
+        "peer-ov-fp32": openvino_runner(os.path.join(out, "ov", "openvino_model.xml"), threads, None),
+        "peer-ov-int8": openvino_runner(os.path.join(out, "ov", "openvino_model.xml"), threads, clips),
     }
 
-    def bf16(a):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return pick(ours(a)).float()
 
-    paths["bf16"] = bf16
-    if ctc and ("onnx" in names or "onnx-int8" in names):
-        fp32_file = export_onnx(ours, os.path.join(tmp, "m.onnx"))
-        for name, file in (("onnx", fp32_file), ("onnx-int8", quantize_onnx(fp32_file, os.path.join(tmp, "q.onnx")))):
-            runner = OnnxRunner(file, threads=torch.get_num_threads())
-            paths[name] = lambda a, run=runner: torch.from_numpy(run(a, np.ones(a.shape, dtype=np.int64)))
-    return {n: paths[n] for n in names if n in paths}
+def build_paths(
+    stock: torch.nn.Module, ours: torch.nn.Module, stock_dir: str, clips: list[np.ndarray], guarded: bool, args, tmp
+) -> tuple[dict[str, Runner], str]:
+    """name -> runner for every path in ``args.paths`` that builds here, and auto's choice."""
+    names = args.paths
+    paths: dict[str, Runner] = {"stock-fp32": lambda a: stock(a).logits}
+    if "stock-int8" in names:
+        stock_int8 = torch.ao.quantization.quantize_dynamic(copy.deepcopy(stock), {torch.nn.Linear}, dtype=torch.qint8)
+        paths["stock-int8"] = lambda a: stock_int8(a).logits
+    # auto first: it builds, guards and times every path of ours; the table reuses what it built
+    fast = optimize(ours, "auto", clips, cache=args.cache, max_cer_change=0.005 if guarded else float("inf"))
+    fast(torch.as_tensor(np.concatenate(clips)[: 10 * 16_000])[None])  # timed on 10 s, as the targets are
+    assert fast.choice is not None
+    choice = f"{fast.chosen} ({'guarded' if guarded else 'unguarded: random weights'}); {describe(fast.choice)}"
+    errors = {r.name: r.error for r in fast.choice.results}
+    for name in CPU_PATHS:
+        if name not in names:
+            continue
+        try:  # a path the guard rejected was dropped by auto: rebuilt from its cached files
+            run = fast.runners.get(name) or build_path(name, ours, clips, fast._artifacts())
+            paths[name] = lambda a, run=run: run(a, None)
+        except Exception as err:  # a path this machine lacks is reported, the others still run
+            print(f"{name}: not built ({errors.get(name) or f'{type(err).__name__}: {err}'})", flush=True)
+    if "auto" in names:
+        paths["auto"] = lambda a: fast(a).logits
+    if any(n in names for n in PEERS):
+        paths.update({n: r for n, r in peer_runners(stock_dir, args, clips, tmp).items() if n in names})
+    return paths, choice
 
 
-def time_paths(paths: dict, audio: torch.Tensor, repeats: int) -> tuple[dict, dict]:
+def time_paths(paths: dict[str, Runner], audio: torch.Tensor, repeats: int) -> tuple[dict, dict]:
     """Best-of-``repeats`` seconds per path, interleaved, and max |path - stock fp32|."""
     with torch.inference_mode():
         ref = paths["stock-fp32"](audio)
@@ -79,22 +155,35 @@ def time_paths(paths: dict, audio: torch.Tensor, repeats: int) -> tuple[dict, di
     return best, diffs
 
 
-def speed_table(args: argparse.Namespace, tmp: str) -> list[str]:
+def dev_items(args: argparse.Namespace) -> tuple[list[np.ndarray], list[str]]:
+    """Raw synth-dev clips and their texts (``--clips`` first ones; none without ``--dev``)."""
+    if not args.dev or not os.path.isfile(os.path.join(args.dev, "metadata.csv")):
+        return [], []
+    with open(os.path.join(args.dev, "metadata.csv"), encoding="utf-8") as f:
+        items = list(csv.DictReader(f))[: args.clips or None]
+    return [load_audio(os.path.join(args.dev, r["file_name"])) for r in items], [r["text"] for r in items]
+
+
+def speed_table(args: argparse.Namespace, calibration: list[np.ndarray], tmp: str) -> tuple[list[str], dict]:
     rows = ["| model | clip | batch | path | best ms | vs stock fp32 | max abs diff |", "|---|---|---|---|---|---|---|"]
-    torch.manual_seed(0)
     setups = []
     if not args.skip_base:
-        # the base config with a 32-letter CTC head (random weights), so that every path, ONNX too, applies
+        torch.manual_seed(0)  # base config, 32-letter CTC head, random weights shared by stock and ours
         stock = transformers.Wav2Vec2ForCTC(transformers.Wav2Vec2Config(vocab_size=32, attn_implementation="sdpa"))
-        ours = hf_w2v2.Wav2Vec2ForCTC(hf_w2v2.Wav2Vec2Config(vocab_size=32)).eval()
-        ours.load_state_dict(stock.state_dict())
-        setups.append(("base", stock.eval(), ours, True))
+        base_dir = os.path.join(tmp, "base")
+        stock.save_pretrained(base_dir)
+        ours = hf_w2v2.Wav2Vec2ForCTC.from_pretrained(base_dir).eval()
+        setups.append(("base", stock.eval(), ours, base_dir, False))
     if args.model:
         stock = transformers.Wav2Vec2ForCTC.from_pretrained(args.model, attn_implementation="sdpa").eval()
         ours = hf_w2v2.Wav2Vec2ForCTC.from_pretrained(args.model).eval()
-        setups.append((os.path.basename(args.model.rstrip("/")), stock, ours, True))
-    for label, stock, ours, ctc in setups:
-        paths = build_paths(stock, ours, args.paths, tmp, ctc)
+        setups.append((os.path.basename(args.model.rstrip("/")), stock, ours, args.model, True))
+    runners = {}
+    for label, stock, ours, folder, guarded in setups:
+        paths, choice = build_paths(stock, ours, folder, calibration, guarded, args, tmp)
+        print(f"{label}: auto chose {choice}", flush=True)
+        if guarded:  # the shipped model's paths are reused for the accuracy part
+            runners[label] = (paths, choice)
         for seconds in args.seconds:
             for batch in args.batches:
                 audio = torch.randn(batch, int(16_000 * seconds))
@@ -106,50 +195,62 @@ def speed_table(args: argparse.Namespace, tmp: str) -> list[str]:
                         f"{ratio:.2f}x | {diffs[name]:.1e} |"
                     )
                 print("\n".join(rows[-len(paths) :]), flush=True)
-    return rows
+    return rows, runners
 
 
-def accuracy_table(args: argparse.Namespace) -> list[str]:
-    with open(os.path.join(args.dev, "metadata.csv"), encoding="utf-8") as f:
-        items = list(csv.DictReader(f))[: args.clips or None]
-    files = [os.path.join(args.dev, r["file_name"]) for r in items]
-    refs = [r["text"] for r in items]
-    rows = ["| precision | batch | CER | WER | files/s | max abs logit diff vs fp32 |", "|---|---|---|---|---|---|"]
-    reference = None
-    audio = [load_audio(p) for p in files]
-    for precision, batch in args.accuracy_runs:
-        onnx = precision.startswith("onnx")
-        transcriber = Transcriber.from_pretrained(
-            args.model, use_lm=False, device="cpu", precision="fp32" if onnx else precision, batch_size=batch
-        )
-        if precision == "bf16" and transcriber.precision != "bf16":  # measure it even where emulated
-            transcriber.bf16, transcriber.precision = True, "bf16"
-        if onnx:
-            with tempfile.TemporaryDirectory() as tmp:
-                file = export_onnx(transcriber.model, os.path.join(tmp, "m.onnx"))
-                file = quantize_onnx(file, os.path.join(tmp, "q.onnx")) if precision == "onnx-int8" else file
-                runner = OnnxRunner(file, threads=torch.get_num_threads())
-            start = time.perf_counter()  # one clip per call (batch 1), normalised as the Transcriber does
-            clips = [transcriber._normalize(a)[None] for a in audio]  # (1, T) each
-            logits = [torch.from_numpy(runner(c, np.ones(c.shape, np.int64))[0]) for c in clips]
-        else:
-            start = time.perf_counter()
-            logits = transcriber.logits_batch(audio)
-        hyps = [t.text for t in transcriber.decode(logits)]
+def accuracy_table(args: argparse.Namespace, audio: list[np.ndarray], refs: list[str], runners: dict) -> list[str]:
+    """Greedy CER/WER of each path on the shipped model, one clip per call, and Transcriber files/s."""
+    transcriber = Transcriber.from_pretrained(args.model, use_lm=False, device="cpu")
+    clips = [torch.as_tensor(transcriber._normalize(a))[None] for a in audio]  # (1, T) each
+    label = os.path.basename(args.model.rstrip("/"))
+    paths, choice = runners.get(label, ({}, "-"))
+    rows = [f"| path | CER | WER | clips/s (batch 1) |  (auto chose {choice})", "|---|---|---|---|"]
+    for name, run in paths.items():
+        start = time.perf_counter()
+        with torch.inference_mode():
+            logits = [run(c)[0] for c in clips]
         elapsed = time.perf_counter() - start
-        if reference is None:
-            reference = logits
-        diff = max(float((a - b).abs().max()) for a, b in zip(logits, reference))
-        rows.append(
-            f"| {precision} | {batch} | {char_error_rate(refs, hyps):.4f} | {word_error_rate(refs, hyps):.4f} | "
-            f"{len(files) / elapsed:.2f} | {diff:.1e} |"
-        )
+        hyps = [t.text for t in transcriber.decode(logits)]
+        cer, wer = char_error_rate(refs, hyps), word_error_rate(refs, hyps)
+        rows.append(f"| {name} | {cer:.4f} | {wer:.4f} | {len(clips) / elapsed:.2f} |")
         print(rows[-1], flush=True)
+    rows += ["", "| Transcriber precision | batch | files/s | CER |", "|---|---|---|---|"]
+    for precision in ("fp32", "auto"):
+        for batch in (1, 8):  # issue 33: --batch-size 8 should give >= 2x the files/s of batch 1
+            run_t = Transcriber.from_pretrained(
+                args.model, use_lm=False, device="cpu", precision=precision, batch_size=batch
+            )
+            if precision == "auto":  # the choice is made (and cached) before the clock starts
+                run_t.model.set_calibration([transcriber._normalize(a) for a in audio[:8]])
+                run_t.model(torch.as_tensor(transcriber._normalize(audio[0]))[None])
+            start = time.perf_counter()
+            logits = run_t.logits_batch(audio)
+            hyps = [t.text for t in run_t.decode(logits)]
+            elapsed = time.perf_counter() - start
+            rows.append(
+                f"| {precision} ({getattr(run_t.model, 'chosen', None) or precision}) | {batch} | "
+                f"{len(audio) / elapsed:.2f} | {char_error_rate(refs, hyps):.4f} |"
+            )
+            print(rows[-1], flush=True)
     return rows
+
+
+def header(threads: int) -> str:
+    info = cpu_info()
+    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in speed_flags(info["flags"]).items())
+    amx = "yes" if any(f.startswith("amx") for f in info["flags"]) else "no"
+    versions = ", ".join(f"{k} {v}" for k, v in library_versions().items() if v)
+    return (
+        f"CPU: {info['model']} ({os.cpu_count()} logical CPUs); {flags}; amx {amx}\n"
+        f"threads {threads}; load average {os.getloadavg()}\n{versions}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--quick", action="store_true", help="10 s, batch 1, 3 repeats, 30 dev clips, 10 calibrating (< 5 min)"
+    )
     parser.add_argument("--seconds", type=float, nargs="+", default=[1.0, 10.0, 30.0])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=5)
@@ -158,25 +259,28 @@ def main() -> None:
     parser.add_argument("--model", default="models/w2v2-small-synth-en")
     parser.add_argument("--dev", default="../shared/data/synth-dev")
     parser.add_argument("--clips", type=int, default=0, help="first N synth-dev clips (0: all)")
+    parser.add_argument("--calibration-clips", type=int, default=30, help="synth-dev clips calibrating int8")
+    parser.add_argument("--peer-site", default=None, help="site folder with optimum (bench/peer_export.py)")
+    parser.add_argument("--cache", default=None, help="optimize() cache folder (default: a fresh temporary one)")
     parser.add_argument("--skip-base", action="store_true", help="only the shipped model")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-accuracy", action="store_true")
     args = parser.parse_args()
-    args.accuracy_runs = [
-        ("fp32", 1),
-        ("fp32", 8),
-        ("int8", 1),
-        ("int8", 8),
-        ("bf16", 8),
-        ("onnx", 1),
-        ("onnx-int8", 1),
-    ]
+    if args.quick:
+        args.seconds, args.batches, args.repeats, args.clips = [10.0], [1], 3, args.clips or 30
+        args.calibration_clips = min(args.calibration_clips, 10)
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, threads {torch.get_num_threads()}")
-    print(f"load average at start: {os.getloadavg()}")
+    print(header(torch.get_num_threads()), flush=True)
+    audio, refs = dev_items(args)
+    calibration = [normalize_waveform(a) for a in audio[: args.calibration_clips]]
+    if not calibration:  # no synth-dev: noise calibrates (the accuracy part is skipped)
+        generator = np.random.default_rng(0)
+        calibration = [generator.standard_normal(48_000).astype(np.float32) for _ in range(4)]
     with tempfile.TemporaryDirectory() as tmp:
-        speed = [] if args.skip_speed else speed_table(args, tmp)
-    accuracy = [] if args.skip_accuracy else accuracy_table(args)
+        args.cache = args.cache or os.path.join(tmp, "optimize")
+        os.environ[CACHE_ENV] = os.path.dirname(args.cache)  # the Transcriber's auto choice too
+        speed, runners = ([], {}) if args.skip_speed else speed_table(args, calibration, tmp)
+        accuracy = [] if args.skip_accuracy or not audio else accuracy_table(args, audio, refs, runners)
     print(f"\nload average at end: {os.getloadavg()}\n")
     print("\n".join(speed + [""] + accuracy))
 
