@@ -30,19 +30,20 @@ def free_port() -> int:
 def run_together(
     commands: Sequence[Sequence[str]],
     env: Mapping[str, str] | list[Mapping[str, str]],
-    cwd: str | os.PathLike,
+    cwd: str | os.PathLike | list[str | os.PathLike],
     timeout: float = 900,
 ) -> list[subprocess.CompletedProcess]:
     """Run independent commands at once and wait for all (stdout and stderr captured, as ``subprocess.run``).
 
     The tests' training subprocesses run one thread each (``OMP_NUM_THREADS=1``) while pytest waits:
     started together, two of them use both cores of a 2-core CI machine instead of one after the other.
-    ``env`` may be one mapping for all or a list of them, one per command.
+    ``env`` and ``cwd`` may be one for all or a list, one per command.
     """
     envs = env if isinstance(env, list) else [env] * len(commands)
+    folders = cwd if isinstance(cwd, list) else [cwd] * len(commands)
     started = [
-        subprocess.Popen(list(command), cwd=cwd, env=dict(e), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for command, e in zip(commands, envs)
+        subprocess.Popen(list(command), cwd=c, env=dict(e), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for command, e, c in zip(commands, envs, folders)
     ]
     done = []
     for command, process in zip(commands, started):

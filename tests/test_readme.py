@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_together
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -45,16 +46,14 @@ def shell_commands(block: str) -> list[list[str]]:
     return commands
 
 
-def run_python(code: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {
+def python_env() -> dict[str, str]:
+    """Offline, one thread, this checkout's hf_w2v2 first."""
+    return {
         **os.environ,
         **OFFLINE,
         "OMP_NUM_THREADS": "1",
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def test_readme_has_python_blocks_and_a_first_screen_with_the_essentials() -> None:
@@ -67,14 +66,24 @@ def test_readme_has_python_blocks_and_a_first_screen_with_the_essentials() -> No
         assert needed in screen, f"the README's first screen lacks {needed!r}"
 
 
+@pytest.fixture(scope="module")
+def block_runs(tmp_path_factory: pytest.TempPathFactory) -> list[subprocess.CompletedProcess]:
+    """Every block in its own fresh interpreter and folder, all started together (conftest.run_together):
+    each imports torch and transformers on one thread, so on 2 cores two run at a time instead of one."""
+    folders = [tmp_path_factory.mktemp(f"block{index}") for index in range(len(PYTHON_BLOCKS))]
+    for folder in folders:
+        for name in LINKED:
+            (folder / name).symlink_to(ROOT / name, target_is_directory=True)
+    commands = [[sys.executable, "-c", code] for code in PYTHON_BLOCKS]
+    return run_together(commands, python_env(), list(folders), timeout=300)
+
+
 @pytest.mark.slow  # a fresh interpreter per block (torch + transformers imports): ~10 s each, more on a busy machine
 @pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))
-def test_readme_python_block_runs(index: int, tmp_path: Path) -> None:
+def test_readme_python_block_runs(index: int, block_runs: list[subprocess.CompletedProcess]) -> None:
     code = PYTHON_BLOCKS[index]
     assert "../shared" not in code, "README snippets must run on files in the repository"
-    for name in LINKED:
-        (tmp_path / name).symlink_to(ROOT / name, target_is_directory=True)
-    result = run_python(code, tmp_path)
+    result = block_runs[index]
     assert result.returncode == 0, (
         f"README python block {index} failed:\n{code}\n--- stderr ---\n{result.stderr[-4000:]}"
     )
