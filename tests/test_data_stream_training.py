@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_together
 from safetensors.torch import load_file
 
 from hf_w2v2.data.shards import write_shards
@@ -96,6 +97,19 @@ TASK_ARGS = {
 
 
 def _run(task: str, out: Path, data: Path, kill_at: int = 0, *extra: str) -> int:
+    return _run_together([(task, out, data, kill_at, extra)])[0]
+
+
+def _run_together(runs: list[tuple[str, Path, Path, int, tuple[str, ...]]]) -> list[int]:
+    """Exit codes of independent runs started at once (conftest.run_together: both cores of a 2-core CI)."""
+    jobs = [_job(*run[:4], *run[4]) for run in runs]
+    results = run_together([command for command, _ in jobs], [env for _, env in jobs], ROOT, timeout=600)
+    for done in results:
+        assert done.returncode in (0, -signal.SIGKILL), done.stderr[-3000:]
+    return [done.returncode for done in results]
+
+
+def _job(task: str, out: Path, data: Path, kill_at: int = 0, *extra: str) -> tuple[list[str], dict[str, str]]:
     data_flag = "--train_data" if task == "finetune" else "--train_source"
     argv = [str(out) if a == "OUT" else a for a in COMMON] + TASK_ARGS[task] + [data_flag, str(data), *extra]
     env = {
@@ -106,11 +120,7 @@ def _run(task: str, out: Path, data: Path, kill_at: int = 0, *extra: str) -> int
         "OMP_NUM_THREADS": "1",
         "PYTHONPATH": str(ROOT),
     }
-    done = subprocess.run(
-        [sys.executable, "-c", RUNNER, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode in (0, -signal.SIGKILL), done.stderr[-3000:]
-    return done.returncode
+    return [sys.executable, "-c", RUNNER, *argv], env
 
 
 def _names_by_step(log: Path) -> dict[int, list[int]]:
@@ -136,8 +146,8 @@ def test_sigkill_then_resume_sees_exactly_the_samples_of_an_uninterrupted_run(
 ) -> None:
     extra = ("--dataloader_num_workers", "2", "--shuffle_buffer", "4")
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    assert _run(task, straight, shards, 0, *extra) == 0
-    assert _run(task, killed, shards, 5, *extra) == -signal.SIGKILL  # checkpoint-3 is the last one
+    # independent: run together; the killed one's last checkpoint is checkpoint-3
+    assert _run_together([(task, straight, shards, 0, extra), (task, killed, shards, 5, extra)]) == [0, -signal.SIGKILL]
     assert sorted(p.name for p in killed.glob("checkpoint-*")) == ["checkpoint-3"]
     before = _names_by_step(tmp_path / "killed.names.jsonl")
     assert sorted(before) == [0, 1, 2, 3, 4]

@@ -6,12 +6,12 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_together
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ run_finetuning(*parse_finetune_args(sys.argv[1:]))
 """
 
 
-def _run(out: Path, kill_at: str = "none:0", *extra: str) -> int:
+def _command(out: Path, *extra: str) -> list[str]:
     argv = [
         "--config_name", "tiny",
         "--config_overrides", '{"feat_extract_norm": "layer"}',
@@ -72,27 +72,37 @@ def _run(out: Path, kill_at: str = "none:0", *extra: str) -> int:
         "--preprocessing_num_workers", "1",
         *extra,
     ]  # fmt: skip
-    env = {**os.environ, "KILL_AT": kill_at, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", RUNNER, *argv], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert done.returncode in (0, -signal.SIGKILL), done.stderr[-3000:]
-    return done.returncode
+    return [sys.executable, "-c", RUNNER, *argv]
+
+
+def _run(runs: list[tuple[Path, str, tuple[str, ...]]]) -> list[int]:
+    """Exit codes of the (output folder, KILL_AT, extra options) runs, all started at once (conftest)."""
+    envs = [
+        {**os.environ, "KILL_AT": kill_at, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)} for _, kill_at, _ in runs
+    ]
+    done = run_together([_command(out, *extra) for out, _, extra in runs], envs, ROOT)
+    for result in done:
+        assert result.returncode in (0, -signal.SIGKILL), result.stderr[-3000:]
+    return [result.returncode for result in done]
 
 
 @pytest.mark.slow
 def test_sigkill_at_a_step_or_during_a_save_then_resume_gives_the_uninterrupted_weights(tmp_path: Path) -> None:
     straight = tmp_path / "straight"
-    assert _run(straight) == 0
-    expected = load_file(straight / "model.safetensors")
     rng = random.Random(23)
     kills = [f"step:{rng.choice([3, 5, 7])}", f"save:{rng.choice([4, 6])}"]
-    for kill_at in kills:
-        out = tmp_path / kill_at.replace(":", "-")
-        assert _run(out, kill_at) == -signal.SIGKILL, kill_at
+    outs = [tmp_path / kill_at.replace(":", "-") for kill_at in kills]
+    # the uninterrupted run and the two killed ones are independent: run together, then both resumes
+    codes = _run([(straight, "none:0", ()), *((out, kill_at, ()) for out, kill_at in zip(outs, kills))])
+    assert codes == [0, -signal.SIGKILL, -signal.SIGKILL], (kills, codes)
+    expected = load_file(straight / "model.safetensors")
+    for kill_at, out in zip(kills, outs):
         assert not (out / "model.safetensors").exists()
         if kill_at.startswith("save"):
             step = int(kill_at.split(":")[1])
             assert (out / f".staging-checkpoint-{step}").is_dir() and not (out / f"checkpoint-{step}").exists()
-        assert _run(out, "none:0", "--resume_from_checkpoint", "latest") == 0
+    assert _run([(out, "none:0", ("--resume_from_checkpoint", "latest")) for out in outs]) == [0, 0]
+    for kill_at, out in zip(kills, outs):
         got = load_file(out / "model.safetensors")
         different = [key for key in expected if not torch.equal(expected[key], got[key])]
         assert different == [], (kill_at, different)

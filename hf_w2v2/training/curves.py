@@ -66,7 +66,9 @@ def plot_training_curves(
             ax_metric.plot(*points, f"{marker}-", label=label)
         ax_metric.set_xlabel("optimizer step")
         ax_metric.set_ylabel(metric_axis)
-        ax_metric.set_ylim(bottom=0)
+        highest = max(max(points[1]) for points, _ in curves)
+        ax_metric.set_ylim(0, highest * 1.08 if highest > 0 else 1.0)  # a score of 0.99 sat on the frame
+        ax_metric.set_xlim(ax_loss.get_xlim())  # the loss's step axis: one final evaluation sits at the run's end
         ax_metric.legend()
         ax_metric.grid(alpha=0.3)
     fig.tight_layout()
