@@ -13,6 +13,7 @@ from hf_w2v2.data.sampler import LengthGroupedSampler
 from hf_w2v2.finetune.feature_cache import PREFIX_KEY, use_cached_prefix
 from hf_w2v2.training.budget import TimeBudgetTrainerMixin
 from hf_w2v2.training.checkpoints import AtomicCheckpointMixin
+from hf_w2v2.training.distributed import ShardingTrainerMixin
 from hf_w2v2.training.health import HealthMonitorCallback
 from hf_w2v2.training.layerdrop import LayerDropSyncMixin
 from hf_w2v2.training.loaders import build_loader, duration_loader
@@ -28,7 +29,9 @@ def dataset_lengths(dataset: Any, column: str) -> list[int] | None:
     return None if lengths is None else [int(n) for n in lengths]
 
 
-class CTCTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLossMixin, TimeBudgetTrainerMixin):
+class CTCTrainer(
+    AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLossMixin, TimeBudgetTrainerMixin, ShardingTrainerMixin
+):
     """``Trainer`` with an optional wall-clock budget driving the learning-rate schedule.
 
     Length-grouped training batches (``train_sampling_strategy="group_by_length"``) come from

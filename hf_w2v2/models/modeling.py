@@ -65,6 +65,11 @@ class Wav2Vec2PreTrainedModel(LanguageAdapterMixin, PreTrainedModel):  # type: i
         check_finite_weights(model, args[0] if args else kwargs.get("pretrained_model_name_or_path"))
         return loaded
 
+    def get_input_embeddings(self) -> None:  # type: ignore[override]  # audio in: no token embedding
+        """None: the input is audio, there is no embedding table (accelerate's FSDP2 asks, and expects None
+        from models without one; the inherited method raises ``NotImplementedError``)."""
+        return None
+
     def _init_weights(self, module: nn.Module) -> None:
         """fairseq's init. Only ``torch.nn.init`` calls, so weights loaded by ``from_pretrained`` are kept."""
         std = self.config.initializer_range

@@ -52,6 +52,7 @@ from hf_w2v2.models.negatives import sample_negative_indices
 from hf_w2v2.pretrain.temperature import LOG_KEY, GumbelSchedule, GumbelTemperatureCallback
 from hf_w2v2.training.budget import TimeBudgetTrainerMixin
 from hf_w2v2.training.checkpoints import AtomicCheckpointMixin
+from hf_w2v2.training.distributed import ShardingTrainerMixin
 from hf_w2v2.training.health import HealthMonitorCallback
 from hf_w2v2.training.layerdrop import LayerDropSyncMixin
 from hf_w2v2.training.loaders import build_loader, duration_loader
@@ -166,7 +167,9 @@ class DatasetEpochCallback(TrainerCallback):
         self.dataset.set_epoch(math.floor(state.epoch + 1e-6))  # resumed mid-epoch: state.epoch = 1.5 -> 1
 
 
-class PreTrainingTrainer(AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLossMixin, TimeBudgetTrainerMixin):
+class PreTrainingTrainer(
+    AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLossMixin, TimeBudgetTrainerMixin, ShardingTrainerMixin
+):
     """``Trainer`` for ``Wav2Vec2ForPreTraining``; see the module docstring.
 
     Extra arguments: ``gumbel_schedule``, the temperature schedule (paper default),

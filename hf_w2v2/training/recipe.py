@@ -19,6 +19,7 @@ from typing import Any
 
 from transformers import HfArgumentParser
 
+from hf_w2v2.training.distributed import check_launch
 from hf_w2v2.training.precision import use_cpu_without_accelerator
 
 RECIPE_SUFFIXES = (".json", ".yaml", ".yml")
@@ -59,6 +60,7 @@ def parse_recipe_args(argument_classes: Sequence[type], argv: Sequence[str] | No
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].endswith(RECIPE_SUFFIXES) and not argv[0].startswith("-"):
         argv = to_argv(read_config_file(argv[0])) + argv[1:]
+    check_launch()  # a strategy this machine cannot run is refused before any data work
     argv = use_cpu_without_accelerator(argv)
     parser = HfArgumentParser(list(argument_classes))  # type: ignore[arg-type]  # dataclass types
     return tuple(parser.parse_args_into_dataclasses(args=argv))
