@@ -1,8 +1,8 @@
 """Say which distributed set-up a run really got, and whether its processes ended with one model.
 
-A launch config that did not apply fails silently: ``accelerate launch`` of an FSDP config on
-machines where accelerate cannot shard (it only shards on GPU-like devices) trains plain
-data-parallel, and a process group without a backend trains one model per process. So every
+A launch config that did not apply fails silently: ``accelerate launch`` of a DeepSpeed config with
+``--use_cpu True`` trains plain data-parallel, and a process group without a backend trains one model
+per process. So every
 rank logs, when training starts, what accelerate set up (``DDP``/``FSDP``/``DeepSpeed ZeRO-n``,
 the number of processes and the backend), and, when training ends with several processes, a
 checksum of the full parameters (float64 sum of every parameter, in ``named_parameters`` order):
