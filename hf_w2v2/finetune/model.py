@@ -85,7 +85,8 @@ def describe_frozen_encoder(model: Wav2Vec2ForCTC) -> str:
 
 
 def count_parameters(model: Wav2Vec2ForCTC) -> tuple[int, int]:
-    """(all, trainable) parameter counts."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """(all, trainable) parameter counts (whole parameters: ZeRO-3 holds empty placeholders and their ``ds_numel``)."""
+    sizes = [(int(getattr(p, "ds_numel", p.numel())), p.requires_grad) for p in model.parameters()]
+    total = sum(n for n, _ in sizes)
+    trainable = sum(n for n, grad in sizes if grad)
     return total, trainable
