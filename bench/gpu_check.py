@@ -2,6 +2,7 @@
 
     bash bench/gpu_check.sh            # the way to run it (checks for CUDA first)
     python bench/gpu_check.py [--quick]
+    python bench/gpu_check.py --cpu_dry_run   # the same code on the CPU with 1 s clips: a test, not a measurement
 
 Checks, each a row of the table printed at the end:
 
@@ -50,6 +51,7 @@ from hf_w2v2.models.configuration import base  # noqa: E402
 from hf_w2v2.training.distributed import CHECKSUM_MARK  # noqa: E402
 
 RATE = 16_000  # samples per second
+DEVICE = torch.device("cuda")  # main() sets the CPU for --cpu_dry_run
 NO_RANDOMNESS = dict(
     hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0, final_dropout=0.0,
     layerdrop=0.0, mask_time_prob=0.0,
@@ -73,7 +75,7 @@ def parity_rows(device: torch.device) -> list[Row]:
         stock, ours = stock.to(device), ours.to(device)
         logits = {}
         for dtype in (None, torch.bfloat16):
-            with torch.no_grad(), torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
+            with torch.no_grad(), torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
                 logits[dtype] = (ours(audio, attention_mask=mask).logits, stock(audio, attention_mask=mask).logits)
         fp32 = rel_diff(*logits[None])
         rows.append((f"parity fp32 {family}", ok(fp32 < 1e-4), f"logits rel. diff {fp32:.1e} (< 1e-4)"))
@@ -98,10 +100,12 @@ def interleaved(steps: dict[str, Callable[[], float]], repeats: int) -> dict[str
 
 def timed(fn: Callable[[], object]) -> Callable[[], float]:
     def run() -> float:
-        torch.cuda.synchronize()
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize()
         start = time.perf_counter()
         fn()
-        torch.cuda.synchronize()
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize()
         return time.perf_counter() - start
 
     return run
@@ -117,7 +121,7 @@ def base_pair(name: str, **fields: object) -> tuple[torch.nn.Module, torch.nn.Mo
     missing, unexpected = stock.load_state_dict(ours.state_dict(), strict=False)
     if unexpected or [k for k in missing if "masked_spec_embed" not in k]:
         raise RuntimeError(f"weights do not map: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    return ours.cuda(), stock.cuda()
+    return ours.to(DEVICE), stock.to(DEVICE)
 
 
 def finetune_row(batch: int, seconds: float, repeats: int) -> Row:
@@ -126,14 +130,14 @@ def finetune_row(batch: int, seconds: float, repeats: int) -> Row:
     for model in (ours, stock):
         model.freeze_feature_encoder()
         model.train()
-    audio = torch.randn(batch, int(seconds * RATE), generator=torch.Generator().manual_seed(0)).cuda()
-    labels = torch.randint(1, 32, (batch, int(seconds * 8)), generator=torch.Generator().manual_seed(1)).cuda()
+    audio = torch.randn(batch, int(seconds * RATE), generator=torch.Generator().manual_seed(0)).to(DEVICE)
+    labels = torch.randint(1, 32, (batch, int(seconds * 8)), generator=torch.Generator().manual_seed(1)).to(DEVICE)
     losses: dict[str, float] = {}
 
     def step(name: str, model: torch.nn.Module) -> Callable[[], object]:
         def run() -> None:
             model.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+            with torch.autocast(DEVICE.type, dtype=torch.bfloat16):
                 loss = model(audio, labels=labels).loss
             loss.backward()
             losses[name] = float(loss)
@@ -149,14 +153,14 @@ def pretrain_row(batch: int, seconds: float, repeats: int) -> Row:
     the host with numpy (its documented recipe); bench/bench_pretrain_step.py."""
     ours, stock = base_pair("Wav2Vec2ForPreTraining", **PRETRAIN_FIELDS)
     ours.train(), stock.train()
-    audio = torch.randn(batch, int(seconds * RATE), generator=torch.Generator().manual_seed(0)).cuda()
+    audio = torch.randn(batch, int(seconds * RATE), generator=torch.Generator().manual_seed(0)).to(DEVICE)
     attention = torch.ones_like(audio, dtype=torch.long)
     grad_norms: dict[str, float] = {}
 
     def step(name: str, model: torch.nn.Module, fn: Callable[..., None]) -> Callable[[], object]:
         def run() -> None:
             model.zero_grad(set_to_none=True)
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+            with torch.autocast(DEVICE.type, dtype=torch.bfloat16):
                 fn(model, audio, attention)
             grads = [p.grad for p in model.parameters() if p.grad is not None]
             grad_norms[name] = float(torch.stack([g.float().norm() for g in grads]).norm())
@@ -185,11 +189,11 @@ def speed_row(check: str, losses: dict[str, float], times: dict[str, float], aud
 def inference_row(batch: int, seconds: float, repeats: int) -> Row:
     ours, stock = base_pair("Wav2Vec2ForCTC", vocab_size=32)
     ours.eval(), stock.eval()
-    audio = torch.randn(batch, int(seconds * RATE), generator=torch.Generator().manual_seed(0)).cuda()
+    audio = torch.randn(batch, int(seconds * RATE), generator=torch.Generator().manual_seed(0)).to(DEVICE)
 
     def forward(model: torch.nn.Module) -> Callable[[], object]:
         def run() -> torch.Tensor:
-            with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16):
+            with torch.inference_mode(), torch.autocast(DEVICE.type, dtype=torch.bfloat16):
                 return model(audio).logits
 
         return run
@@ -266,20 +270,28 @@ def losses_of(out: Path) -> list[float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer timed repeats and smaller batches")
+    parser.add_argument(
+        "--cpu_dry_run", action="store_true", help="run the checks' code on the CPU with 1 s clips (not a measurement)"
+    )
     args = parser.parse_args()
-    if not torch.cuda.is_available():
+    global DEVICE
+    if args.cpu_dry_run:
+        DEVICE = torch.device("cpu")
+    elif not torch.cuda.is_available():
         print("gpu_check: torch sees no CUDA GPU (torch.cuda.is_available() is False): nothing to check here")
         return 2
-    device = torch.device("cuda")
-    repeats, batch = (3, 2) if args.quick else (10, 4)
-    name = torch.cuda.get_device_name()
+    device = DEVICE
+    repeats, batch, seconds = (3, 2, 10.0) if args.quick else (10, 4, 10.0)
+    if args.cpu_dry_run:
+        repeats, batch, seconds = 1, 1, 1.0
+    name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU (dry run)"
     started = time.perf_counter()
     rows: list[Row] = [("device", "ok", f"{name}, {torch.cuda.device_count()} GPU(s), torch {torch.__version__}")]
     checks: dict[str, Callable[[], list[Row]]] = {
         "parity": lambda: parity_rows(device),
-        "fine-tuning step": lambda: [finetune_row(batch, 10.0, repeats)],
-        "pre-training step": lambda: [pretrain_row(batch, 10.0, repeats)],
-        "inference": lambda: [inference_row(batch, 10.0, repeats)],
+        "fine-tuning step": lambda: [finetune_row(batch, seconds, repeats)],
+        "pre-training step": lambda: [pretrain_row(batch, seconds, repeats)],
+        "inference": lambda: [inference_row(batch, seconds, repeats)],
         "DDP on all GPUs": lambda: [ddp_row()],
     }
     for title, check in checks.items():
@@ -288,7 +300,8 @@ def main() -> int:
             rows += check()
         except Exception as error:  # a crash is a failed row, and the other checks still run
             rows.append((title, "FAIL", f"{type(error).__name__}: {error}"[:300]))
-        torch.cuda.empty_cache()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     width = max(len(check) for check, _, _ in rows)
     print(f"\nhf_w2v2 GPU check ({time.perf_counter() - started:.0f} s)")
     print(f"{'check':{width}}  result  detail")
