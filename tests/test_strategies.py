@@ -19,8 +19,8 @@ from a pre-trained folder on 2 CPU processes (gloo) for 3 steps.
   partitions consolidate (one process) into a folder with the same outputs.
 
 One launch per strategy runs both jobs (tests/strategy_worker.py): starting a process group is most of a
-tiny run's time. The module costs about 90 CPU-seconds (user + sys of all its processes): 250 s of wall
-time on the project's 2 cores at load average 15, about 60-90 s on 2 idle cores.
+tiny run's time. The module costs about 90 CPU-seconds (user + sys of all its processes): 146-250 s of
+wall time on the project's 2 cores at load average 10-15, about 60-90 s on 2 idle cores.
 """
 
 from __future__ import annotations
