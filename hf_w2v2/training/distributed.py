@@ -225,10 +225,12 @@ class ShardingTrainerMixin(Trainer):
             super().save_model(output_dir, _internal_call)
             return
         folder = str(output_dir or self.args.output_dir)
-        if _internal_call:  # a checkpoint: its shards are written by _save_checkpoint; the config says what they are
+        if _internal_call:  # a checkpoint: _save_checkpoint writes the shards; what stock _save writes beside them
             config = getattr(self.model, "config", None)
             if self.args.should_save and config is not None:
-                config.save_pretrained(folder)
+                config.save_pretrained(folder)  # what the shards are (hf-w2v2 consolidate reads it)
+            if self.args.should_save and self.processing_class is not None:
+                self.processing_class.save_pretrained(folder)  # the vocabulary a resumed run checks
             return
         state_dict = self.accelerator.get_state_dict(self.model)  # a collective: every rank gathers
         self._save(folder, state_dict=state_dict)
