@@ -311,6 +311,26 @@ def run_convert_fairseq(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_consolidate(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "consolidate",
+        help="turn a sharded training checkpoint (FSDP, DeepSpeed ZeRO) into a model folder",
+        description="Gather the shards of a checkpoint-N written under FSDP or DeepSpeed ZeRO, in one process, "
+        "into config.json + model.safetensors (loads with from_pretrained, ours and stock transformers').",
+    )
+    p.add_argument("checkpoint", help="checkpoint-N folder of a run")
+    p.add_argument("output_dir", help="folder for config.json and model.safetensors")
+    p.set_defaults(handler=run_consolidate)
+
+
+def run_consolidate(args: argparse.Namespace) -> int:
+    """Handler of ``hf-w2v2 consolidate``."""
+    from hf_w2v2.training.sharded_checkpoints import consolidate_checkpoint
+
+    print(f"wrote {consolidate_checkpoint(args.checkpoint, args.output_dir)}")
+    return 0
+
+
 def _audio_inputs(inputs: Sequence[str]) -> list[str]:
     """Audio files of ``inputs`` (folders searched); a missing path is an error naming it."""
     from hf_w2v2.data.audio import find_audio_files
@@ -622,6 +642,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_build_lm,
     add_make_shards,
     add_convert_fairseq,
+    add_consolidate,
     add_classify,
     add_verify,
     add_embed,

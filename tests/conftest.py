@@ -17,14 +17,19 @@ import torch
 torch.set_num_threads(1)
 
 
-@pytest.fixture
-def free_port() -> int:
+def pick_free_port() -> int:
     """A TCP port nobody listens on now (the OS picks it: bind port 0), for ``accelerate launch
     --main_process_port``. A fixed port fails when another job holds it; ``torchrun`` needs none:
     ``--standalone`` lets it pick its own."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.fixture
+def free_port() -> int:
+    """:func:`pick_free_port` as a fixture."""
+    return pick_free_port()
 
 
 def run_together(

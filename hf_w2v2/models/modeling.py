@@ -92,6 +92,11 @@ class Wav2Vec2PreTrainedModel(LanguageAdapterMixin, PreTrainedModel):  # type: i
         warn_nonfinite_weights(model, source)
         return (model, info) if want_info else model
 
+    def get_input_embeddings(self) -> None:  # type: ignore[override]  # audio in: no token embedding
+        """None: the input is audio, there is no embedding table (accelerate's FSDP2 asks, and expects None
+        from models without one; the inherited method raises ``NotImplementedError``)."""
+        return None
+
     def _init_weights(self, module: nn.Module) -> None:
         """fairseq's init. Only ``torch.nn.init`` calls, so weights loaded by ``from_pretrained`` are kept."""
         std = self.config.initializer_range

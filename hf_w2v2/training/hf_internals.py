@@ -12,6 +12,14 @@ re-exported): ``transformers.utils.ModelOutput`` (model outputs), ``transformers
 ExportableState`` (callbacks saved in checkpoints: the time budget) and ``transformers.trainer_utils.
 get_last_checkpoint`` (``--resume_from_checkpoint latest``). ``Trainer.loss_is_scaled_for_ga`` is
 documented in the Trainer's docstring and set directly by the pre-training trainer.
+
+FSDP on CPU processes (:class:`hf_w2v2.training.distributed.ShardingTrainerMixin`) overrides
+``Trainer.create_accelerator_and_postprocess`` (undocumented: where the Trainer builds its
+``Accelerator``) to switch the accelerator to FSDP after it is built, sets the Trainer's
+``is_fsdp_enabled`` flag to match, and writes the gathered model with ``Trainer._save(output_dir,
+state_dict=...)`` (the Trainer's own write of a state dict); on the accelerate side it sets
+``AcceleratorState.fsdp_plugin`` / ``distributed_type`` and ``PartialState._shared_state
+["distributed_type"]``, what accelerate's own constructor sets for FSDP on GPUs.
 """
 
 from __future__ import annotations

@@ -35,8 +35,10 @@ def describe_frozen_encoder(model: nn.Module) -> str:
 
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(all, trainable) parameter counts."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    # whole parameters: under ZeRO-3 a rank holds empty placeholders that carry their size in ``ds_numel``
+    sizes = [(int(getattr(p, "ds_numel", p.numel())), p.requires_grad) for p in model.parameters()]
+    total = sum(n for n, _ in sizes)
+    trainable = sum(n for n, grad in sizes if grad)
     return total, trainable
 
 

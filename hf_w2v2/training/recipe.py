@@ -63,6 +63,9 @@ def parse_recipe_args(argument_classes: Sequence[type], argv: Sequence[str] | No
         raise SystemExit(0)
     if argv and argv[0].endswith(RECIPE_SUFFIXES) and not argv[0].startswith("-"):
         argv = to_argv(read_config_file(argv[0])) + argv[1:]
+    from hf_w2v2.training.distributed import check_launch  # here, not at the top: it imports the Trainer (slow --help)
+
+    check_launch()  # a strategy this machine cannot run is refused before any data work
     argv = use_cpu_without_accelerator(argv)
     parser = HfArgumentParser(list(argument_classes))  # type: ignore[arg-type]  # dataclass types
     return tuple(parser.parse_args_into_dataclasses(args=argv))

@@ -10,6 +10,8 @@ What every job gets here:
 - LayerDrop decisions shared by all processes (:mod:`hf_w2v2.training.layerdrop`);
 - NaN/inf training losses skipped and counted (:mod:`hf_w2v2.training.nonfinite`);
 - the wall-clock budget driving the learning rate (:mod:`hf_w2v2.training.budget`);
+- FSDP2 sharding on CPU processes too, and a standard final model folder under every strategy
+  (:class:`hf_w2v2.training.distributed.ShardingTrainerMixin`);
 - the health monitor (:mod:`hf_w2v2.training.health`), whose warnings the run writes into its
   results and card;
 - a batch's cached frozen conv outputs handed to the encoder (:mod:`hf_w2v2.training.feature_cache`);
@@ -29,6 +31,7 @@ from torch.utils.data import DataLoader, SequentialSampler
 from hf_w2v2.data.sampler import LengthGroupedSampler
 from hf_w2v2.training.budget import TimeBudgetTrainerMixin
 from hf_w2v2.training.checkpoints import AtomicCheckpointMixin
+from hf_w2v2.training.distributed import ShardingTrainerMixin
 from hf_w2v2.training.feature_cache import PREFIX_KEY, use_cached_prefix
 from hf_w2v2.training.health import HealthMonitorCallback
 from hf_w2v2.training.layerdrop import LayerDropSyncMixin
@@ -52,7 +55,9 @@ def dataset_lengths(dataset: Any, column: str) -> list[int] | None:
     return None if lengths is None else [int(n) for n in lengths]
 
 
-class Wav2Vec2Trainer(AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLossMixin, TimeBudgetTrainerMixin):
+class Wav2Vec2Trainer(
+    AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLossMixin, TimeBudgetTrainerMixin, ShardingTrainerMixin
+):
     """``Trainer`` with the shared mixins; see the module docstring.
 
     Extra arguments: ``max_batch_seconds`` (batches of at most that much padded audio instead of
