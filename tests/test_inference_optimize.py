@@ -206,3 +206,25 @@ def test_transcribe_cli_precision_auto(tmp_path, fast_paths, monkeypatch, capsys
     auto = [line for line in capsys.readouterr().out.splitlines() if "\t" in line]
     assert auto == fp32 and len(auto) == 2  # the guard keeps greedy output within 0.005 CER; here identical
     assert list((tmp_path / "cache" / "optimize").glob("*.json"))
+
+
+def test_the_guard_against_references_bounds_the_cer_change(tmp_path, monkeypatch) -> None:
+    def noisy(run):
+        return lambda audio, mask: run(audio, mask).flip(-1)
+
+    fake_paths(monkeypatch, {"noisy": noisy})
+    monkeypatch.setattr(OPT, "time_paths", lambda runners, probe, rounds: {n: 1.0 + (n == "fp32") for n in runners})
+    model = make_model()
+    with torch.no_grad():
+        for p in model.lm_head.parameters():
+            p.mul_(20)
+    refs = [[3, 4, 5]] * 3
+    with pytest.raises(ValueError, match="2 references for 3"):
+        optimize(model, calibration=clips(), references=refs[:2], cache=tmp_path)(torch.randn(1, 4000))
+    fast = optimize(model, calibration=clips(), references=refs, cache=tmp_path, max_cer_change=10.0)
+    fast(torch.randn(1, 4000))
+    assert fast.chosen == "noisy"  # within the (loose) bound against the references
+    fast = optimize(model, calibration=clips(), references=refs, cache=tmp_path, max_cer_change=0.0)
+    fast(torch.randn(1, 4000))
+    results = {r.name: r for r in fast.choice.results}  # type: ignore[union-attr]
+    assert fast.chosen == "fp32" and "(references)" in (results["noisy"].error or "")

@@ -8,9 +8,10 @@ first use every candidate (:mod:`hf_w2v2.inference.paths`) is built, checked and
 process, interleaved (one call of each per round, best of :data:`MEASURE_ROUNDS`: a busy machine
 slows them alike), and the ranking is cached per machine and model (:mod:`hf_w2v2.inference.machine`).
 
-The accuracy guard: a path whose greedy CTC output differs from fp32's on the guard clips by more
-than :data:`MAX_CER_CHANGE` (character error rate of its tokens against fp32's tokens, an upper
-bound on how much its CER against any reference can move) is never picked. The guard clips are the
+The accuracy guard: a path whose greedy CER on the calibration clips moves more than
+:data:`MAX_CER_CHANGE` (absolute) from fp32's is never picked. With ``references`` (the clips' token
+ids) that is the CER against them; without, the CER of its tokens against fp32's tokens (an upper
+bound on how much its CER against any reference can move, so stricter). The guard clips are the
 ``calibration`` clips, or, without them, the first input; the static int8 paths need calibration
 clips and are skipped without them. A path that fails (to build, or at a later call) is logged with
 its reason and the next one in the ranking runs; eager fp32 is always last.
@@ -95,9 +96,11 @@ class FastModel:
         calibration: Sequence[np.ndarray] | None,
         cache: str | None,
         max_cer_change: float = MAX_CER_CHANGE,
+        references: Sequence[Sequence[int]] | None = None,
     ) -> None:
         self.model = model.eval()
         self.max_cer_change = max_cer_change
+        self.references = None if references is None else [list(map(int, r)) for r in references]
         self.precision = precision
         self.calibration = None if calibration is None else [np.asarray(c, np.float32) for c in calibration]
         self.cache = cache
@@ -151,7 +154,8 @@ class FastModel:
         return folder
 
     def _key(self) -> str:
-        return cache_key(self.model, self.device, self.calibration, f"{self.precision} guard {self.max_cer_change}")
+        guard = f"{self.precision} guard {self.max_cer_change} references {self.references}"
+        return cache_key(self.model, self.device, self.calibration, guard)
 
     def _choose(self, audio: torch.Tensor) -> Choice:
         cached = self._load_cached()
@@ -160,7 +164,10 @@ class FastModel:
             return cached
         candidates = self._candidates()
         guard = self.calibration if self.calibration else [row.numpy() for row in audio]
-        choice = measure(self.model, candidates, guard, audio[:1], self._runner, self.runners, self.max_cer_change)
+        references = self.references if self.calibration else None
+        choice = measure(
+            self.model, candidates, guard, audio[:1], self._runner, self.runners, self.max_cer_change, references
+        )
         choice.fingerprint = machine_fingerprint(self.device)
         self._save(choice)
         logger.info("inference path %s; %s", choice.ranking[0], describe(choice))
@@ -206,6 +213,7 @@ def measure(
     build: Any,
     built: dict[str, Runner],
     max_cer_change: float = MAX_CER_CHANGE,
+    references: Sequence[Sequence[int]] | None = None,
 ) -> Choice:
     """Build, guard and time ``candidates`` (``build(name) -> runner``); fp32 is the reference."""
     config: Any = model.config
@@ -223,12 +231,19 @@ def measure(
             results[name].error = f"{type(err).__name__}: {err}"
             logger.warning("inference path %s skipped: %s", name, results[name].error)
             built.pop(name, None)
-    reference = outputs[FALLBACK]
+    fp32 = outputs[FALLBACK]
+    if references is not None and len(references) != len(guard):
+        raise ValueError(f"{len(references)} references for {len(guard)} calibration clips")
+    texts = None if references is None else ["".join(chr(0x4E00 + i) for i in r) for r in references]
     for name, tokens in outputs.items():
-        change = char_error_rate(reference, tokens) if any(reference) else float(any(tokens))
+        if texts is not None:  # CER against the references, path vs fp32
+            change = abs(char_error_rate(texts, tokens) - char_error_rate(texts, fp32))
+        else:
+            change = char_error_rate(fp32, tokens) if any(fp32) else float(any(tokens))
         results[name].cer_change = change
         if change > max_cer_change:
-            results[name].error = f"accuracy guard: greedy CER vs fp32 {change:.4f} > {max_cer_change}"
+            against = "references" if texts is not None else "fp32's tokens"
+            results[name].error = f"accuracy guard: greedy CER change {change:.4f} > {max_cer_change} ({against})"
             logger.warning("inference path %s rejected by the %s", name, results[name].error)
             built.pop(name, None)
     timed = [n for n in candidates if results[n].error is None]
@@ -274,6 +289,7 @@ def optimize(
     calibration: Sequence[np.ndarray] | None = None,
     cache: str | os.PathLike | None = None,
     max_cer_change: float = MAX_CER_CHANGE,
+    references: Sequence[Sequence[int]] | None = None,
 ) -> FastModel:
     """The model on the fastest accurate path for this machine: ``fast(input_values, mask).logits``.
 
@@ -288,6 +304,8 @@ def optimize(
             ``$HF_W2V2_CACHE/optimize`` or ``~/.cache/hf_w2v2/optimize``).
         max_cer_change: the accuracy guard's bound (infinite only to time random-weight models,
             whose near-uniform logits make any token comparison meaningless).
+        references: token ids of each calibration clip's transcript (the tokenizer's ``input_ids``):
+            the guard then bounds the change of CER against them, as the issue defines it.
 
     The choice is made at the first call (it builds and times every path: seconds for a small
     model, a few minutes for BASE) and cached; :attr:`FastModel.choice` has the measurements.
@@ -296,4 +314,5 @@ def optimize(
     known = ("auto", *(GPU_PATHS if device.type == "cuda" else CPU_PATHS))
     if precision not in known:
         raise ValueError(f"precision on {device.type} must be one of {', '.join(known)}, got {precision!r}")
-    return FastModel(model, precision, calibration, None if cache is None else os.fspath(cache), max_cer_change)
+    folder = None if cache is None else os.fspath(cache)
+    return FastModel(model, precision, calibration, folder, max_cer_change, references)
