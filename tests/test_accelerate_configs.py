@@ -11,9 +11,11 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
+from conftest import pick_free_port
 
 from hf_w2v2.models import transformer
 from hf_w2v2.training import precision
@@ -168,7 +170,7 @@ FINETUNE = [
 ]  # fmt: skip
 
 
-def launch(name: str, script_args: list[str], out: Path, port: int) -> str:
+def launch(name: str, script_args: list[str], out: Path, port: int, timeout: float = 900) -> str:
     """``accelerate launch --config_file NAME.yaml --num_processes 2`` on this CPU; the log of both processes."""
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIGS / f"{name}.yaml"),
@@ -177,7 +179,7 @@ def launch(name: str, script_args: list[str], out: Path, port: int) -> str:
         "--report_to", "none", "--disable_tqdm", "True", "--seed", "0",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-4000:]
     return log
@@ -194,7 +196,14 @@ def test_time_budget_is_one_clock_across_processes(tmp_path: Path, free_port: in
     out = tmp_path / "out"
     budget = ["--max_train_minutes", "0.1", "--max_steps", "100000", "--warmup_steps", "0.1"]
     loading = ["--train_loading", "lazy", "--max_batch_seconds", "9", "--dataloader_num_workers", "1"]
-    log = launch("ddp", [*FINETUNE, *budget, *loading], out, port=free_port)
+    try:
+        log = launch("ddp", [*FINETUNE, *budget, *loading], out, port=free_port, timeout=120)
+    except subprocess.TimeoutExpired:
+        # Seen in 2 of ~10 runs: rank 0's first DataLoader worker stuck in fork (not the budget: the other rank
+        # waits at the step's broadcast; py-spy). Said loudly and run once more; a second hang fails the test.
+        warnings.warn("2-process run hung at its first batch (a DataLoader worker stuck in fork); again", stacklevel=1)
+        out = tmp_path / "out_again"
+        log = launch("ddp", [*FINETUNE, *budget, *loading], out, port=pick_free_port(), timeout=300)
     checksums = dict(re.findall(rf"{CHECKSUM_MARK} rank (\d): (\S+)", log))
     assert set(checksums) == {"0", "1"} and checksums["0"] == checksums["1"], checksums
     state = json.loads((out / "trainer_state.json").read_text())
