@@ -15,6 +15,7 @@ A job's ``run_*`` reads its data, builds its model and trainer, and calls, in or
 
 from __future__ import annotations
 
+import atexit
 import copy
 import json
 import logging
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import PredictionOutput
 
@@ -109,12 +111,25 @@ def start_run(
     output_dir = str(args.output_dir)
     os.makedirs(output_dir, exist_ok=True)
     lock = acquire_run_lock(output_dir)  # one run per output folder: a second run fails here, naming this one
+    atexit.unregister(close_process_group)  # one entry however many runs this process makes
+    atexit.register(close_process_group)
     set_seed(args.seed)
     checkpoint = resume_point(args, auto_resume) if trains else None
     if checkpoint:
         logger.info("resuming from %s", checkpoint)
     push, args.push_to_hub = args.push_to_hub, False
     return RunStart(args=args, output_dir=output_dir, checkpoint=checkpoint, push=push, lock=lock)
+
+
+def close_process_group() -> None:
+    """Destroy the default process group, if any, before the interpreter exits.
+
+    A gloo rank that exits with its process group alive can abort in C++ teardown ("terminate called
+    without an active exception", exit code -6) after its work is done; destroying it while Python still
+    runs joins its threads. At exit only: a process may run several jobs under one group (tests do).
+    """
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def evaluate_set(
