@@ -8,6 +8,7 @@ with workers.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from dataclasses import field
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,10 @@ def _worker_options(trainer: Trainer) -> dict[str, Any]:
     return {
         "collate_fn": trainer.data_collator,
         "num_workers": workers,
+        # Workers start from a clean forkserver, not a fork of this process: a 2-process gloo run with lazy
+        # loading hung at its first batch with rank 0's worker stuck inside fork (a thread of the trainer
+        # process alive at the fork); the dataset and collator are pickled to the workers instead.
+        "multiprocessing_context": "forkserver" if workers > 0 and sys.platform.startswith("linux") else None,
         "pin_memory": args.dataloader_pin_memory and torch.cuda.is_available(),
         "persistent_workers": args.dataloader_persistent_workers and workers > 0,
     }
