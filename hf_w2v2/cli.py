@@ -368,14 +368,11 @@ def run_classify(args: argparse.Namespace) -> int:
 
     model = load_model(args.model, args.device)
     if type(model).__name__ == "Wav2Vec2ForAudioFrameClassification":  # a VAD: its answer is segments
-        from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio
-        from hf_w2v2.inference.segments import ModelVAD, Segmenter, render_segments
+        from hf_w2v2.inference.segments import ModelVAD, Segmenter, segment_file
 
         segmenter = Segmenter(vad=ModelVAD(model))
         for path in files:
-            audio = load_audio(path, TARGET_SAMPLING_RATE)
-            duration = audio.shape[0] / TARGET_SAMPLING_RATE
-            print(render_segments(segmenter.segments(audio), "json", path, duration), end="", flush=True)
+            print(segment_file(segmenter, path, "json"), end="", flush=True)
         return 0
     failures = 0
     for prediction in classify_files(model, files, args.top_k, args.batch_size):
@@ -617,13 +614,11 @@ def run_segment(args: argparse.Namespace) -> int:
     args.no_segment, args.vad = False, None if args.vad == "energy" else args.vad
     segmenter = segmenter_from_args(args)
     assert segmenter is not None  # no --no-segment here
-    from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio
-    from hf_w2v2.inference.segments import render_segments
+    from hf_w2v2.inference.segments import segment_file
 
     targets = output_paths(files, args.output_dir, args.format) if args.output_dir is not None else {}
     for path in files:
-        audio = load_audio(path, TARGET_SAMPLING_RATE)
-        text = render_segments(segmenter.segments(audio), args.format, path, audio.shape[0] / TARGET_SAMPLING_RATE)
+        text = segment_file(segmenter, path, args.format)
         if args.output_dir is None:
             print(text, end="", flush=True)
             continue

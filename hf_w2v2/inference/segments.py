@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, normalize_waveform
+from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio, normalize_waveform
 from hf_w2v2.decoding.formats import textgrid
 from hf_w2v2.models.lengths import conv_output_length, hop_length, receptive_field
 
@@ -360,3 +360,9 @@ def render_segments(segments: list[SpeechSegment], fmt: str, path: str, duration
     if fmt == "textgrid":
         return textgrid([("speech", [(s.start_s, s.end_s, "speech") for s in segments])], duration)
     raise ValueError(f"unknown segment format {fmt!r}; choose one of {', '.join(SEGMENT_FORMATS)}")
+
+
+def segment_file(segmenter: Segmenter, path: str, fmt: str = "json") -> str:
+    """The speech segments of the audio file ``path`` (read at 16 kHz), rendered by :func:`render_segments`."""
+    audio = load_audio(path, TARGET_SAMPLING_RATE)
+    return render_segments(segmenter.segments(audio), fmt, path, audio.shape[0] / TARGET_SAMPLING_RATE)
