@@ -7,9 +7,12 @@ thread mostly waits (a pre-training test took 70 s with two threads, 2.4 s with 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import pytest
 import torch
@@ -54,4 +57,27 @@ def run_together(
     for command, process in zip(commands, started):
         out, err = process.communicate(timeout=timeout)
         done.append(subprocess.CompletedProcess(list(command), process.returncode, out, err))
+    return done
+
+
+TEARDOWN_ABORT = "terminate called without an active exception"
+"""What a gloo rank printed when it aborted at exit after its work was done (training/process_exit.py)."""
+
+
+def run_ranks(
+    launch: Callable[[], subprocess.CompletedProcess[str]], clear: Sequence[Path] = ()
+) -> subprocess.CompletedProcess[str]:
+    """A multi-process launch's result; launched once more, with a warning, if a rank aborted at exit.
+
+    The abort at a gloo rank's exit (``TEARDOWN_ABORT``, exit -6) came after the run's work was done, in
+    about one CI run in three before ``training/process_exit.py`` let the backend's threads settle before
+    the interpreter finalizes. Should it come back, the warning says so in the test report and the test
+    still checks a whole run; a second abort fails it. ``clear``: outputs of the first launch removed first.
+    """
+    done = launch()
+    if done.returncode != 0 and TEARDOWN_ABORT in f"{done.stdout}{done.stderr}":
+        warnings.warn(f"a rank aborted at exit ({TEARDOWN_ABORT!r}); launching once more", stacklevel=2)
+        for path in clear:
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        done = launch()
     return done

@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import pick_free_port
+from conftest import pick_free_port, run_ranks
 
 from hf_w2v2.models import transformer
 from hf_w2v2.training import precision
@@ -179,7 +179,10 @@ def launch(name: str, script_args: list[str], out: Path, port: int, timeout: flo
         "--report_to", "none", "--disable_tqdm", "True", "--seed", "0",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    done = run_ranks(
+        lambda: subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout),
+        clear=[out],
+    )
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-4000:]
     return log

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_together
+from conftest import run_ranks, run_together
 from safetensors.torch import load_file
 
 from hf_w2v2.data.shards import write_shards
@@ -188,8 +188,9 @@ def test_two_gloo_ranks_with_unequal_shards_stop_together_at_max_steps(tmp_path:
         "OMP_NUM_THREADS": "1",
         "PYTHONPATH": str(ROOT),
     }
-    done = subprocess.run(
-        [*command, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    done = run_ranks(
+        lambda: subprocess.run([*command, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600),
+        clear=[out, tmp_path / "names.jsonl"],
     )  # a hang (one rank waiting in an all-reduce) fails here with TimeoutExpired
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 6

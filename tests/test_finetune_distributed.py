@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_ranks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +44,9 @@ def test_torchrun_two_cpu_processes_share_the_batches(tmp_path: Path, processes:
         "True",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = run_ranks(
+        lambda: subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600), clear=[out]
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     state = json.loads((out / "trainer_state.json").read_text())
     # 16 fixture clips, 4 per process: 2 processes -> 8 per optimizer step -> 2 steps per epoch

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_ranks
 
 from hf_w2v2 import Wav2Vec2Model
 from hf_w2v2.models.configuration import config_from_name
@@ -70,6 +71,8 @@ def test_two_gloo_processes_train_with_layerdrop(tmp_path: Path, checkpointing: 
         "--max_steps", "4", "--eval_steps", "4", "--save_steps", "4", "--disable_tqdm", "True",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = run_ranks(
+        lambda: subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600), clear=[out]
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 4

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import pick_free_port
+from conftest import pick_free_port, run_ranks
 from strategy_worker import make_start
 
 from hf_w2v2.training.distributed import CHECKSUM_MARK, MEMORY_MARK, START_MARK, parameter_checksum
@@ -91,16 +91,21 @@ def launch(config: str, args: list[str], out: Path, nodes: int = 1) -> str:
     commands = [
         [*base, *(["--machine_rank", str(rank)] if nodes > 1 else []), str(WORKER), *args] for rank in range(nodes)
     ]
-    runs = [
-        subprocess.Popen(c, cwd=ROOT, env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        for c in commands
-    ]
-    logs = [run.communicate(timeout=600)[0] for run in runs]
-    log = "\n".join(logs)
+
+    def launch_all() -> subprocess.CompletedProcess[str]:
+        runs = [
+            subprocess.Popen(c, cwd=ROOT, env=run_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for c in commands
+        ]
+        logs = [run.communicate(timeout=600)[0] for run in runs]
+        code = next((run.returncode for run in runs if run.returncode != 0), 0)
+        return subprocess.CompletedProcess(commands, code, "\n".join(logs), "")
+
+    done = run_ranks(launch_all, clear=[out])
     out.mkdir(parents=True, exist_ok=True)
-    (out / "launch.log").write_text(log)
-    assert all(run.returncode == 0 for run in runs), log[-6000:]
-    return log
+    (out / "launch.log").write_text(done.stdout)
+    assert done.returncode == 0, done.stdout[-6000:]
+    return done.stdout
 
 
 def losses(out: Path) -> list[float]:

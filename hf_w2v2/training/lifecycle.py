@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from transformers import Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import PredictionOutput
 
@@ -33,6 +32,7 @@ from hf_w2v2.training.budget import budget_schedule
 from hf_w2v2.training.checkpoints import latest_complete_checkpoint, resolve_checkpoint
 from hf_w2v2.training.curves import CTC_METRICS, CURVES_FILE, plot_training_curves
 from hf_w2v2.training.hub import default_repo_id, push_model_folder
+from hf_w2v2.training.process_exit import close_process_group
 from hf_w2v2.training.run_lock import LOCK_FILE, RunLock, acquire_run_lock
 
 logger = logging.getLogger(__name__)
@@ -119,17 +119,6 @@ def start_run(
         logger.info("resuming from %s", checkpoint)
     push, args.push_to_hub = args.push_to_hub, False
     return RunStart(args=args, output_dir=output_dir, checkpoint=checkpoint, push=push, lock=lock)
-
-
-def close_process_group() -> None:
-    """Destroy the default process group, if any, before the interpreter exits.
-
-    A gloo rank that exits with its process group alive can abort in C++ teardown ("terminate called
-    without an active exception", exit code -6) after its work is done; destroying it while Python still
-    runs joins its threads. At exit only: a process may run several jobs under one group (tests do).
-    """
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
 
 
 def evaluate_set(
