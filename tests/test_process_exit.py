@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,59 +19,47 @@ from hf_w2v2.training.process_exit import backend_thread_states, close_process_g
 linux_only = pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads /proc/self/task")
 
 
-def _name_this_thread(name: str) -> None:
-    """Give the calling thread an OS name (what ``/proc/self/task/<tid>/comm`` shows)."""
-    with open(f"/proc/self/task/{threading.get_native_id()}/comm", "w", encoding="utf-8") as handle:
-        handle.write(name)
+@contextlib.contextmanager
+def backend_like_thread(name: str, busy_s: float) -> Iterator[None]:
+    """A thread named as a backend thread: multiplying matrices (GIL released, as a worker freeing a finished
+    collective's tensors) for ``busy_s`` seconds, then asleep (as an idle worker) until the block ends."""
+    named, stop = threading.Event(), threading.Event()
+
+    def work() -> None:
+        with open(f"/proc/self/task/{threading.get_native_id()}/comm", "w", encoding="utf-8") as handle:
+            handle.write(name)  # the OS name /proc shows
+        named.set()
+        a = torch.randn(256, 256)
+        end = time.monotonic() + busy_s
+        while time.monotonic() < end and not stop.is_set():
+            a @ a
+        stop.wait()
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    named.wait()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join()
 
 
 @linux_only
 def test_settling_waits_for_a_busy_backend_thread_and_not_for_a_sleeping_one() -> None:
-    named, stop = threading.Event(), threading.Event()
-
-    def busy_then_asleep() -> None:
-        _name_this_thread("pt_gloo_runloop")
-        named.set()
-        a = torch.randn(256, 256)
-        end = time.monotonic() + 0.4
-        while time.monotonic() < end:  # running outside the GIL, as a worker freeing a collective's tensors
-            a @ a
-        stop.wait()  # asleep, as an idle worker
-
     torch.set_num_threads(1)
-    worker = threading.Thread(target=busy_then_asleep, daemon=True)
-    worker.start()
-    named.wait()
-    try:
+    with backend_like_thread("pt_gloo_runloop", busy_s=0.4):
         assert backend_thread_states()  # the named thread (and any it started) is seen as a backend thread
         waited = settle_backend_threads(limit_s=5.0)
         assert 0.2 < waited < 5.0, waited  # waited out the busy stretch, not the limit
         assert set(backend_thread_states() or []) == {"S"}
         assert settle_backend_threads(limit_s=5.0) < 0.5  # idle workers: a few polls
-    finally:
-        stop.set()
-        worker.join()
 
 
 @linux_only
 def test_settling_gives_up_at_its_limit() -> None:
-    named, stop = threading.Event(), threading.Event()
-
-    def forever_busy() -> None:
-        _name_this_thread("gloo_tcp_loop")
-        named.set()
-        a = torch.randn(128, 128)
-        while not stop.is_set():
-            a @ a
-
-    worker = threading.Thread(target=forever_busy, daemon=True)
-    worker.start()
-    named.wait()
-    try:
+    with backend_like_thread("gloo_tcp_loop", busy_s=60.0):
         assert settle_backend_threads(limit_s=0.3) == pytest.approx(0.3, abs=0.25)
-    finally:
-        stop.set()
-        worker.join()
 
 
 def test_closing_without_a_process_group_does_nothing() -> None:
