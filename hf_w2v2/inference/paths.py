@@ -69,8 +69,9 @@ def onnx_runner(path: str) -> Runner:
     session = OnnxRunner(path, threads=torch.get_num_threads())
 
     def run(audio: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        mask = torch.ones(audio.shape, dtype=torch.long) if mask is None else mask
-        return torch.from_numpy(session(audio.numpy(), mask.numpy()))
+        # numpy's one-thread fill: a torch one would wait for its thread pool while onnxruntime's spins
+        ones = np.ones(audio.shape, np.int64) if mask is None else mask.numpy()
+        return torch.from_numpy(session(audio.numpy(), ones))
 
     return run
 
