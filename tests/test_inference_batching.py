@@ -48,3 +48,13 @@ def test_batches_give_the_transcripts_of_batch_1(one_by_one, batch_size: int) ->
     for one, many in zip(single.logits_batch(audio), batched.logits_batch(audio)):
         assert one.shape == many.shape
         torch.testing.assert_close(many, one, atol=1e-4, rtol=1e-4)
+
+
+def test_dynamic_int8_runs_one_by_one_at_any_batch_size() -> None:
+    """Dynamic int8 scales activations by the whole batch: batched, its transcripts would change."""
+    audio = [load_audio(f) for f in FILES]
+    single = Transcriber.from_pretrained(SHIPPED, use_lm=False, device="cpu", precision="int8")
+    batched = Transcriber.from_pretrained(SHIPPED, use_lm=False, device="cpu", precision="int8", batch_size=8)
+    assert batched._batches_change_results()
+    for one, many in zip(single.logits_batch(audio), batched.logits_batch(audio)):
+        torch.testing.assert_close(many, one, atol=0, rtol=0)

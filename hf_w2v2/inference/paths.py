@@ -46,6 +46,9 @@ CPU_PATHS = (
     "openvino-int8-static",
 )
 GPU_PATHS = ("fp32", "bf16", "fp16")
+# Dynamic int8: each activation is scaled by the range of the whole batch, so a clip's logits change
+# with the clips (and padding) run beside it; transcription runs these one clip at a time.
+BATCH_DEPENDENT_PATHS = ("int8", "onnx-int8")
 MAX_CALIBRATION_CLIPS = 32  # static quantisers see at most this many clips
 
 

@@ -37,6 +37,7 @@ from hf_w2v2.inference.chunked import chunked_logits, seconds_to_samples
 from hf_w2v2.inference.memory import release_freed_memory
 from hf_w2v2.inference.model_folder import check_model_folder
 from hf_w2v2.inference.optimize import FastModel, optimize
+from hf_w2v2.inference.paths import BATCH_DEPENDENT_PATHS
 from hf_w2v2.inference.precision import prepare_for_inference
 from hf_w2v2.inference.segments import Segmenter, SpeechSegment
 from hf_w2v2.models.ctc import Wav2Vec2ForCTC
@@ -93,8 +94,8 @@ class Transcriber:
         batch_size: recordings (or windows of one long recording) run together. Files no longer
             than ``chunk_s`` are sorted by length within each group of files and padded into batches
             (with an attention mask; models whose feature encoder uses group norm, whose output
-            depends on padding, run them one by one). Each 20 s window of a BASE model holds about
-            0.4 GB of activations on a CPU.
+            depends on padding, and dynamic int8, whose scales depend on the batch, run them one by
+            one). Each 20 s window of a BASE model holds about 0.4 GB of activations on a CPU.
         beam: the beam search's settings for every call (beam width, hotword weight, alpha/beta, pruning);
             unset ones are the decoder's own (saved or tuned with it).
         segmenter: cut every recording at pauses (energy VAD or a VAD model) and transcribe the
@@ -186,9 +187,16 @@ class Transcriber:
             raise ValueError(f"audio must be a non-empty (T,) array, got shape {audio.shape}")
         input_values = torch.from_numpy(self._normalize(audio))  # (T,)
         self._calibrate([input_values.numpy()])
+        batch_size = 1 if self._batches_change_results() else self.batch_size
         return chunked_logits(
-            self.model, input_values, self.chunk, self.stride, self.stride, batch_size=self.batch_size, bf16=self.bf16
+            self.model, input_values, self.chunk, self.stride, self.stride, batch_size=batch_size, bf16=self.bf16
         )
+
+    def _batches_change_results(self) -> bool:
+        """Whether running inputs together would change each one's logits: dynamic int8 scales every
+        activation by its whole batch's range, padding and the other clips included (``precision="int8"``,
+        or an ``auto`` choice among :data:`~hf_w2v2.inference.paths.BATCH_DEPENDENT_PATHS`)."""
+        return self.precision == "int8" or getattr(self.model, "chosen", None) in BATCH_DEPENDENT_PATHS
 
     def _normalize(self, audio: np.ndarray) -> np.ndarray:
         if self.processor.feature_extractor.do_normalize:
@@ -210,12 +218,16 @@ class Transcriber:
         model: Any = self.model
         frame_local = model.base_encoder().feature_extractor.frame_local
         self._calibrate(self._normalize(np.asarray(a, dtype=np.float32)) for a in recordings)
-        if self.batch_size == 1 or not frame_local:
-            return [self.logits(audio) for audio in recordings]
         out: list[torch.Tensor | None] = [None] * len(recordings)
+        if isinstance(self.model, FastModel) and self.model.choice is None and recordings:
+            out[0] = self.logits(recordings[0])  # makes auto's choice, on which batching depends
+        if self.batch_size == 1 or not frame_local or self._batches_change_results():
+            return [self.logits(audio) if done is None else done for done, audio in zip(out, recordings)]
         short = []
         for i, audio in enumerate(recordings):
             audio = np.asarray(audio, dtype=np.float32)
+            if out[i] is not None:
+                continue
             if self.chunk is not None and audio.shape[0] > self.chunk:
                 out[i] = self.logits(audio)
             else:
