@@ -76,7 +76,8 @@ def add_transcribe(subparsers: argparse._SubParsersAction) -> None:
         "--batch-size",
         type=int,
         default=1,
-        help="recordings (similar lengths, padded) or windows of a long one run together; 8 is a good CPU value",
+        help="recordings (similar lengths, padded) or windows of a long one run together; pays on a GPU or a "
+        "busy CPU, while on an idle CPU a small model may run as fast one by one (bench/bench_inference.py)",
     )
     p.add_argument("--format", choices=FORMATS, default="txt", help="output format")
     p.add_argument("--output-dir", default=None, help="write one FILE.<format> per input here instead of stdout")

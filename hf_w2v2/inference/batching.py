@@ -38,23 +38,43 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def pad_clips(clips: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad ``(T_i,)`` clips into float32 audio ``(B, T)`` and an int64 mask ``(B, T)``, 1 on samples.
+
+    Built with numpy, on one thread: torch's fills and copies of this size would wake its thread pool
+    between two model calls, and on a busy machine wait milliseconds for it (issue 33 measured a
+    seventh of batch-8 transcription in the padding and mask sums around an onnxruntime model).
+    """
+    longest = max(len(c) for c in clips)
+    audio = np.zeros((len(clips), longest), dtype=np.float32)
+    mask = np.zeros((len(clips), longest), dtype=np.int64)
+    for row, clip in enumerate(clips):
+        audio[row, : len(clip)] = clip
+        mask[row, : len(clip)] = 1
+    return audio, mask
+
+
 def batched_logits(
     model: nn.Module, clips: Sequence[np.ndarray], batch_size: int, bf16: bool = False
 ) -> list[torch.Tensor]:
-    """``(F_i, V)`` float32 CPU logits of each normalised ``(T_i,)`` clip, in the order given."""
+    """``(F_i, V)`` float32 CPU logits of each normalised ``(T_i,)`` clip, in the order given.
+
+    Each is a view of its batch's ``(B, F, V)`` logits (the padded frames cut off).
+    """
     device = next(model.parameters()).device
+    lengths = [len(c) for c in clips]
     out: list[torch.Tensor | None] = [None] * len(clips)
-    for batch in length_sorted_batches([len(c) for c in clips], batch_size):
-        longest = len(clips[batch[0]])
-        audio = torch.zeros(len(batch), longest)  # (B, T)
-        mask = torch.zeros(len(batch), longest, dtype=torch.long)  # (B, T)
-        for row, i in enumerate(batch):
-            audio[row, : len(clips[i])] = torch.from_numpy(np.asarray(clips[i], dtype=np.float32))
-            mask[row, : len(clips[i])] = 1
-        masked = mask if len(batch) > 1 else None  # one clip: no padding, the exact unbatched call
+    for batch in length_sorted_batches(lengths, batch_size):
+        members = [np.asarray(clips[i], dtype=np.float32) for i in batch]
+        if len(batch) == 1:  # no padding: the exact unbatched call
+            audio, mask = torch.from_numpy(members[0][None]), None
+        else:
+            padded, ones = pad_clips(members)
+            audio, mask = torch.from_numpy(padded), torch.from_numpy(ones)
         with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(audio.to(device), attention_mask=None if masked is None else masked.to(device)).logits
-        frames = model.frame_lengths(mask).tolist()  # type: ignore[operator]
+            logits = model(audio.to(device), attention_mask=None if mask is None else mask.to(device)).logits
+        frames = model._get_feat_extract_output_lengths(torch.tensor([lengths[i] for i in batch])).tolist()  # type: ignore[operator]
+        logits = logits.float().cpu()  # (B, F, V)
         for row, i in enumerate(batch):
-            out[i] = logits[row, : frames[row]].float().cpu()  # (F_i, V)
+            out[i] = logits[row, : frames[row]]  # (F_i, V)
     return out  # type: ignore[return-value]

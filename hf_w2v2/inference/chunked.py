@@ -121,21 +121,27 @@ def chunked_logits(
         chunks = [Chunk(0, num_samples, 0, conv_output_length(num_samples, kernels, strides))]
     else:
         chunks = plan_chunks(num_samples, chunk, left, right, kernels, strides)
+    if len(chunks) == 1:  # the whole recording in one window: no copy in, none out
+        return _window_logits(model, input_values[None], bf16)[0]
     hop = hop_length(strides)
-    device = next(model.parameters()).device
     output = None
     for group in _batches(chunks, batch_size):
-        windows = torch.stack([input_values[c.start : c.end] for c in group]).to(device)  # (B, T_chunk)
-        # No autograd: inference runs the faster no-grad paths (and int8 modules need them).
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(windows).logits  # (B, F_chunk, V)
+        logits = _window_logits(model, torch.stack([input_values[c.start : c.end] for c in group]), bf16)
         if output is None:
             output = torch.empty(chunks[-1].keep_to, logits.shape[-1], dtype=torch.float32)  # (F, V)
-        for c, row in zip(group, logits.float().cpu()):
+        for c, row in zip(group, logits):
             offset = c.start // hop  # window frame j is recording frame offset + j
             output[c.keep_from : c.keep_to] = row[c.keep_from - offset : c.keep_to - offset]
     assert output is not None  # chunks is never empty
     return output
+
+
+def _window_logits(model: nn.Module, windows: torch.Tensor, bf16: bool) -> torch.Tensor:
+    """``(B, F_chunk, V)`` float32 CPU logits of ``(B, T_chunk)`` windows."""
+    device = next(model.parameters()).device
+    # No autograd: inference runs the faster no-grad paths (and int8 modules need them).
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        return model(windows.to(device)).logits.float().cpu()
 
 
 def _batches(chunks: list[Chunk], batch_size: int) -> list[list[Chunk]]:

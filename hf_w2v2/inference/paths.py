@@ -46,6 +46,9 @@ CPU_PATHS = (
     "openvino-int8-static",
 )
 GPU_PATHS = ("fp32", "bf16", "fp16")
+# Dynamic int8: each activation is scaled by the range of the whole batch, so a clip's logits change
+# with the clips (and padding) run beside it; transcription runs these one clip at a time.
+BATCH_DEPENDENT_PATHS = ("int8", "onnx-int8")
 MAX_CALIBRATION_CLIPS = 32  # static quantisers see at most this many clips
 
 
@@ -69,8 +72,9 @@ def onnx_runner(path: str) -> Runner:
     session = OnnxRunner(path, threads=torch.get_num_threads())
 
     def run(audio: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        mask = torch.ones(audio.shape, dtype=torch.long) if mask is None else mask
-        return torch.from_numpy(session(audio.numpy(), mask.numpy()))
+        # numpy's one-thread fill: a torch one would wait for its thread pool while onnxruntime's spins
+        ones = np.ones(audio.shape, np.int64) if mask is None else mask.numpy()
+        return torch.from_numpy(session(audio.numpy(), ones))
 
     return run
 

@@ -14,9 +14,10 @@ runs in overlapping windows (:mod:`hf_w2v2.inference.chunked`), so memory does n
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ from hf_w2v2.inference.chunked import chunked_logits, seconds_to_samples
 from hf_w2v2.inference.memory import release_freed_memory
 from hf_w2v2.inference.model_folder import check_model_folder
 from hf_w2v2.inference.optimize import FastModel, optimize
+from hf_w2v2.inference.paths import BATCH_DEPENDENT_PATHS
 from hf_w2v2.inference.precision import prepare_for_inference
 from hf_w2v2.inference.segments import Segmenter, SpeechSegment
 from hf_w2v2.models.ctc import Wav2Vec2ForCTC
@@ -45,6 +47,10 @@ from hf_w2v2.models.lengths import conv_output_length, hop_length, receptive_fie
 logger = logging.getLogger(__name__)
 
 CALIBRATION_CLIPS = 8  # first recordings (cut to one window) that calibrate and guard precision="auto"
+GROUP_FILES = 32  # files read, run and decoded together by iter_files (at least)
+# Batches of similar length drawn from each group: the more files, the less padding. synth-dev's 150
+# files in batches of 8 hold 29% padded samples when sorted 32 at a time, 10% 128 at a time, 6% all at once.
+GROUP_BATCHES = 16
 GAP_LOGIT = -30.0  # logit of every non-blank label on frames between segments (blank: 0), about -30 nats
 
 
@@ -88,8 +94,8 @@ class Transcriber:
         batch_size: recordings (or windows of one long recording) run together. Files no longer
             than ``chunk_s`` are sorted by length within each group of files and padded into batches
             (with an attention mask; models whose feature encoder uses group norm, whose output
-            depends on padding, run them one by one). Each 20 s window of a BASE model holds about
-            0.4 GB of activations on a CPU.
+            depends on padding, and dynamic int8, whose scales depend on the batch, run them one by
+            one). Each 20 s window of a BASE model holds about 0.4 GB of activations on a CPU.
         beam: the beam search's settings for every call (beam width, hotword weight, alpha/beta, pruning);
             unset ones are the decoder's own (saved or tuned with it).
         segmenter: cut every recording at pauses (energy VAD or a VAD model) and transcribe the
@@ -181,19 +187,27 @@ class Transcriber:
             raise ValueError(f"audio must be a non-empty (T,) array, got shape {audio.shape}")
         input_values = torch.from_numpy(self._normalize(audio))  # (T,)
         self._calibrate([input_values.numpy()])
+        batch_size = 1 if self._batches_change_results() else self.batch_size
         return chunked_logits(
-            self.model, input_values, self.chunk, self.stride, self.stride, batch_size=self.batch_size, bf16=self.bf16
+            self.model, input_values, self.chunk, self.stride, self.stride, batch_size=batch_size, bf16=self.bf16
         )
+
+    def _batches_change_results(self) -> bool:
+        """Whether running inputs together would change each one's logits: dynamic int8 scales every
+        activation by its whole batch's range, padding and the other clips included (``precision="int8"``,
+        or an ``auto`` choice among :data:`~hf_w2v2.inference.paths.BATCH_DEPENDENT_PATHS`)."""
+        return self.precision == "int8" or getattr(self.model, "chosen", None) in BATCH_DEPENDENT_PATHS
 
     def _normalize(self, audio: np.ndarray) -> np.ndarray:
         if self.processor.feature_extractor.do_normalize:
             return normalize_waveform(audio)  # over the whole recording, as the feature extractor does
         return audio
 
-    def _calibrate(self, clips: Sequence[np.ndarray]) -> None:
-        """Hand the first normalised clips (cut to one window) to a path choice not made yet."""
+    def _calibrate(self, clips: Iterable[np.ndarray]) -> None:
+        """Hand the first normalised clips (cut to one window) to a path choice not made yet (only then
+        are ``clips`` read: a generator normalises nothing once the choice is made)."""
         if isinstance(self.model, FastModel) and self.model.choice is None:
-            self.model.set_calibration([c[: self.chunk] for c in clips[:CALIBRATION_CLIPS]])
+            self.model.set_calibration([c[: self.chunk] for c in itertools.islice(clips, CALIBRATION_CLIPS)])
 
     def logits_batch(self, recordings: Sequence[np.ndarray]) -> list[torch.Tensor]:
         """``(F_i, V)`` float32 logits of each ``(T_i,)`` recording, in order.
@@ -203,13 +217,17 @@ class Transcriber:
         """
         model: Any = self.model
         frame_local = model.base_encoder().feature_extractor.frame_local
-        self._calibrate([self._normalize(np.asarray(a, dtype=np.float32)) for a in recordings[:CALIBRATION_CLIPS]])
-        if self.batch_size == 1 or not frame_local:
-            return [self.logits(audio) for audio in recordings]
+        self._calibrate(self._normalize(np.asarray(a, dtype=np.float32)) for a in recordings)
         out: list[torch.Tensor | None] = [None] * len(recordings)
+        if isinstance(self.model, FastModel) and self.model.choice is None and recordings:
+            out[0] = self.logits(recordings[0])  # makes auto's choice, on which batching depends
+        if self.batch_size == 1 or not frame_local or self._batches_change_results():
+            return [self.logits(audio) if done is None else done for done, audio in zip(out, recordings)]
         short = []
         for i, audio in enumerate(recordings):
             audio = np.asarray(audio, dtype=np.float32)
+            if out[i] is not None:
+                continue
             if self.chunk is not None and audio.shape[0] > self.chunk:
                 out[i] = self.logits(audio)
             else:
@@ -292,15 +310,19 @@ class Transcriber:
         paths: Sequence[str],
         hotwords: Sequence[str] | None = None,
         num_processes: int = 1,
-        group_size: int = 32,
+        group_size: int | None = None,
         progress: bool = True,
     ) -> Iterator[FileResult]:
         """Transcribe files in order; a file that cannot be read or is too short yields its error.
 
-        Logits of ``group_size`` files are decoded together (in ``num_processes`` processes); the
-        memory of each group is freed and returned to the system (:mod:`hf_w2v2.inference.memory`)
-        before the next, so the peak does not grow with the number of files.
+        Files are read ``group_size`` at a time (default: :data:`GROUP_FILES`, or :data:`GROUP_BATCHES`
+        batches' worth when more); a group's recordings are batched by length and its logits decoded
+        together (in ``num_processes`` processes). The memory of each group is freed and returned to the
+        system (:mod:`hf_w2v2.inference.memory`) before the next, so the peak does not grow with the
+        number of files.
         """
+        if group_size is None:
+            group_size = max(GROUP_FILES, GROUP_BATCHES * self.batch_size)
         bar = tqdm(total=len(paths), desc="transcribing", unit=" file", disable=not progress)
         for first in range(0, len(paths), group_size):
             results, recordings = [], []
