@@ -1,0 +1,104 @@
+"""OpenVINO int8 of a model: converted from the torch module, quantised by NNCF, compiled for latency.
+
+Shape legend: B batch, T samples, F frames, V vocabulary.
+
+The optional backend of :func:`hf_w2v2.inference.optimize` (``pip install hf_w2v2[openvino]``).
+``openvino.convert_model`` traces the eval-mode module itself (TorchScript tracer; the model's shape
+checks step aside while it traces, :func:`hf_w2v2.models.validation.tracing`), which gives the graph
+OpenVINO's own transformations expect (fused attention, convolutions it can run in int8): the route
+optimum-intel takes, and faster than converting our ONNX export. NNCF's post-training quantisation
+(transformer preset: MatMuls, convolutions and the attention's inputs in int8, SmoothQuant, bias
+correction) is calibrated on real clips.
+
+Two graphs: one of the audio alone, for single clips and unpadded batches (the attention mask's
+arithmetic left out), and one with the attention mask, for padded batches, built at their first use.
+Both are written to the cache folder and read back from it next time.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+AUDIO_GRAPH = "openvino-int8.xml"  # input_values (B, T) -> logits (B, F, V)
+MASKED_GRAPH = "openvino-int8-masked.xml"  # input_values (B, T), attention_mask (B, T) int64 -> logits
+PERFORMANCE_HINT = "LATENCY"  # one request at a time, all threads on it
+
+
+class AudioOnly(nn.Module):
+    """``model(input_values).logits``, or with ``attention_mask``: the traced signatures."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(input_values, attention_mask=attention_mask, return_dict=True).logits
+
+
+def import_openvino() -> tuple[Any, Any]:
+    """The ``openvino`` and ``nncf`` modules, or an ImportError that says what to install."""
+    try:
+        import nncf
+        import openvino
+    except ImportError as err:
+        raise ImportError("the OpenVINO path needs openvino and nncf: pip install 'hf_w2v2[openvino]'") from err
+    return openvino, nncf
+
+
+def quantized_graph(model: nn.Module, clips: Sequence[np.ndarray], masked: bool) -> Any:
+    """``ov.Model`` of ``model`` (dynamic batch and time axes), int8 by NNCF calibrated on ``clips``."""
+    ov, nncf = import_openvino()
+    if not clips:
+        raise ValueError("the OpenVINO int8 path needs calibration clips")
+    wrapped = AudioOnly(model.eval().float())
+    example = torch.as_tensor(clips[0], dtype=torch.float32)[None]
+    shapes = [ov.PartialShape([-1, -1])] * (2 if masked else 1)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the eager-only checks it passes by
+        if masked:
+            mask = torch.ones(example.shape, dtype=torch.long)
+            graph = ov.convert_model(wrapped, example_input=(example, mask), input=shapes)
+        else:
+            graph = ov.convert_model(wrapped, example_input=(example,), input=shapes)
+    feeds = [[c[None]] + ([np.ones((1, len(c)), np.int64)] if masked else []) for c in clips]
+    feeds = [[np.asarray(a) for a in f] for f in feeds]
+    return nncf.quantize(graph, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(feeds))
+
+
+class OpenVinoInt8:
+    """``runner(audio (B, T), mask (B, T) or None) -> logits (B, F, V)`` on OpenVINO's CPU plugin,
+    with torch's thread count; graphs cached in ``folder``."""
+
+    def __init__(self, model: nn.Module, clips: Sequence[np.ndarray], folder: str) -> None:
+        self.ov, _ = import_openvino()
+        self.model, self.clips, self.folder = model, list(clips), folder
+        self.core = self.ov.Core()
+        self.compiled: dict[bool, Any] = {}
+        self._compiled(masked=False)  # built now: a failure shows when the path is built, not later
+
+    def _compiled(self, masked: bool) -> Any:
+        if masked not in self.compiled:
+            path = os.path.join(self.folder, MASKED_GRAPH if masked else AUDIO_GRAPH)
+            if not os.path.isfile(path):
+                graph = quantized_graph(self.model, self.clips, masked)
+                self.ov.save_model(graph, path + ".part.xml")
+                os.replace(path + ".part.bin", path.removesuffix(".xml") + ".bin")
+                os.replace(path + ".part.xml", path)
+            config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": PERFORMANCE_HINT}
+            self.compiled[masked] = self.core.compile_model(path, "CPU", config)
+        return self.compiled[masked]
+
+    def __call__(self, audio: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        audio = audio.float().cpu()
+        if mask is None or bool(mask.all()):
+            outputs = self._compiled(masked=False)([audio.numpy()])
+        else:
+            outputs = self._compiled(masked=True)([audio.numpy(), mask.cpu().to(torch.long).numpy()])
+        return torch.from_numpy(np.asarray(outputs[0]))
