@@ -10,6 +10,14 @@ optimum-intel takes, and faster than converting our ONNX export. NNCF's post-tra
 (transformer preset: MatMuls, convolutions and the attention's inputs in int8, SmoothQuant, bias
 correction) is calibrated on real clips.
 
+What the tracer sees is chosen for OpenVINO (issue 33, small model, CPU time per 10 s call,
+interleaved with the optimum-intel peer on an AVX-512 VNNI EPYC): the feature encoder's matmul
+kernel (windows x weight: int8 GEMMs, LayerNorm over contiguous channels; 30 ms vs the peer's 47)
+and Q, K, V as three projections (a packed GEMM's split costs layout copies). Tried and left out:
+a channels-major stack with LayerNorm written over axis 1 (fast, but OpenVINO's low-precision
+transformations then compute wrong values: cosine 0.03 to fp32 on a tiny model, right with them
+off) and the first convolution kept in floating point (slower).
+
 Two graphs: one of the audio alone, for single clips and unpadded batches (the attention mask's
 arithmetic left out), and one with the attention mask, for padded batches, built at their first use.
 Both are written to the cache folder and read back from it next time.

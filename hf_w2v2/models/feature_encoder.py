@@ -63,6 +63,11 @@ class ConvBlock(GradientCheckpointingLayer):
     on that AVX2 EPYC the matmul kernel ran fp32 / bf16 inference 1.28x / 1.58x faster than a
     channels-major stack, while on an AVX-512 Xeon stock's channels-major oneDNN stack was 1.2x
     faster than the matmul kernel (issue 33), so neither can be hard-coded.
+
+    The TorchScript trace (OpenVINO's converter, :mod:`hf_w2v2.inference.openvino_int8`) gets the
+    matmul kernel: after NNCF each block is an int8 GEMM over windows with its LayerNorm on
+    contiguous channels, 1.5x less CPU time for the small model than oneDNN-style int8 convolutions
+    (issue 33).
     """
 
     def __init__(self, config: Wav2Vec2Config, index: int, norm: str | None) -> None:
@@ -219,6 +224,8 @@ class FeatureEncoder(nn.Module):
             raise ValueError(f"start_layer must be in [0, {len(self.conv_layers)}], got {start_layer}")
         if kernel is None and not self.training and features.device.type == "cpu" and not tracing():
             kernel = inference_kernel(self, features, start_layer)
+        if kernel is None and torch.jit.is_tracing():
+            kernel = "matmul"  # OpenVINO's converter: windows x weight, int8 GEMMs (not oneDNN's convs), no transposes
         if kernel == "channels-major":
             blocks: list[ConvBlock] = list(self.conv_layers[start_layer:])  # type: ignore[arg-type]  # ModuleList items
             for block in blocks:
