@@ -238,11 +238,12 @@ def similar(a: torch.Tensor, b: torch.Tensor, at_least: float = 0.9) -> bool:
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="needs openvino and nncf (pip install 'hf_w2v2[openvino]')")
 @pytest.mark.slow
-def test_openvino_int8_is_converted_from_torch_and_handles_padding(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("kernel", ["channels-major", "matmul"])
+def test_openvino_int8_is_converted_from_torch_and_handles_padding(tmp_path, monkeypatch, kernel: str) -> None:
     from hf_w2v2.inference import openvino_int8
 
     model = make_model()
-    runner = openvino_int8.OpenVinoInt8(model, clips(), str(tmp_path))
+    runner = openvino_int8.OpenVinoInt8(model, clips(), str(tmp_path), kernel)
     audio = torch.as_tensor(np.concatenate(clips(2, seed=3)))[None]
     with torch.no_grad():
         reference = model(audio).logits
@@ -258,6 +259,6 @@ def test_openvino_int8_is_converted_from_torch_and_handles_padding(tmp_path, mon
     assert similar(padded[1, :frames], alone[0])
     # both graphs are read back from the folder, not converted again
     monkeypatch.setattr(openvino_int8, "quantized_graph", lambda *a: pytest.fail("converted again"))
-    again = openvino_int8.OpenVinoInt8(model, clips(), str(tmp_path))
+    again = openvino_int8.OpenVinoInt8(model, clips(), str(tmp_path), kernel)
     assert torch.equal(again(audio, None), logits)
     again(batch, mask)

@@ -10,10 +10,12 @@ optimum-intel takes, and faster than converting our ONNX export. NNCF's post-tra
 (transformer preset: MatMuls, convolutions and the attention's inputs in int8, SmoothQuant, bias
 correction) is calibrated on real clips.
 
-What the tracer sees is chosen for OpenVINO (issue 33, small model, CPU time per 10 s call,
-interleaved with the optimum-intel peer on an AVX-512 VNNI EPYC): the feature encoder's matmul
-kernel (windows x weight: int8 GEMMs, LayerNorm over contiguous channels; 30 ms vs the peer's 47)
-and Q, K, V as three projections (a packed GEMM's split costs layout copies). Tried and left out:
+What the tracer sees is chosen for OpenVINO (issue 33, CPU time per 10 s call, interleaved with
+the optimum-intel peer on an AVX-512 VNNI EPYC): Q, K, V as three projections (a packed GEMM's
+split costs layout copies) and one of two feature-encoder kernels, ``kernel``: ``channels-major``
+(stock's layout: int8 convolutions; BASE 250 ms, the peer 249) or ``matmul`` (windows x weight:
+int8 GEMMs, LayerNorm over contiguous channels; the small model 30 ms vs the peer's 47, but BASE
+333 ms), so :mod:`hf_w2v2.inference.paths` offers both and ``optimize()`` times them. Tried and left out:
 a channels-major stack with LayerNorm written over axis 1 (fast, but OpenVINO's low-precision
 transformations then compute wrong values: cosine 0.03 to fp32 on a tiny model, right with them
 off) and the first convolution kept in floating point (slower).
@@ -34,8 +36,9 @@ import numpy as np
 import torch
 from torch import nn
 
-AUDIO_GRAPH = "openvino-int8.xml"  # input_values (B, T) -> logits (B, F, V)
-MASKED_GRAPH = "openvino-int8-masked.xml"  # input_values (B, T), attention_mask (B, T) int64 -> logits
+from hf_w2v2.models.feature_encoder import use_inference_kernel
+
+KERNELS = ("channels-major", "matmul")  # feature-encoder kernels traced (hf_w2v2.models.feature_encoder)
 PERFORMANCE_HINT = "LATENCY"  # one request at a time, all threads on it
 
 
@@ -60,15 +63,16 @@ def import_openvino() -> tuple[Any, Any]:
     return openvino, nncf
 
 
-def quantized_graph(model: nn.Module, clips: Sequence[np.ndarray], masked: bool) -> Any:
-    """``ov.Model`` of ``model`` (dynamic batch and time axes), int8 by NNCF calibrated on ``clips``."""
+def quantized_graph(model: nn.Module, clips: Sequence[np.ndarray], masked: bool, kernel: str) -> Any:
+    """``ov.Model`` of ``model`` (dynamic batch and time axes) traced with the feature encoder's
+    ``kernel``, int8 by NNCF calibrated on ``clips``."""
     ov, nncf = import_openvino()
     if not clips:
         raise ValueError("the OpenVINO int8 path needs calibration clips")
     wrapped = AudioOnly(model.eval().float())
     example = torch.as_tensor(clips[0], dtype=torch.float32)[None]
     shapes = [ov.PartialShape([-1, -1])] * (2 if masked else 1)
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), use_inference_kernel(kernel):
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the eager-only checks it passes by
         if masked:
             mask = torch.ones(example.shape, dtype=torch.long)
@@ -82,20 +86,25 @@ def quantized_graph(model: nn.Module, clips: Sequence[np.ndarray], masked: bool)
 
 class OpenVinoInt8:
     """``runner(audio (B, T), mask (B, T) or None) -> logits (B, F, V)`` on OpenVINO's CPU plugin,
-    with torch's thread count; graphs cached in ``folder``."""
+    with torch's thread count; graphs traced with the feature encoder's ``kernel``, cached in ``folder``."""
 
-    def __init__(self, model: nn.Module, clips: Sequence[np.ndarray], folder: str) -> None:
+    def __init__(
+        self, model: nn.Module, clips: Sequence[np.ndarray], folder: str, kernel: str = "channels-major"
+    ) -> None:
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
         self.ov, _ = import_openvino()
-        self.model, self.clips, self.folder = model, list(clips), folder
+        self.model, self.clips, self.folder, self.kernel = model, list(clips), folder, kernel
         self.core = self.ov.Core()
         self.compiled: dict[bool, Any] = {}
         self._compiled(masked=False)  # built now: a failure shows when the path is built, not later
 
     def _compiled(self, masked: bool) -> Any:
         if masked not in self.compiled:
-            path = os.path.join(self.folder, MASKED_GRAPH if masked else AUDIO_GRAPH)
+            name = f"openvino-int8-{self.kernel}{'-masked' if masked else ''}.xml"
+            path = os.path.join(self.folder, name)
             if not os.path.isfile(path):
-                graph = quantized_graph(self.model, self.clips, masked)
+                graph = quantized_graph(self.model, self.clips, masked, self.kernel)
                 self.ov.save_model(graph, path + ".part.xml")
                 os.replace(path + ".part.bin", path.removesuffix(".xml") + ".bin")
                 os.replace(path + ".part.xml", path)
