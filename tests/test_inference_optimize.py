@@ -20,6 +20,7 @@ from hf_w2v2.models.ctc import Wav2Vec2ForCTC
 
 OPT = importlib.import_module("hf_w2v2.inference.optimize")  # the module (the package exports the function)
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
+HAS_OPENVINO = all(importlib.util.find_spec(m) for m in ("openvino", "nncf"))
 FAST_PATHS = ("fp32", "fp32-matmul", "fp32-conv1d", "fp32-channels-major", "int8")
 
 
@@ -228,3 +229,36 @@ def test_the_guard_against_references_bounds_the_cer_change(tmp_path, monkeypatc
     fast(torch.randn(1, 4000))
     results = {r.name: r for r in fast.choice.results}  # type: ignore[union-attr]
     assert fast.chosen == "fp32" and "(references)" in (results["noisy"].error or "")
+
+
+def similar(a: torch.Tensor, b: torch.Tensor, at_least: float = 0.9) -> bool:
+    cosine = torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0)
+    return bool(cosine >= at_least)
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="needs openvino and nncf (pip install 'hf_w2v2[openvino]')")
+@pytest.mark.slow
+@pytest.mark.parametrize("kernel", ["channels-major", "matmul"])
+def test_openvino_int8_is_converted_from_torch_and_handles_padding(tmp_path, monkeypatch, kernel: str) -> None:
+    from hf_w2v2.inference import openvino_int8
+
+    model = make_model()
+    runner = openvino_int8.OpenVinoInt8(model, clips(), str(tmp_path), kernel)
+    audio = torch.as_tensor(np.concatenate(clips(2, seed=3)))[None]
+    with torch.no_grad():
+        reference = model(audio).logits
+    logits = runner(audio, None)
+    assert logits.shape == reference.shape
+    assert similar(logits, reference)  # int8 of a random tiny model: close in direction, not exact
+    # a padded batch runs the masked graph: the short item's frames are those of it alone
+    batch, mask = torch.randn(2, 9000), torch.ones(2, 9000, dtype=torch.long)
+    mask[1, 6000:] = 0
+    padded = runner(batch, mask)
+    alone = runner(batch[1:, :6000], None)
+    frames = alone.shape[1]
+    assert similar(padded[1, :frames], alone[0])
+    # both graphs are read back from the folder, not converted again
+    monkeypatch.setattr(openvino_int8, "quantized_graph", lambda *a: pytest.fail("converted again"))
+    again = openvino_int8.OpenVinoInt8(model, clips(), str(tmp_path), kernel)
+    assert torch.equal(again(audio, None), logits)
+    again(batch, mask)

@@ -63,6 +63,12 @@ class ConvBlock(GradientCheckpointingLayer):
     on that AVX2 EPYC the matmul kernel ran fp32 / bf16 inference 1.28x / 1.58x faster than a
     channels-major stack, while on an AVX-512 Xeon stock's channels-major oneDNN stack was 1.2x
     faster than the matmul kernel (issue 33), so neither can be hard-coded.
+
+    The TorchScript trace (OpenVINO's converter, :mod:`hf_w2v2.inference.openvino_int8`) gets the
+    kernel forced by :func:`use_inference_kernel`, else channels-major: after NNCF the matmul kernel
+    (an int8 GEMM over windows, LayerNorm on contiguous channels) took 1.5x less CPU time than
+    int8 convolutions for the small model (128 channels) but 1.35x more for BASE (512), so
+    :func:`hf_w2v2.inference.optimize` builds and times both (issue 33).
     """
 
     def __init__(self, config: Wav2Vec2Config, index: int, norm: str | None) -> None:
@@ -219,6 +225,8 @@ class FeatureEncoder(nn.Module):
             raise ValueError(f"start_layer must be in [0, {len(self.conv_layers)}], got {start_layer}")
         if kernel is None and not self.training and features.device.type == "cpu" and not tracing():
             kernel = inference_kernel(self, features, start_layer)
+        if kernel is None and torch.jit.is_tracing():  # OpenVINO's converter: the forced kernel, or stock's layout
+            kernel = _FORCED[-1] if _FORCED else "channels-major"
         if kernel == "channels-major":
             blocks: list[ConvBlock] = list(self.conv_layers[start_layer:])  # type: ignore[arg-type]  # ModuleList items
             for block in blocks:

@@ -53,7 +53,11 @@ class SelfAttention(nn.Module):
 
         ``torch.ao.quantization.quantize_dynamic`` (and similar swaps: LoRA, weight-only int8)
         replace them with modules whose ``weight`` is not a tensor; those are called one by one.
+        The TorchScript tracer (OpenVINO's converter) gets the three layers too: OpenVINO quantises
+        and fuses each projection itself, while a packed GEMM's split costs it layout copies.
         """
+        if torch.jit.is_tracing():
+            return False
         return all(type(p) is nn.Linear for p in (self.q_proj, self.k_proj, self.v_proj))
 
     def _packed_qkv(self) -> tuple[torch.Tensor, torch.Tensor]:

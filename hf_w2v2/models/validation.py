@@ -2,9 +2,10 @@
 
 Every check runs on eager calls. Under tracing (``torch.compile``, ``torch.export``, ONNX
 export) shape checks become ``torch._check`` assertions, which the traced graph keeps without a
-graph break, and checks that read tensor *values* (NaN samples, mask values, label range) are
-skipped: they would need a host sync and a data-dependent branch. Validate the values before
-calling an exported program (:func:`hf_w2v2.inference.export.check_inputs` does).
+graph break (the TorchScript tracer, which OpenVINO's converter uses, skips them), and checks
+that read tensor *values* (NaN samples, mask values, label range) are skipped: they would need a
+host sync and a data-dependent branch. Validate the values before calling an exported program
+(:func:`hf_w2v2.inference.export.check_inputs` does).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def tracing() -> bool:
 def _require(condition: bool | torch.SymBool, message: Callable[[], str], traced: str) -> None:
     """``ValueError(message())`` unless ``condition``; while tracing, an assertion kept in the graph
     whose message is the constant ``traced`` (dynamo cannot carry a message built from symbolic sizes)."""
+    if torch.jit.is_tracing():  # sizes are traced tensors there, which torch._check refuses (OpenVINO's
+        return  # converter traces the model so): the traced graph keeps no checks, like a value check
     if tracing():
         torch._check(condition, lambda: traced)
     elif not condition:

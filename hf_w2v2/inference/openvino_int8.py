@@ -1,0 +1,121 @@
+"""OpenVINO int8 of a model: converted from the torch module, quantised by NNCF, compiled for latency.
+
+Shape legend: B batch, T samples, F frames, V vocabulary.
+
+The optional backend of :func:`hf_w2v2.inference.optimize` (``pip install hf_w2v2[openvino]``).
+``openvino.convert_model`` traces the eval-mode module itself (TorchScript tracer; the model's shape
+checks step aside while it traces, :func:`hf_w2v2.models.validation.tracing`), which gives the graph
+OpenVINO's own transformations expect (fused attention, convolutions it can run in int8): the route
+optimum-intel takes, and faster than converting our ONNX export. NNCF's post-training quantisation
+(transformer preset: MatMuls, convolutions and the attention's inputs in int8, SmoothQuant, bias
+correction) is calibrated on real clips.
+
+What the tracer sees is chosen for OpenVINO (issue 33, CPU time per 10 s call, interleaved with
+the optimum-intel peer on an AVX-512 VNNI EPYC): Q, K, V as three projections (a packed GEMM's
+split costs layout copies) and one of two feature-encoder kernels, ``kernel``: ``channels-major``
+(stock's layout: int8 convolutions; BASE 250 ms, the peer 249) or ``matmul`` (windows x weight:
+int8 GEMMs, LayerNorm over contiguous channels; the small model 30 ms vs the peer's 47, but BASE
+333 ms), so :mod:`hf_w2v2.inference.paths` offers both and ``optimize()`` times them. Tried and left out:
+a channels-major stack with LayerNorm written over axis 1 (fast, but OpenVINO's low-precision
+transformations then compute wrong values: cosine 0.03 to fp32 on a tiny model, right with them
+off) and the first convolution kept in floating point (slower).
+
+Two graphs: one of the audio alone, for single clips and unpadded batches (the attention mask's
+arithmetic left out), and one with the attention mask, for padded batches, built at their first use.
+Both are written to the cache folder and read back from it next time.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hf_w2v2.models.feature_encoder import use_inference_kernel
+
+KERNELS = ("channels-major", "matmul")  # feature-encoder kernels traced (hf_w2v2.models.feature_encoder)
+PERFORMANCE_HINT = "LATENCY"  # one request at a time, all threads on it
+
+
+class AudioOnly(nn.Module):
+    """``model(input_values).logits``, or with ``attention_mask``: the traced signatures."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.model(input_values, attention_mask=attention_mask, return_dict=True).logits
+
+
+def import_openvino() -> tuple[Any, Any]:
+    """The ``openvino`` and ``nncf`` modules, or an ImportError that says what to install."""
+    try:
+        import nncf
+        import openvino
+    except ImportError as err:
+        raise ImportError("the OpenVINO path needs openvino and nncf: pip install 'hf_w2v2[openvino]'") from err
+    return openvino, nncf
+
+
+def quantized_graph(model: nn.Module, clips: Sequence[np.ndarray], masked: bool, kernel: str) -> Any:
+    """``ov.Model`` of ``model`` (dynamic batch and time axes) traced with the feature encoder's
+    ``kernel``, int8 by NNCF calibrated on ``clips``."""
+    ov, nncf = import_openvino()
+    if not clips:
+        raise ValueError("the OpenVINO int8 path needs calibration clips")
+    wrapped = AudioOnly(model.eval().float())
+    example = torch.as_tensor(clips[0], dtype=torch.float32)[None]
+    shapes = [ov.PartialShape([-1, -1])] * (2 if masked else 1)
+    with torch.no_grad(), warnings.catch_warnings(), use_inference_kernel(kernel):
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the eager-only checks it passes by
+        if masked:
+            mask = torch.ones(example.shape, dtype=torch.long)
+            graph = ov.convert_model(wrapped, example_input=(example, mask), input=shapes)
+        else:
+            graph = ov.convert_model(wrapped, example_input=(example,), input=shapes)
+    feeds = [[c[None]] + ([np.ones((1, len(c)), np.int64)] if masked else []) for c in clips]
+    feeds = [[np.asarray(a) for a in f] for f in feeds]
+    return nncf.quantize(graph, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(feeds))
+
+
+class OpenVinoInt8:
+    """``runner(audio (B, T), mask (B, T) or None) -> logits (B, F, V)`` on OpenVINO's CPU plugin,
+    with torch's thread count; graphs traced with the feature encoder's ``kernel``, cached in ``folder``."""
+
+    def __init__(
+        self, model: nn.Module, clips: Sequence[np.ndarray], folder: str, kernel: str = "channels-major"
+    ) -> None:
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
+        self.ov, _ = import_openvino()
+        self.model, self.clips, self.folder, self.kernel = model, list(clips), folder, kernel
+        self.core = self.ov.Core()
+        self.compiled: dict[bool, Any] = {}
+        self._compiled(masked=False)  # built now: a failure shows when the path is built, not later
+
+    def _compiled(self, masked: bool) -> Any:
+        if masked not in self.compiled:
+            name = f"openvino-int8-{self.kernel}{'-masked' if masked else ''}.xml"
+            path = os.path.join(self.folder, name)
+            if not os.path.isfile(path):
+                graph = quantized_graph(self.model, self.clips, masked, self.kernel)
+                self.ov.save_model(graph, path + ".part.xml")
+                os.replace(path + ".part.bin", path.removesuffix(".xml") + ".bin")
+                os.replace(path + ".part.xml", path)
+            config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": PERFORMANCE_HINT}
+            self.compiled[masked] = self.core.compile_model(path, "CPU", config)
+        return self.compiled[masked]
+
+    def __call__(self, audio: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        audio = audio.float().cpu()
+        if mask is None or bool(mask.all()):
+            outputs = self._compiled(masked=False)([audio.numpy()])
+        else:
+            outputs = self._compiled(masked=True)([audio.numpy(), mask.cpu().to(torch.long).numpy()])
+        return torch.from_numpy(np.asarray(outputs[0]))
