@@ -7,6 +7,10 @@ import importlib
 import importlib.util
 import json
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +25,7 @@ from hf_w2v2.models.ctc import Wav2Vec2ForCTC
 OPT = importlib.import_module("hf_w2v2.inference.optimize")  # the module (the package exports the function)
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
 HAS_OPENVINO = all(importlib.util.find_spec(m) for m in ("openvino", "nncf"))
+TESTS = Path(__file__).resolve().parent
 FAST_PATHS = ("fp32", "fp32-matmul", "fp32-conv1d", "fp32-channels-major", "int8")
 
 
@@ -236,14 +241,12 @@ def similar(a: torch.Tensor, b: torch.Tensor, at_least: float = 0.9) -> bool:
     return bool(cosine >= at_least)
 
 
-@pytest.mark.skipif(not HAS_OPENVINO, reason="needs openvino and nncf (pip install 'hf_w2v2[openvino]')")
-@pytest.mark.slow
-@pytest.mark.parametrize("kernel", ["channels-major", "matmul"])
-def test_openvino_int8_is_converted_from_torch_and_handles_padding(tmp_path, monkeypatch, kernel: str) -> None:
+def check_openvino_int8(folder: str, kernel: str) -> None:
+    """The OpenVINO int8 runner against eager, then read back from ``folder`` (run in a child process)."""
     from hf_w2v2.inference import openvino_int8
 
     model = make_model()
-    runner = openvino_int8.OpenVinoInt8(model, clips(), str(tmp_path), kernel)
+    runner = openvino_int8.OpenVinoInt8(model, clips(), folder, kernel)
     audio = torch.as_tensor(np.concatenate(clips(2, seed=3)))[None]
     with torch.no_grad():
         reference = model(audio).logits
@@ -257,8 +260,29 @@ def test_openvino_int8_is_converted_from_torch_and_handles_padding(tmp_path, mon
     alone = runner(batch[1:, :6000], None)
     frames = alone.shape[1]
     assert similar(padded[1, :frames], alone[0])
-    # both graphs are read back from the folder, not converted again
-    monkeypatch.setattr(openvino_int8, "quantized_graph", lambda *a: pytest.fail("converted again"))
-    again = openvino_int8.OpenVinoInt8(model, clips(), str(tmp_path), kernel)
+
+    def converted_again(*args: object) -> None:
+        raise AssertionError("converted again")
+
+    openvino_int8.quantized_graph = converted_again  # type: ignore[assignment]  # both graphs are read back
+    again = openvino_int8.OpenVinoInt8(model, clips(), folder, kernel)
     assert torch.equal(again(audio, None), logits)
     again(batch, mask)
+    print("openvino int8 checked")
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="needs openvino and nncf (pip install 'hf_w2v2[openvino]')")
+@pytest.mark.slow
+@pytest.mark.parametrize("kernel", ["channels-major", "matmul"])
+def test_openvino_int8_is_converted_from_torch_and_handles_padding(tmp_path: Path, kernel: str) -> None:
+    """In a child process: a pytest worker that had run OpenVINO's int8 graphs crashed (SIGSEGV, si_code
+    SI_KERNEL, in poll) in a later test that waits on SIGKILLed subprocesses, 2 of 2 suite runs; never
+    without these two tests in the worker (2 runs). Not seen outside the suite's workers."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(TESTS)!r}); import torch; torch.set_num_threads(1); "
+        f"from test_inference_optimize import check_openvino_int8; "
+        f"check_openvino_int8({str(tmp_path)!r}, {kernel!r})"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "openvino int8 checked" in done.stdout, (done.stdout + done.stderr)[-4000:]
