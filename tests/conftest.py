@@ -78,6 +78,9 @@ def run_ranks(
     if done.returncode != 0 and TEARDOWN_ABORT in f"{done.stdout}{done.stderr}":
         warnings.warn(f"a rank aborted at exit ({TEARDOWN_ABORT!r}); launching once more", stacklevel=2)
         for path in clear:
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
         done = launch()
     return done

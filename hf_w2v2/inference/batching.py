@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hf_w2v2.inference.chunked import inference_logits
 from hf_w2v2.models.lengths import receptive_field
 
 
@@ -61,7 +62,6 @@ def batched_logits(
 
     Each is a view of its batch's ``(B, F, V)`` logits (the padded frames cut off).
     """
-    device = next(model.parameters()).device
     lengths = [len(c) for c in clips]
     out: list[torch.Tensor | None] = [None] * len(clips)
     for batch in length_sorted_batches(lengths, batch_size):
@@ -71,10 +71,8 @@ def batched_logits(
         else:
             padded, ones = pad_clips(members)
             audio, mask = torch.from_numpy(padded), torch.from_numpy(ones)
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(audio.to(device), attention_mask=None if mask is None else mask.to(device)).logits
+        logits = inference_logits(model, audio, mask, bf16)  # (B, F, V)
         frames = model._get_feat_extract_output_lengths(torch.tensor([lengths[i] for i in batch])).tolist()  # type: ignore[operator]
-        logits = logits.float().cpu()  # (B, F, V)
         for row, i in enumerate(batch):
             out[i] = logits[row, : frames[row]]  # (F_i, V)
     return out  # type: ignore[return-value]

@@ -122,11 +122,11 @@ def chunked_logits(
     else:
         chunks = plan_chunks(num_samples, chunk, left, right, kernels, strides)
     if len(chunks) == 1:  # the whole recording in one window: no copy in, none out
-        return _window_logits(model, input_values[None], bf16)[0]
+        return inference_logits(model, input_values[None], bf16=bf16)[0]
     hop = hop_length(strides)
     output = None
     for group in _batches(chunks, batch_size):
-        logits = _window_logits(model, torch.stack([input_values[c.start : c.end] for c in group]), bf16)
+        logits = inference_logits(model, torch.stack([input_values[c.start : c.end] for c in group]), bf16=bf16)
         if output is None:
             output = torch.empty(chunks[-1].keep_to, logits.shape[-1], dtype=torch.float32)  # (F, V)
         for c, row in zip(group, logits):
@@ -136,12 +136,15 @@ def chunked_logits(
     return output
 
 
-def _window_logits(model: nn.Module, windows: torch.Tensor, bf16: bool) -> torch.Tensor:
-    """``(B, F_chunk, V)`` float32 CPU logits of ``(B, T_chunk)`` windows."""
+def inference_logits(
+    model: nn.Module, audio: torch.Tensor, mask: torch.Tensor | None = None, bf16: bool = False
+) -> torch.Tensor:
+    """``(B, F, V)`` float32 CPU logits of normalised ``(B, T)`` audio (``mask``: ``(B, T)``, 1 on samples),
+    run on the model's device, under bf16 autocast when ``bf16``."""
     device = next(model.parameters()).device
     # No autograd: inference runs the faster no-grad paths (and int8 modules need them).
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        return model(windows.to(device)).logits.float().cpu()
+        return model(audio.to(device), attention_mask=None if mask is None else mask.to(device)).logits.float().cpu()
 
 
 def _batches(chunks: list[Chunk], batch_size: int) -> list[list[Chunk]]:

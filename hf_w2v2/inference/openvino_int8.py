@@ -74,13 +74,9 @@ def quantized_graph(model: nn.Module, clips: Sequence[np.ndarray], masked: bool,
     shapes = [ov.PartialShape([-1, -1])] * (2 if masked else 1)
     with torch.no_grad(), warnings.catch_warnings(), use_inference_kernel(kernel):
         warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the eager-only checks it passes by
-        if masked:
-            mask = torch.ones(example.shape, dtype=torch.long)
-            graph = ov.convert_model(wrapped, example_input=(example, mask), input=shapes)
-        else:
-            graph = ov.convert_model(wrapped, example_input=(example,), input=shapes)
-    feeds = [[c[None]] + ([np.ones((1, len(c)), np.int64)] if masked else []) for c in clips]
-    feeds = [[np.asarray(a) for a in f] for f in feeds]
+        inputs = (example, torch.ones(example.shape, dtype=torch.long)) if masked else (example,)
+        graph = ov.convert_model(wrapped, example_input=inputs, input=shapes)
+    feeds = [[np.asarray(c)[None]] + ([np.ones((1, len(c)), np.int64)] if masked else []) for c in clips]
     return nncf.quantize(graph, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(feeds))
 
 

@@ -225,9 +225,9 @@ class Transcriber:
             return [self.logits(audio) if done is None else done for done, audio in zip(out, recordings)]
         short = []
         for i, audio in enumerate(recordings):
-            audio = np.asarray(audio, dtype=np.float32)
-            if out[i] is not None:
+            if out[i] is not None:  # auto's choice was made on it
                 continue
+            audio = np.asarray(audio, dtype=np.float32)
             if self.chunk is not None and audio.shape[0] > self.chunk:
                 out[i] = self.logits(audio)
             else:
