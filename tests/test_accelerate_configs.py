@@ -189,26 +189,37 @@ def launch(name: str, script_args: list[str], out: Path, port: int, timeout: flo
 
 
 @pytest.mark.slow
-def test_time_budget_is_one_clock_across_processes(tmp_path: Path, free_port: int) -> None:
+def test_time_budget_is_one_clock_across_processes(tmp_path: Path) -> None:
     """With ``--max_train_minutes`` the learning rate and the stop follow the time spent: read from each
     process's own clock, the replicas got different learning rates (different weights) and could stop a step
     apart (a hang). Rank 0's clock is broadcast at every step boundary. The run also reads its clips lazily
     in a worker and batches them by seconds (the same batches on both ranks, each rank its share)."""
     from hf_w2v2 import Wav2Vec2ForCTC
 
-    out = tmp_path / "out"
-    budget = ["--max_train_minutes", "0.1", "--max_steps", "100000", "--warmup_steps", "0.1"]
     loading = ["--train_loading", "lazy", "--max_batch_seconds", "9", "--dataloader_num_workers", "1"]
-    try:
-        log = launch("ddp", [*FINETUNE, *budget, *loading], out, port=free_port, timeout=120)
-    except subprocess.TimeoutExpired:
-        # Seen in 2 of ~10 runs: rank 0's first DataLoader worker stuck in fork (not the budget: the other rank
-        # waits at the step's broadcast; py-spy). Said loudly and run once more; a second hang fails the test.
-        warnings.warn("2-process run hung at its first batch (a DataLoader worker stuck in fork); again", stacklevel=1)
-        out = tmp_path / "out_again"
-        log = launch("ddp", [*FINETUNE, *budget, *loading], out, port=pick_free_port(), timeout=300)
+
+    def run(minutes: float, out: Path) -> tuple[str, int, Path]:
+        budget = ["--max_train_minutes", str(minutes), "--max_steps", "100000", "--warmup_steps", "0.1"]
+        try:
+            log = launch("ddp", [*FINETUNE, *budget, *loading], out, port=pick_free_port(), timeout=120)
+        except subprocess.TimeoutExpired:
+            # Seen in 2 of ~10 runs: rank 0's first DataLoader worker stuck in fork (not the budget: the other
+            # rank waits at the step's broadcast; py-spy). Said loudly and run once more; a second hang fails.
+            warnings.warn(
+                "2-process run hung at its first batch (a DataLoader worker stuck in fork); again", stacklevel=2
+            )
+            out = out.with_name(out.name + "_again")
+            log = launch("ddp", [*FINETUNE, *budget, *loading], out, port=pick_free_port(), timeout=300)
+        return log, json.loads((out / "trainer_state.json").read_text())["global_step"], out
+
+    # Idle 2-core Zen 5: 12 s hold about 8 steps (the first, with the worker's start, ~2.6 s). Step 1's learning
+    # rate is 0 (warm-up from no time spent), so one step proves nothing; CI once took a single step in 6 s
+    # beside the other test worker. A machine too busy for 2 steps gets one more try with 4x the time.
+    log, steps, out = run(0.2, tmp_path / "out")
+    if steps < 2:
+        warnings.warn(f"{steps} step in 12 s (a busy machine); again with 48 s", stacklevel=1)
+        log, steps, out = run(0.8, tmp_path / "out_longer")
     checksums = dict(re.findall(rf"{CHECKSUM_MARK} rank (\d): (\S+)", log))
     assert set(checksums) == {"0", "1"} and checksums["0"] == checksums["1"], checksums
-    state = json.loads((out / "trainer_state.json").read_text())
-    assert 2 < state["global_step"] < 100000  # stopped by the budget, after some steps
+    assert 2 <= steps < 100000  # stopped by the budget, after steps with a learning rate from the agreed clock
     assert parameter_checksum(Wav2Vec2ForCTC.from_pretrained(out)) == float(checksums["0"])
