@@ -29,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hf_w2v2 import Wav2Vec2Config, Wav2Vec2ForCTC
 from hf_w2v2.data.collator import DataCollatorCTCWithPadding
+from hf_w2v2.data.ctc_filter import CTCFilter
 from hf_w2v2.data.sources import read_audiofolder
-from hf_w2v2.finetune.data import CTCFilter, choose_processor, prepare_split
+from hf_w2v2.finetune.data import choose_processor, prepare_split
 from hf_w2v2.models.configuration import small
 from hf_w2v2.text.normalize import TextNormalizer
 from hf_w2v2.training.feature_cache import (
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> dict:
     normalizer = TextNormalizer()
     config = Wav2Vec2Config(**small_config(32))
     processor, _ = choose_processor(config, [u.text for u in utts], normalizer)
-    split = prepare_split("train", utts, processor, config, CTCFilter(normalizer, 0.0, 12.0))
+    split = prepare_split("train", utts, processor, config, CTCFilter(normalizer, max_duration=12.0))
     fields = small_config(len(processor.tokenizer))
     torch.manual_seed(0)
     ours = Wav2Vec2ForCTC(Wav2Vec2Config(**fields)).train()

@@ -90,6 +90,7 @@ def data_throughput(train: str, seconds: float, batch_seconds: float) -> float:
     from transformers import Wav2Vec2Config
 
     from hf_w2v2.data.collator import DataCollatorCTCWithPadding
+    from hf_w2v2.data.ctc_filter import CTCFilter
     from hf_w2v2.data.lazy import prepare_lazy_ctc_dataset
     from hf_w2v2.data.processor import build_processor_from_texts
     from hf_w2v2.data.sampler import DurationBatchSampler
@@ -100,7 +101,7 @@ def data_throughput(train: str, seconds: float, batch_seconds: float) -> float:
     config = Wav2Vec2Config(feat_extract_norm="layer")  # the collator then returns the attention mask we count
     with tempfile.TemporaryDirectory() as scratch:
         processor = build_processor_from_texts(config, [u.text or "" for u in utts[:2000]], scratch)
-    dataset, _ = prepare_lazy_ctc_dataset(utts, processor, config, max_duration=12.0, show_progress=False)
+    dataset, _ = prepare_lazy_ctc_dataset(utts, processor, config, CTCFilter(max_duration=12.0), show_progress=False)
     sampler = DurationBatchSampler(dataset.lengths, int(batch_seconds * 16_000))
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=sampler, num_workers=2, collate_fn=DataCollatorCTCWithPadding.from_processor(processor)

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from hf_w2v2.data.processor import build_processor_from_texts
 from hf_w2v2.data.shards import ShardStats, read_tar_shards, write_shards
 from hf_w2v2.data.sources import read_audiofolder
-from hf_w2v2.data.stream import ctc_stream
+from hf_w2v2.data.stream import StreamReading, ctc_stream
 from hf_w2v2.data.stream_sources import find_all_shards
 from hf_w2v2.models.configuration import config_from_name
 
@@ -46,7 +46,9 @@ def main() -> None:
         print(f"raw: {count} items, {megabytes:.1f} MB, {len(paths)} shards: {rate}")
         config = config_from_name("tiny")
         processor = build_processor_from_texts(config, ["ABCDEFGHIJKLMNOPQRSTUVWXYZ' "], folder)
-        stream = ctc_stream(find_all_shards([folder]), processor, config, shuffle_buffer=100, repeat=False)
+        stream = ctc_stream(
+            find_all_shards([folder]), processor, config, reading=StreamReading(shuffle_buffer=100, repeat=False)
+        )
         start = time.perf_counter()
         seconds = 0.0
         decoded = 0
@@ -60,7 +62,9 @@ def main() -> None:
         )
         if args.workers:
             shards = find_all_shards([folder])
-            stream = ctc_stream(shards, processor, config, shuffle_buffer=100, repeat=False, streams=args.workers)
+            stream = ctc_stream(
+                shards, processor, config, reading=StreamReading(shuffle_buffer=100, repeat=False, streams=args.workers)
+            )
             loader = DataLoader(stream, batch_size=8, num_workers=args.workers, collate_fn=len)
             start = time.perf_counter()
             count = sum(loader)

@@ -14,6 +14,7 @@ pytest.importorskip("datasets")
 from accelerate.data_loader import BatchSamplerShard
 from transformers import Wav2Vec2Config
 
+from hf_w2v2.data.ctc_filter import CTCFilter
 from hf_w2v2.data.lazy import prepare_lazy_ctc_dataset
 from hf_w2v2.data.prepare import prepare_ctc_dataset
 from hf_w2v2.data.processor import build_processor_from_texts
@@ -33,9 +34,9 @@ def processor(tmp_path_factory: pytest.TempPathFactory):
 @pytest.mark.parametrize("folder", ["audio", "finetune/train"])
 def test_lazy_items_and_counts_equal_the_eager_dataset(processor, folder: str) -> None:
     utts = read_audiofolder(FIXTURES / folder)
-    kwargs = dict(max_duration=4.0, num_workers=2, show_progress=False)
-    eager, eager_report = prepare_ctc_dataset(utts, processor, GEOMETRY, **kwargs)
-    lazy, lazy_report = prepare_lazy_ctc_dataset(utts, processor, GEOMETRY, **kwargs)
+    filters = CTCFilter(max_duration=4.0)
+    eager, eager_report = prepare_ctc_dataset(utts, processor, GEOMETRY, filters, num_workers=2, show_progress=False)
+    lazy, lazy_report = prepare_lazy_ctc_dataset(utts, processor, GEOMETRY, filters, num_workers=2, show_progress=False)
     assert lazy_report.format() == eager_report.format()  # every drop counted the same, before any decoding
     assert len(lazy) == len(eager) and lazy.lengths == [int(n) for n in eager["input_length"]]
     for i in range(len(eager)):

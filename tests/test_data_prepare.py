@@ -13,6 +13,7 @@ pytest.importorskip("datasets")
 from transformers import Wav2Vec2Config
 
 from hf_w2v2.data.audio import normalize_waveform
+from hf_w2v2.data.ctc_filter import CTCFilter
 from hf_w2v2.data.prepare import ctc_min_frames, prepare_ctc_dataset
 from hf_w2v2.data.processor import build_processor_from_texts
 from hf_w2v2.data.sources import Utterance, read_audiofolder
@@ -59,9 +60,11 @@ def test_columns_match_feature_extractor_and_tokenizer(processor) -> None:
 
 def test_duration_filters_and_drop_oov(processor) -> None:
     utts = read_audiofolder(AUDIO)[:3]  # 1.095 s, 0.5 s, 0.25 s
-    ds, report = prepare_ctc_dataset(utts, processor, GEOMETRY, min_duration=0.3, max_duration=1.0, show_progress=False)
+    ds, report = prepare_ctc_dataset(
+        utts, processor, GEOMETRY, CTCFilter(min_duration=0.3, max_duration=1.0), show_progress=False
+    )
     assert len(ds) == 1 and len(report.too_short) == 1 and len(report.too_long) == 1
-    ds, report = prepare_ctc_dataset(utts, processor, GEOMETRY, drop_oov=True, show_progress=False)
+    ds, report = prepare_ctc_dataset(utts, processor, GEOMETRY, CTCFilter(drop_oov=True), show_progress=False)
     assert len(ds) == 2 and len(report.dropped_oov) == 1
 
 

@@ -18,14 +18,14 @@ import pytest
 import torch
 from transformers import TrainingArguments, Wav2Vec2Config
 
+from hf_w2v2.data.ctc_filter import CTCFilter
 from hf_w2v2.data.prepare import prepare_ctc_dataset
 from hf_w2v2.data.processor import build_processor_from_texts
 from hf_w2v2.data.shards import ShardStats, read_tar_shard, read_tar_shards, write_shards
 from hf_w2v2.data.sources import Utterance, read_audiofolder
-from hf_w2v2.data.stream import CTCDecoder, ctc_stream, stream_dataset
+from hf_w2v2.data.stream import CTCDecoder, StreamReading, ctc_stream, stream_dataset
 from hf_w2v2.data.stream_sources import ROW_SHARDS, find_all_shards, find_shards, read_shard, shard_texts
 from hf_w2v2.pretrain.stream import CropDecoder
-from hf_w2v2.text.normalize import TextNormalizer
 from hf_w2v2.training.streaming import check_stream_args, configure_streaming
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -129,8 +129,9 @@ def test_stream_items_equal_the_eager_dataset_and_filters_are_counted(tmp_path: 
     utts = read_audiofolder(AUDIO)  # 3 usable, 2 unreadable, 1 empty transcript
     eager, report = prepare_ctc_dataset(utts, processor, GEOMETRY, num_workers=1, show_progress=False)
     shards = find_all_shards([str(AUDIO)])
-    decoder = CTCDecoder(processor, GEOMETRY, TextNormalizer(), 0.0, None, False)
-    items = list(stream_dataset(shards, decoder, seed=0, shuffle_buffer=1, repeat=False))
+    decoder = CTCDecoder(processor, GEOMETRY, CTCFilter())
+    one_pass = StreamReading(seed=0, shuffle_buffer=1, repeat=False)
+    items = list(stream_dataset(shards, decoder, one_pass))
     assert sorted(items[0]) == ["input_length", "input_values", "labels", "name"]
     streamed = {item["name"]: item for item in items}
     assert sorted(streamed) == sorted(eager["name"])
@@ -140,9 +141,10 @@ def test_stream_items_equal_the_eager_dataset_and_filters_are_counted(tmp_path: 
     seen = decoder.passes.report
     assert seen.kept == report.kept == 3 and seen.total == 6
     assert len(seen.unreadable) == 2 and len(seen.empty_transcript) == 1 and seen.oov_chars == report.oov_chars
-    strict, _ = prepare_ctc_dataset(utts, no_k, GEOMETRY, max_duration=0.6, drop_oov=True, show_progress=False)
-    filters = CTCDecoder(no_k, GEOMETRY, TextNormalizer(), 0.0, 0.6, True)
-    kept = [item["name"] for item in stream_dataset(shards, filters, seed=0, shuffle_buffer=1, repeat=False)]
+    strict_filter = CTCFilter(max_duration=0.6, drop_oov=True)
+    strict, _ = prepare_ctc_dataset(utts, no_k, GEOMETRY, strict_filter, show_progress=False)
+    filters = CTCDecoder(no_k, GEOMETRY, strict_filter)
+    kept = [item["name"] for item in stream_dataset(shards, filters, one_pass)]
     assert kept == list(strict["name"]) == [str(AUDIO / "tone_48k_stereo.flac")]
     assert filters.passes.report.too_long == [str(AUDIO / "speech_16k.flac")]  # 1.1 s
     oov = sorted(Path(name).name for name in filters.passes.report.dropped_oov)
@@ -155,20 +157,24 @@ def test_ranks_and_workers_split_the_shards_and_cover_every_item_once_per_pass(
     shards = find_all_shards([str(TRAIN)])  # 16 one-row shards
     seen: Counter[str] = Counter()
     for rank in range(2):
-        dataset = ctc_stream(shards, processor, GEOMETRY, seed=3, shuffle_buffer=4, repeat=False, streams=4)
+        dataset = ctc_stream(
+            shards, processor, GEOMETRY, reading=StreamReading(seed=3, shuffle_buffer=4, repeat=False, streams=4)
+        )
         part = dataset.shard(num_shards=2, index=rank)  # what accelerate does with dispatch_batches=False
         loader = torch.utils.data.DataLoader(
             part, batch_size=2, num_workers=2, collate_fn=lambda b: [i["name"] for i in b]
         )
         seen.update(name for batch in loader for name in batch)
     assert seen == Counter(u.name for u in utterances)  # every item exactly once over 2 ranks x 2 workers
-    forever = ctc_stream(shards, processor, GEOMETRY, seed=3, shuffle_buffer=1)
+    forever = ctc_stream(shards, processor, GEOMETRY, reading=StreamReading(seed=3, shuffle_buffer=1))
     first_two_passes = Counter(i["name"] for i in itertools.islice(iter(forever), 32))
     assert set(first_two_passes.values()) == {2}  # the stream repeats: no rank runs dry
     orders = [
         [
             i["name"]
-            for i in itertools.islice(iter(ctc_stream(shards, processor, GEOMETRY, seed=s, shuffle_buffer=8)), 16)
+            for i in itertools.islice(
+                iter(ctc_stream(shards, processor, GEOMETRY, reading=StreamReading(seed=s, shuffle_buffer=8))), 16
+            )
         ]
         for s in (3, 3, 4)
     ]
@@ -178,7 +184,13 @@ def test_ranks_and_workers_split_the_shards_and_cover_every_item_once_per_pass(
 def test_a_stream_of_only_bad_shards_fails_instead_of_spinning(tmp_path: Path, processor) -> None:
     (tmp_path / "bad.tar").write_bytes(b"\0garbage" * 64)
     with pytest.raises(RuntimeError, match="no item could be read"):
-        next(iter(ctc_stream(find_all_shards([str(tmp_path)]), processor, GEOMETRY, shuffle_buffer=1)))
+        next(
+            iter(
+                ctc_stream(
+                    find_all_shards([str(tmp_path)]), processor, GEOMETRY, reading=StreamReading(shuffle_buffer=1)
+                )
+            )
+        )
 
 
 def test_pretraining_crops_are_seeded_by_pass_and_name(utterances) -> None:
@@ -211,7 +223,7 @@ def test_make_shards_command_and_too_few_shards_for_the_readers(tmp_path: Path, 
     shards = find_all_shards([str(tmp_path / "s")])
     assert [s["kind"] for s in shards] == ["tar"] * 4 and len(shard_texts(shards)) == 16
     with pytest.raises(ValueError, match="4 shard\\(s\\) for 8 readers"):
-        ctc_stream(shards, processor, GEOMETRY, streams=8)  # 2 ranks x 4 workers
+        ctc_stream(shards, processor, GEOMETRY, reading=StreamReading(streams=8))  # 2 ranks x 4 workers
     assert main(["make-shards", str(tmp_path / "missing"), str(tmp_path / "t"), "--quiet"]) == 2
     pretrain = FIXTURES / "pretrain"
     assert main(["make-shards", str(pretrain), str(tmp_path / "u"), "--unlabeled", "--per_shard", "3", "--quiet"]) == 0
@@ -235,9 +247,11 @@ def test_both_trainers_refuse_a_stream_without_max_steps_before_reading_data(tmp
 
 def test_a_stream_whose_items_are_all_filtered_out_fails_and_a_big_buffer_does_not(processor, monkeypatch) -> None:
     shards = find_all_shards([str(TRAIN)])
-    big_buffer = ctc_stream(shards, processor, GEOMETRY, shuffle_buffer=1000)  # ~60 passes of 16 clips buffered
+    big_buffer = ctc_stream(
+        shards, processor, GEOMETRY, reading=StreamReading(shuffle_buffer=1000)
+    )  # ~60 passes of 16 clips buffered
     assert next(iter(big_buffer))["input_length"] > 0  # the first item may come from pass 40: no false alarm
     monkeypatch.setattr("hf_w2v2.data.stream.EMPTY_ITEMS", 40)
-    all_too_long = ctc_stream(shards, processor, GEOMETRY, max_duration=0.1, shuffle_buffer=4)
+    all_too_long = ctc_stream(shards, processor, GEOMETRY, CTCFilter(max_duration=0.1), StreamReading(shuffle_buffer=4))
     with pytest.raises(RuntimeError, match="none of the first 40 items read is usable"):
         next(iter(all_too_long))

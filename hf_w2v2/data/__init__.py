@@ -3,6 +3,7 @@
 - :mod:`~hf_w2v2.data.audio`: decoding to 16 kHz mono, the audio extensions, normalisation;
 - :mod:`~hf_w2v2.data.sources`: corpora in the layouts users bring (audiofolder, manifests,
   LibriSpeech, ``datasets``) as :class:`~hf_w2v2.data.sources.Utterance` lists;
+- :mod:`~hf_w2v2.data.ctc_filter`: which utterances a CTC training set keeps (one :class:`CTCFilter`);
 - :mod:`~hf_w2v2.data.prepare`: decoded, filtered, tokenised CTC datasets (``datasets``);
 - :mod:`~hf_w2v2.data.collator`: CTC batches; :mod:`~hf_w2v2.data.sampler`: length-grouped order;
 - :mod:`~hf_w2v2.data.processor`: the ``Wav2Vec2Processor`` matching a model config;
@@ -48,10 +49,11 @@ _NAMES = {
     ),
     "DataCollatorCTCWithPadding": "hf_w2v2.data.collator",
     "LengthGroupedSampler": "hf_w2v2.data.sampler",
+    **dict.fromkeys(("CTCFilter", "HasConvGeometry"), "hf_w2v2.data.ctc_filter"),
     "FilterReport": "hf_w2v2.data.prepare",
     "prepare_ctc_dataset": "hf_w2v2.data.prepare",
     **dict.fromkeys(("ShardStats", "read_tar_shards", "write_shards"), "hf_w2v2.data.shards"),
-    **dict.fromkeys(("ctc_stream", "stream_dataset"), "hf_w2v2.data.stream"),
+    **dict.fromkeys(("StreamReading", "ctc_stream", "stream_dataset"), "hf_w2v2.data.stream"),
     "find_all_shards": "hf_w2v2.data.stream_sources",
     "speed_perturb": "hf_w2v2.data.perturb",
 }

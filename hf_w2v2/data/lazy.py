@@ -37,18 +37,16 @@ from hf_w2v2.data.audio import (
     check_audio_end,
     normalize_waveform,
 )
+from hf_w2v2.data.ctc_filter import CTCFilter, HasConvGeometry
 from hf_w2v2.data.prepare import (
     FilterReport,
-    HasConvGeometry,
     ctc_min_frames,
     decode_utterance,
     log_filter_report,
-    sample_bounds,
     tokenize_transcripts,
 )
 from hf_w2v2.data.sources import Utterance
 from hf_w2v2.models.lengths import conv_output_length
-from hf_w2v2.text.normalize import TextNormalizer
 
 logger = logging.getLogger(__name__)
 
@@ -123,25 +121,25 @@ def prepare_lazy_ctc_dataset(
     utterances: Sequence[Utterance],
     processor: Wav2Vec2Processor,
     config: HasConvGeometry,
-    normalizer: TextNormalizer | None = None,
-    min_duration: float = 0.0,
-    max_duration: float | None = None,
-    drop_oov: bool = False,
+    filters: CTCFilter | None = None,
+    *,
     num_workers: int | None = None,
     show_progress: bool = True,
 ) -> tuple[LazyCTCDataset, FilterReport]:
     """Check ``utterances`` from transcripts and headers; return a :class:`LazyCTCDataset` of the kept ones.
 
-    The arguments and the report are those of :func:`hf_w2v2.data.prepare.prepare_ctc_dataset`;
-    ``num_workers`` threads read headers (default: CPU cores, at most 8).
+    The arguments (``filters``: one :class:`~hf_w2v2.data.ctc_filter.CTCFilter`) and the report are those of
+    :func:`hf_w2v2.data.prepare.prepare_ctc_dataset`; ``num_workers`` threads read headers (default: CPU
+    cores, at most 8).
 
     Raises:
         ValueError: no utterance survives the filters (the message holds the report).
     """
     sampling_rate = int(processor.feature_extractor.sampling_rate)
-    min_samples, max_samples = sample_bounds(sampling_rate, config, min_duration, max_duration)
+    filters = filters or CTCFilter()
+    min_samples, max_samples = filters.sample_bounds(sampling_rate, config)
     report = FilterReport(total=len(utterances))
-    items = tokenize_transcripts(utterances, processor, normalizer or TextNormalizer(), drop_oov, report)
+    items = tokenize_transcripts(utterances, processor, filters, report)
 
     def read_header(item: tuple[Utterance, list[int]]) -> AudioInfo | str:
         try:

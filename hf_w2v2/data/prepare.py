@@ -18,7 +18,7 @@ Every utterance dropped is counted in a :class:`FilterReport` (and logged): empt
 transcript, unreadable audio, too short (under the 400-sample receptive field, ``min_duration``,
 or fewer frames than CTC needs for the transcript), too long (``max_duration``). Characters
 missing from the vocabulary are counted; those utterances are kept (the characters become
-``[UNK]``) unless ``drop_oov=True``.
+``[UNK]``) unless ``drop_oov=True``. These settings are one :class:`~hf_w2v2.data.ctc_filter.CTCFilter`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -37,9 +37,9 @@ from tqdm.auto import tqdm
 from transformers import Wav2Vec2Processor
 
 from hf_w2v2.data.audio import AudioLoadError, audio_info, load_audio, load_audio_bytes, normalize_waveform
+from hf_w2v2.data.ctc_filter import CTCFilter, HasConvGeometry
 from hf_w2v2.data.sources import Utterance
-from hf_w2v2.models.lengths import conv_output_length, receptive_field
-from hf_w2v2.text.normalize import TextNormalizer
+from hf_w2v2.models.lengths import conv_output_length
 
 if TYPE_CHECKING:
     import datasets
@@ -56,13 +56,6 @@ _SCHEMA = pa.schema(
         ("name", pa.string()),
     ]
 )
-
-
-class HasConvGeometry(Protocol):
-    """A model config's feature-encoder geometry (``Wav2Vec2Config`` has it)."""
-
-    conv_kernel: Sequence[int]
-    conv_stride: Sequence[int]
 
 
 @dataclass
@@ -120,15 +113,6 @@ def decode_utterance(utt: Utterance, sampling_rate: int) -> np.ndarray:
     return load_audio(utt.path, sampling_rate)
 
 
-def sample_bounds(
-    sampling_rate: int, config: HasConvGeometry, min_duration: float, max_duration: float | None
-) -> tuple[int, int | None]:
-    """``(min_samples, max_samples)`` a training clip must stay within: the encoder's receptive field or
-    ``min_duration``, whichever is longer, and ``max_duration`` (None: no limit)."""
-    min_samples = max(receptive_field(config.conv_kernel, config.conv_stride), round(min_duration * sampling_rate))
-    return min_samples, None if max_duration is None else round(max_duration * sampling_rate)
-
-
 def decode_checked(utt: Utterance, sampling_rate: int, min_samples: int, max_samples: int | None) -> DecodedClip:
     """Decode one utterance; reject from the header alone when it is already too long."""
     try:
@@ -147,17 +131,14 @@ def decode_checked(utt: Utterance, sampling_rate: int, min_samples: int, max_sam
 
 
 def tokenize_transcripts(
-    utterances: Sequence[Utterance],
-    processor: Wav2Vec2Processor,
-    normalizer: TextNormalizer,
-    drop_oov: bool,
-    report: FilterReport,
+    utterances: Sequence[Utterance], processor: Wav2Vec2Processor, filters: CTCFilter, report: FilterReport
 ) -> list[tuple[Utterance, list[int]]]:
-    """Normalise and tokenise transcripts; drop empty (and optionally OOV) ones."""
+    """Normalise and tokenise transcripts with ``filters.normalizer``; drop empty (and, with
+    ``filters.drop_oov``, out-of-vocabulary) ones."""
     vocab = processor.tokenizer.get_vocab()
     kept = []
     for utt in utterances:
-        text = normalizer(utt.text or "")
+        text = filters.normalizer(utt.text or "")
         if not text:
             report.empty_transcript.append(utt.name)
             continue
@@ -165,7 +146,7 @@ def tokenize_transcripts(
         if oov:
             report.oov_chars.update(oov)
             report.oov_utterances += 1
-            if drop_oov:
+            if filters.drop_oov:
                 report.dropped_oov.append(utt.name)
                 continue
         kept.append((utt, processor.tokenizer(text).input_ids))
@@ -231,10 +212,8 @@ def prepare_ctc_dataset(
     utterances: Sequence[Utterance],
     processor: Wav2Vec2Processor,
     config: HasConvGeometry,
-    normalizer: TextNormalizer | None = None,
-    min_duration: float = 0.0,
-    max_duration: float | None = None,
-    drop_oov: bool = False,
+    filters: CTCFilter | None = None,
+    *,
     num_workers: int | None = None,
     cache_file: str | os.PathLike | None = None,
     show_progress: bool = True,
@@ -246,13 +225,8 @@ def prepare_ctc_dataset(
         processor: gives the tokenizer (labels) and the sampling rate.
         config: the model's config: its feature encoder (``conv_kernel``, ``conv_stride``) sets the
             receptive-field and CTC-length filters.
-        normalizer: the transcript normaliser the vocabulary was built with.
-        min_duration: shorter utterances are dropped (seconds; the 400-sample receptive
-            field is always the floor).
-        max_duration: longer utterances are dropped (seconds; ``None``: no limit). Checked
-            from the file header before decoding.
-        drop_oov: drop utterances with characters outside the vocabulary (default: keep
-            them, the characters become ``[UNK]``; they are counted either way).
+        filters: the transcript normaliser, duration limits and out-of-vocabulary policy
+            (:class:`~hf_w2v2.data.ctc_filter.CTCFilter`; default: keep every utterance that can train).
         num_workers: decoding threads (default: the number of CPU cores, at most 8).
         cache_file: write the Arrow data there and memory-map it (for corpora larger than
             RAM: 1 h of 16 kHz audio is 230 MB); default: keep it in memory.
@@ -267,10 +241,11 @@ def prepare_ctc_dataset(
     import datasets
 
     sampling_rate = int(processor.feature_extractor.sampling_rate)
-    min_samples, max_samples = sample_bounds(sampling_rate, config, min_duration, max_duration)
+    filters = filters or CTCFilter()
+    min_samples, max_samples = filters.sample_bounds(sampling_rate, config)
     num_workers = num_workers or min(8, os.cpu_count() or 1)
     report = FilterReport(total=len(utterances))
-    items = tokenize_transcripts(utterances, processor, normalizer or TextNormalizer(), drop_oov, report)
+    items = tokenize_transcripts(utterances, processor, filters, report)
     batches = (
         _to_record_batch(batch)
         for batch in _record_batches(

@@ -39,26 +39,25 @@ import os
 import random
 import zlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from hf_w2v2.data.audio import TARGET_SAMPLING_RATE
+from hf_w2v2.data.ctc_filter import CTCFilter, HasConvGeometry
 from hf_w2v2.data.prepare import (
     FilterReport,
-    HasConvGeometry,
     ctc_min_frames,
     decode_checked,
     decode_utterance,
-    sample_bounds,
     tokenize_transcripts,
 )
 from hf_w2v2.data.shards import ShardStats
 from hf_w2v2.data.sources import Utterance
 from hf_w2v2.data.stream_sources import Shard, read_shard
 from hf_w2v2.models.lengths import conv_output_length
-from hf_w2v2.text.normalize import TextNormalizer
 
 if TYPE_CHECKING:
     import datasets
@@ -159,28 +158,21 @@ def _utterance(item: dict) -> Utterance:
 
 
 class CTCDecoder:
-    """Raw item -> ``{"input_values", "input_length", "labels", "name", "keep"}`` with the filters of prepare.py."""
+    """Raw item -> ``{"input_values", "input_length", "labels", "name", "keep"}``, filtered by a
+    :class:`~hf_w2v2.data.ctc_filter.CTCFilter` exactly as prepare.py filters."""
 
-    def __init__(
-        self,
-        processor: Wav2Vec2Processor,
-        config: HasConvGeometry,
-        normalizer: TextNormalizer,
-        min_duration: float,
-        max_duration: float | None,
-        drop_oov: bool,
-    ) -> None:
-        self.processor, self.normalizer, self.drop_oov = processor, normalizer, drop_oov
+    def __init__(self, processor: Wav2Vec2Processor, config: HasConvGeometry, filters: CTCFilter) -> None:
+        self.processor, self.filters = processor, filters
         self.sampling_rate = int(processor.feature_extractor.sampling_rate)
         self.conv = (list(config.conv_kernel), list(config.conv_stride))
-        self.min_samples, self.max_samples = sample_bounds(self.sampling_rate, config, min_duration, max_duration)
+        self.min_samples, self.max_samples = filters.sample_bounds(self.sampling_rate, config)
         self.passes = PassReport("fine-tuning")
 
     def __call__(self, item: dict) -> dict:
         report = self.passes.see(item)
         dropped = {"input_values": np.zeros(0, np.float32), "input_length": 0, "labels": [], "keep": False}
         utt = _utterance(item)
-        labelled = tokenize_transcripts([utt], self.processor, self.normalizer, self.drop_oov, report)
+        labelled = tokenize_transcripts([utt], self.processor, self.filters, report)
         if not labelled:
             return dropped
         labels = labelled[0][1]
@@ -200,43 +192,49 @@ class CTCDecoder:
         return {"input_values": decoded.audio, "input_length": length, "labels": labels, "keep": True}
 
 
-def stream_dataset(
-    shards: Sequence[Shard],
-    decode: Any,
-    *,
-    seed: int,
-    shuffle_buffer: int,
-    text_column: str = "text",
-    audio_column: str | None = None,
-    repeat: bool = True,
-    streams: int = 1,
-) -> datasets.IterableDataset:
+@dataclass(frozen=True)
+class StreamReading:
+    """How the readers of a stream walk their shards (see the module doc)."""
+
+    seed: int = 0
+    """Shard order and shuffle buffer (datasets adds the epoch it is given by ``set_epoch``)."""
+    shuffle_buffer: int = 1000
+    """Raw items held for shuffling (encoded audio or paths, not decoded waves); 1 or less: no shuffling."""
+    text_column: str = "text"
+    """Transcript column of the shards' manifests."""
+    audio_column: str | None = None
+    """Audio column of the shards' manifests (``None``: auto-detected)."""
+    repeat: bool = True
+    """Read the shards pass after pass forever (training); False: one pass."""
+    streams: int = 1
+    """Readers in all, ranks x max(1, DataLoader workers) (see :func:`reader_count`): each reads its own
+    shards forever. datasets calls the generator once per entry of a ``gen_kwargs`` list and would never
+    leave the first of several endless ones, hence one entry per reader."""
+
+
+def stream_dataset(shards: Sequence[Shard], decode: Any, reading: StreamReading) -> datasets.IterableDataset:
     """``shards`` -> raw items -> shuffle buffer -> ``decode`` -> items whose ``keep`` is true (see the module doc).
 
     Args:
-        shards: from :func:`hf_w2v2.data.stream_sources.find_all_shards`, dealt into ``streams`` readers
-            (:func:`split_streams`), so ranks and workers split them.
+        shards: from :func:`hf_w2v2.data.stream_sources.find_all_shards`, dealt into ``reading.streams``
+            readers (:func:`split_streams`), so ranks and workers split them.
         decode: raw item -> decoded item with a boolean ``keep`` (e.g. :class:`CTCDecoder`).
-        seed: shard order and shuffle buffer (datasets adds the epoch it is given by ``set_epoch``).
-        shuffle_buffer: raw items held for shuffling (encoded audio or paths, not decoded waves).
-        repeat: read the shards pass after pass forever (training); False: one pass.
-        streams: readers in all, ranks x max(1, DataLoader workers) (see :func:`reader_count`): each reads
-            its own shards forever. datasets calls the generator once per entry of a ``gen_kwargs`` list
-            and would never leave the first of several endless ones, hence one entry per reader.
+        reading: seed, shuffle buffer, manifest columns, repetition and reader count.
     """
     import datasets
 
     raw = datasets.IterableDataset.from_generator(
         repeat_shards,
         gen_kwargs={
-            "streams": split_streams(shards, streams),
-            "seed": seed,
-            "text_column": text_column,
-            "audio_column": audio_column,
-            "repeat": repeat,
+            "streams": split_streams(shards, reading.streams),
+            "seed": reading.seed,
+            "text_column": reading.text_column,
+            "audio_column": reading.audio_column,
+            "repeat": reading.repeat,
         },
     )
-    mixed = raw.shuffle(seed=seed, buffer_size=shuffle_buffer) if shuffle_buffer > 1 else raw
+    buffer = reading.shuffle_buffer
+    mixed = raw.shuffle(seed=reading.seed, buffer_size=buffer) if buffer > 1 else raw
     decoded = mixed.map(decode, remove_columns=RAW_COLUMNS)
     return decoded.filter(lambda item: item["keep"]).remove_columns(["keep"])
 
@@ -245,31 +243,15 @@ def ctc_stream(
     shards: Sequence[Shard],
     processor: Wav2Vec2Processor,
     config: HasConvGeometry,
-    normalizer: TextNormalizer | None = None,
-    *,
-    min_duration: float = 0.0,
-    max_duration: float | None = None,
-    drop_oov: bool = False,
-    seed: int = 0,
-    shuffle_buffer: int = 1000,
-    text_column: str = "text",
-    audio_column: str | None = None,
-    repeat: bool = True,
-    streams: int = 1,
+    filters: CTCFilter | None = None,
+    reading: StreamReading | None = None,
 ) -> datasets.IterableDataset:
     """A streamed CTC training set: items as :func:`hf_w2v2.data.prepare.prepare_ctc_dataset` makes them
-    (``input_values`` normalised at 16 kHz, ``input_length``, ``labels``, ``name``), filtered the same way."""
-    decoder = CTCDecoder(processor, config, normalizer or TextNormalizer(), min_duration, max_duration, drop_oov)
-    return stream_dataset(
-        shards,
-        decoder,
-        seed=seed,
-        shuffle_buffer=shuffle_buffer,
-        text_column=text_column,
-        audio_column=audio_column,
-        repeat=repeat,
-        streams=streams,
-    )
+    (``input_values`` normalised at 16 kHz, ``input_length``, ``labels``, ``name``), filtered the same way
+    (``filters``, default: keep all that can train) and read as ``reading`` says (default: seed 0, a
+    1000-item shuffle buffer, one reader, forever)."""
+    decoder = CTCDecoder(processor, config, filters or CTCFilter())
+    return stream_dataset(shards, decoder, reading or StreamReading())
 
 
 def reader_count(world_size: int, num_workers: int) -> int:

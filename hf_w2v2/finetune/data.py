@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2Processor
 
+from hf_w2v2.data.ctc_filter import CTCFilter
 from hf_w2v2.data.processor import build_processor
 from hf_w2v2.data.sources import Utterance, read_source
 from hf_w2v2.text.coverage import CoverageReport
@@ -129,16 +130,6 @@ def kept_names(utterances: list[Utterance], report: FilterReport) -> list[str]:
     return names
 
 
-@dataclass
-class CTCFilter:
-    """How one corpus's utterances are normalised and which are kept (counted in its :class:`FilterReport`)."""
-
-    normalizer: TextNormalizer
-    min_duration: float = 0.0  # seconds; shorter clips are dropped
-    max_duration: float | None = None  # seconds; longer clips are dropped (None: no bound)
-    drop_oov: bool = False  # drop utterances with out-of-vocabulary characters
-
-
 def prepare_split(
     name: str,
     utterances: list[Utterance],
@@ -154,23 +145,13 @@ def prepare_split(
     (:mod:`hf_w2v2.data.lazy`), for corpora larger than RAM."""
     from hf_w2v2.data.prepare import prepare_ctc_dataset
 
-    f = filters
     if lazy:
         from hf_w2v2.data.lazy import prepare_lazy_ctc_dataset
 
-        lazy_set, report = prepare_lazy_ctc_dataset(
-            utterances, processor, config, f.normalizer, f.min_duration, f.max_duration, f.drop_oov, num_workers
-        )
+        lazy_set, report = prepare_lazy_ctc_dataset(utterances, processor, config, filters, num_workers=num_workers)
         return Split(name=name, dataset=lazy_set, names=lazy_set.names, report=report)
 
     dataset, report = prepare_ctc_dataset(
-        utterances,
-        processor,
-        config,
-        normalizer=f.normalizer,
-        min_duration=f.min_duration,
-        max_duration=f.max_duration,
-        drop_oov=f.drop_oov,
-        num_workers=num_workers,
+        utterances, processor, config, filters, num_workers=num_workers
     )  # prepare_ctc_dataset logs the report
     return Split(name=name, dataset=dataset, names=kept_names(utterances, report), report=report)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from transformers import TrainingArguments
 
+from hf_w2v2.data.ctc_filter import CTCFilter
 from hf_w2v2.finetune.arguments import CTCModelArguments, DataArguments
-from hf_w2v2.finetune.data import CTCFilter, PreparedData, choose_processor, prepare_split, read_utterances
+from hf_w2v2.finetune.data import PreparedData, choose_processor, prepare_split, read_utterances
 from hf_w2v2.finetune.resume import check_resume_vocabulary
 from hf_w2v2.finetune.stream import stream_shards, stream_split
 from hf_w2v2.text.coverage import coverage_report
@@ -48,9 +49,14 @@ def prepare_data(
     coverage.eval_sets = {name: len(utts) for name, utts in eval_utts.items()}  # "eval: 100 clips (eval 50, ...)"
     logger.info("vocabulary (%d tokens) %s\n%s", len(processor.tokenizer), source, coverage.format())
     workers = data_args.preprocessing_num_workers
-    train_filter = CTCFilter(normalizer, data_args.min_duration, data_args.max_duration, data_args.drop_oov)
+    train_filter = CTCFilter(
+        normalizer,
+        min_duration=data_args.min_duration,
+        max_duration=data_args.max_duration,
+        drop_oov=data_args.drop_oov,
+    )
     train = (
-        stream_split(shards, processor, config, normalizer, data_args, training_args)
+        stream_split(shards, processor, config, train_filter, data_args, training_args)
         if shards
         else prepare_split(
             "train", train_utts, processor, config, train_filter, workers, lazy=data_args.train_loading == "lazy"

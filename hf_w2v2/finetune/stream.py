@@ -15,12 +15,12 @@ from typing import Any
 
 from transformers import TrainingArguments, Wav2Vec2Processor
 
+from hf_w2v2.data.ctc_filter import CTCFilter
 from hf_w2v2.data.prepare import FilterReport
-from hf_w2v2.data.stream import ctc_stream, reader_count
+from hf_w2v2.data.stream import StreamReading, ctc_stream, reader_count
 from hf_w2v2.data.stream_sources import Shard, find_all_shards, shard_texts
 from hf_w2v2.finetune.arguments import DataArguments
 from hf_w2v2.finetune.data import Split
-from hf_w2v2.text.normalize import TextNormalizer
 from hf_w2v2.training.arguments import ModelArguments
 from hf_w2v2.training.streaming import configure_streaming
 
@@ -66,25 +66,19 @@ def stream_split(
     shards: list[Shard],
     processor: Wav2Vec2Processor,
     config: Any,
-    normalizer: TextNormalizer,
+    filters: CTCFilter,
     data_args: DataArguments,
     training_args: TrainingArguments,
 ) -> Split:
     """The streamed training :class:`Split` (its ``names`` are unknown, its report says why it has no counts)."""
     world_size, num_workers = training_args.world_size, training_args.dataloader_num_workers
-    dataset = ctc_stream(
-        shards,
-        processor,
-        config,
-        normalizer,
-        min_duration=data_args.min_duration,
-        max_duration=data_args.max_duration,
-        drop_oov=data_args.drop_oov,
+    reading = StreamReading(
         seed=training_args.seed,
         shuffle_buffer=data_args.shuffle_buffer,
         text_column=data_args.text_column,
         audio_column=data_args.audio_column,
         streams=reader_count(world_size, num_workers),
     )
+    dataset = ctc_stream(shards, processor, config, filters, reading)
     sources = ", ".join([str(data_args.train_data), *data_args.extra_train_data])
     return Split(name="train", dataset=dataset, names=[], report=StreamReport(shards=len(shards), sources=sources))

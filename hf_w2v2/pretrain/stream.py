@@ -19,7 +19,14 @@ import numpy as np
 from transformers import TrainingArguments
 
 from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, AudioLoadError
-from hf_w2v2.data.stream import PassReport, decode_raw_audio, reader_count, stable_index, stream_dataset
+from hf_w2v2.data.stream import (
+    PassReport,
+    StreamReading,
+    decode_raw_audio,
+    reader_count,
+    stable_index,
+    stream_dataset,
+)
 from hf_w2v2.data.stream_sources import find_all_shards
 from hf_w2v2.pretrain.arguments import DataArguments
 from hf_w2v2.pretrain.data import crop_offset
@@ -77,4 +84,5 @@ def pretrain_stream(
     logger.info("streaming pre-training audio from %d shard(s) of %s", len(shards), ", ".join(sources))
     decoder = CropDecoder(data.min_seconds, data.max_seconds, training_args.seed)
     readers = reader_count(training_args.world_size, training_args.dataloader_num_workers)
-    return stream_dataset(shards, decoder, seed=training_args.seed, shuffle_buffer=data.shuffle_buffer, streams=readers)
+    reading = StreamReading(seed=training_args.seed, shuffle_buffer=data.shuffle_buffer, streams=readers)
+    return stream_dataset(shards, decoder, reading)
