@@ -11,6 +11,7 @@ import soundfile as sf
 
 from hf_w2v2.classify.data import (
     ClassificationCollator,
+    ClipLengths,
     frame_targets,
     label_names,
     load_clips,
@@ -62,12 +63,12 @@ def test_unseen_classes_and_short_clips_are_counted(tmp_path):
         writer.writeheader()
         writer.writerows(rows)
     clips = read_labeled(tmp_path / "m.csv")
-    dataset = load_clips("eval", clips, {"0": 0, "1": 1}, min_samples=400, show_progress=False)
+    dataset = load_clips("eval", clips, {"0": 0, "1": 1}, ClipLengths(min_samples=400), show_progress=False)
     report = dataset.report
     assert len(dataset) == 1 and report.kept == 1
     assert report.unseen_labels == {"2": 1} and len(report.too_short) == 1
     assert "1 with a class unseen in training" in report.format() and "1 shorter" in report.format()
-    padded = load_clips("x", clips[:1], {"0": 0}, 400, pad_to_samples=50_000, show_progress=False)
+    padded = load_clips("x", clips[:1], {"0": 0}, ClipLengths(400, pad_to_samples=50_000), show_progress=False)
     assert padded.audio[0].shape == (50_000,) and padded.report.padded == 1
 
 

@@ -186,29 +186,42 @@ def _usable_waves(
                 yield clip, wave
 
 
+@dataclass(frozen=True)
+class ClipLengths:
+    """The lengths a classification clip is held to, at 16 kHz (each clip cropped, skipped or padded is counted)."""
+
+    min_samples: int
+    """Samples; shorter clips are skipped: the encoder's receptive field
+    (:func:`hf_w2v2.classify.inference.min_samples_for`)."""
+    max_seconds: float | None = None
+    """Seconds; longer clips are centre-cropped to it (``None``: no limit)."""
+    pad_to_samples: int = 0
+    """Samples; shorter clips are zero-padded to it: what a head with its own receptive field needs
+    (e.g. the x-vector TDNN; 0: no padding)."""
+
+
 def load_clips(
     name: str,
     clips: Sequence[LabeledClip],
     label_ids: Mapping[str, int],
-    min_samples: int,
-    max_seconds: float | None = None,
+    lengths: ClipLengths,
     workers: int | None = None,
     show_progress: bool = True,
-    pad_to_samples: int = 0,
 ) -> ClipDataset:
     """Decode ``clips`` into a :class:`ClipDataset`, counting every skip in its report.
 
     ``label_ids`` maps the trained class names to ids; clips of other labels are skipped and
-    counted in ``report.unseen_labels``. ``min_samples`` is the encoder's receptive field: shorter
-    clips are skipped (counted). Clips shorter than ``pad_to_samples`` (what a head with its own
-    receptive field needs, e.g. the x-vector TDNN) are zero-padded to it (counted).
+    counted in ``report.unseen_labels``. ``lengths``: clips shorter than its ``min_samples`` are
+    skipped, longer than its ``max_seconds`` centre-cropped, shorter than its ``pad_to_samples``
+    zero-padded (each counted). ``workers`` decoding threads (default: CPU cores, at most 4).
     """
     report = ClipReport(name=name, total=len(clips))
+    max_seconds, pad_to_samples = lengths.max_seconds, lengths.pad_to_samples
     max_samples = None if max_seconds is None else int(max_seconds * TARGET_SAMPLING_RATE)
     known = [c for c in clips if c.label in label_ids]
     report.unseen_labels.update(c.label for c in clips if c.label not in label_ids)
     audio, labels, names = [], [], []
-    for clip, wave in _usable_waves(name, known, report, min_samples, workers, show_progress):
+    for clip, wave in _usable_waves(name, known, report, lengths.min_samples, workers, show_progress):
         cut = normalize_waveform(centre_crop(wave, max_samples))
         report.cropped += int(cut.shape[0] < wave.shape[0])
         if cut.shape[0] < pad_to_samples:

@@ -12,6 +12,7 @@ from hf_w2v2.classify.arguments import ClassifyDataArguments
 from hf_w2v2.classify.data import (
     FRAME_LABELS,
     ClipDataset,
+    ClipLengths,
     LabeledClip,
     label_names,
     load_clips,
@@ -69,9 +70,8 @@ def load_sets(model_args: ModelArguments, data_args: ClassifyDataArguments, trai
         hop = int(np.prod(config.conv_stride))
         load = lambda name, clips, _ids: load_frame_clips(name, clips, field_, frames, hop, workers, progress)
     else:
-        load = lambda name, clips, ids: load_clips(
-            name, clips, ids, field_, data_args.max_seconds, workers, progress, pad_to_samples=pad
-        )
+        lengths = ClipLengths(field_, data_args.max_seconds, pad_to_samples=pad)
+        load = lambda name, clips, ids: load_clips(name, clips, ids, lengths, workers, progress)
     ids = {n: i for i, n in enumerate(names)}
     train = load("train", train_clips, ids) if train_clips and training_args.do_train else None
     evals, eval_labels = {}, {}
