@@ -64,7 +64,7 @@ def bench_beam(args: argparse.Namespace) -> None:
     from hf_w2v2.decoding.alphabet import CTCAlphabet
     from hf_w2v2.decoding.beam import BeamSearchDecoder
     from hf_w2v2.decoding.greedy import greedy_decode
-    from hf_w2v2.decoding.synthetic import synthetic_logits
+    from hf_w2v2.decoding.synthetic import SimulatedAcoustics, synthetic_logits
     from hf_w2v2.text.error_rates import word_error_rate
     from hf_w2v2.text.vocab import build_vocab
 
@@ -82,7 +82,8 @@ def bench_beam(args: argparse.Namespace) -> None:
         alphabet = CTCAlphabet.from_vocab(build_vocab(texts))
         g = torch.Generator().manual_seed(0)
         preset = SIMULATIONS[args.simulation]
-        logits = [synthetic_logits(t, alphabet, frames_per_char=4, generator=g, **preset) for t in texts]
+        acoustics = SimulatedAcoustics(frames_per_char=4, **preset)
+        logits = [synthetic_logits(t, alphabet, acoustics, generator=g) for t in texts]
         source = f"simulated '{args.simulation}' logits {preset}"
     lm_path = args.lm or WORK / "lm4.arpa"
     start = time.perf_counter()

@@ -15,8 +15,8 @@ from fixtures.decoding.tiny import CORPUS, VOCAB, alphabet
 from hf_w2v2.decoding.arpa import build_arpa
 from hf_w2v2.decoding.beam import BeamSearchDecoder, BeamSettings
 from hf_w2v2.decoding.greedy import greedy_decode
-from hf_w2v2.decoding.synthetic import synthetic_logits
-from hf_w2v2.decoding.tuning import tune_alpha_beta
+from hf_w2v2.decoding.synthetic import SimulatedAcoustics, synthetic_logits
+from hf_w2v2.decoding.tuning import AlphaBetaSearch, tune_alpha_beta
 from hf_w2v2.text.error_rates import word_error_rate
 
 SENTENCES = [line for line in CORPUS.read_text().splitlines() if 4 <= len(line.split()) <= 12][:24]
@@ -32,7 +32,7 @@ def lm_path(tmp_path_factory) -> str:
 @pytest.fixture(scope="module")
 def noisy() -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(0)
-    return [synthetic_logits(s, alphabet(), confusion=0.15, generator=g) for s in SENTENCES]
+    return [synthetic_logits(s, alphabet(), SimulatedAcoustics(confusion=0.15), generator=g) for s in SENTENCES]
 
 
 def test_lm_beats_greedy_on_confused_logits(lm_path: str, noisy: list[torch.Tensor]) -> None:
@@ -59,7 +59,9 @@ def test_token_pruning_bounds_what_the_lm_can_choose(lm_path: str, noisy: list[t
 
 
 def test_word_timestamps_match_greedy_on_clean_logits(lm_path: str) -> None:
-    logits = synthetic_logits("AND GOD SAID", alphabet(), frames_per_char=4, generator=torch.Generator().manual_seed(1))
+    logits = synthetic_logits(
+        "AND GOD SAID", alphabet(), SimulatedAcoustics(frames_per_char=4), generator=torch.Generator().manual_seed(1)
+    )
     beam = BeamSearchDecoder(alphabet(), lm_path=lm_path).decode(logits)
     greedy = greedy_decode(logits, alphabet())[0]
     assert beam.text == greedy.text == "AND GOD SAID"
@@ -71,7 +73,7 @@ def test_word_timestamps_match_greedy_on_clean_logits(lm_path: str) -> None:
 
 
 def test_hotwords_pull_the_beam() -> None:
-    logits = synthetic_logits("THE CAT", alphabet(), noise=0.0)
+    logits = synthetic_logits("THE CAT", alphabet(), SimulatedAcoustics(noise=0.0))
     c_frame = 5 * 3  # sixth symbol of "THE|CAT" at 3 frames per symbol, after one blank symbol
     logits[c_frame, VOCAB["K"]] = logits[c_frame, VOCAB["C"]] + 0.5
     decoder = BeamSearchDecoder(alphabet())  # beam search without LM
@@ -125,15 +127,15 @@ def test_save_and_restore_with_the_model(tmp_path, lm_path: str, noisy: list[tor
 
 def test_tuning_picks_and_records_the_best(lm_path: str, noisy: list[torch.Tensor]) -> None:
     decoder = BeamSearchDecoder(alphabet(), lm_path=lm_path, beam_width=8)
-    result = tune_alpha_beta(
-        decoder, noisy[:8], SENTENCES[:8], alphas=(0.0, 0.5, 1.0), betas=(0.0, 1.0), progress=False
-    )
+    grid = AlphaBetaSearch(alphas=(0.0, 0.5, 1.0), betas=(0.0, 1.0))
+    result = tune_alpha_beta(decoder, noisy[:8], SENTENCES[:8], grid, progress=False)
     assert len(result.trials) == 6
     assert result.wer == min(t["wer"] for t in result.trials)
     assert result.wer < next(t["wer"] for t in result.trials if t["alpha"] == 0.0 and t["beta"] == 0.0)
     assert (decoder.alpha, decoder.beta) == (0.5, 1.0) and decoder.tuning is None  # tuning changes no decoder
-    random_a = tune_alpha_beta(decoder, noisy[:2], SENTENCES[:2], search="random", n_trials=3, seed=7, progress=False)
-    random_b = tune_alpha_beta(decoder, noisy[:2], SENTENCES[:2], search="random", n_trials=3, seed=7, progress=False)
+    draws = AlphaBetaSearch(search="random", n_trials=3, seed=7)
+    random_a = tune_alpha_beta(decoder, noisy[:2], SENTENCES[:2], draws, progress=False)
+    random_b = tune_alpha_beta(decoder, noisy[:2], SENTENCES[:2], draws, progress=False)
     assert random_a.trials == random_b.trials
     assert all(0.0 <= t["alpha"] <= 2.0 for t in random_a.trials)
 
@@ -141,7 +143,9 @@ def test_tuning_picks_and_records_the_best(lm_path: str, noisy: list[torch.Tenso
 def test_tuning_warns_when_the_winner_is_on_the_grid_edge(lm_path: str, noisy: list[torch.Tensor], caplog) -> None:
     decoder = BeamSearchDecoder(alphabet(), lm_path=lm_path, beam_width=4)
     with caplog.at_level("WARNING", logger="hf_w2v2.decoding.tuning"):
-        tune_alpha_beta(decoder, noisy[:2], SENTENCES[:2], alphas=(0.5,), betas=(0.0, 1.0), progress=False)
+        tune_alpha_beta(
+            decoder, noisy[:2], SENTENCES[:2], AlphaBetaSearch(alphas=(0.5,), betas=(0.0, 1.0)), progress=False
+        )
     messages = [r.getMessage() for r in caplog.records]
     assert any("best beta" in m and "edge" in m for m in messages)  # 2 values: every winner is an edge
     assert not any("best alpha" in m for m in messages)  # a single value is not a range

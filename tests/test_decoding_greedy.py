@@ -9,7 +9,7 @@ from fixtures.decoding.tiny import VOCAB, alphabet, make_processor
 from hf_w2v2.decoding.alphabet import CTCAlphabet
 from hf_w2v2.decoding.greedy import collapse_ctc, greedy_decode
 from hf_w2v2.decoding.outputs import SECONDS_PER_FRAME
-from hf_w2v2.decoding.synthetic import synthetic_logits
+from hf_w2v2.decoding.synthetic import SimulatedAcoustics, synthetic_logits
 
 
 def one_hot(ids: list[int], vocab_size: int = len(VOCAB)) -> torch.Tensor:
@@ -94,7 +94,7 @@ def test_synthetic_logits_spell_the_text() -> None:
     g = torch.Generator().manual_seed(0)
     text = "HELLO WORLD IT'S ME"
     assert greedy_decode(synthetic_logits(text, alphabet(), generator=g), alphabet())[0].text == text
-    noisy = synthetic_logits(text, alphabet(), confusion=1.0, generator=g)
+    noisy = synthetic_logits(text, alphabet(), SimulatedAcoustics(confusion=1.0), generator=g)
     assert greedy_decode(noisy, alphabet())[0].text != text
     with pytest.raises(ValueError, match="not in the alphabet"):
         synthetic_logits("hello", alphabet())

@@ -29,6 +29,7 @@ _NAMES = {
     "SECONDS_PER_FRAME": "hf_w2v2.decoding.outputs",
     "Span": "hf_w2v2.decoding.outputs",
     "Transcription": "hf_w2v2.decoding.outputs",
+    "AlphaBetaSearch": "hf_w2v2.decoding.tuning",
     "TuningResult": "hf_w2v2.decoding.tuning",
     "tune_alpha_beta": "hf_w2v2.decoding.tuning",
 }

@@ -86,6 +86,12 @@ class BeamSearchDecoder:
         seconds_per_frame: encoder hop for word times (0.02 s for wav2vec 2.0 at 16 kHz).
         max_unspellable: largest fraction of LM words that may use characters the alphabet
             lacks before the LM is rejected as built for another vocabulary.
+
+    The constructor keeps its flat keywords on purpose: they are pyctcdecode's own
+    (``build_ctcdecoder(labels, kenlm_model_path, unigrams, alpha, beta, unk_score_offset)`` and
+    ``decode(beam_width, token_min_logp, beam_prune_logp, hotword_weight)``), which users of that library
+    already know. They set the decoder's defaults once; a call that wants others passes a frozen
+    :class:`BeamSettings` (the same six search knobs), so the decoder is never changed after construction.
     """
 
     def __init__(

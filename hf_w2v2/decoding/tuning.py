@@ -2,9 +2,10 @@
 
 The logits are computed once; each trial only re-runs the beam search with new
 ``alpha``/``beta`` (the LM stays loaded). Grid search tries every pair; random search
-draws ``n_trials`` pairs uniformly inside the ranges the grids span. The winner (lowest
-WER, ties to the earlier trial) is set on the decoder and recorded in ``decoder.tuning``,
-which :meth:`BeamSearchDecoder.save_pretrained` writes into ``decoder_config.json``.
+draws ``n_trials`` pairs uniformly inside the ranges the grids span (one :class:`AlphaBetaSearch`
+says which). The winner (lowest WER, ties to the earlier trial) comes back in a :class:`TuningResult`;
+the decoder is not changed: :meth:`BeamSearchDecoder.save_pretrained` writes the pair and the record
+into ``decoder_config.json``.
 """
 
 from __future__ import annotations
@@ -43,27 +44,41 @@ class TuningResult:
         return asdict(self)
 
 
-def _candidates(
-    alphas: Sequence[float], betas: Sequence[float], search: str, n_trials: int, seed: int
-) -> list[tuple[float, float]]:
-    if search == "grid":
-        return [(a, b) for a in alphas for b in betas]
-    if search == "random":
-        rng = random.Random(seed)
-        return [(rng.uniform(min(alphas), max(alphas)), rng.uniform(min(betas), max(betas))) for _ in range(n_trials)]
-    raise ValueError(f"search must be 'grid' or 'random', got {search!r}")
+@dataclass(frozen=True)
+class AlphaBetaSearch:
+    """Which ``alpha``/``beta`` pairs :func:`tune_alpha_beta` tries, and with how many beams."""
+
+    alphas: Sequence[float] = DEFAULT_ALPHAS
+    """LM weights: the grid (``search="grid"``), or by their min and max the range drawn from (``"random"``)."""
+    betas: Sequence[float] = DEFAULT_BETAS
+    """Word insertion bonuses (log-score per word), used as ``alphas`` are."""
+    search: str = "grid"
+    """``"grid"``: every pair of ``alphas`` x ``betas``; ``"random"``: ``n_trials`` uniform draws."""
+    n_trials: int = 20
+    """Pairs drawn by a random search."""
+    seed: int = 0
+    """Seed of the random draws."""
+    beam_width: int | None = None
+    """Beams kept per frame during the search (a smaller one than for the final decode is usually enough
+    and much faster); ``None``: the decoder's own."""
+
+    def candidates(self) -> list[tuple[float, float]]:
+        """The ``(alpha, beta)`` pairs to try, in order."""
+        alphas, betas = self.alphas, self.betas
+        if self.search == "grid":
+            return [(a, b) for a in alphas for b in betas]
+        if self.search == "random":
+            rng = random.Random(self.seed)
+            draw = lambda values: rng.uniform(min(values), max(values))
+            return [(draw(alphas), draw(betas)) for _ in range(self.n_trials)]
+        raise ValueError(f"search must be 'grid' or 'random', got {self.search!r}")
 
 
 def tune_alpha_beta(
     decoder: BeamSearchDecoder,
     logits: Sequence[np.ndarray | torch.Tensor],
     references: Sequence[str],
-    alphas: Sequence[float] = DEFAULT_ALPHAS,
-    betas: Sequence[float] = DEFAULT_BETAS,
-    search: str = "grid",
-    n_trials: int = 20,
-    seed: int = 0,
-    beam_width: int | None = None,
+    space: AlphaBetaSearch | None = None,
     num_processes: int = 1,
     progress: bool = True,
 ) -> TuningResult:
@@ -73,20 +88,18 @@ def tune_alpha_beta(
         decoder: a decoder with an LM (not changed: each pair is given per call; save the best one with
             ``decoder.save_pretrained(folder, BeamSettings(alpha=..., beta=...), tuning=result.to_dict())``).
         logits: ``(F, V)`` logits per dev utterance. references: their transcripts.
-        alphas, betas: grid values (``search="grid"``) or ranges (``"random"``).
-        n_trials, seed: number of random draws and their seed.
-        beam_width: beam during the search (a smaller one than for the final decode is
-            usually enough and much faster); the decoder's own when ``None``.
+        space: the pairs to try and the beam width of the search (default: the 7 x 7 grid of
+            ``DEFAULT_ALPHAS`` x ``DEFAULT_BETAS`` with the decoder's beam width).
         num_processes: worker processes for each decoding pass.
     """
+    space = space or AlphaBetaSearch()
+    alphas, betas, search, beam_width = space.alphas, space.betas, space.search, space.beam_width
     if not decoder.has_lm:
         raise ValueError("alpha/beta tuning needs a decoder with a language model")
     if len(logits) != len(references) or not references:
         raise ValueError(f"need as many logits as references (> 0), got {len(logits)} and {len(references)}")
     trials = []
-    for alpha, beta in tqdm(
-        _candidates(alphas, betas, search, n_trials, seed), desc="tuning alpha/beta", disable=not progress
-    ):
+    for alpha, beta in tqdm(space.candidates(), desc="tuning alpha/beta", disable=not progress):
         settings = BeamSettings(alpha=alpha, beta=beta, beam_width=beam_width)
         hypotheses = [t.text for t in decoder.decode_batch(logits, settings=settings, num_processes=num_processes)]
         trials.append({"alpha": alpha, "beta": beta, "wer": word_error_rate(references, hypotheses)})

@@ -22,7 +22,7 @@ from hf_w2v2.data.audio import load_audio
 from hf_w2v2.data.sources import Utterance
 from hf_w2v2.decoding.beam import BeamSearchDecoder, BeamSettings
 from hf_w2v2.decoding.greedy import greedy_decode
-from hf_w2v2.decoding.tuning import tune_alpha_beta
+from hf_w2v2.decoding.tuning import AlphaBetaSearch, tune_alpha_beta
 from hf_w2v2.inference.transcribe import Transcriber
 from hf_w2v2.text.error_rates import char_error_rate, word_error_rate
 from hf_w2v2.text.normalize import TextNormalizer
@@ -127,7 +127,8 @@ def evaluate_ctc(
         utterances: labelled utterances with audio paths.
         normalizer: applied to references (default: upper case, punctuation removed).
         tune: tune ``alpha``/``beta`` on a held-out ``tune_fraction`` first (see module doc).
-        tune_kwargs: passed to :func:`tune_alpha_beta` (alphas, betas, search, beam_width...).
+        tune_kwargs: the fields of the :class:`AlphaBetaSearch` of :func:`tune_alpha_beta` (alphas, betas,
+            search, beam_width...).
         num_processes: beam-search worker processes.
     """
     normalizer = normalizer or TextNormalizer()
@@ -144,9 +145,9 @@ def evaluate_ctc(
             decoder,
             [logits[i] for i in tune_idx],
             [references[i] for i in tune_idx],
+            AlphaBetaSearch(**(tune_kwargs or {})),
             num_processes=num_processes,
             progress=progress,
-            **(tune_kwargs or {}),
         )
         report.tuning = tuned.to_dict()
         settings = replace(settings, alpha=tuned.alpha, beta=tuned.beta)  # the rest is decoded with the best pair
