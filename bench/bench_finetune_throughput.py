@@ -38,6 +38,7 @@ from hf_w2v2.training.feature_cache import (
     PREFIX_KEY,
     CachedFeatureCollator,
     FrozenFeatureCache,
+    PrefixCompute,
     attach_cache,
     use_cached_prefix,
 )
@@ -137,7 +138,7 @@ def cache_speedups(fields: dict, dataset, collate: DataCollatorCTCWithPadding, a
         keyed = cache.add(
             model.wav2vec2.feature_extractor,
             dataset,
-            autocast_dtype=torch.bfloat16 if args.bf16 else None,
+            compute=PrefixCompute(autocast_dtype=torch.bfloat16 if args.bf16 else None),
             show_progress=False,
         )
         cache_s = time.perf_counter() - start

@@ -21,6 +21,7 @@ from hf_w2v2.training.feature_cache import (  # noqa: E402
     PREFIX_KEY,
     CachedFeatureCollator,
     FrozenFeatureCache,
+    PrefixCompute,
     attach_cache,
     use_cached_prefix,
 )
@@ -103,7 +104,11 @@ def test_cached_batches_give_the_loss_and_gradients_of_audio_batches(autocast_dt
     data = _dataset([8000, 5200, 6400, 4000])
     cache = FrozenFeatureCache(num_layers=3)
     keyed = cache.add(
-        model.wav2vec2.feature_extractor, data, first_key=10, autocast_dtype=autocast_dtype, show_progress=False
+        model.wav2vec2.feature_extractor,
+        data,
+        first_key=10,
+        compute=PrefixCompute(autocast_dtype=autocast_dtype),
+        show_progress=False,
     )
     assert sorted(cache.features) == [10, 11, 12, 13] and "input_values" in keyed[0]
     assert [int(k) for k in keyed[KEY_COLUMN]] == [10, 11, 12, 13]
@@ -151,8 +156,10 @@ def test_batched_caching_keeps_each_items_own_frames_of_the_one_at_a_time_cache(
     encoder = model.wav2vec2.feature_extractor
     data = _dataset([8000, 5200, 6400, 4000])
     alone, batched = FrozenFeatureCache(num_layers=layers), FrozenFeatureCache(num_layers=layers)
-    alone.add(encoder, data, batch_size=1, show_progress=False)
-    keyed = batched.add(encoder, data, batch_size=3, show_progress=False)  # batches of 3 and 1, length order
+    alone.add(encoder, data, compute=PrefixCompute(batch_size=1), show_progress=False)
+    keyed = batched.add(
+        encoder, data, compute=PrefixCompute(batch_size=3), show_progress=False
+    )  # batches of 3 and 1, length order
     assert [int(k) for k in keyed[KEY_COLUMN]] == [0, 1, 2, 3]  # keys follow the dataset, not length order
     for key in range(4):
         frames = int(encoder.output_frames(int(data[key]["input_length"]), layers))
@@ -170,7 +177,7 @@ def test_group_norm_encoders_are_cached_one_utterance_at_a_time():
     assert not encoder.frame_local and tiny_layer_norm().feat_extract_norm == "layer"
     data = _dataset([8000, 4000])
     with pytest.raises(ValueError, match="group-norm feature encoder normalises over time"):
-        FrozenFeatureCache(num_layers=2).add(encoder, data, batch_size=2, show_progress=False)
+        FrozenFeatureCache(num_layers=2).add(encoder, data, compute=PrefixCompute(batch_size=2), show_progress=False)
     cache = FrozenFeatureCache(num_layers=2)
     cache.add(encoder, data, show_progress=False)  # default: one at a time
     long_audio, short_audio = (torch.as_tensor(data[i]["input_values"]) for i in (0, 1))  # 8000, 4000 samples

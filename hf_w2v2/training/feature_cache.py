@@ -54,6 +54,20 @@ DEFAULT_BATCH_SIZE = 8
 """Items per forward pass when caching a frame-local (layer-norm) encoder."""
 
 
+@dataclass(frozen=True)
+class PrefixCompute:
+    """Where and how the frozen conv blocks run while :meth:`FrozenFeatureCache.add` fills the cache."""
+
+    device: torch.device | str = "cpu"
+    """Device the encoder runs on (the cached outputs are kept on the CPU)."""
+    autocast_dtype: torch.dtype | None = None
+    """Autocast dtype of training (bf16/fp16), also the dtype stored; ``None``: float32, no autocast."""
+    batch_size: int | None = None
+    """Items per forward pass, of similar length: default :data:`DEFAULT_BATCH_SIZE` for a layer-norm
+    encoder, 1 for a group-norm one (which normalises over time, so padding would change its outputs:
+    a larger value is refused)."""
+
+
 @dataclass
 class FrozenFeatureCache:
     """Outputs ``(C_k, F_k)`` of the first ``num_layers`` conv blocks, by item key."""
@@ -70,16 +84,15 @@ class FrozenFeatureCache:
         encoder: FeatureEncoder,
         dataset: datasets.Dataset | Any,
         first_key: int = 0,
-        device: torch.device | str = "cpu",
-        autocast_dtype: torch.dtype | None = None,
+        compute: PrefixCompute | None = None,
         show_progress: bool = True,
         desc: str = "caching frozen conv blocks",
-        batch_size: int | None = None,
     ) -> datasets.Dataset | KeyedDataset:
         """Compute the prefix for every item of ``dataset`` (``input_values`` column, or items with that key).
 
-        ``batch_size`` items of similar length run together (default 8) when the encoder's norms
-        act on each frame alone (layer norm): the valid frames of a right-padded batch are those
+        ``compute``: device, autocast dtype and batch size (default: CPU, float32, the encoder's default
+        batch). ``compute.batch_size`` items of similar length run together (default 8) when the encoder's
+        norms act on each frame alone (layer norm): the valid frames of a right-padded batch are those
         of each item run alone, and each item keeps only its own frames. A group-norm encoder
         normalises over time, so padding would change its outputs: items run one at a time
         (the default there; a larger ``batch_size`` is refused).
@@ -87,6 +100,8 @@ class FrozenFeatureCache:
         Returns the dataset with a ``cache_key`` column (``first_key``, ``first_key + 1``, ...), or a
         :class:`KeyedDataset` whose items carry it.
         """
+        compute = compute or PrefixCompute()
+        autocast_dtype, batch_size = compute.autocast_dtype, compute.batch_size
         frozen = encoder.num_frozen_layers
         if self.num_layers > frozen:
             raise ValueError(f"cannot cache {self.num_layers} conv blocks: only the first {frozen} are frozen")
@@ -99,7 +114,7 @@ class FrozenFeatureCache:
                 "a group-norm feature encoder normalises over time, so padding changes its outputs: "
                 "cache it with batch_size=1"
             )
-        device = torch.device(device)
+        device = torch.device(compute.device)
         autocast = torch.autocast(device.type, dtype=autocast_dtype) if autocast_dtype is not None else nullcontext()
         store_dtype = autocast_dtype or torch.float32
         table = hasattr(dataset, "with_format")  # a datasets.Dataset (CTC) or a map-style dataset of dicts (clips)
@@ -260,8 +275,7 @@ def cache_frozen_features(
             encoder,
             dataset,
             first_key=key,
-            device=args.device,
-            autocast_dtype=dtype,
+            compute=PrefixCompute(device=args.device, autocast_dtype=dtype),
             show_progress=not args.disable_tqdm,
             desc=f"caching conv ({name})",
         )
