@@ -44,7 +44,7 @@ import soundfile as sf
 from websockets.asyncio.client import connect
 
 from hf_w2v2.data.audio import load_audio
-from hf_w2v2.serving.client import encode, stream_audio, transcribe_file, websocket_url
+from hf_w2v2.serving.client import SendSettings, encode, stream_audio, transcribe_file, websocket_url
 from hf_w2v2.text.error_rates import char_error_rate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +103,7 @@ def offline_text(url: str, audio: np.ndarray, folder: str) -> str:
 async def latency(url: str, clips: list[np.ndarray], lead_s: float) -> dict[str, float]:
     first, updates = [], []
     for audio in clips:
-        result = await stream_audio(url, audio, RATE, speed=1.0)
+        result = await stream_audio(url, audio, RATE, SendSettings(speed=1.0))
         partials = [r for r in result.received if r.message["type"] == "partial"]
         if partials:
             first.append(partials[0].at - lead_s)
@@ -118,7 +118,7 @@ async def latency(url: str, clips: list[np.ndarray], lead_s: float) -> dict[str,
 
 
 async def concurrent(url: str, clips: list[np.ndarray], offline: list[str]) -> dict[str, float]:
-    results = await asyncio.gather(*(stream_audio(url, audio, RATE, speed=1.0) for audio in clips))
+    results = await asyncio.gather(*(stream_audio(url, audio, RATE, SendSettings(speed=1.0)) for audio in clips))
     done = sum(r.done for r in results)
     received_all = sum(
         r.done and abs(r.of_type("done")[0]["audio_seconds"] - a.shape[0] / RATE) < 1e-3 for r, a in zip(results, clips)
@@ -148,7 +148,7 @@ async def load(url: str, files: list[str], clips: list[np.ndarray], uploads: int
 
     async def one_stream(audio: np.ndarray) -> None:
         async with gate:
-            result = await stream_audio(url, audio, RATE, speed=0)
+            result = await stream_audio(url, audio, RATE, SendSettings(speed=0))
             stream_times.append(result.wall_seconds)
 
     seconds = [sf.info(f).duration for f in files]

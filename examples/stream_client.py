@@ -17,7 +17,7 @@ import os
 import sys
 
 from hf_w2v2.data.audio import load_audio
-from hf_w2v2.serving.client import StreamRejected, stream_audio, transcribe_file
+from hf_w2v2.serving.client import SendSettings, StreamRejected, stream_audio, transcribe_file
 
 
 def main() -> int:
@@ -50,7 +50,12 @@ def main() -> int:
     try:
         result = asyncio.run(
             stream_audio(
-                args.url, audio, args.rate, args.speed, args.chunk_s, args.format, token=args.token, on_message=show
+                args.url,
+                audio,
+                args.rate,
+                SendSettings(speed=args.speed, chunk_seconds=args.chunk_s, fmt=args.format),
+                token=args.token,
+                on_message=show,
             )
         )
     except StreamRejected as err:

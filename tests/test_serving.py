@@ -30,7 +30,14 @@ from websockets.exceptions import ConnectionClosed
 
 from hf_w2v2.data.audio import load_audio
 from hf_w2v2.serving.app import create_app
-from hf_w2v2.serving.client import StreamRejected, stream_audio, stream_file, transcribe_file, websocket_url
+from hf_w2v2.serving.client import (
+    SendSettings,
+    StreamRejected,
+    stream_audio,
+    stream_file,
+    transcribe_file,
+    websocket_url,
+)
 from hf_w2v2.serving.server import running_server
 from hf_w2v2.serving.service import ModelService
 from hf_w2v2.serving.settings import ServerSettings
@@ -43,6 +50,7 @@ TONE_8K = os.path.join(ROOT, "tests", "fixtures", "audio", "tone_8k.wav")
 DIGIT_CLIP = os.path.join(ROOT, "tests", "fixtures", "fsdd", "audio", "0_george_0.flac")
 UPLOAD_LIMIT = 200_000  # bytes; the clip is ~40 kB
 TOKEN = "s3cret-token"
+AS_FAST_AS_POSSIBLE = SendSettings(speed=0)  # streams paced by the server alone
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +149,7 @@ def test_upload_at_another_rate_is_resampled(server):
 @pytest.mark.parametrize("fmt", ["pcm_s16le", "f32le"])
 def test_stream_final_equals_offline_transcription(server, offline, fmt):
     url, _ = server
-    result = stream_file(url, CLIP, speed=0, fmt=fmt)
+    result = stream_file(url, CLIP, sending=SendSettings(speed=0, fmt=fmt))
     assert result.error is None and result.done
     assert result.text == offline
     types = [r.message["type"] for r in result.received]
@@ -153,7 +161,7 @@ def test_stream_final_equals_offline_transcription(server, offline, fmt):
 def test_stream_at_another_rate(server, offline):
     url, _ = server
     audio = load_audio(CLIP, 48_000)
-    result = asyncio.run(stream_audio(url, audio, 48_000, speed=0))
+    result = asyncio.run(stream_audio(url, audio, 48_000, SendSettings(speed=0)))
     assert result.done and result.text == offline
 
 
@@ -227,13 +235,13 @@ def test_streams_over_the_limit_get_503_with_retry_after(server):
                 await ws.send(HEADER)
                 assert json.loads(await ws.recv())["type"] == "ready"
             with pytest.raises(StreamRejected) as refused:
-                await stream_audio(url, np.zeros(1600, np.float32), 16000, speed=0)
+                await stream_audio(url, np.zeros(1600, np.float32), 16000, SendSettings(speed=0))
             return refused.value
 
     refused = asyncio.run(scenario())
     assert refused.status == 503 and refused.retry_after is not None and refused.retry_after > 0
     assert wait_for_no_streams(url) == 0
-    assert stream_file(url, CLIP, speed=0).done  # a slot is free again
+    assert stream_file(url, CLIP, sending=AS_FAST_AS_POSSIBLE).done  # a slot is free again
 
 
 def test_a_vanished_client_frees_its_stream(server):
@@ -285,9 +293,9 @@ def test_every_request_without_the_token_gets_401(service):
         assert err.value.code == 401
         assert transcribe_file(url, CLIP, token=TOKEN)["text"]
         with pytest.raises(StreamRejected) as refused:
-            stream_file(url, CLIP, speed=0)
+            stream_file(url, CLIP, sending=AS_FAST_AS_POSSIBLE)
         assert refused.value.status == 401
-        assert stream_file(url, CLIP, speed=0, token=TOKEN).done
+        assert stream_file(url, CLIP, sending=AS_FAST_AS_POSSIBLE, token=TOKEN).done
         status, _, _ = get(url, f"/health?token={TOKEN}")  # how the web page passes it
         assert status == 200
 
@@ -303,7 +311,7 @@ def test_classification_folder_serves_classify():
                 transcribe_file(url, DIGIT_CLIP)
             assert err.value.code == 404
             with pytest.raises(StreamRejected) as refused:
-                stream_file(url, DIGIT_CLIP, speed=0)
+                stream_file(url, DIGIT_CLIP, sending=AS_FAST_AS_POSSIBLE)
             assert refused.value.status == 404
     finally:
         service.close()
@@ -379,6 +387,6 @@ def test_a_folder_with_a_saved_lm_decoder_serves_beam_search(tmp_path):
             assert json.loads(get(url, "/health")[2])["lm"] is True
             result = transcribe_file(url, CLIP)
             assert result["text"] and all(0 <= w["confidence"] <= 1 for w in result["words"])
-            assert stream_file(url, CLIP, speed=0).text == result["text"]
+            assert stream_file(url, CLIP, sending=AS_FAST_AS_POSSIBLE).text == result["text"]
     finally:
         service.close()

@@ -15,6 +15,7 @@ _NAMES = {
     "create_app": "hf_w2v2.serving.app",
     "serve": "hf_w2v2.serving.server",
     "running_server": "hf_w2v2.serving.server",
+    "SendSettings": "hf_w2v2.serving.client",
     "stream_file": "hf_w2v2.serving.client",
     "transcribe_file": "hf_w2v2.serving.client",
 }

@@ -1,9 +1,9 @@
 """Python client of ``hf-w2v2 serve``: stream audio over ``/v1/stream`` or upload a file.
 
 :func:`stream_audio` sends a recording in chunks, paced at ``speed`` times real time (0: as fast as
-the server takes it), and records every message with the time it arrived and the send time of
-the audio it covers, from which the bench computes latencies. ``examples/stream_client.py`` is
-the command-line wrapper.
+the server takes it; pace, chunk size and sample format are one :class:`SendSettings`), and records
+every message with the time it arrived and the send time of the audio it covers, from which the
+bench computes latencies. ``examples/stream_client.py`` is the command-line wrapper.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from hf_w2v2.data.audio import load_audio
+from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio
 from hf_w2v2.serving.protocol import PCM16_SCALE
 
 STREAM_PATH = "/v1/stream"
@@ -89,25 +89,38 @@ def encode(samples: np.ndarray, fmt: str) -> bytes:
     return np.clip(np.round(samples * PCM16_SCALE), -PCM16_SCALE, PCM16_SCALE - 1).astype("<i2").tobytes()
 
 
+@dataclass(frozen=True)
+class SendSettings:
+    """How :func:`stream_audio` sends a recording: its pace, chunk size and sample format."""
+
+    speed: float = 1.0
+    """Pace in multiples of real time (1: as a microphone would; 0: as fast as the server takes it)."""
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS
+    """Seconds of audio per binary message (a microphone sends 10 to 100 ms)."""
+    fmt: str = "pcm_s16le"
+    """Sample format on the wire: ``"pcm_s16le"`` (16-bit little-endian) or ``"f32le"`` (float32)."""
+
+
 async def stream_audio(
     base_url: str,
     audio: np.ndarray,
     sample_rate: int,
-    speed: float = 1.0,
-    chunk_seconds: float = DEFAULT_CHUNK_SECONDS,
-    fmt: str = "pcm_s16le",
+    sending: SendSettings | None = None,
     token: str | None = None,
     on_message: Callable[[dict[str, Any]], None] | None = None,
 ) -> StreamResult:
-    """Stream ``(T,)`` float ``audio`` at ``sample_rate`` to the server; returns every message it sent.
+    """Stream ``(T,)`` float ``audio`` at ``sample_rate`` (Hz) to the server; returns every message it sent.
 
+    ``sending``: pace, chunk size and sample format (default: real time, 100 ms chunks, ``pcm_s16le``).
     ``on_message`` is called with each server message as it arrives (to print partials live).
 
     Raises:
         StreamRejected: the handshake was refused (wrong token, too many streams).
     """
+    sending = sending or SendSettings()
+    speed, fmt = sending.speed, sending.fmt
     headers = {"Authorization": f"Bearer {token}"} if token else None
-    chunk = max(1, int(chunk_seconds * sample_rate))
+    chunk = max(1, int(sending.chunk_seconds * sample_rate))
     result = StreamResult(audio_seconds=audio.shape[0] / sample_rate)
     sent_at: list[float] = []  # wall time each chunk left, for the lags
     sent_until: list[float] = []  # audio seconds sent up to the end of each chunk
@@ -159,10 +172,17 @@ async def stream_audio(
     return result
 
 
-def stream_file(base_url: str, path: str, sample_rate: int = 16_000, **kwargs: Any) -> StreamResult:
-    """Decode ``path`` at ``sample_rate`` and :func:`stream_audio` it (blocking)."""
+def stream_file(
+    base_url: str,
+    path: str,
+    sample_rate: int = TARGET_SAMPLING_RATE,
+    sending: SendSettings | None = None,
+    token: str | None = None,
+    on_message: Callable[[dict[str, Any]], None] | None = None,
+) -> StreamResult:
+    """Decode ``path`` at ``sample_rate`` (Hz) and :func:`stream_audio` it (blocking)."""
     audio = load_audio(path, sample_rate)
-    return asyncio.run(stream_audio(base_url, audio, sample_rate, **kwargs))
+    return asyncio.run(stream_audio(base_url, audio, sample_rate, sending, token, on_message))
 
 
 def transcribe_file(
