@@ -156,14 +156,16 @@ def tokenize_transcripts(
 def _record_batches(
     items: list[tuple[Utterance, list[int]]],
     sampling_rate: int,
-    min_samples: int,
-    max_samples: int | None,
-    conv: tuple[Sequence[int], Sequence[int]],
+    config: HasConvGeometry,
+    filters: CTCFilter,
     num_workers: int,
     report: FilterReport,
     show_progress: bool,
 ) -> Iterator[dict[str, list]]:
-    """Decode ``items`` in a thread pool (libsndfile and soxr release the GIL), CHUNK at a time."""
+    """Decode ``items`` at ``sampling_rate`` (Hz) in a thread pool (libsndfile and soxr release the GIL),
+    CHUNK at a time, keeping those within ``filters``' durations and long enough for CTC under ``config``."""
+    min_samples, max_samples = filters.sample_bounds(sampling_rate, config)
+    conv = (config.conv_kernel, config.conv_stride)
     progress = tqdm(total=len(items), desc="loading audio", unit="utt", disable=not show_progress)
     with ThreadPoolExecutor(max_workers=num_workers) as pool:
         for start in range(0, len(items), CHUNK):
@@ -242,22 +244,12 @@ def prepare_ctc_dataset(
 
     sampling_rate = int(processor.feature_extractor.sampling_rate)
     filters = filters or CTCFilter()
-    min_samples, max_samples = filters.sample_bounds(sampling_rate, config)
     num_workers = num_workers or min(8, os.cpu_count() or 1)
     report = FilterReport(total=len(utterances))
     items = tokenize_transcripts(utterances, processor, filters, report)
     batches = (
         _to_record_batch(batch)
-        for batch in _record_batches(
-            items,
-            sampling_rate,
-            min_samples,
-            max_samples,
-            (config.conv_kernel, config.conv_stride),
-            num_workers,
-            report,
-            show_progress,
-        )
+        for batch in _record_batches(items, sampling_rate, config, filters, num_workers, report, show_progress)
     )
     if cache_file is None:
         table = pa.Table.from_batches(list(batches), schema=_SCHEMA)
