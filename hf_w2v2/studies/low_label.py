@@ -37,6 +37,7 @@ from hf_w2v2.data.audio import audio_info
 from hf_w2v2.data.sources import Utterance, read_audiofolder
 from hf_w2v2.data.synthesize import UNSEEN_VOICES, count_for_hours, pick_sentences, plan_corpus, synthesize_corpus
 from hf_w2v2.decoding.arpa import build_arpa
+from hf_w2v2.decoding.beam import BeamSettings
 from hf_w2v2.finetune.arguments import parse_finetune_args
 from hf_w2v2.finetune.data import choose_processor
 from hf_w2v2.finetune.run import run_finetuning
@@ -254,10 +255,10 @@ def score(
 ) -> dict[str, Any]:
     """Greedy and LM WER/CER on dev (alpha/beta tuned on a third of it) and on the unseen voices;
     ``quick``: a narrow beam and a 2 x 2 grid (a smoke test of the scoring, not a measurement)."""
-    transcriber = Transcriber.from_pretrained(model_dir, lm_path=lm)
+    beam = BeamSettings(beam_width=QUICK_BEAM_WIDTH) if quick else None  # per call: the decoder stays as loaded
+    transcriber = Transcriber.from_pretrained(model_dir, lm_path=lm, beam=beam)
     tune = {"beam_width": 16, "alphas": (0.0, 0.25, 0.5, 1.0), "betas": (0.0, 1.0, 2.0)}
-    if quick and transcriber.decoder is not None:
-        transcriber.decoder.beam_width = QUICK_BEAM_WIDTH
+    if quick:
         tune = {"beam_width": QUICK_BEAM_WIDTH, "alphas": (0.0, 0.5), "betas": (0.0, 1.0)}
     dev_utts = read_audiofolder(dev)
     dev_report = evaluate_ctc(transcriber, dev_utts, tune=True, tune_kwargs=tune, seed=seed, progress=False)
