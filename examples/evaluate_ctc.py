@@ -20,8 +20,8 @@ from transformers import HfArgumentParser
 
 from hf_w2v2.data.sources import read_source
 from hf_w2v2.decoding.beam import BeamSearchDecoder, BeamSettings
-from hf_w2v2.decoding.tuning import DEFAULT_ALPHAS, DEFAULT_BETAS
-from hf_w2v2.inference.evaluation import evaluate_ctc
+from hf_w2v2.decoding.tuning import DEFAULT_ALPHAS, DEFAULT_BETAS, AlphaBetaSearch
+from hf_w2v2.inference.evaluation import LMTuning, evaluate_ctc
 from hf_w2v2.inference.transcribe import Transcriber
 
 
@@ -77,7 +77,7 @@ def main() -> None:
     if isinstance(utterances, dict):
         raise ValueError(f"{args.data} holds several splits ({', '.join(utterances)}); point --data at one")
     utterances = utterances[: args.max_samples]
-    tune_kwargs = dict(
+    search = AlphaBetaSearch(
         alphas=args.alphas,
         betas=args.betas,
         search=args.search,
@@ -85,15 +85,8 @@ def main() -> None:
         seed=args.seed,
         beam_width=args.tune_beam_width,
     )
-    report = evaluate_ctc(
-        transcriber,
-        utterances,
-        tune=args.tune,
-        tune_fraction=args.tune_fraction,
-        tune_kwargs=tune_kwargs,
-        num_processes=args.num_processes,
-        seed=args.seed,
-    )
+    tuning = LMTuning(search, args.tune_fraction) if args.tune else None
+    report = evaluate_ctc(transcriber, utterances, tuning=tuning, num_processes=args.num_processes)
     report.write(args.output_dir)
     summary = report.summary()
     if summary["tuning"] is not None:  # the full trial table is in summary.json

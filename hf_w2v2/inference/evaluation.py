@@ -1,9 +1,9 @@
 """Scoring a CTC model on a labelled set: greedy versus n-gram beam search, WER and CER.
 
 The model runs once per utterance; both decoders read the same logits. When ``alpha`` and
-``beta`` are tuned, they are tuned on a held-out part of the set (``tune_fraction``, drawn
-with ``seed``) and the WERs are reported on the rest, so the LM gain is not measured on
-the data it was tuned on.
+``beta`` are tuned (an :class:`LMTuning`), they are tuned on a held-out part of the set
+(``fraction``, drawn with the search's ``seed``) and the WERs are reported on the rest, so the
+LM gain is not measured on the data it was tuned on.
 """
 
 from __future__ import annotations
@@ -26,6 +26,16 @@ from hf_w2v2.decoding.tuning import AlphaBetaSearch, tune_alpha_beta
 from hf_w2v2.inference.transcribe import Transcriber
 from hf_w2v2.text.error_rates import char_error_rate, word_error_rate
 from hf_w2v2.text.normalize import TextNormalizer
+
+
+@dataclass(frozen=True)
+class LMTuning:
+    """Tune the LM's ``alpha``/``beta`` on a held-out part of the set, then score the rest with the best pair."""
+
+    search: AlphaBetaSearch = field(default_factory=AlphaBetaSearch)
+    """The pairs tried and the beams used while trying (its ``seed`` also draws the held-out part)."""
+    fraction: float = 0.33
+    """Share of the utterances held out to tune on, in (0, 1); they are left out of the reported rates."""
 
 
 @dataclass
@@ -113,11 +123,8 @@ def evaluate_ctc(
     transcriber: Transcriber,
     utterances: Sequence[Utterance],
     normalizer: TextNormalizer | None = None,
-    tune: bool = False,
-    tune_fraction: float = 0.33,
-    tune_kwargs: dict | None = None,
+    tuning: LMTuning | None = None,
     num_processes: int = 1,
-    seed: int = 0,
     progress: bool = True,
 ) -> EvaluationReport:
     """WER/CER of greedy decoding and (if the transcriber has a decoder) LM beam search.
@@ -126,9 +133,8 @@ def evaluate_ctc(
         transcriber: model + processor, with ``transcriber.decoder`` for the LM side.
         utterances: labelled utterances with audio paths.
         normalizer: applied to references (default: upper case, punctuation removed).
-        tune: tune ``alpha``/``beta`` on a held-out ``tune_fraction`` first (see module doc).
-        tune_kwargs: the fields of the :class:`AlphaBetaSearch` of :func:`tune_alpha_beta` (alphas, betas,
-            search, beam_width...).
+        tuning: tune ``alpha``/``beta`` on a held-out part first (see module doc); ``None``: decode with the
+            transcriber's beam settings as they are.
         num_processes: beam-search worker processes.
     """
     normalizer = normalizer or TextNormalizer()
@@ -139,13 +145,13 @@ def evaluate_ctc(
     tune_idx: list[int] = []
     eval_idx = list(range(len(utterances)))
     report = EvaluationReport(num_utterances=0, greedy_wer=0.0, greedy_cer=0.0)
-    if decoder is not None and tune:
-        tune_idx, eval_idx = split_for_tuning(len(utterances), tune_fraction, seed)
+    if decoder is not None and tuning is not None:
+        tune_idx, eval_idx = split_for_tuning(len(utterances), tuning.fraction, tuning.search.seed)
         tuned = tune_alpha_beta(
             decoder,
             [logits[i] for i in tune_idx],
             [references[i] for i in tune_idx],
-            AlphaBetaSearch(**(tune_kwargs or {})),
+            tuning.search,
             num_processes=num_processes,
             progress=progress,
         )

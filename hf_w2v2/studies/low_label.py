@@ -38,10 +38,11 @@ from hf_w2v2.data.sources import Utterance, read_audiofolder
 from hf_w2v2.data.synthesize import UNSEEN_VOICES, count_for_hours, pick_sentences, plan_corpus, synthesize_corpus
 from hf_w2v2.decoding.arpa import build_arpa
 from hf_w2v2.decoding.beam import BeamSettings
+from hf_w2v2.decoding.tuning import AlphaBetaSearch
 from hf_w2v2.finetune.arguments import parse_finetune_args
 from hf_w2v2.finetune.data import choose_processor
 from hf_w2v2.finetune.run import run_finetuning
-from hf_w2v2.inference.evaluation import evaluate_ctc
+from hf_w2v2.inference.evaluation import LMTuning, evaluate_ctc
 from hf_w2v2.inference.transcribe import Transcriber
 from hf_w2v2.models.configuration import config_from_name
 from hf_w2v2.pretrain.arguments import parse_pretrain_args
@@ -257,11 +258,11 @@ def score(
     ``quick``: a narrow beam and a 2 x 2 grid (a smoke test of the scoring, not a measurement)."""
     beam = BeamSettings(beam_width=QUICK_BEAM_WIDTH) if quick else None  # per call: the decoder stays as loaded
     transcriber = Transcriber.from_pretrained(model_dir, lm_path=lm, beam=beam)
-    tune = {"beam_width": 16, "alphas": (0.0, 0.25, 0.5, 1.0), "betas": (0.0, 1.0, 2.0)}
+    search = AlphaBetaSearch((0.0, 0.25, 0.5, 1.0), (0.0, 1.0, 2.0), seed=seed, beam_width=16)
     if quick:
-        tune = {"beam_width": QUICK_BEAM_WIDTH, "alphas": (0.0, 0.5), "betas": (0.0, 1.0)}
+        search = AlphaBetaSearch((0.0, 0.5), (0.0, 1.0), seed=seed, beam_width=QUICK_BEAM_WIDTH)
     dev_utts = read_audiofolder(dev)
-    dev_report = evaluate_ctc(transcriber, dev_utts, tune=True, tune_kwargs=tune, seed=seed, progress=False)
+    dev_report = evaluate_ctc(transcriber, dev_utts, tuning=LMTuning(search), progress=False)
     unseen_report = evaluate_ctc(transcriber, as_utterances(unseen), progress=False)  # dev-tuned alpha/beta
     return {"dev": dev_report.summary(), "unseen_voices": unseen_report.summary()}
 
