@@ -57,6 +57,21 @@ or `hf-w2v2 transcribe --model MODEL_FOLDER clip.flac` (it resamples and down-mi
 `pipeline("automatic-speech-recognition", model="MODEL_FOLDER")` given a file path decodes it with
 ffmpeg, which must be installed; pass it the array above instead:
 `pipe({"raw": audio, "sampling_rate": model_rate})`."""
+ABOUT = """- **Architecture:** wav2vec 2.0 encoder with a character CTC head (`Wav2Vec2ForCTC`, loads in
+  `hf_w2v2` and in stock `transformers`).
+- **Initialisation:** $base_model
+- **Language:** $language · **Licence:** $license"""
+EVALUATION = """Greedy CTC decoding, no language model. WER and CER over whole splits (jiwer), transcripts
+normalised as in training (upper case, punctuation removed, apostrophes kept).
+
+$eval_table
+
+Per-utterance errors: `predictions_<split>.tsv` (worst first). Training curves:
+![training curves]($curves_file)"""
+TRAINING_DATA = """$data_section
+
+Utterances left out (empty transcripts, unreadable or too short/long audio, labels longer
+than the frames) are counted in `$data_report_file`."""
 CTC_CARD = CardTask(
     tags=("automatic-speech-recognition", "wav2vec2", "ctc", "hf_w2v2"),
     pipeline_tag="automatic-speech-recognition",
@@ -67,38 +82,17 @@ CTC_CARD = CardTask(
     size_label="utterances",
     decimals=3,
     sections=(
-        CardSection(
-            None,
-            """- **Architecture:** wav2vec 2.0 encoder with a character CTC head (`Wav2Vec2ForCTC`, loads in
-  `hf_w2v2` and in stock `transformers`).
-- **Initialisation:** $base_model
-- **Language:** $language · **Licence:** $license""",
-        ),
-        CardSection(
-            "Evaluation",
-            """Greedy CTC decoding, no language model. WER and CER over whole splits (jiwer), transcripts
-normalised as in training (upper case, punctuation removed, apostrophes kept).
-
-$eval_table
-
-Per-utterance errors: `predictions_<split>.tsv` (worst first). Training curves:
-![training curves]($curves_file)""",
-        ),
-        CardSection(
-            "Training data",
-            """$data_section
-
-Utterances left out (empty transcripts, unreadable or too short/long audio, labels longer
-than the frames) are counted in `$data_report_file`.""",
-        ),
+        CardSection(None, ABOUT),
+        CardSection("Evaluation", EVALUATION),
+        CardSection("Training data", TRAINING_DATA),
         CardSection("Training hyper-parameters", "$hyperparameters_table"),
         CardSection("How to use", HOW_TO_USE),
         CardSection("Intended use", "$intended_use"),
         CardSection("Limitations", "$limitations"),
     ),
 )
-"""What every CTC card says: ASR metadata (WER and CER), and its sections, those of the package's cards
-before they served every job."""
+"""What every CTC card says: speech-recognition metadata (WER and CER of each split in the model-index) and
+its sections, filled from :func:`ctc_placeholders` and the shared values of the card."""
 
 
 def ctc_placeholders(sampling_rate: int) -> dict[str, str]:

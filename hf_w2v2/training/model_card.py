@@ -142,24 +142,24 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def eval_table(rows: Sequence[EvalRow], task: CardTask) -> str:
-    """One line per evaluated set: [data], split (or set), size, [hours], each metric, [notes]; a bracketed
-    column only when some row fills it."""
+    """One line per evaluated set: [data], split (``set`` without a data column), size, [hours], each metric
+    (in the task's decimals), [notes]; a bracketed column only when some row fills it."""
     if not rows:
         return NO_EVALUATION
     with_data = any(r.dataset for r in rows)
     with_hours = any(r.hours is not None for r in rows)
     with_notes = any(r.notes for r in rows)
-    metrics = list(dict.fromkeys(k for r in rows for k in r.metrics))
-    header = ["data", "split"] if with_data else ["set"]
-    header += [task.size_label] + (["hours"] if with_hours else []) + [task.metric_names.get(k, k) for k in metrics]
+    metrics = list(dict.fromkeys(k for r in rows for k in r.metrics))  # every row's, first seen first
+    header = (["data", "split"] if with_data else ["set"]) + [task.size_label] + (["hours"] if with_hours else [])
+    header += [task.metric_names.get(k, k) for k in metrics] + (["notes"] if with_notes else [])
     cells = []
     for r in rows:
-        line: list[Any] = [r.dataset or "", r.split] if with_data else [r.split]
-        line.append(r.size)
-        line += [f"{r.hours:.2f}" if r.hours is not None else ""] if with_hours else []
+        line: list[Any] = ([r.dataset or "", r.split] if with_data else [r.split]) + [r.size]
+        if with_hours:
+            line.append("" if r.hours is None else f"{r.hours:.2f}")
         line += [f"{r.metrics[k]:.{task.decimals}f}" if k in r.metrics else "" for k in metrics]
         cells.append(line + ([r.notes] if with_notes else []))
-    return markdown_table(header + (["notes"] if with_notes else []), cells)
+    return markdown_table(header, cells)
 
 
 def hyperparameter_table(values: Mapping[str, Any]) -> str:
