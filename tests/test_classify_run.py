@@ -138,12 +138,17 @@ def test_xvector_aam_verification_and_cli(tmp_path, splits, capsys):
 def test_frame_classification_reports_frame_f1(tmp_path):
     sources = sorted(str(p) for p in (FSDD / "audio").glob("*.flac"))
     make_vad_corpus(sources, tmp_path / "vad", num_clips=8, seconds=1.0, seed=0)
+    template = tmp_path / "card.md"  # a custom card template works for every job, not only CTC
+    template.write_text("---\n$metadata\n---\n\nCustom card of $model_name.\n\n$eval_table\n")
     result = run(
         tmp_path,
         *("--task", "frame", "--label_column", "segments", "--train_data", str(tmp_path / "vad")),
-        *("--eval_data", str(tmp_path / "vad")),
+        *("--eval_data", str(tmp_path / "vad"), "--card_template", str(template)),
     )
     assert 0.0 <= result.metrics["eval_frame_f1"] <= 1.0 and "eval_frame_precision" in result.metrics
+    card = (Path(result.output_dir) / "README.md").read_text()
+    assert "Custom card of out." in card and "| set | clips | frame_f1 | frame_precision | frame_recall |" in card
+    assert "voice-activity-detection" in card and "pipeline_tag" not in card  # no Hub pipeline for frame labels
 
 
 def test_classify_command(tmp_path, capsys):

@@ -183,14 +183,17 @@ def test_time_budget_stops_training_and_is_saved(tmp_path):
 
 
 def test_model_card_names_a_local_initialisation_and_keeps_it_out_of_the_hub_metadata():
+    from hf_w2v2.finetune.card import CTC_CARD, ctc_placeholders
     from hf_w2v2.training.model_card import CardInputs, render_model_card
 
-    local = render_model_card(CardInputs(model_name="m", initialisation="pre-trained weights from `runs/pt`"))
-    assert "**Initialisation:** pre-trained weights from `runs/pt`" in local
-    assert "base_model" not in local.split("---")[1]  # a local folder is not a Hub id
-    hub = render_model_card(CardInputs(model_name="m", base_model="facebook/wav2vec2-base"))
+    extra = ctc_placeholders(16_000)
+    local = CardInputs(model_name="m", task=CTC_CARD, initialisation="pre-trained weights from `runs/pt`", extra=extra)
+    local_card = render_model_card(local)
+    assert "**Initialisation:** pre-trained weights from `runs/pt`" in local_card
+    assert "base_model" not in local_card.split("---")[1]  # a local folder is not a Hub id
+    hub = render_model_card(CardInputs(model_name="m", task=CTC_CARD, base_model="facebook/wav2vec2-base", extra=extra))
     assert "**Initialisation:** facebook/wav2vec2-base" in hub and "base_model: facebook/wav2vec2-base" in hub
-    scratch = render_model_card(CardInputs(model_name="m"))
+    scratch = render_model_card(CardInputs(model_name="m", task=CTC_CARD, extra=extra))
     assert "**Initialisation:** none (random initialisation)" in scratch
 
 

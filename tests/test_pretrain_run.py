@@ -50,9 +50,13 @@ def test_json_config_with_overrides_trains_saves_and_resumes(tmp_path):
     assert "pretraining" in card and "examples/pretrain.py" in card and "Training hyper-parameters" in card
     assert "health_warnings" in json.loads((out / "all_results.json").read_text())
 
-    run([str(config), "--max_steps", "3"])  # picks up checkpoint-2 by itself
+    template = tmp_path / "card.md"  # a custom card template works for every job, not only CTC
+    template.write_text("# $model_name\n\n$sections\n\nOur own footer.\n")
+    run([str(config), "--max_steps", "3", "--card_template", str(template)])  # picks up checkpoint-2 by itself
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == 3
+    card = (out / "README.md").read_text()
+    assert card.startswith("# out\n\n## Evaluation (held-out audio)") and card.endswith("\n\nOur own footer.\n")
     assert [e["step"] for e in state["log_history"] if "loss" in e] == [1, 2, 3]
 
 

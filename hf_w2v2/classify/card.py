@@ -1,25 +1,24 @@
-"""The model card of a classifier or speaker-embedding model (``README.md`` with Hub metadata).
-
-Same machinery as CTC cards (:mod:`hf_w2v2.training.model_card`: tables, hyper-parameters,
-``huggingface_hub.ModelCardData``) with the task's own metadata: ``audio-classification``
-pipeline tag and accuracy / macro-F1 / EER / frame-F1 results.
+"""What the model card of a classifier or speaker-embedding model says (rendered by
+:mod:`hf_w2v2.training.model_card`): per task (``sequence``, ``xvector``, ``frame``) its Hub tags, pipeline
+tag and sections (:data:`CLASSIFY_CARDS`), and the run's results, data and hyper-parameters.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from huggingface_hub import EvalResult, ModelCardData
 
 from hf_w2v2.classify.arguments import ClassifyDataArguments
 from hf_w2v2.classify.sets import Sets
 from hf_w2v2.training.arguments import CardArguments, ModelArguments, corpus_name
 from hf_w2v2.training.lifecycle import RunResult, RunStart, health_paragraph
-from hf_w2v2.training.model_card import hyperparameter_table, markdown_table, training_hyperparameters
+from hf_w2v2.training.model_card import (
+    CardInputs,
+    CardSection,
+    CardTask,
+    training_hyperparameters,
+    write_model_card,
+)
 from hf_w2v2.training.model_setup import describe_frozen_encoder
 
 TASK_TAGS = {
@@ -27,122 +26,50 @@ TASK_TAGS = {
     "xvector": ("speaker-verification", "x-vector", "wav2vec2", "hf_w2v2"),
     "frame": ("voice-activity-detection", "audio-frame-classification", "wav2vec2", "hf_w2v2"),
 }
-CARD = """---
-{metadata}
----
-
-# {name}
-
-{summary}
-
-## Evaluation
-
-{results}
-
-## Try it
-
-{usage}
-
-## Training data
-
-{data}
-
-## Training hyper-parameters
-
-{hyperparameters}
-
-## Limitations
-
-{limitations}
-"""
-
-
-@dataclass
-class ResultRow:
-    """One evaluated set: its name, clip count and metric -> value."""
-
-    split: str
-    clips: int
-    metrics: dict[str, float] = field(default_factory=dict)
-    notes: str = ""
-
-
-@dataclass
-class ClassifyCardInputs:
-    name: str
-    task: str
-    summary: str
-    rows: list[ResultRow]
-    data: str
-    hyperparameters: Mapping[str, Any]
-    usage: str
-    license: str = "apache-2.0"
-    language: str = "en"
-    datasets: Sequence[str] = ()
-    base_model: str | None = None
-    limitations: str = "Trained on a small corpus; expect lower scores on other speakers, microphones and noise."
-
-
-def results_table(rows: Sequence[ResultRow]) -> str:
-    if not rows:
-        return "No evaluation was run."
-    keys = list(dict.fromkeys(k for r in rows for k in r.metrics))
-    cells = [
-        [r.split, r.clips, *(f"{r.metrics[k]:.4f}" if k in r.metrics else "" for k in keys), r.notes] for r in rows
-    ]
-    return markdown_table(["set", "clips", *keys, "notes"], cells)
-
-
-def render_card(inputs: ClassifyCardInputs) -> str:
-    results = [
-        EvalResult(
-            task_type="audio-classification",
-            dataset_type=row.split,
-            dataset_name=row.split,
-            metric_type=key,
-            metric_value=round(value, 4),
-        )
-        for row in inputs.rows
-        for key, value in row.metrics.items()
-    ]
-    metadata = ModelCardData(
-        language=inputs.language,
-        license=inputs.license,
-        base_model=inputs.base_model,
-        datasets=list(inputs.datasets) or None,
-        tags=list(TASK_TAGS[inputs.task]),
-        pipeline_tag="audio-classification" if inputs.task == "sequence" else None,  # no Hub pipeline for the others
-        library_name="transformers",
-        model_name=inputs.name,
-        eval_results=results or None,
-    )
-    return CARD.format(
-        metadata=metadata.to_yaml(),
-        name=inputs.name,
-        summary=inputs.summary,
-        results=results_table(inputs.rows),
-        usage=inputs.usage,
-        data=inputs.data,
-        hyperparameters=hyperparameter_table(inputs.hyperparameters),
-        limitations=inputs.limitations,
-    )
-
-
-def write_card(folder: str | os.PathLike, inputs: ClassifyCardInputs) -> str:
-    path = Path(folder) / "README.md"
-    path.write_text(render_card(inputs), encoding="utf-8")
-    return os.fspath(path)
-
-
+LIMITATIONS = "Trained on a small corpus; expect lower scores on other speakers, microphones and noise."
 USAGE = {
-    "sequence": "```bash\nhf-w2v2 classify {path} clip.wav --top-k 3\n```\n\n```python\nfrom transformers import "
-    'pipeline\n\nclassifier = pipeline("audio-classification", model="{path}")\nprint(classifier("clip.wav"))\n```',
-    "xvector": "```bash\nhf-w2v2 verify {path} a.wav b.wav     # score and same/different at the stored EER "
-    "threshold\nhf-w2v2 embed {path} clips/ --output embeddings.npz\n```",
-    "frame": "```python\nfrom transformers import AutoModelForAudioFrameClassification\n\nmodel = "
-    'AutoModelForAudioFrameClassification.from_pretrained("{path}")  # logits (B, frames, 2), 20 ms frames\n```',
+    "sequence": """```bash
+hf-w2v2 classify $model_name clip.wav --top-k 3
+```
+
+```python
+from transformers import pipeline
+
+classifier = pipeline("audio-classification", model="$model_name")
+print(classifier("clip.wav"))
+```""",
+    "xvector": """```bash
+hf-w2v2 verify $model_name a.wav b.wav     # score and same/different at the stored EER threshold
+hf-w2v2 embed $model_name clips/ --output embeddings.npz
+```""",
+    "frame": """```python
+from transformers import AutoModelForAudioFrameClassification
+
+model = AutoModelForAudioFrameClassification.from_pretrained("$model_name")  # logits (B, frames, 2), 20 ms frames
+```""",
 }
-"""Per task, the card's "Try it" section (``{path}``: the model's name)."""
+"""Per task, the card's "Try it" section (``$model_name``: the model's name)."""
+
+
+def classify_card_task(task: str) -> CardTask:
+    """The card of one classification task: only ``sequence`` has a Hub pipeline (``audio-classification``)."""
+    return CardTask(
+        tags=TASK_TAGS[task],
+        pipeline_tag="audio-classification" if task == "sequence" else None,
+        result_task="audio-classification",
+        size_label="clips",
+        decimals=4,
+        sections=(
+            CardSection("Evaluation", "$eval_table"),
+            CardSection("Try it", USAGE[task]),
+            CardSection("Training data", "$data_section"),
+            CardSection("Training hyper-parameters", "$hyperparameters_table"),
+            CardSection("Limitations", "$limitations"),
+        ),
+    )
+
+
+CLASSIFY_CARDS = {task: classify_card_task(task) for task in TASK_TAGS}
 
 
 def data_lines(data_args: ClassifyDataArguments, sets: Sets) -> str:
@@ -175,20 +102,18 @@ def write_classify_card(
         "train_runtime_s": round(result.metrics.get("train_runtime", 0.0)),
         **model_args.overrides(),
     }
-    name = card_args.model_name or Path(run.output_dir).resolve().name
-    inputs = ClassifyCardInputs(
-        name=name,
-        task=data_args.task,
+    inputs = CardInputs(
+        model_name=card_args.model_name or Path(run.output_dir).resolve().name,
+        task=CLASSIFY_CARDS[data_args.task],
         summary=f"A wav2vec 2.0 {data_args.task} model fine-tuned from {init} with hf_w2v2 "
         f"(`examples/finetune_classification.py`).",
-        rows=result.rows,
-        data=data_lines(data_args, sets),
-        hyperparameters=training_hyperparameters(run.args, extra, result.metrics.get("epoch")),
-        usage=USAGE[data_args.task].replace("{path}", name),
-        license=card_args.license,
         language=card_args.language,
+        license=card_args.license,
         datasets=[card_args.dataset_name or corpus_name(data_args.train_data)] if data_args.train_data else [],
-        limitations=(card_args.limitations or ClassifyCardInputs.limitations)
-        + health_paragraph(result.health_warnings),
+        evals=result.rows,
+        hyperparameters=training_hyperparameters(run.args, extra, result.metrics.get("epoch")),
+        data_section=data_lines(data_args, sets),
+        intended_use=card_args.intended_use or "",  # no section of its own: for custom templates
+        limitations=(card_args.limitations or LIMITATIONS) + health_paragraph(result.health_warnings),
     )
-    return write_card(run.output_dir, inputs)
+    return write_model_card(run.output_dir, inputs, card_args.card_template)

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from hf_w2v2.classify.card import ResultRow
 from hf_w2v2.classify.data import ClipDataset
 from hf_w2v2.classify.inference import run_batches
 from hf_w2v2.classify.metrics import ClassificationMetrics, classification_report, plot_confusion_matrix
@@ -28,6 +27,7 @@ from hf_w2v2.classify.verification import (
     write_trials,
 )
 from hf_w2v2.training.lifecycle import evaluate_set
+from hf_w2v2.training.model_card import EvalRow
 
 EMBEDDING_BATCH = 16  # clips per forward pass when embedding a verification set
 
@@ -43,7 +43,7 @@ def skip_counts(dataset: ClipDataset) -> dict[str, int]:
     return {k: v for k, v in counts.items() if v}
 
 
-def evaluate_classes(trainer: Any, name: str, dataset: ClipDataset, names: list[str], frame: bool) -> ResultRow:
+def evaluate_classes(trainer: Any, name: str, dataset: ClipDataset, names: list[str], frame: bool) -> EvalRow:
     """Accuracy / macro-F1 (or frame F1) of one set; confusion PNG, per-class report and predictions."""
     out = str(trainer.args.output_dir)
     metrics_fn = ClassificationMetrics(names, frame=frame)
@@ -52,7 +52,7 @@ def evaluate_classes(trainer: Any, name: str, dataset: ClipDataset, names: list[
     metrics = dict(output.metrics or {})
     trainer.save_metrics(prefix, metrics)
     keys = ("frame_f1", "frame_precision", "frame_recall") if frame else ("accuracy", "macro_f1")
-    row = ResultRow(name, len(dataset), {k: metrics[f"{prefix}_{k}"] for k in keys})
+    row = EvalRow(name, len(dataset), {k: metrics[f"{prefix}_{k}"] for k in keys})
     if not frame and trainer.is_world_process_zero():
         matrix = metrics_fn.matrix(output)
         plot_confusion_matrix(matrix, names, os.path.join(out, f"confusion_{name}.png"), title=f"{name}: confusion")
@@ -68,7 +68,7 @@ def evaluate_classes(trainer: Any, name: str, dataset: ClipDataset, names: list[
 
 def evaluate_verification(
     model: Any, name: str, dataset: ClipDataset, speakers: list[str], trials_per_kind: int, p_target: float, out: str
-) -> tuple[ResultRow, dict[str, Any]]:
+) -> tuple[EvalRow, dict[str, Any]]:
     """EER / minDCF of cosine-scored trials among the set's own speakers; trials file and DET PNG."""
     embeddings = run_batches(model, dataset.audio, batch_size=EMBEDDING_BATCH, output="embeddings", show_progress=True)
     clip_speakers = [speakers[label] for label in dataset.labels]
@@ -91,4 +91,4 @@ def evaluate_verification(
         "speakers": sorted(set(clip_speakers)),
     }
     notes = f"{len(set(clip_speakers))} unseen speakers, {int(targets.sum())}+{int((~targets).sum())} trials"
-    return ResultRow(name, len(dataset), {"eer": eer, "min_dcf": dcf}, notes), detail
+    return EvalRow(name, len(dataset), {"eer": eer, "min_dcf": dcf}, notes=notes), detail

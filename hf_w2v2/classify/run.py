@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,8 @@ def run_classification(
             details.append(detail)
         else:
             row = evaluate_classes(trainer, name, dataset, sets.names, data_args.task == "frame")
-        row.metrics.update({f"skipped_{k}": v for k, v in skip_counts(dataset).items()})
+        skipped = {f"skipped_{k}": v for k, v in skip_counts(dataset).items()}
+        row = replace(row, metrics={**row.metrics, **skipped})  # rows are frozen: a new one with the counts
         result.rows.append(row)
         result.metrics.update({f"{name}_{k}": v for k, v in row.metrics.items()})
     if details:

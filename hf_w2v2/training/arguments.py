@@ -131,7 +131,11 @@ class CardArguments:
     limitations: str | None = field(default=None, metadata={"help": "Limitations paragraph (default: generic)."})
     card_template: str | None = field(
         default=None,
-        metadata={"help": "Markdown template (default: hf_w2v2/training/card_template.md, shipped with the package)."},
+        metadata={
+            "help": "Markdown template of the card, for every job (default: hf_w2v2/training/card_template.md, "
+            "shipped with the package). It may use $metadata, $model_name, $summary, $sections (the job's sections) "
+            "or single parts such as $eval_table, $hyperparameters_table, $data_section, $limitations."
+        },
     )
 
 
