@@ -43,6 +43,7 @@ KERNEL_ENV = "HF_W2V2_CONV_KERNEL"  # forces one inference kernel (e.g. to repro
 PROBE_SAMPLES = 64_000  # 4 s at 16 kHz: the clip each inference kernel is timed on
 PROBE_ROUNDS = 3  # interleaved rounds, best of each kernel kept
 TILE_SAMPLES = 32_000  # 2 s at 16 kHz: the span of audio each tile of the "tiled" kernel covers
+TILED_BLOCKS = 3  # the "tiled" kernel tiles the first three blocks (the widest activations: strides 5, 10, 20)
 _CHOSEN: dict[tuple, str] = {}  # per process: (device, dtypes, threads, geometry) -> kernel
 _FORCED: list[str] = []  # innermost use_inference_kernel() last
 
@@ -64,7 +65,7 @@ class ConvBlock(GradientCheckpointingLayer):
     on that AVX2 EPYC the matmul kernel ran fp32 / bf16 inference 1.28x / 1.58x faster than a
     channels-major stack, while on an AVX-512 Xeon stock's channels-major oneDNN stack was 1.2x
     faster than the matmul kernel (issue 33), so neither can be hard-coded. The "tiled" kernel runs
-    the channels-major stack over 2 s tiles of audio (:meth:`FeatureEncoder._forward_tiled`).
+    the channels-major stack's first blocks over 2 s tiles of audio (:meth:`FeatureEncoder._forward_tiled`).
 
     The TorchScript trace (OpenVINO's converter, :mod:`hf_w2v2.inference.openvino_int8`) gets the
     kernel forced by :func:`use_inference_kernel`, else channels-major: after NNCF the matmul kernel
@@ -263,46 +264,55 @@ class FeatureEncoder(nn.Module):
         """The tiled kernel needs at least one output frame, and a GroupNorm only where it comes first
         with a float ``nn.Conv1d`` (its statistics are computed from that block's input)."""
         blocks: list[ConvBlock] = list(self.conv_layers[start_layer:])  # type: ignore[arg-type]  # ModuleList items
-        if not blocks or self._frames_from(features, start_layer) < 1:
+        if not blocks or self._frames_from(features, start_layer, len(self.conv_layers)) < 1:
             return False
         return all(b.norm != "group" for b in blocks[1:]) and (
             blocks[0].norm != "group" or type(blocks[0].conv) is nn.Conv1d
         )
 
     def _forward_tiled(self, features: torch.Tensor, start_layer: int) -> torch.Tensor:
-        """Blocks ``start_layer ...`` on ``features`` (B, C_k, F_k), :data:`TILE_SAMPLES` of audio at a time.
+        """Blocks ``start_layer ...`` on ``features`` (B, C_k, F_k), the first :data:`TILED_BLOCKS` of the
+        stack over :data:`TILE_SAMPLES` of audio at a time, the others over the whole clip.
 
-        Each tile of output frames is computed from the input span it sees (its receptive field; the
-        overlap between tiles, under 1% of the input, is computed twice), so the activations of the
-        wide early layers (64 MB after the first conv of base for 10 s) stay in the cache instead of
-        making several round trips through memory. A GroupNorm over time (base's first block) cannot
-        see a tile alone: its statistics for the whole clip come first (:func:`group_norm_affine`).
-        Outputs agree with the other kernels to fp32 rounding. ``bench/bench_forward.py`` (base, 10 s)
-        on a 2-core AMD EPYC Zen 5 (AVX-512), load 4-6: the encoder took 125 ms against stock's 249 ms.
+        Each tile of frames is computed from the input span it sees (its receptive field; the overlap
+        between tiles, under 1% of the input, is computed twice), so the activations of the wide early
+        layers (64, 32 and 16 MB for 10 s of base) stay in the cache instead of making round trips
+        through memory. A GroupNorm over time (base's first block) cannot see a tile alone: its
+        statistics for the whole clip come first (:func:`group_norm_affine`). Outputs agree with the
+        other kernels to fp32 rounding. Base, 10 s, on a 2-core AMD EPYC Zen 5 (AVX-512) under load
+        4: 371 ms against 663 ms channels-major (best of 7, 2 threads); tiling all seven blocks was
+        as fast at best but its median doubled, each of its 5x more small ops waiting for a thread
+        the other sessions had taken.
         """
-        blocks: list[ConvBlock] = list(self.conv_layers[start_layer:])  # type: ignore[arg-type]  # ModuleList items
-        every_block: list[ConvBlock] = list(self.conv_layers)  # type: ignore[arg-type]  # ModuleList items
-        kernels, strides = [b.conv.kernel_size[0] for b in blocks], [b.conv.stride[0] for b in blocks]
-        field, hop = receptive_field(kernels, strides), hop_length(strides)  # in input frames of block start_layer
-        frames = self._frames_from(features, start_layer)
-        tile = max(1, TILE_SAMPLES // hop_length([b.conv.stride[0] for b in every_block]))  # output frames per tile
-        affine = group_norm_affine(features, blocks[0]) if blocks[0].norm == "group" else None
-        out: torch.Tensor | None = None
-        for first in range(0, frames, tile):
-            last = min(frames, first + tile)
-            x = features[:, :, first * hop : (last - 1) * hop + field]  # (B, C_k, span of the tile's frames)
-            x = blocks[0].forward_channels_major(x, affine)
-            for block in blocks[1:]:
-                x = block.forward_channels_major(x)  # (B, C_in, F_in) -> (B, C, F_out)
-            if out is None:
-                out = x.new_empty(x.shape[0], frames, x.shape[1])  # (B, F, C)
-            out[:, first:last] = x.transpose(1, 2)  # (B, C, tile) -> (B, tile, C)
-        assert out is not None  # _tileable: at least one frame
-        return out.transpose(1, 2)  # (B, F, C) -> (B, C, F)
+        end = max(start_layer, TILED_BLOCKS)
+        tiled: list[ConvBlock] = list(self.conv_layers[start_layer:end])  # type: ignore[arg-type]  # ModuleList items
+        rest: list[ConvBlock] = list(self.conv_layers[end:])  # type: ignore[arg-type]  # ModuleList items
+        affine = group_norm_affine(features, tiled[0]) if tiled and tiled[0].norm == "group" else None
+        if tiled:
+            kernels, strides = [b.conv.kernel_size[0] for b in tiled], [b.conv.stride[0] for b in tiled]
+            field, hop = receptive_field(kernels, strides), hop_length(strides)  # in input frames of block start_layer
+            frames = self._frames_from(features, start_layer, end)
+            upstream: list[ConvBlock] = list(self.conv_layers[:end])  # type: ignore[arg-type]  # ModuleList items
+            tile = max(1, TILE_SAMPLES // hop_length([b.conv.stride[0] for b in upstream]))  # frames per tile
+            out: torch.Tensor | None = None
+            for first in range(0, frames, tile):
+                last = min(frames, first + tile)
+                x = features[:, :, first * hop : (last - 1) * hop + field]  # (B, C_k, span of the tile's frames)
+                x = tiled[0].forward_channels_major(x, affine)
+                for block in tiled[1:]:
+                    x = block.forward_channels_major(x)  # (B, C_in, F_in) -> (B, C, F_out)
+                if out is None:
+                    out = x.new_empty(x.shape[0], x.shape[1], frames)  # (B, C, F)
+                out[:, :, first:last] = x
+            assert out is not None  # _tileable: at least one frame
+            features = out
+        for block in rest:
+            features = block.forward_channels_major(features)  # (B, C_in, F_in) -> (B, C, F_out)
+        return features
 
-    def _frames_from(self, features: torch.Tensor, start_layer: int) -> int:
-        """Output frames of blocks ``start_layer ...`` for ``features`` (B, C_k, F_k)."""
-        blocks: list[ConvBlock] = list(self.conv_layers[start_layer:])  # type: ignore[arg-type]  # ModuleList items
+    def _frames_from(self, features: torch.Tensor, start_layer: int, end_layer: int) -> int:
+        """Output frames of blocks ``start_layer ... end_layer - 1`` for ``features`` (B, C_k, F_k)."""
+        blocks: list[ConvBlock] = list(self.conv_layers[start_layer:end_layer])  # type: ignore[arg-type]  # ModuleList
         kernels, strides = [b.conv.kernel_size[0] for b in blocks], [b.conv.stride[0] for b in blocks]
         return int(conv_output_length(features.shape[-1], kernels, strides))
 
