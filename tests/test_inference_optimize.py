@@ -57,6 +57,21 @@ def test_every_conv_kernel_gives_the_same_features(norm: str) -> None:
                 assert FE.inference_kernel(encoder, audio[:, None]) == kernel
 
 
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_tiled_kernel_matches_across_tiles_items_and_a_cached_prefix(norm: str, monkeypatch) -> None:
+    """Several tiles (the last one short), items of their own statistics (one with a DC offset), and
+    blocks run from a cached prefix: the tiled kernel gives the channels-major stack's features."""
+    encoder = make_model(norm).base_encoder().feature_extractor
+    monkeypatch.setattr(FE, "TILE_SAMPLES", 700)  # a few output frames per tile for the tiny encoder
+    audio = torch.randn(2, 9000) * torch.tensor([[1.0], [0.01]]) + torch.tensor([[0.0], [0.5]])
+    with torch.no_grad():
+        reference = encoder(audio, kernel="channels-major")
+        torch.testing.assert_close(encoder(audio, kernel="tiled"), reference, atol=1e-5, rtol=1e-4)
+        for start in (2, 4):  # inside the tiled blocks, and past them
+            prefix = encoder.prefix(audio, start)
+            torch.testing.assert_close(encoder.forward_from(prefix, start, "tiled"), reference, atol=1e-5, rtol=1e-4)
+
+
 def test_inference_kernel_is_measured_once_and_can_be_forced(monkeypatch, caplog) -> None:
     encoder = make_model().base_encoder().feature_extractor
     FE.clear_inference_kernels()

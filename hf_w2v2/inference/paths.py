@@ -7,7 +7,7 @@ CPU:
 
 * ``fp32``: the eager model as given (its feature encoder times its conv kernels itself,
   :func:`hf_w2v2.models.feature_encoder.inference_kernel`); ``fp32-matmul`` / ``fp32-conv1d`` /
-  ``fp32-channels-major`` force one kernel.
+  ``fp32-channels-major`` / ``fp32-tiled`` force one kernel.
 * ``bf16``: bfloat16 autocast (fast only where the CPU multiplies bfloat16 natively).
 * ``int8``: torch dynamic int8 (:func:`hf_w2v2.inference.precision.quantize_int8`).
 * ``onnx`` / ``onnx-int8`` / ``onnx-int8-static``: onnxruntime on the exported graph, fp32, dynamic

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .configuration import Wav2Vec2Config
+from .linear_kernel import apply_linear
 
 
 class FeatureProjection(nn.Module):
@@ -23,5 +24,5 @@ class FeatureProjection(nn.Module):
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         normed = self.layer_norm(features)  # (B, F, C)
-        projected = self.dropout(self.projection(normed))  # (B, F, D)
+        projected = self.dropout(apply_linear(self.projection, normed))  # (B, F, D)
         return projected, normed

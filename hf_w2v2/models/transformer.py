@@ -19,6 +19,9 @@ Gradient checkpointing is per block: :class:`TransformerBlock` is a transformers
 every_n_layers=...)`` reaches each block with the caller's ``torch.utils.checkpoint`` options and
 ``is_gradient_checkpointing`` reports them, as for stock models. Pre-LN blocks of MMS checkpoints
 (``adapter_attn_dim``) end with a language adapter (:mod:`.adapters`).
+
+In CPU float32 inference the linear layers multiply through the library measured fastest on the
+machine, MKL or oneDNN (:mod:`.linear_kernel`); the maths and the parameters are those above.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from transformers import GradientCheckpointingLayer
 from .activations import activation
 from .adapters import AttentionAdapter
 from .configuration import Wav2Vec2Config
+from .linear_kernel import apply_linear, linear
 from .position_encoder import ConvPositionEncoder
 
 
@@ -77,9 +81,7 @@ class SelfAttention(nn.Module):
         b, f, d = x.shape
         if self._plain_projections():
             weight, bias = self._packed_qkv()
-            qkv = F.linear(x, weight, bias).view(
-                b, f, 3, self.num_heads, self.head_dim
-            )  # (B, F, 3D) -> (B, F, 3, H, E)
+            qkv = linear(x, weight, bias).view(b, f, 3, self.num_heads, self.head_dim)  # (B, F, 3D) -> (B, F, 3, H, E)
             q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # -> 3 x (B, H, F, E)
         else:  # quantised or otherwise swapped projections: call each module, never read its weight
             q, k, v = (
@@ -98,7 +100,7 @@ class SelfAttention(nn.Module):
             weights = None
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout)
         out = out.transpose(1, 2).reshape(b, f, d)  # (B, H, F, E) -> (B, F, D)
-        return self.out_proj(out), weights
+        return apply_linear(self.out_proj, out), weights
 
 
 class FeedForward(nn.Module):
@@ -113,8 +115,8 @@ class FeedForward(nn.Module):
         self.output_dropout = nn.Dropout(config.hidden_dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.intermediate_dropout(self.intermediate_act_fn(self.intermediate_dense(x)))
-        return self.output_dropout(self.output_dense(x))
+        x = self.intermediate_dropout(self.intermediate_act_fn(apply_linear(self.intermediate_dense, x)))
+        return self.output_dropout(apply_linear(self.output_dense, x))
 
 
 class TransformerBlock(GradientCheckpointingLayer):
