@@ -323,3 +323,22 @@ def test_pt2e_int8_builds_matches_fp32_and_is_guarded(tmp_path, monkeypatch) -> 
     result = {r.name: r for r in choice.results}["pt2e-int8-static"]
     assert (result.cer_change or 0.0) > 0.0 and "accuracy guard" in (result.error or "")
     assert choice.ranking == ["fp32"]
+
+
+def test_pt2e_int8_without_torchao_is_skipped_with_its_reason(tmp_path, monkeypatch, caplog) -> None:
+    from hf_w2v2.inference import pt2e_int8
+
+    def missing() -> None:
+        raise ImportError("the PT2E int8 path needs torchao: pip install 'hf_w2v2[torchao]'")
+
+    monkeypatch.setattr(pt2e_int8, "import_torchao", missing)
+    model = make_model()
+    fast = optimize(model, precision="pt2e-int8-static", calibration=clips(), cache=tmp_path)
+    audio = torch.as_tensor(clips(1, seed=1)[0])[None]
+    with caplog.at_level(logging.WARNING, logger=OPT.__name__):
+        logits = fast(audio).logits
+    results = {r.name: r for r in fast.choice.results}  # type: ignore[union-attr]
+    assert fast.chosen == "fp32" and "hf_w2v2[torchao]" in (results["pt2e-int8-static"].error or "")
+    assert any("pt2e-int8-static skipped" in r.message for r in caplog.records)
+    with torch.no_grad():
+        torch.testing.assert_close(logits, model(audio).logits)
