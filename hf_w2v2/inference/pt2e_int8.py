@@ -35,21 +35,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.export import Dim
 
+from hf_w2v2.inference.openvino_int8 import AudioOnly
 from hf_w2v2.models.feature_encoder import use_inference_kernel
 
 KERNEL = "matmul"  # feature-encoder kernel exported: GEMMs the x86 quantizer can make int8
 PROBE_SAMPLES = 8_000  # 0.5 s at 16 kHz: the clip a loaded graph is tried on
-
-
-class Logits(nn.Module):
-    """``model(input_values).logits``: the exported signature."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model: Any = model  # a CTC model: frame_lengths() sizes padded batches
-
-    def forward(self, input_values: torch.Tensor) -> torch.Tensor:
-        return self.model(input_values, return_dict=True).logits
 
 
 def import_torchao() -> tuple[Any, Any, Any]:
@@ -72,7 +62,7 @@ def quantized_module(model: nn.Module, clips: Sequence[np.ndarray]) -> nn.Module
         raise ValueError("the PT2E int8 path needs calibration clips")
     example = torch.as_tensor(clips[0], dtype=torch.float32)[None]  # (T,) -> (1, T)
     with torch.no_grad(), use_inference_kernel(KERNEL):
-        program = torch.export.export(Logits(model.eval().float()), (example,), dynamic_shapes=({1: Dim.AUTO},))
+        program = torch.export.export(AudioOnly(model.eval().float()), (example,), dynamic_shapes=({1: Dim.AUTO},))
     graph = program.module()
     constant_fold.constant_fold(graph)  # weights computed from parameters -> constants the quantizer sees
     for node in graph.graph.nodes:
