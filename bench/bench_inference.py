@@ -14,9 +14,10 @@ each per round), best of ``--repeats``; the ratio is stock fp32 time / path time
 
 Paths: ``stock-fp32``, ``stock-int8`` (``quantize_dynamic`` on Linear); ours: every path of
 :mod:`hf_w2v2.inference.paths` (fp32 per conv kernel, bf16, torch int8, onnxruntime fp32 / dynamic /
-static int8, OpenVINO int8) and ``auto`` (:func:`hf_w2v2.inference.optimize`, calibrated and guarded
-on ``--calibration-clips`` synth-dev clips and their transcripts; the base model's random weights
-make the guard meaningless, so base's auto runs unguarded); peers (with ``--peer-site``, see ``bench/peer_export.py``):
+static int8, OpenVINO int8, PT2E static int8 with torchao) and ``auto``
+(:func:`hf_w2v2.inference.optimize`, calibrated and guarded on ``--calibration-clips`` synth-dev clips
+and their transcripts; the base model's random weights make the guard meaningless, so base's auto
+runs unguarded); peers (with ``--peer-site``, see ``bench/peer_export.py``):
 ``peer-ort-fp32`` / ``peer-ort-int8`` (optimum-onnx export + optimum's dynamic int8 preset for this
 CPU) and ``peer-ov-fp32`` / ``peer-ov-int8`` (optimum-intel OpenVINO export, NNCF static int8 on the
 same calibration clips).

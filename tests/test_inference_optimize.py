@@ -25,6 +25,7 @@ from hf_w2v2.models.ctc import Wav2Vec2ForCTC
 OPT = importlib.import_module("hf_w2v2.inference.optimize")  # the module (the package exports the function)
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
 HAS_OPENVINO = all(importlib.util.find_spec(m) for m in ("openvino", "nncf"))
+HAS_TORCHAO = importlib.util.find_spec("torchao") is not None
 TESTS = Path(__file__).resolve().parent
 FAST_PATHS = ("fp32", "fp32-matmul", "fp32-conv1d", "fp32-channels-major", "int8")
 
@@ -301,3 +302,58 @@ def test_openvino_int8_is_converted_from_torch_and_handles_padding(tmp_path: Pat
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and "openvino int8 checked" in done.stdout, (done.stdout + done.stderr)[-4000:]
+
+
+@pytest.mark.skipif(not HAS_TORCHAO, reason="needs torchao (pip install 'hf_w2v2[torchao]')")
+@pytest.mark.slow
+def test_pt2e_int8_builds_matches_fp32_and_is_guarded(tmp_path, monkeypatch) -> None:
+    import torch._inductor.config
+
+    monkeypatch.setattr(torch._inductor.config, "compile_threads", 1)  # no compile worker pool in a test worker
+    monkeypatch.setattr(OPT, "time_paths", lambda runners, probe, rounds: {n: 1.0 + (n == "fp32") for n in runners})
+    model = make_model()
+    bound = float("inf")  # random weights: any token change would do
+    fast = optimize(model, precision="pt2e-int8-static", calibration=clips(), cache=tmp_path, max_cer_change=bound)
+    audio = torch.as_tensor(np.concatenate(clips(2, seed=3)))[None]  # a length it was not built on
+    logits = fast(audio).logits
+    assert fast.chosen == "pt2e-int8-static"
+    with torch.no_grad():
+        reference = model(audio).logits
+    assert logits.shape == reference.shape and similar(logits, reference)  # int8 of a random tiny model
+    runner = fast.runners["pt2e-int8-static"]
+    # a padded batch runs item by item: the short item's frames are those of it alone
+    batch, mask = torch.randn(2, 9000), torch.ones(2, 9000, dtype=torch.long)
+    mask[1, 6000:] = 0
+    padded, alone = runner(batch, mask), runner(batch[1:, :6000], None)
+    assert padded.shape == model(batch).logits.shape
+    torch.testing.assert_close(padded[1, : alone.shape[1]], alone[0])
+    # the package is read back from the cache folder, not compiled again
+    from hf_w2v2.inference import pt2e_int8
+
+    monkeypatch.setattr(pt2e_int8, "compile_package", lambda *args: pytest.fail("compiled again"))
+    again = pt2e_int8.Pt2eInt8(model, clips(), fast._artifacts())
+    torch.testing.assert_close(again(audio, None), logits)
+    # the guard with a strict bound: int8 moves some of a random model's near-uniform argmaxes, so it is rejected
+    choice = OPT.measure(model, ["fp32", "pt2e-int8-static"], clips(), audio, fast._runner, dict(fast.runners), 0.0)
+    result = {r.name: r for r in choice.results}["pt2e-int8-static"]
+    assert (result.cer_change or 0.0) > 0.0 and "accuracy guard" in (result.error or "")
+    assert choice.ranking == ["fp32"]
+
+
+def test_pt2e_int8_without_torchao_is_skipped_with_its_reason(tmp_path, monkeypatch, caplog) -> None:
+    from hf_w2v2.inference import pt2e_int8
+
+    def missing() -> None:
+        raise ImportError("the PT2E int8 path needs torchao: pip install 'hf_w2v2[torchao]'")
+
+    monkeypatch.setattr(pt2e_int8, "import_torchao", missing)
+    model = make_model()
+    fast = optimize(model, precision="pt2e-int8-static", calibration=clips(), cache=tmp_path)
+    audio = torch.as_tensor(clips(1, seed=1)[0])[None]
+    with caplog.at_level(logging.WARNING, logger=OPT.__name__):
+        logits = fast(audio).logits
+    results = {r.name: r for r in fast.choice.results}  # type: ignore[union-attr]
+    assert fast.chosen == "fp32" and "hf_w2v2[torchao]" in (results["pt2e-int8-static"].error or "")
+    assert any("pt2e-int8-static skipped" in r.message for r in caplog.records)
+    with torch.no_grad():
+        torch.testing.assert_close(logits, model(audio).logits)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8")
-LIBRARIES = ("torch", "onnxruntime", "onnx", "openvino", "nncf", "transformers", "hf_w2v2")
+LIBRARIES = ("torch", "torchao", "onnxruntime", "onnx", "openvino", "nncf", "transformers", "hf_w2v2")
 CACHE_ENV = "HF_W2V2_CACHE"  # root of hf_w2v2's caches (default ~/.cache/hf_w2v2)
 
 

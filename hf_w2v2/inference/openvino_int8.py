@@ -43,7 +43,7 @@ PERFORMANCE_HINT = "LATENCY"  # one request at a time, all threads on it
 
 
 class AudioOnly(nn.Module):
-    """``model(input_values).logits``, or with ``attention_mask``: the traced signatures."""
+    """``model(input_values).logits``, or with ``attention_mask``: the traced and exported signatures."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()

@@ -18,6 +18,10 @@ CPU:
   :class:`~hf_w2v2.inference.openvino_int8.OpenVinoInt8`), when ``openvino`` and ``nncf`` are
   installed (an optional backend, not a dependency); ``openvino-int8-matmul-static`` traces the
   feature encoder's matmul kernel instead of stock's convolutions (faster for narrow encoders).
+* ``pt2e-int8-static``: core torch's static int8, PT2E post-training quantisation (torchao's x86
+  inductor quantizer, calibrated on the same clips) compiled ahead of time by inductor
+  (:class:`~hf_w2v2.inference.pt2e_int8.Pt2eInt8`), when ``torchao`` is installed (an optional
+  extra); skipped with the reason logged where the export or compile fails (no C++ compiler...).
 
 GPU: ``fp32``, ``bf16`` and ``fp16`` autocast.
 """
@@ -35,6 +39,7 @@ from torch import nn
 from hf_w2v2.inference.export import OnnxRunner, export_onnx, quantize_onnx, quantize_onnx_static
 from hf_w2v2.inference.openvino_int8 import OpenVinoInt8
 from hf_w2v2.inference.precision import cpu_has_native_bf16, quantize_int8
+from hf_w2v2.inference.pt2e_int8 import Pt2eInt8
 from hf_w2v2.models.feature_encoder import CONV_KERNELS, use_inference_kernel
 
 Runner = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
@@ -49,6 +54,7 @@ CPU_PATHS = (
     "onnx-int8-static",
     "openvino-int8-static",
     "openvino-int8-matmul-static",
+    "pt2e-int8-static",
 )
 GPU_PATHS = ("fp32", "bf16", "fp16")
 # Dynamic int8: each activation is scaled by the range of the whole batch, so a clip's logits change
@@ -110,6 +116,8 @@ def build_path(name: str, model: nn.Module, calibration: Sequence[np.ndarray] | 
         return OpenVinoInt8(model, clips, folder, kernel="channels-major")
     if name == "openvino-int8-matmul-static":
         return OpenVinoInt8(model, clips, folder, kernel="matmul")
+    if name == "pt2e-int8-static":
+        return Pt2eInt8(model, clips, folder)
     raise ValueError(f"unknown inference path {name!r}")
 
 

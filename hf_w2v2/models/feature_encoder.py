@@ -237,6 +237,8 @@ class FeatureEncoder(nn.Module):
             kernel = inference_kernel(self, features, start_layer)
         if kernel is None and torch.jit.is_tracing():  # OpenVINO's converter: the forced kernel, or stock's layout
             kernel = _FORCED[-1] if _FORCED else "channels-major"
+        if kernel is None and tracing() and _FORCED:  # torch.export for PT2E int8: the forced kernel
+            kernel = _FORCED[-1]
         if kernel == "tiled" and (tracing() or not self._tileable(features, start_layer)):
             kernel = "channels-major"  # a graph would freeze the tile count; see _tileable for the rest
         if kernel == "tiled":
@@ -406,7 +408,8 @@ def _time_kernels(encoder: FeatureEncoder, features: torch.Tensor, start_layer: 
 
 @contextlib.contextmanager
 def use_inference_kernel(kernel: str) -> Iterator[None]:
-    """Within the block, eval-mode CPU inference runs ``kernel`` instead of the measured choice."""
+    """Within the block, eval-mode CPU inference runs ``kernel`` instead of the measured choice, and so do
+    graphs traced or exported inside it (OpenVINO's converter, torch.export for PT2E int8)."""
     if kernel not in CONV_KERNELS:
         raise ValueError(f"kernel must be one of {', '.join(CONV_KERNELS)}, got {kernel!r}")
     _FORCED.append(kernel)
