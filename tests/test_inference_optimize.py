@@ -334,7 +334,8 @@ def test_pt2e_int8_builds_matches_fp32_and_is_guarded(tmp_path, monkeypatch) -> 
     again = pt2e_int8.Pt2eInt8(model, clips(), fast._artifacts())
     torch.testing.assert_close(again(audio, None), logits)
     # the guard with a strict bound: int8 moves some of a random model's near-uniform argmaxes, so it is rejected
-    choice = OPT.measure(model, ["fp32", "pt2e-int8-static"], clips(), audio, fast._runner, dict(fast.runners), 0.0)
+    strict = OPT.AccuracyGuard(clips(), max_cer_change=0.0)
+    choice = OPT.measure(model, ["fp32", "pt2e-int8-static"], strict, audio, fast._runner, dict(fast.runners))
     result = {r.name: r for r in choice.results}["pt2e-int8-static"]
     assert (result.cer_change or 0.0) > 0.0 and "accuracy guard" in (result.error or "")
     assert choice.ranking == ["fp32"]

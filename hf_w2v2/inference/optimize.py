@@ -70,6 +70,36 @@ class Choice:
         return None if not base or not other else base / other
 
 
+@dataclass(frozen=True)
+class AccuracyGuard:
+    """What a fast path must keep: its greedy CER on ``clips`` within ``max_cer_change`` (absolute) of fp32's.
+
+    ``references``: token ids of each clip's transcript; then the CER against them is compared, else the
+    CER of a path's tokens against fp32's tokens (stricter: an upper bound on the first)."""
+
+    clips: Sequence[np.ndarray]
+    max_cer_change: float = MAX_CER_CHANGE
+    references: Sequence[Sequence[int]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.references is not None and len(self.references) != len(self.clips):
+            raise ValueError(f"{len(self.references)} references for {len(self.clips)} calibration clips")
+
+    def change(self, tokens: list[str], fp32: list[str]) -> float:
+        """Greedy CER change of ``tokens`` (one string per clip) from ``fp32``'s."""
+        if self.references is None:
+            return char_error_rate(fp32, tokens) if any(fp32) else float(any(tokens))
+        texts = ["".join(chr(0x4E00 + i) for i in r) for r in self.references]  # token ids as characters
+        return abs(char_error_rate(texts, tokens) - char_error_rate(texts, fp32))
+
+    def rejects(self, change: float) -> str | None:
+        """Why a path with this ``change`` is rejected, or None."""
+        if change <= self.max_cer_change:
+            return None
+        against = "references" if self.references is not None else "fp32's tokens"
+        return f"accuracy guard: greedy CER change {change:.4f} > {self.max_cer_change} ({against})"
+
+
 def greedy_tokens(logits: torch.Tensor, blank_id: int) -> str:
     """Greedy CTC output of ``(F, V)`` logits as a string of one character per token (for CER)."""
     ids = torch.unique_consecutive(logits.argmax(-1))
@@ -163,11 +193,11 @@ class FastModel:
             logger.info("inference path %s (cached ranking %s)", cached.ranking[0], " > ".join(cached.ranking))
             return cached
         candidates = self._candidates()
-        guard = self.calibration if self.calibration else [row.numpy() for row in audio]
-        references = self.references if self.calibration else None
-        choice = measure(
-            self.model, candidates, guard, audio[:1], self._runner, self.runners, self.max_cer_change, references
-        )
+        if self.calibration:
+            guard = AccuracyGuard(self.calibration, self.max_cer_change, self.references)
+        else:  # the first input, compared with fp32's tokens
+            guard = AccuracyGuard([row.numpy() for row in audio], self.max_cer_change)
+        choice = measure(self.model, candidates, guard, audio[:1], self._runner, self.runners)
         choice.fingerprint = machine_fingerprint(self.device)
         self._save(choice)
         logger.info("inference path %s; %s", choice.ranking[0], describe(choice))
@@ -208,14 +238,12 @@ class FastModel:
 def measure(
     model: nn.Module,
     candidates: Sequence[str],
-    guard: Sequence[np.ndarray],
+    guard: AccuracyGuard,
     probe: torch.Tensor,
     build: Any,
     built: dict[str, Runner],
-    max_cer_change: float = MAX_CER_CHANGE,
-    references: Sequence[Sequence[int]] | None = None,
 ) -> Choice:
-    """Build, guard and time ``candidates`` (``build(name) -> runner``); fp32 is the reference."""
+    """Build, guard and time ``candidates`` (``build(name) -> runner``, kept in ``built``); fp32 is the reference."""
     config: Any = model.config
     blank = int(config.pad_token_id if config.pad_token_id is not None else 0)
     results = {name: PathResult(name) for name in candidates}
@@ -224,26 +252,17 @@ def measure(
         try:
             runner = build(name)
             with torch.inference_mode():
-                outputs[name] = [greedy_tokens(runner(torch.as_tensor(c)[None], None)[0], blank) for c in guard]
+                outputs[name] = [greedy_tokens(runner(torch.as_tensor(c)[None], None)[0], blank) for c in guard.clips]
         except Exception as err:  # a path that cannot run here is reported, not fatal
             if name == FALLBACK:
                 raise
             results[name].error = f"{type(err).__name__}: {err}"
             logger.warning("inference path %s skipped: %s", name, results[name].error)
             built.pop(name, None)
-    fp32 = outputs[FALLBACK]
-    if references is not None and len(references) != len(guard):
-        raise ValueError(f"{len(references)} references for {len(guard)} calibration clips")
-    texts = None if references is None else ["".join(chr(0x4E00 + i) for i in r) for r in references]
     for name, tokens in outputs.items():
-        if texts is not None:  # CER against the references, path vs fp32
-            change = abs(char_error_rate(texts, tokens) - char_error_rate(texts, fp32))
-        else:
-            change = char_error_rate(fp32, tokens) if any(fp32) else float(any(tokens))
-        results[name].cer_change = change
-        if change > max_cer_change:
-            against = "references" if texts is not None else "fp32's tokens"
-            results[name].error = f"accuracy guard: greedy CER change {change:.4f} > {max_cer_change} ({against})"
+        change = guard.change(tokens, outputs[FALLBACK])
+        results[name].cer_change, results[name].error = change, guard.rejects(change)
+        if results[name].error is not None:
             logger.warning("inference path %s rejected by the %s", name, results[name].error)
             built.pop(name, None)
     timed = [n for n in candidates if results[n].error is None]
