@@ -6,7 +6,8 @@ Nothing here knows about training: the Trainer recipes live in :mod:`hf_w2v2.pre
 - :mod:`.configuration`: :class:`Wav2Vec2Config` and the presets (``base``, ``large_lv60``, ``small``, ``tiny``);
 - blocks: :mod:`.feature_encoder`, :mod:`.feature_projection`, :mod:`.position_encoder`,
   :mod:`.transformer`, :mod:`.quantizer`, :mod:`.adapters` (conv adapter, MMS language adapters),
-  :mod:`.linear_kernel` (the linear layers' CPU inference matmul, MKL or oneDNN, measured per machine);
+  :mod:`.linear_kernel` (the linear layers' CPU inference matmul, MKL or oneDNN, measured per machine),
+  :mod:`.kernel_choice` (one measured-or-forced kernel choice, shared by the conv and linear kernels);
 - pure maths: :mod:`.lengths`, :mod:`.masking`, :mod:`.negatives`, :mod:`.losses`
   (used by the model's own forward, so they live here, below the trainers);
 - heads: :mod:`.modeling` (encoder), :mod:`.ctc`, :mod:`.classification`, :mod:`.xvector`, :mod:`.pretraining`;

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -33,6 +31,7 @@ from transformers import GradientCheckpointingLayer
 
 from .activations import activation
 from .configuration import Wav2Vec2Config
+from .kernel_choice import KernelChoice
 from .lengths import conv_output_length, hop_length, receptive_field
 from .validation import tracing
 
@@ -44,8 +43,7 @@ PROBE_SAMPLES = 64_000  # 4 s at 16 kHz: the clip each inference kernel is timed
 PROBE_ROUNDS = 3  # interleaved rounds, best of each kernel kept
 TILE_SAMPLES = 32_000  # 2 s at 16 kHz: the span of audio each tile of the "tiled" kernel covers
 TILED_BLOCKS = 3  # the "tiled" kernel tiles the first three blocks (the widest activations: strides 5, 10, 20)
-_CHOSEN: dict[tuple, str] = {}  # per process: (device, dtypes, threads, geometry) -> kernel
-_FORCED: list[str] = []  # innermost use_inference_kernel() last
+CHOICE = KernelChoice(CONV_KERNELS, KERNEL_ENV)  # per process: (dtypes, threads, geometry) -> kernel, or forced
 
 
 class ConvBlock(GradientCheckpointingLayer):
@@ -236,9 +234,9 @@ class FeatureEncoder(nn.Module):
         if kernel is None and not self.training and features.device.type == "cpu" and not tracing():
             kernel = inference_kernel(self, features, start_layer)
         if kernel is None and torch.jit.is_tracing():  # OpenVINO's converter: the forced kernel, or stock's layout
-            kernel = _FORCED[-1] if _FORCED else "channels-major"
-        if kernel is None and tracing() and _FORCED:  # torch.export for PT2E int8: the forced kernel
-            kernel = _FORCED[-1]
+            kernel = CHOICE.forced_by_block() or "channels-major"
+        if kernel is None and tracing():  # torch.export for PT2E int8: the forced kernel, if any
+            kernel = CHOICE.forced_by_block()
         if kernel == "tiled" and (tracing() or not self._tileable(features, start_layer)):
             kernel = "channels-major"  # a graph would freeze the tile count; see _tileable for the rest
         if kernel == "tiled":
@@ -370,10 +368,8 @@ def inference_kernel(encoder: FeatureEncoder, features: torch.Tensor, start_laye
     item, at most :data:`PROBE_SAMPLES` samples long; the kernels run interleaved, best of
     :data:`PROBE_ROUNDS`, so a busy machine slows them alike. ``HF_W2V2_CONV_KERNEL`` forces one.
     """
-    forced = _FORCED[-1] if _FORCED else os.environ.get(KERNEL_ENV)
+    forced = CHOICE.forced()
     if forced:
-        if forced not in CONV_KERNELS:
-            raise ValueError(f"{KERNEL_ENV}={forced!r}: must be one of {', '.join(CONV_KERNELS)}")
         return forced
     autocast = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
     blocks: list[ConvBlock] = list(encoder.conv_layers[start_layer:])  # type: ignore[arg-type]  # ModuleList items
@@ -383,9 +379,7 @@ def inference_kernel(encoder: FeatureEncoder, features: torch.Tensor, start_laye
         for b in blocks
     )
     key = (features.dtype, autocast, torch.get_num_threads(), start_layer, geometry)
-    if key not in _CHOSEN:
-        _CHOSEN[key] = _time_kernels(encoder, features, start_layer)
-    return _CHOSEN[key]
+    return CHOICE.choose(key, lambda: _time_kernels(encoder, features, start_layer))
 
 
 def _time_kernels(encoder: FeatureEncoder, features: torch.Tensor, start_layer: int) -> str:
@@ -406,19 +400,12 @@ def _time_kernels(encoder: FeatureEncoder, features: torch.Tensor, start_layer: 
     return chosen
 
 
-@contextlib.contextmanager
-def use_inference_kernel(kernel: str) -> Iterator[None]:
+def use_inference_kernel(kernel: str) -> contextlib.AbstractContextManager[None]:
     """Within the block, eval-mode CPU inference runs ``kernel`` instead of the measured choice, and so do
     graphs traced or exported inside it (OpenVINO's converter, torch.export for PT2E int8)."""
-    if kernel not in CONV_KERNELS:
-        raise ValueError(f"kernel must be one of {', '.join(CONV_KERNELS)}, got {kernel!r}")
-    _FORCED.append(kernel)
-    try:
-        yield
-    finally:
-        _FORCED.pop()
+    return CHOICE.force(kernel)
 
 
 def clear_inference_kernels() -> None:
     """Forget the measured kernel choices (the next eval-mode call times them again)."""
-    _CHOSEN.clear()
+    CHOICE.clear()

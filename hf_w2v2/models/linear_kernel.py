@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
-from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .kernel_choice import KernelChoice
 from .validation import tracing
 
 logger = logging.getLogger(__name__)
@@ -35,8 +34,7 @@ logger = logging.getLogger(__name__)
 LINEAR_KERNELS = ("mkl", "onednn")
 KERNEL_ENV = "HF_W2V2_LINEAR_KERNEL"  # forces one kernel (e.g. to reproduce a timing)
 PROBE_ROUNDS = 5  # interleaved rounds on the first eligible call, best of each kernel kept
-_CHOSEN: dict[tuple, str] = {}  # per process: (threads, dtype, weight shape) -> kernel
-_FORCED: list[str] = []  # innermost use_linear_kernel() last
+CHOICE = KernelChoice(LINEAR_KERNELS, KERNEL_ENV)  # per process: (threads, dtype, weight shape) -> kernel, or forced
 
 
 def apply_linear(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -78,15 +76,8 @@ def linear_kernel(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     dtype, weight shape: base has four) on the call at hand; ``HF_W2V2_LINEAR_KERNEL`` or
     :func:`use_linear_kernel` forces one. A oneDNN op that fails (a torch build without it) or disagrees
     with ``F.linear`` leaves MKL, with the reason logged."""
-    forced = _FORCED[-1] if _FORCED else os.environ.get(KERNEL_ENV)
-    if forced:
-        if forced not in LINEAR_KERNELS:
-            raise ValueError(f"{KERNEL_ENV}={forced!r}: must be one of {', '.join(LINEAR_KERNELS)}")
-        return forced
     key = (torch.get_num_threads(), x.dtype, tuple(weight.shape))
-    if key not in _CHOSEN:
-        _CHOSEN[key] = _time_kernels(x, weight, bias)
-    return _CHOSEN[key]
+    return CHOICE.choose(key, lambda: _time_kernels(x, weight, bias))
 
 
 def _time_kernels(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> str:
@@ -112,18 +103,11 @@ def _time_kernels(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     return chosen
 
 
-@contextlib.contextmanager
-def use_linear_kernel(kernel: str) -> Iterator[None]:
+def use_linear_kernel(kernel: str) -> contextlib.AbstractContextManager[None]:
     """Within the block, eligible linear layers run ``kernel`` instead of the measured choice."""
-    if kernel not in LINEAR_KERNELS:
-        raise ValueError(f"kernel must be one of {', '.join(LINEAR_KERNELS)}, got {kernel!r}")
-    _FORCED.append(kernel)
-    try:
-        yield
-    finally:
-        _FORCED.pop()
+    return CHOICE.force(kernel)
 
 
 def clear_linear_kernels() -> None:
     """Forget the measured choices (the next eligible call times them again)."""
-    _CHOSEN.clear()
+    CHOICE.clear()

@@ -1,0 +1,61 @@
+"""One kernel among equivalent ones, measured per machine and setting, or forced: :class:`KernelChoice`.
+
+The feature encoder's convolutions (:func:`hf_w2v2.models.feature_encoder.inference_kernel`) and the
+linear layers (:func:`hf_w2v2.models.linear_kernel.linear_kernel`) each have kernels that compute the
+same thing at speeds that differ between CPUs. Each keeps one :class:`KernelChoice`: the timed choice
+per setting for the life of the process, and a forced kernel from a ``with`` block (innermost wins) or
+an environment variable (to reproduce a timing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Hashable, Iterator
+
+
+class KernelChoice:
+    """The kernels ``kernels`` of one operation: forced (``with choice.force(k)``, then ``$env``), else
+    measured once per setting key by the caller's timing function."""
+
+    def __init__(self, kernels: tuple[str, ...], env: str) -> None:
+        self.kernels, self.env = kernels, env
+        self._chosen: dict[Hashable, str] = {}  # per process: setting -> kernel
+        self._forced: list[str] = []  # innermost force() last
+
+    def forced(self) -> str | None:
+        """The kernel a ``force`` block or ``$env`` imposes, checked against :attr:`kernels`."""
+        if self._forced:
+            return self._forced[-1]
+        value = os.environ.get(self.env)
+        if value and value not in self.kernels:
+            raise ValueError(f"{self.env}={value!r}: must be one of {', '.join(self.kernels)}")
+        return value or None
+
+    def forced_by_block(self) -> str | None:
+        """The kernel of the innermost ``force`` block only (what a traced graph takes)."""
+        return self._forced[-1] if self._forced else None
+
+    def choose(self, key: Hashable, measure: Callable[[], str]) -> str:
+        """The forced kernel, else the one ``measure()`` picked for ``key`` (measured on first use)."""
+        forced = self.forced()
+        if forced:
+            return forced
+        if key not in self._chosen:
+            self._chosen[key] = measure()
+        return self._chosen[key]
+
+    @contextlib.contextmanager
+    def force(self, kernel: str) -> Iterator[None]:
+        """Within the block, ``kernel`` instead of the measured choice."""
+        if kernel not in self.kernels:
+            raise ValueError(f"kernel must be one of {', '.join(self.kernels)}, got {kernel!r}")
+        self._forced.append(kernel)
+        try:
+            yield
+        finally:
+            self._forced.pop()
+
+    def clear(self) -> None:
+        """Forget the measured choices (the next call measures again)."""
+        self._chosen.clear()
