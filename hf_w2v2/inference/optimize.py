@@ -25,6 +25,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -85,11 +86,16 @@ class AccuracyGuard:
         if self.references is not None and len(self.references) != len(self.clips):
             raise ValueError(f"{len(self.references)} references for {len(self.clips)} calibration clips")
 
+    @cached_property
+    def reference_texts(self) -> list[str] | None:
+        """The references as strings of one character per token id (for CER), made once."""
+        return None if self.references is None else [token_text(r) for r in self.references]
+
     def change(self, tokens: list[str], fp32: list[str]) -> float:
         """Greedy CER change of ``tokens`` (one string per clip) from ``fp32``'s."""
-        if self.references is None:
+        texts = self.reference_texts
+        if texts is None:
             return char_error_rate(fp32, tokens) if any(fp32) else float(any(tokens))
-        texts = ["".join(chr(0x4E00 + i) for i in r) for r in self.references]  # token ids as characters
         return abs(char_error_rate(texts, tokens) - char_error_rate(texts, fp32))
 
     def rejects(self, change: float) -> str | None:
@@ -100,10 +106,15 @@ class AccuracyGuard:
         return f"accuracy guard: greedy CER change {change:.4f} > {self.max_cer_change} ({against})"
 
 
+def token_text(ids: Sequence[int]) -> str:
+    """Token ids as a string of one character each (for CER): printable, never whitespace."""
+    return "".join(chr(0x4E00 + int(i)) for i in ids)
+
+
 def greedy_tokens(logits: torch.Tensor, blank_id: int) -> str:
-    """Greedy CTC output of ``(F, V)`` logits as a string of one character per token (for CER)."""
-    ids = torch.unique_consecutive(logits.argmax(-1))
-    return "".join(chr(0x4E00 + int(i)) for i in ids if int(i) != blank_id)  # printable, never whitespace
+    """Greedy CTC output of ``(F, V)`` logits as :func:`token_text`."""
+    ids = torch.unique_consecutive(logits.argmax(-1)).tolist()
+    return token_text([i for i in ids if i != blank_id])
 
 
 def as_runner_input(

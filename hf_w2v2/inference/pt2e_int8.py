@@ -105,8 +105,9 @@ class Pt2eInt8:
         self.model: Any = model  # a CTC model: frame_lengths() sizes padded batches
         path = os.path.join(folder, "pt2e-int8.pt2")
         if not os.path.isfile(path):
-            compile_package(model, clips, path.removesuffix(".pt2") + ".part.pt2")
-            os.replace(path.removesuffix(".pt2") + ".part.pt2", path)
+            partial = os.path.join(folder, "pt2e-int8.part.pt2")  # renamed only once complete
+            compile_package(model, clips, partial)
+            os.replace(partial, path)
         self.graph = torch._inductor.aoti_load_package(path)
         self(torch.zeros(1, PROBE_SAMPLES), None)  # a graph that cannot run here fails when the path is built
 

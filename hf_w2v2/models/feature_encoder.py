@@ -233,10 +233,8 @@ class FeatureEncoder(nn.Module):
             raise ValueError(f"start_layer must be in [0, {len(self.conv_layers)}], got {start_layer}")
         if kernel is None and not self.training and features.device.type == "cpu" and not tracing():
             kernel = inference_kernel(self, features, start_layer)
-        if kernel is None and torch.jit.is_tracing():  # OpenVINO's converter: the forced kernel, or stock's layout
-            kernel = CHOICE.forced_by_block() or "channels-major"
-        if kernel is None and tracing():  # torch.export for PT2E int8: the forced kernel, if any
-            kernel = CHOICE.forced_by_block()
+        if kernel is None and tracing():  # a graph takes the forced kernel; a TorchScript trace else stock's layout
+            kernel = CHOICE.forced_by_block() or ("channels-major" if torch.jit.is_tracing() else None)
         if kernel == "tiled" and (tracing() or not self._tileable(features, start_layer)):
             kernel = "channels-major"  # a graph would freeze the tile count; see _tileable for the rest
         if kernel == "tiled":
@@ -368,9 +366,6 @@ def inference_kernel(encoder: FeatureEncoder, features: torch.Tensor, start_laye
     item, at most :data:`PROBE_SAMPLES` samples long; the kernels run interleaved, best of
     :data:`PROBE_ROUNDS`, so a busy machine slows them alike. ``HF_W2V2_CONV_KERNEL`` forces one.
     """
-    forced = CHOICE.forced()
-    if forced:
-        return forced
     autocast = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
     blocks: list[ConvBlock] = list(encoder.conv_layers[start_layer:])  # type: ignore[arg-type]  # ModuleList items
     # An int8 stand-in conv (another class) is timed apart from the float one.
