@@ -46,7 +46,7 @@ from transformers import Wav2Vec2Processor
 import hf_w2v2
 from hf_w2v2.data.audio import load_audio, normalize_waveform
 from hf_w2v2.inference.batching import length_sorted_batches
-from hf_w2v2.inference.machine import CACHE_ENV, cpu_info, library_versions, speed_flags
+from hf_w2v2.inference.machine import CACHE_ENV, cpu_info, library_versions, speed_flags, speed_settings
 from hf_w2v2.inference.optimize import describe, optimize
 from hf_w2v2.inference.paths import CPU_PATHS, build_path
 from hf_w2v2.inference.transcribe import Transcriber
@@ -272,9 +272,10 @@ def header(threads: int) -> str:
     flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in speed_flags(info["flags"]).items())
     amx = "yes" if any(f.startswith("amx") for f in info["flags"]) else "no"
     versions = ", ".join(f"{k} {v}" for k, v in library_versions().items() if v)
+    settings = ", ".join(f"{k}={v}" for k, v in speed_settings().items())
     return (
         f"CPU: {info['model']} ({os.cpu_count()} logical CPUs); {flags}; amx {amx}\n"
-        f"threads {threads}; load average {os.getloadavg()}\n{versions}"
+        f"speed settings: {settings}\nthreads {threads}; load average {os.getloadavg()}\n{versions}"
     )
 
 

@@ -87,6 +87,43 @@ def test_inference_kernel_is_measured_once_and_can_be_forced(monkeypatch, caplog
         FE.inference_kernel(encoder, torch.randn(1, 1, 4000))
 
 
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_a_batch_run_item_by_item_gives_the_batchs_features(norm: str, monkeypatch) -> None:
+    """Items of their own statistics (one with a DC offset, one all padding at the end): running the
+    stack one item at a time gives the whole batch's features with every kernel, and the measured
+    batching (or the forced one) changes nothing either."""
+    encoder = make_model(norm).base_encoder().feature_extractor
+    audio = torch.randn(3, 6000) * torch.tensor([[1.0], [0.01], [2.0]]) + torch.tensor([[0.0], [0.5], [0.0]])
+    audio[2, 3000:] = 0.0
+    with torch.no_grad():
+        reference = encoder(audio, kernel="channels-major")
+        for kernel in FE.CONV_KERNELS:
+            items = encoder._forward_items(audio[:, None], 0, kernel)
+            assert items.shape == reference.shape and items.transpose(1, 2).is_contiguous()  # frames-major
+            torch.testing.assert_close(items, reference, atol=1e-5, rtol=1e-4)
+        for batching in FE.BATCHINGS:
+            monkeypatch.setenv(FE.BATCHING_ENV, batching)
+            torch.testing.assert_close(encoder(audio), reference, atol=1e-5, rtol=1e-4)
+
+
+def test_batching_is_measured_once_per_setting_and_can_be_forced(monkeypatch, caplog) -> None:
+    encoder = make_model().base_encoder().feature_extractor
+    FE.clear_inference_kernels()
+    with caplog.at_level(logging.INFO, logger=FE.__name__), torch.no_grad():
+        encoder(torch.randn(1, 4000))  # one item: nothing to decide
+        assert not any("batches" in r.message for r in caplog.records)
+        encoder(torch.randn(2, 4000))
+        encoder(torch.randn(2, 6000))  # the same setting
+        assert sum("batches" in r.message for r in caplog.records) == 1
+    kernel = FE.inference_kernel(encoder, torch.randn(1, 1, 4000))
+    assert FE.inference_batching(encoder, torch.randn(2, 1, 4000), 0, kernel) in FE.BATCHINGS
+    monkeypatch.setenv(FE.BATCHING_ENV, "items")
+    assert FE.inference_batching(encoder, torch.randn(2, 1, 4000), 0, kernel) == "items"
+    monkeypatch.setenv(FE.BATCHING_ENV, "interleaved")
+    with pytest.raises(ValueError, match=FE.BATCHING_ENV):
+        FE.inference_batching(encoder, torch.randn(2, 1, 4000), 0, kernel)
+
+
 def test_optimize_returns_the_models_logits(tmp_path, fast_paths) -> None:
     model = make_model()
     fast = optimize(model, calibration=clips(), cache=tmp_path)
@@ -115,6 +152,10 @@ def test_the_choice_is_cached_and_never_reused_elsewhere(tmp_path, fast_paths, m
     monkeypatch.setattr(machine, "cpu_info", lambda: {**cpu, "flags": [*cpu["flags"], "amx_int8"]})
     assert machine.cache_key(model, torch.device("cpu"), None, "auto") != key
     monkeypatch.setattr(machine, "cpu_info", lambda: cpu)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # the same CPU limited to its AVX2 code
+    assert machine.cache_key(model, torch.device("cpu"), None, "auto") != key
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert machine.cache_key(model, torch.device("cpu"), None, "auto") == key
     versions = machine.library_versions()
     monkeypatch.setattr(machine, "library_versions", lambda: {**versions, "onnxruntime": "0.0.1"})
     assert machine.cache_key(model, torch.device("cpu"), None, "auto") != key

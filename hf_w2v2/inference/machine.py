@@ -17,9 +17,23 @@ import numpy as np
 import torch
 from torch import nn
 
+from hf_w2v2.models import feature_encoder, linear_kernel
+
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8")
 LIBRARIES = ("torch", "torchao", "onnxruntime", "onnx", "openvino", "nncf", "transformers", "hf_w2v2")
 CACHE_ENV = "HF_W2V2_CACHE"  # root of hf_w2v2's caches (default ~/.cache/hf_w2v2)
+# Environment variables that change which kernels run: the libraries' instruction-set limits (with
+# them, a CPU's flags overstate what runs, e.g. AVX-512 hardware limited to AVX2 code) and ours.
+SPEED_ENV = (
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "DNNL_MAX_CPU_ISA",
+    "MKL_ENABLE_INSTRUCTIONS",
+    "FBGEMM_ENABLE_INSTRUCTIONS",
+    feature_encoder.KERNEL_ENV,
+    feature_encoder.BATCHING_ENV,
+    linear_kernel.KERNEL_ENV,
+)
 
 
 def cpu_info() -> dict[str, Any]:
@@ -55,13 +69,21 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
+def speed_settings() -> dict[str, str]:
+    """The :data:`SPEED_ENV` variables set in this process, and the vector code torch dispatches to."""
+    settings = {name: os.environ[name] for name in SPEED_ENV if os.environ.get(name)}
+    return {**settings, "torch cpu capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def machine_fingerprint(device: torch.device) -> dict[str, Any]:
-    """CPU, accelerator, threads and library versions: everything a timing depends on but the model."""
+    """CPU, accelerator, threads, instruction-set limits and library versions: everything a timing
+    depends on but the model."""
     accelerator = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     return {
         "cpu": cpu_info(),
         "accelerator": accelerator,
         "threads": torch.get_num_threads(),
+        "speed settings": speed_settings(),
         "libraries": library_versions(),
     }
 

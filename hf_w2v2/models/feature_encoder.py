@@ -44,6 +44,12 @@ PROBE_ROUNDS = 3  # interleaved rounds, best of each kernel kept
 TILE_SAMPLES = 32_000  # 2 s at 16 kHz: the span of audio each tile of the "tiled" kernel covers
 TILED_BLOCKS = 3  # the "tiled" kernel tiles the first three blocks (the widest activations: strides 5, 10, 20)
 CHOICE = KernelChoice(CONV_KERNELS, KERNEL_ENV)  # per process: (dtypes, threads, geometry) -> kernel, or forced
+# A batch through the stack: all items at once, or one item at a time (each item's activations stay in
+# the cache; issue 33 measured batch-8 transcription gaining 1.5x -> 1.9x from it on a 2-core Zen 5).
+BATCHINGS = ("items", "batch")
+BATCHING_ENV = "HF_W2V2_CONV_BATCHING"  # forces one (e.g. to reproduce a timing)
+PROBE_ITEMS = 4  # items of the first batch the two batchings are timed on
+BATCHING = KernelChoice(BATCHINGS, BATCHING_ENV)  # per process: (setting, kernel, items) -> batching, or forced
 
 
 class ConvBlock(GradientCheckpointingLayer):
@@ -233,6 +239,8 @@ class FeatureEncoder(nn.Module):
             raise ValueError(f"start_layer must be in [0, {len(self.conv_layers)}], got {start_layer}")
         if kernel is None and not self.training and features.device.type == "cpu" and not tracing():
             kernel = inference_kernel(self, features, start_layer)
+            if features.shape[0] > 1 and inference_batching(self, features, start_layer, kernel) == "items":
+                return self._forward_items(features, start_layer, kernel)
         if kernel is None and tracing():  # a graph takes the forced kernel; a TorchScript trace else stock's layout
             kernel = CHOICE.forced_by_block() or ("channels-major" if torch.jit.is_tracing() else None)
         if kernel == "tiled" and (tracing() or not self._tileable(features, start_layer)):
@@ -257,6 +265,20 @@ class FeatureEncoder(nn.Module):
         if self.training and self.grad_mult != 1.0 and not self.frozen:
             x = scale_gradient(x, self.grad_mult)
         return x.transpose(1, 2)  # (B, F, C) -> (B, C, F)
+
+    def _forward_items(self, features: torch.Tensor, start_layer: int, kernel: str) -> torch.Tensor:
+        """Blocks ``start_layer ...`` on each item of ``features`` (B, C_k, F_k) alone, with ``kernel``
+        -> (B, C, F), a transposed view of frames-major (B, F, C). Every block works within one item
+        (GroupNorm too: per item and channel), so the result is the batch's; each item's activations
+        stay in the cache where a whole batch's would go through memory."""
+        out: torch.Tensor | None = None
+        for i in range(features.shape[0]):
+            y = self.forward_from(features[i : i + 1], start_layer, kernel)  # (1, C, F)
+            if out is None:
+                out = y.new_empty(features.shape[0], y.shape[2], y.shape[1])  # (B, F, C)
+            out[i] = y[0].transpose(0, 1)  # (C, F) -> (F, C)
+        assert out is not None  # forward_from is only called with B > 1 here
+        return out.transpose(1, 2)  # (B, F, C) -> (B, C, F)
 
     def _tileable(self, features: torch.Tensor, start_layer: int) -> bool:
         """The tiled kernel needs at least one output frame, and a GroupNorm only where it comes first
@@ -366,6 +388,21 @@ def inference_kernel(encoder: FeatureEncoder, features: torch.Tensor, start_laye
     item, at most :data:`PROBE_SAMPLES` samples long; the kernels run interleaved, best of
     :data:`PROBE_ROUNDS`, so a busy machine slows them alike. ``HF_W2V2_CONV_KERNEL`` forces one.
     """
+    key = _setting(encoder, features, start_layer)
+    return CHOICE.choose(key, lambda: _time_kernels(encoder, features, start_layer))
+
+
+def inference_batching(encoder: FeatureEncoder, features: torch.Tensor, start_layer: int, kernel: str) -> str:
+    """How ``kernel`` runs a batch (B > 1) in eval-mode CPU inference: ``"items"`` one at a time or
+    ``"batch"`` all at once, whichever was faster on the first :data:`PROBE_ITEMS` items of the first
+    batch of this setting (at most :data:`PROBE_SAMPLES` each; interleaved, best of :data:`PROBE_ROUNDS`).
+    ``HF_W2V2_CONV_BATCHING`` forces one."""
+    key = (*_setting(encoder, features, start_layer), kernel, min(features.shape[0], PROBE_ITEMS))
+    return BATCHING.choose(key, lambda: _time_batchings(encoder, features, start_layer, kernel))
+
+
+def _setting(encoder: FeatureEncoder, features: torch.Tensor, start_layer: int) -> tuple[Any, ...]:
+    """What a kernel's speed depends on besides the input's length: dtypes, threads, conv geometry."""
     autocast = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
     blocks: list[ConvBlock] = list(encoder.conv_layers[start_layer:])  # type: ignore[arg-type]  # ModuleList items
     # An int8 stand-in conv (another class) is timed apart from the float one.
@@ -373,8 +410,7 @@ def inference_kernel(encoder: FeatureEncoder, features: torch.Tensor, start_laye
         (type(b.conv).__name__, b.conv.in_channels, b.conv.out_channels, b.conv.kernel_size, b.conv.stride, b.norm)
         for b in blocks
     )
-    key = (features.dtype, autocast, torch.get_num_threads(), start_layer, geometry)
-    return CHOICE.choose(key, lambda: _time_kernels(encoder, features, start_layer))
+    return (features.dtype, autocast, torch.get_num_threads(), start_layer, geometry)
 
 
 def _time_kernels(encoder: FeatureEncoder, features: torch.Tensor, start_layer: int) -> str:
@@ -395,6 +431,34 @@ def _time_kernels(encoder: FeatureEncoder, features: torch.Tensor, start_layer: 
     return chosen
 
 
+def _time_batchings(encoder: FeatureEncoder, features: torch.Tensor, start_layer: int, kernel: str) -> str:
+    frames = int(encoder.output_frames(PROBE_SAMPLES, start_layer)) if start_layer else PROBE_SAMPLES
+    probe = features[:PROBE_ITEMS, :, :frames]  # (B, C_k, F_k) -> (<= 4, C_k, <= 4 s worth of frames)
+    runs = {
+        "items": lambda: encoder._forward_items(probe, start_layer, kernel),
+        "batch": lambda: encoder.forward_from(probe, start_layer, kernel),
+    }
+    best = dict.fromkeys(runs, float("inf"))
+    with torch.no_grad():
+        for run in runs.values():  # warm-up
+            run()
+        for _ in range(PROBE_ROUNDS):
+            for name, run in runs.items():
+                start = time.perf_counter()
+                run()
+                best[name] = min(best[name], time.perf_counter() - start)
+    chosen = min(best, key=best.__getitem__)
+    logger.info(
+        "feature encoder batches (%s kernel): %s (timed on %d x %d samples: %s)",
+        kernel,
+        chosen,
+        probe.shape[0],
+        probe.shape[-1],
+        ", ".join(f"{k} {1000 * t:.1f} ms" for k, t in best.items()),
+    )
+    return chosen
+
+
 def use_inference_kernel(kernel: str) -> contextlib.AbstractContextManager[None]:
     """Within the block, eval-mode CPU inference runs ``kernel`` instead of the measured choice, and so do
     graphs traced or exported inside it (OpenVINO's converter, torch.export for PT2E int8)."""
@@ -402,5 +466,6 @@ def use_inference_kernel(kernel: str) -> contextlib.AbstractContextManager[None]
 
 
 def clear_inference_kernels() -> None:
-    """Forget the measured kernel choices (the next eval-mode call times them again)."""
+    """Forget the measured kernel and batching choices (the next eval-mode call times them again)."""
     CHOICE.clear()
+    BATCHING.clear()
