@@ -47,6 +47,7 @@ import hf_w2v2
 from hf_w2v2.data.audio import load_audio, normalize_waveform
 from hf_w2v2.inference.batching import length_sorted_batches
 from hf_w2v2.inference.machine import CACHE_ENV, cpu_info, library_versions, speed_flags, speed_settings
+from hf_w2v2.inference.openvino_int8 import check_isa_limit, compile_config
 from hf_w2v2.inference.optimize import describe, optimize
 from hf_w2v2.inference.paths import CPU_PATHS, build_path
 from hf_w2v2.inference.transcribe import Transcriber
@@ -85,7 +86,7 @@ def openvino_runner(xml: str, threads: int, clips: list[np.ndarray] | None) -> R
             {n: (c[None] if n == "input_values" else np.ones((1, len(c)), np.int64)) for n in names} for c in clips
         ]
         graph = nncf.quantize(graph, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(clips))
-    compiled = ov.Core().compile_model(graph, "CPU", {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"})
+    compiled = ov.Core().compile_model(graph, "CPU", compile_config(threads))
 
     def run(audio: torch.Tensor) -> torch.Tensor:
         feeds = {"input_values": audio.numpy(), "attention_mask": np.ones(audio.shape, np.int64)}
@@ -94,7 +95,9 @@ def openvino_runner(xml: str, threads: int, clips: list[np.ndarray] | None) -> R
     return run
 
 
-def peer_runners(stock_dir: str, args: argparse.Namespace, clips: list[np.ndarray], tmp: str) -> dict[str, Runner]:
+def peer_runners(
+    stock: torch.nn.Module, stock_dir: str, args: argparse.Namespace, clips: list[np.ndarray], tmp: str
+) -> dict[str, Runner]:
     """The optimum routes, exported in a subprocess under ``--peer-site`` (optimum pins transformers 4)."""
     if not args.peer_site:
         return {}
@@ -106,9 +109,17 @@ def peer_runners(stock_dir: str, args: argparse.Namespace, clips: list[np.ndarra
         print(f"peer export failed, peers left out:\n{done.stderr[-2000:]}", flush=True)
         return {}
     threads = torch.get_num_threads()
-    return {
+    ort = {
         "peer-ort-fp32": session_runner(os.path.join(out, "ort", "model.onnx"), threads),
         "peer-ort-int8": session_runner(os.path.join(out, "ort-int8", "model_quantized.onnx"), threads),
+    }
+    try:
+        check_isa_limit(stock)  # the peer runs the same OpenVINO
+    except RuntimeError as err:
+        print(f"OpenVINO peers left out: {err}", flush=True)
+        return ort
+    return {
+        **ort,
         "peer-ov-fp32": openvino_runner(os.path.join(out, "ov", "openvino_model.xml"), threads, None),
         "peer-ov-int8": openvino_runner(os.path.join(out, "ov", "openvino_model.xml"), threads, clips),
     }
@@ -145,7 +156,7 @@ def build_paths(
     if "auto" in names:
         paths["auto"] = lambda a: fast(a).logits
     if any(n in names for n in PEERS):
-        paths.update({n: r for n, r in peer_runners(stock_dir, args, clips, tmp).items() if n in names})
+        paths.update({n: r for n, r in peer_runners(stock, stock_dir, args, clips, tmp).items() if n in names})
     return paths, choice
 
 
@@ -177,11 +188,14 @@ def speed_table(args: argparse.Namespace, calibration: list[np.ndarray], tmp: st
     setups = []
     if not args.skip_base:
         torch.manual_seed(0)  # base config, 32-letter CTC head, random weights shared by stock and ours
-        stock = transformers.Wav2Vec2ForCTC(transformers.Wav2Vec2Config(vocab_size=32, attn_implementation="sdpa"))
+        norm = args.base_norm
+        config = transformers.Wav2Vec2Config(vocab_size=32, attn_implementation="sdpa", feat_extract_norm=norm)
+        stock = transformers.Wav2Vec2ForCTC(config)
         base_dir = os.path.join(tmp, "base")
         stock.save_pretrained(base_dir)
         ours = hf_w2v2.Wav2Vec2ForCTC.from_pretrained(base_dir).eval()
-        setups.append(("base", stock.eval(), ours, base_dir, False))
+        label = "base" if args.base_norm == "group" else f"base ({args.base_norm}-norm encoder)"
+        setups.append((label, stock.eval(), ours, base_dir, False))
     if args.model:
         stock = transformers.Wav2Vec2ForCTC.from_pretrained(args.model, attn_implementation="sdpa").eval()
         ours = hf_w2v2.Wav2Vec2ForCTC.from_pretrained(args.model).eval()
@@ -286,6 +300,12 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, nargs="+", default=[1.0, 10.0, 30.0])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument(
+        "--base-norm",
+        choices=("group", "layer"),
+        default="group",
+        help="base's feature-encoder norm; layer: the same sizes where OpenVINO cannot run GroupNorm (an ISA limit)",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--paths", nargs="+", default=list(ALL_PATHS), choices=ALL_PATHS)

@@ -124,6 +124,27 @@ def test_batching_is_measured_once_per_setting_and_can_be_forced(monkeypatch, ca
         FE.inference_batching(encoder, torch.randn(2, 1, 4000), 0, kernel)
 
 
+def test_openvino_settings_under_an_instruction_set_limit(monkeypatch) -> None:
+    """OpenVINO crashes under ONEDNN_MAX_CPU_ISA on bf16 it assumes and on GroupNorm: f32 is asked for
+    where bf16 would be emulated, and a group-norm encoder is refused with the reason."""
+    ov_int8 = importlib.import_module("hf_w2v2.inference.openvino_int8")
+    for name in ov_int8.ISA_LIMITS:
+        monkeypatch.delenv(name, raising=False)
+    ov_int8.check_isa_limit(make_model("group"))
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    ov_int8.check_isa_limit(make_model("layer"))
+    with pytest.raises(RuntimeError, match="ONEDNN_MAX_CPU_ISA=AVX2"):
+        ov_int8.check_isa_limit(make_model("group"))
+    monkeypatch.setattr(ov_int8, "cpu_has_native_bf16", lambda: False)
+    assert ov_int8.compile_config(2) == {
+        "INFERENCE_NUM_THREADS": 2,
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_PRECISION_HINT": "f32",
+    }
+    monkeypatch.setattr(ov_int8, "cpu_has_native_bf16", lambda: True)
+    assert "INFERENCE_PRECISION_HINT" not in ov_int8.compile_config(2)
+
+
 def test_optimize_returns_the_models_logits(tmp_path, fast_paths) -> None:
     model = make_model()
     fast = optimize(model, calibration=clips(), cache=tmp_path)

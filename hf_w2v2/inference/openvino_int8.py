@@ -23,6 +23,12 @@ off) and the first convolution kept in floating point (slower).
 Two graphs: one of the audio alone, for single clips and unpadded batches (the attention mask's
 arithmetic left out), and one with the attention mask, for padded batches, built at their first use.
 Both are written to the cache folder and read back from it next time.
+
+oneDNN's instruction-set limit (``ONEDNN_MAX_CPU_ISA``, e.g. ``AVX2`` to try an AVX-512 CPU as an
+AVX2 one) reaches OpenVINO's kernels but not its choice of bf16 as the default inference precision,
+nor its GroupNorm kernel: OpenVINO 2026.4 then crashes (SIGSEGV, which no fallback can catch). So
+where bf16 would be emulated the graph is compiled in f32 (OpenVINO's own default on such CPUs), and a
+group-norm feature encoder (BASE) under such a limit is refused with the reason.
 """
 
 from __future__ import annotations
@@ -36,10 +42,28 @@ import numpy as np
 import torch
 from torch import nn
 
+from hf_w2v2.inference.precision import cpu_has_native_bf16
 from hf_w2v2.models.feature_encoder import use_inference_kernel
 
 KERNELS = ("channels-major", "matmul")  # feature-encoder kernels traced (hf_w2v2.models.feature_encoder)
 PERFORMANCE_HINT = "LATENCY"  # one request at a time, all threads on it
+ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")  # oneDNN's instruction-set limit (OpenVINO's fork reads it)
+
+
+def compile_config(threads: int) -> dict[str, Any]:
+    """OpenVINO CPU settings: ``threads``, latency hint, and f32 where bf16 would be emulated."""
+    config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": PERFORMANCE_HINT}
+    if not cpu_has_native_bf16():  # OpenVINO reads the CPU's flags, not an instruction-set limit
+        config["INFERENCE_PRECISION_HINT"] = "f32"
+    return config
+
+
+def check_isa_limit(model: nn.Module) -> None:
+    """RuntimeError for a group-norm feature encoder under an instruction-set limit (see the module notes)."""
+    limit = next((f"{n}={os.environ[n]}" for n in ISA_LIMITS if os.environ.get(n)), None)
+    config: Any = getattr(model, "config", None)
+    if limit and getattr(config, "feat_extract_norm", None) == "group":
+        raise RuntimeError(f"OpenVINO 2026.4 crashes on a group-norm feature encoder under {limit}")
 
 
 class AudioOnly(nn.Module):
@@ -90,6 +114,7 @@ class OpenVinoInt8:
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
         self.ov, _ = import_openvino()
+        check_isa_limit(model)
         self.model, self.clips, self.folder, self.kernel = model, list(clips), folder, kernel
         self.core = self.ov.Core()
         self.compiled: dict[bool, Any] = {}
@@ -104,8 +129,7 @@ class OpenVinoInt8:
                 self.ov.save_model(graph, path + ".part.xml")
                 os.replace(path + ".part.bin", path.removesuffix(".xml") + ".bin")
                 os.replace(path + ".part.xml", path)
-            config = {"INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": PERFORMANCE_HINT}
-            self.compiled[masked] = self.core.compile_model(path, "CPU", config)
+            self.compiled[masked] = self.core.compile_model(path, "CPU", compile_config(torch.get_num_threads()))
         return self.compiled[masked]
 
     def __call__(self, audio: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

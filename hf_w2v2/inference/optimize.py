@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 from transformers.modeling_outputs import CausalLMOutput
 
 from hf_w2v2.inference.machine import cache_dir, cache_key, machine_fingerprint
@@ -259,7 +260,10 @@ def measure(
     blank = int(config.pad_token_id if config.pad_token_id is not None else 0)
     results = {name: PathResult(name) for name in candidates}
     outputs: dict[str, list[str]] = {}
-    for name in candidates:
+    # Once per machine and model (BASE on 2 cores: about 2 minutes), so a bar shows what is being built.
+    bar = tqdm(candidates, desc="inference paths: building and guarding", unit=" path", leave=False)
+    for name in bar:
+        bar.set_postfix_str(name)
         try:
             runner = build(name)
             with torch.inference_mode():
