@@ -19,8 +19,8 @@ are those of the Hub checkpoints.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-import time
 from typing import Any
 
 import torch
@@ -31,7 +31,7 @@ from transformers import GradientCheckpointingLayer
 
 from .activations import activation
 from .configuration import Wav2Vec2Config
-from .kernel_choice import KernelChoice
+from .kernel_choice import KernelChoice, best_times
 from .lengths import conv_output_length, hop_length, receptive_field
 from .validation import tracing
 
@@ -416,15 +416,9 @@ def _setting(encoder: FeatureEncoder, features: torch.Tensor, start_layer: int) 
 def _time_kernels(encoder: FeatureEncoder, features: torch.Tensor, start_layer: int) -> str:
     frames = int(encoder.output_frames(PROBE_SAMPLES, start_layer)) if start_layer else PROBE_SAMPLES
     probe = features[:1, :, :frames]  # (B, C_k, F_k) -> (1, C_k, <= 4 s worth of frames)
-    best = dict.fromkeys(CONV_KERNELS, float("inf"))
+    runs = {kernel: functools.partial(encoder.forward_from, probe, start_layer, kernel) for kernel in CONV_KERNELS}
     with torch.no_grad():
-        for kernel in CONV_KERNELS:  # warm-up: oneDNN builds its primitives on the first call
-            encoder.forward_from(probe, start_layer, kernel)
-        for _ in range(PROBE_ROUNDS):
-            for kernel in CONV_KERNELS:
-                start = time.perf_counter()
-                encoder.forward_from(probe, start_layer, kernel)
-                best[kernel] = min(best[kernel], time.perf_counter() - start)
+        best = best_times(runs, PROBE_ROUNDS)
     chosen = min(best, key=best.__getitem__)
     timings = ", ".join(f"{k} {1000 * t:.1f} ms" for k, t in best.items())
     logger.info("feature encoder inference kernel: %s (timed on %d samples: %s)", chosen, probe.shape[-1], timings)
@@ -435,27 +429,15 @@ def _time_batchings(encoder: FeatureEncoder, features: torch.Tensor, start_layer
     frames = int(encoder.output_frames(PROBE_SAMPLES, start_layer)) if start_layer else PROBE_SAMPLES
     probe = features[:PROBE_ITEMS, :, :frames]  # (B, C_k, F_k) -> (<= 4, C_k, <= 4 s worth of frames)
     runs = {
-        "items": lambda: encoder._forward_items(probe, start_layer, kernel),
-        "batch": lambda: encoder.forward_from(probe, start_layer, kernel),
+        "items": functools.partial(encoder._forward_items, probe, start_layer, kernel),
+        "batch": functools.partial(encoder.forward_from, probe, start_layer, kernel),
     }
-    best = dict.fromkeys(runs, float("inf"))
     with torch.no_grad():
-        for run in runs.values():  # warm-up
-            run()
-        for _ in range(PROBE_ROUNDS):
-            for name, run in runs.items():
-                start = time.perf_counter()
-                run()
-                best[name] = min(best[name], time.perf_counter() - start)
+        best = best_times(runs, PROBE_ROUNDS)
     chosen = min(best, key=best.__getitem__)
-    logger.info(
-        "feature encoder batches (%s kernel): %s (timed on %d x %d samples: %s)",
-        kernel,
-        chosen,
-        probe.shape[0],
-        probe.shape[-1],
-        ", ".join(f"{k} {1000 * t:.1f} ms" for k, t in best.items()),
-    )
+    timings = ", ".join(f"{k} {1000 * t:.1f} ms" for k, t in best.items())
+    shape = f"{probe.shape[0]} x {probe.shape[-1]}"
+    logger.info("feature encoder batches (%s kernel): %s (timed on %s samples: %s)", kernel, chosen, shape, timings)
     return chosen
 
 

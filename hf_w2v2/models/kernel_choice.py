@@ -4,14 +4,15 @@ The feature encoder's convolutions (:func:`hf_w2v2.models.feature_encoder.infere
 linear layers (:func:`hf_w2v2.models.linear_kernel.linear_kernel`) each have kernels that compute the
 same thing at speeds that differ between CPUs. Each keeps one :class:`KernelChoice`: the timed choice
 per setting for the life of the process, and a forced kernel from a ``with`` block (innermost wins) or
-an environment variable (to reproduce a timing).
+an environment variable (to reproduce a timing). :func:`best_times` is the one timer they share.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Hashable, Iterator
+import time
+from collections.abc import Callable, Hashable, Iterator, Mapping
 
 
 class KernelChoice:
@@ -59,3 +60,18 @@ class KernelChoice:
     def clear(self) -> None:
         """Forget the measured choices (the next call measures again)."""
         self._chosen.clear()
+
+
+def best_times(runs: Mapping[str, Callable[[], object]], rounds: int, warm_up: bool = True) -> dict[str, float]:
+    """Best seconds of each run over ``rounds`` interleaved rounds (one call of each per round), so a busy
+    machine slows them alike; ``warm_up`` first calls each once untimed (oneDNN builds its primitives then)."""
+    if warm_up:
+        for run in runs.values():
+            run()
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(rounds):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .kernel_choice import KernelChoice
+from .kernel_choice import KernelChoice, best_times
 from .validation import tracing
 
 logger = logging.getLogger(__name__)
@@ -91,12 +90,7 @@ def _time_kernels(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     if fast.shape != reference.shape or float((fast - reference).abs().max()) > 1e-4 * scale:
         logger.info("linear kernel: mkl (oneDNN's linear disagreed with F.linear)")
         return "mkl"
-    best = dict.fromkeys(LINEAR_KERNELS, float("inf"))
-    for _ in range(PROBE_ROUNDS):
-        for kernel, run in runs.items():
-            start = time.perf_counter()
-            run()
-            best[kernel] = min(best[kernel], time.perf_counter() - start)
+    best = best_times(runs, PROBE_ROUNDS, warm_up=False)  # warmed up above
     chosen = min(best, key=best.__getitem__)
     timings = ", ".join(f"{k} {1000 * t:.2f} ms" for k, t in best.items())
     logger.info("linear kernel: %s (timed on %s x %s: %s)", chosen, tuple(x.shape), tuple(weight.shape), timings)
