@@ -128,7 +128,7 @@ def test_openvino_settings_under_an_instruction_set_limit(monkeypatch) -> None:
     """OpenVINO crashes under ONEDNN_MAX_CPU_ISA on bf16 it assumes and on GroupNorm: f32 is asked for
     where bf16 would be emulated, and a group-norm encoder is refused with the reason."""
     ov_int8 = importlib.import_module("hf_w2v2.inference.openvino_int8")
-    for name in ov_int8.ISA_LIMITS:
+    for name in machine.ISA_LIMIT_ENV:
         monkeypatch.delenv(name, raising=False)
     ov_int8.check_isa_limit(make_model("group"))
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")

@@ -22,12 +22,12 @@ from hf_w2v2.models import feature_encoder, linear_kernel
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8")
 LIBRARIES = ("torch", "torchao", "onnxruntime", "onnx", "openvino", "nncf", "transformers", "hf_w2v2")
 CACHE_ENV = "HF_W2V2_CACHE"  # root of hf_w2v2's caches (default ~/.cache/hf_w2v2)
+ISA_LIMIT_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")  # oneDNN's instruction-set limit (OpenVINO's fork reads it)
 # Environment variables that change which kernels run: the libraries' instruction-set limits (with
 # them, a CPU's flags overstate what runs, e.g. AVX-512 hardware limited to AVX2 code) and ours.
 SPEED_ENV = (
     "ATEN_CPU_CAPABILITY",
-    "ONEDNN_MAX_CPU_ISA",
-    "DNNL_MAX_CPU_ISA",
+    *ISA_LIMIT_ENV,
     "MKL_ENABLE_INSTRUCTIONS",
     "FBGEMM_ENABLE_INSTRUCTIONS",
     feature_encoder.KERNEL_ENV,

@@ -42,12 +42,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from hf_w2v2.inference.machine import ISA_LIMIT_ENV
 from hf_w2v2.inference.precision import cpu_has_native_bf16
 from hf_w2v2.models.feature_encoder import use_inference_kernel
 
 KERNELS = ("channels-major", "matmul")  # feature-encoder kernels traced (hf_w2v2.models.feature_encoder)
 PERFORMANCE_HINT = "LATENCY"  # one request at a time, all threads on it
-ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")  # oneDNN's instruction-set limit (OpenVINO's fork reads it)
 
 
 def compile_config(threads: int) -> dict[str, Any]:
@@ -60,7 +60,7 @@ def compile_config(threads: int) -> dict[str, Any]:
 
 def check_isa_limit(model: nn.Module) -> None:
     """RuntimeError for a group-norm feature encoder under an instruction-set limit (see the module notes)."""
-    limit = next((f"{n}={os.environ[n]}" for n in ISA_LIMITS if os.environ.get(n)), None)
+    limit = next((f"{n}={os.environ[n]}" for n in ISA_LIMIT_ENV if os.environ.get(n)), None)
     config: Any = getattr(model, "config", None)
     if limit and getattr(config, "feat_extract_norm", None) == "group":
         raise RuntimeError(f"OpenVINO 2026.4 crashes on a group-norm feature encoder under {limit}")

@@ -413,9 +413,15 @@ def _setting(encoder: FeatureEncoder, features: torch.Tensor, start_layer: int) 
     return (features.dtype, autocast, torch.get_num_threads(), start_layer, geometry)
 
 
-def _time_kernels(encoder: FeatureEncoder, features: torch.Tensor, start_layer: int) -> str:
+def _probe(encoder: FeatureEncoder, features: torch.Tensor, start_layer: int, items: int) -> torch.Tensor:
+    """The first ``items`` of ``features`` (B, C_k, F_k), each cut to :data:`PROBE_SAMPLES` of audio
+    -> (<= items, C_k, <= 4 s worth of frames of block ``start_layer``)."""
     frames = int(encoder.output_frames(PROBE_SAMPLES, start_layer)) if start_layer else PROBE_SAMPLES
-    probe = features[:1, :, :frames]  # (B, C_k, F_k) -> (1, C_k, <= 4 s worth of frames)
+    return features[:items, :, :frames]
+
+
+def _time_kernels(encoder: FeatureEncoder, features: torch.Tensor, start_layer: int) -> str:
+    probe = _probe(encoder, features, start_layer, items=1)
     runs = {kernel: functools.partial(encoder.forward_from, probe, start_layer, kernel) for kernel in CONV_KERNELS}
     with torch.no_grad():
         best = best_times(runs, PROBE_ROUNDS)
@@ -426,8 +432,7 @@ def _time_kernels(encoder: FeatureEncoder, features: torch.Tensor, start_layer: 
 
 
 def _time_batchings(encoder: FeatureEncoder, features: torch.Tensor, start_layer: int, kernel: str) -> str:
-    frames = int(encoder.output_frames(PROBE_SAMPLES, start_layer)) if start_layer else PROBE_SAMPLES
-    probe = features[:PROBE_ITEMS, :, :frames]  # (B, C_k, F_k) -> (<= 4, C_k, <= 4 s worth of frames)
+    probe = _probe(encoder, features, start_layer, items=PROBE_ITEMS)
     runs = {
         "items": functools.partial(encoder._forward_items, probe, start_layer, kernel),
         "batch": functools.partial(encoder.forward_from, probe, start_layer, kernel),
