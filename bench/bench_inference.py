@@ -23,7 +23,8 @@ CPU) and ``peer-ov-fp32`` / ``peer-ov-int8`` (optimum-intel OpenVINO export, NNC
 same calibration clips).
 
 Part 2, the shipped model on synth-dev: greedy CER/WER of every path (one clip per call), and files
-per second of ``Transcriber`` (fp32 and ``auto``) at batch size 1 and 8, interleaved batch by batch.
+per second of ``Transcriber`` (fp32 and ``auto``) at batch size 1 and 8, with and without the length
+grid, interleaved batch by batch.
 """
 
 from __future__ import annotations
@@ -240,42 +241,53 @@ def accuracy_table(args: argparse.Namespace, audio: list[np.ndarray], refs: list
 
 
 def batch_rows(args: argparse.Namespace, audio: list[np.ndarray], refs: list[str]) -> list[str]:
-    """Files/s of ``Transcriber`` at batch size 1 and 8 (logits + greedy decode, audio in memory).
+    """Files/s of ``Transcriber`` at batch size 1 and 8 (logits + greedy decode, audio in memory), with
+    the length grid and without it (``length_grid=False``: every input at its own length).
 
-    Issue 33: batch 8 should give >= 2x the files/s of batch 1. The two run interleaved batch by batch:
-    for each batch of 8 similar-length clips that batch size 8 forms over all clips, batch 1 and
-    batch 8 transcribe those clips back to back (alternating which goes first), best of
-    ``--repeats`` per batch, summed; a busy machine then slows both alike.
+    Issue 33: batch 8 should give >= 2x the files/s of batch 1. The four run interleaved batch by batch:
+    for each batch of 8 similar-length clips that batch size 8 forms over all clips, each transcribes
+    those clips in turn (a rotating order), best of ``--repeats`` per batch, summed; a busy machine then
+    slows all alike. "First pass" sums the first repeat alone: what transcribing the files once costs,
+    each new input length building its oneDNN kernels (later passes may find them cached).
     """
-    rows = ["| Transcriber precision | batch | files/s | b8 / b1 | CER | b8 == b1 |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| Transcriber precision | batch | length grid | files/s | first pass files/s | vs batch 1, no grid | CER |",
+        "|---|---|---|---|---|---|---|",
+    ]
     batches = length_sorted_batches([len(a) for a in audio], 8)
+    settings = [(1, False), (1, True), (8, False), (8, True)]  # (batch size, length grid)
     for precision in ("fp32", "auto"):
         runs = {
-            size: Transcriber.from_pretrained(
-                args.model, use_lm=False, device="cpu", precision=precision, batch_size=size
+            (size, grid): Transcriber.from_pretrained(
+                args.model, use_lm=False, device="cpu", precision=precision, batch_size=size, length_grid=grid
             )
-            for size in (1, 8)
+            for size, grid in settings
         }
         if precision == "auto":  # the choice is made (and cached) before the clock starts
             for run_t in runs.values():
                 run_t.model.set_calibration([run_t._normalize(a) for a in audio[:8]])
                 run_t.model(torch.as_tensor(run_t._normalize(audio[0]))[None])
-        best = {size: np.full(len(batches), np.inf) for size in runs}
-        texts: dict[int, list[str]] = {size: [""] * len(audio) for size in runs}
+        best = {key: np.full(len(batches), np.inf) for key in runs}
+        first = dict.fromkeys(runs, 0.0)
+        texts: dict[tuple[int, bool], list[str]] = {key: [""] * len(audio) for key in runs}
         for repeat in range(args.repeats):
             for j, batch in enumerate(batches):
-                for size in (1, 8) if (j + repeat) % 2 == 0 else (8, 1):
+                turn = (j + repeat) % len(settings)
+                for key in settings[turn:] + settings[:turn]:
                     start = time.perf_counter()
-                    hyps = [t.text for t in runs[size].decode(runs[size].logits_batch([audio[i] for i in batch]))]
-                    best[size][j] = min(best[size][j], time.perf_counter() - start)
+                    hyps = [t.text for t in runs[key].decode(runs[key].logits_batch([audio[i] for i in batch]))]
+                    elapsed = time.perf_counter() - start
+                    best[key][j] = min(best[key][j], elapsed)
+                    first[key] += elapsed if repeat == 0 else 0.0
                     for i, text in zip(batch, hyps):
-                        texts[size][i] = text
-        seconds = {size: float(best[size].sum()) for size in runs}
-        for size, run_t in runs.items():
+                        texts[key][i] = text
+        seconds = {key: float(best[key].sum()) for key in runs}
+        for (size, grid), run_t in runs.items():
+            in_effect = "yes" if run_t.length_grid else "no"
             rows.append(
-                f"| {precision} ({getattr(run_t.model, 'chosen', None) or precision}) | {size} | "
-                f"{len(audio) / seconds[size]:.2f} | {seconds[1] / seconds[size]:.2f}x | "
-                f"{char_error_rate(refs, texts[size]):.4f} | {texts[size] == texts[1]} |"
+                f"| {precision} ({getattr(run_t.model, 'chosen', None) or precision}) | {size} | {in_effect} | "
+                f"{len(audio) / seconds[size, grid]:.2f} | {len(audio) / first[size, grid]:.2f} | "
+                f"{seconds[1, False] / seconds[size, grid]:.2f}x | {char_error_rate(refs, texts[size, grid]):.4f} |"
             )
             print(rows[-1], flush=True)
     return rows

@@ -56,11 +56,12 @@ def pad_clips(clips: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def batched_logits(
-    model: nn.Module, clips: Sequence[np.ndarray], batch_size: int, bf16: bool = False
+    model: nn.Module, clips: Sequence[np.ndarray], batch_size: int, bf16: bool = False, grid: bool = False
 ) -> list[torch.Tensor]:
     """``(F_i, V)`` float32 CPU logits of each normalised ``(T_i,)`` clip, in the order given.
 
-    Each is a view of its batch's ``(B, F, V)`` logits (the padded frames cut off).
+    Each is a view of its batch's ``(B, F, V)`` logits (the padded frames cut off). ``grid``: each batch
+    padded on to the length grid (:func:`~hf_w2v2.inference.chunked.inference_logits`).
     """
     lengths = [len(c) for c in clips]
     out: list[torch.Tensor | None] = [None] * len(clips)
@@ -71,7 +72,7 @@ def batched_logits(
         else:
             padded, ones = pad_clips(members)
             audio, mask = torch.from_numpy(padded), torch.from_numpy(ones)
-        logits = inference_logits(model, audio, mask, bf16)  # (B, F, V)
+        logits = inference_logits(model, audio, mask, bf16, grid)  # (B, F, V)
         frames = model._get_feat_extract_output_lengths(torch.tensor([lengths[i] for i in batch])).tolist()  # type: ignore[operator]
         for row, i in enumerate(batch):
             out[i] = logits[row, : frames[row]]  # (F_i, V)

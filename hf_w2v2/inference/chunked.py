@@ -10,6 +10,9 @@ Windows start on a frame boundary (a multiple of the encoder hop ``hop_length(co
 is frame ``s / hop + j`` of the whole recording and the kept frames tile the recording's frames
 exactly, each once. Memory is bounded by ``batch_size`` windows, whatever the recording's length;
 only the ``(F, V)`` logits grow.
+
+Every CPU or GPU model call of inference goes through :func:`inference_logits`, which can put the
+input's length on a grid (:func:`grid_length`) for models whose output frames do not depend on padding.
 """
 
 from __future__ import annotations
@@ -19,9 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from hf_w2v2.models.lengths import conv_output_length, hop_length, receptive_field
+
+GRID_FRACTION = 8  # a length on the grid is under 1/8 longer than the input (5% on average over 1-6 s)
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,7 @@ def chunked_logits(
     right: int = 0,
     batch_size: int = 1,
     bf16: bool = False,
+    grid: bool = False,
 ) -> torch.Tensor:
     """``(F, V)`` float32 CPU logits of one recording, computed window by window.
 
@@ -103,6 +110,8 @@ def chunked_logits(
             ``chunk=None`` runs the whole recording at once.
         batch_size: full-length windows run together (the last, shorter one runs alone).
         bf16: run the model under bfloat16 autocast.
+        grid: put a window shorter than ``chunk`` (a recording that fits one, or the last) on the
+            length grid (:func:`inference_logits`); full windows all have one length already.
 
     Raises:
         ValueError: ``input_values`` is not 1-D or shorter than one frame's receptive field.
@@ -122,11 +131,12 @@ def chunked_logits(
     else:
         chunks = plan_chunks(num_samples, chunk, left, right, kernels, strides)
     if len(chunks) == 1:  # the whole recording in one window: no copy in, none out
-        return inference_logits(model, input_values[None], bf16=bf16)[0]
+        return inference_logits(model, input_values[None], bf16=bf16, grid=grid)[0]
     hop = hop_length(strides)
     output = None
     for group in _batches(chunks, batch_size):
-        logits = inference_logits(model, torch.stack([input_values[c.start : c.end] for c in group]), bf16=bf16)
+        windows = torch.stack([input_values[c.start : c.end] for c in group])  # (B, T)
+        logits = inference_logits(model, windows, bf16=bf16, grid=grid and windows.shape[1] != chunk)
         if output is None:
             output = torch.empty(chunks[-1].keep_to, logits.shape[-1], dtype=torch.float32)  # (F, V)
         for c, row in zip(group, logits):
@@ -137,14 +147,50 @@ def chunked_logits(
 
 
 def inference_logits(
-    model: nn.Module, audio: torch.Tensor, mask: torch.Tensor | None = None, bf16: bool = False
+    model: nn.Module,
+    audio: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    bf16: bool = False,
+    grid: bool = False,
 ) -> torch.Tensor:
     """``(B, F, V)`` float32 CPU logits of normalised ``(B, T)`` audio (``mask``: ``(B, T)``, 1 on samples),
-    run on the model's device, under bf16 autocast when ``bf16``."""
+    run on the model's device, under bf16 autocast when ``bf16``.
+
+    ``grid``: run ``T`` right-padded to :func:`grid_length` (the mask marking the padding) and return
+    the frames of ``T``. Only for models whose valid frames padding leaves unchanged (a frame-local
+    feature encoder, ``FeatureEncoder.frame_local``): they agree with the unpadded call to float rounding.
+    """
+    frames = None
+    if grid:
+        config: Any = model.config
+        length = audio.shape[1]
+        padding = grid_length(length, hop_length(config.conv_stride)) - length
+        if padding:
+            mask = torch.ones(audio.shape, dtype=torch.long) if mask is None else mask
+            audio, mask = F.pad(audio, (0, padding)), F.pad(mask, (0, padding))  # (B, T) -> (B, T + padding)
+            frames = conv_output_length(length, config.conv_kernel, config.conv_stride)
     device = next(model.parameters()).device
     # No autograd: inference runs the faster no-grad paths (and int8 modules need them).
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        return model(audio.to(device), attention_mask=None if mask is None else mask.to(device)).logits.float().cpu()
+        logits = model(audio.to(device), attention_mask=None if mask is None else mask.to(device)).logits
+    logits = logits.float().cpu()  # (B, F, V)
+    return logits if frames is None else logits[:, :frames]  # (B, F, V) -> (B, frames of T, V)
+
+
+def grid_length(samples: int, hop: int) -> int:
+    """``samples`` rounded up to the length grid: to a multiple of the step ``hop x 2^k``, the largest
+    not over ``samples / GRID_FRACTION`` (at least ``hop``). About 8 to 16 lengths per octave.
+
+    Why a grid: oneDNN builds (JIT-compiles) its kernels for each input shape it meets and caches them,
+    so a clip of a new length pays for building them in every layer. On a 2-core AMD EPYC Zen 5
+    (AVX-512 bf16), transcribing the 150 synth-dev clips one at a time with the shipped small model
+    spent about a quarter of its time there; on a grid of lengths, batch 1 ran 1.2-1.4x faster (bf16)
+    and 1.14x (fp32), the padding included (issue 33, ``bench/bench_inference.py``).
+    """
+    step = hop
+    while step * 2 * GRID_FRACTION <= samples:
+        step *= 2
+    return -(-samples // step) * step  # ceil to a multiple of step
 
 
 def _batches(chunks: list[Chunk], batch_size: int) -> list[list[Chunk]]:

@@ -60,6 +60,9 @@ GPU_PATHS = ("fp32", "bf16", "fp16")
 # Dynamic int8: each activation is scaled by the range of the whole batch, so a clip's logits change
 # with the clips (and padding) run beside it; transcription runs these one clip at a time.
 BATCH_DEPENDENT_PATHS = ("int8", "onnx-int8")
+# Eager torch on oneDNN, which builds kernels per input shape: inputs go on the length grid
+# (hf_w2v2.inference.chunked.grid_length) where the model's frames do not depend on padding.
+GRID_PATHS = ("fp32", *(f"fp32-{k}" for k in CONV_KERNELS), "bf16")
 MAX_CALIBRATION_CLIPS = 32  # static quantisers see at most this many clips
 
 

@@ -37,7 +37,7 @@ from hf_w2v2.inference.chunked import chunked_logits, seconds_to_samples
 from hf_w2v2.inference.memory import release_freed_memory
 from hf_w2v2.inference.model_folder import check_model_folder
 from hf_w2v2.inference.optimize import FastModel, optimize
-from hf_w2v2.inference.paths import BATCH_DEPENDENT_PATHS
+from hf_w2v2.inference.paths import BATCH_DEPENDENT_PATHS, GRID_PATHS
 from hf_w2v2.inference.precision import prepare_for_inference
 from hf_w2v2.inference.segments import Segmenter, SpeechSegment
 from hf_w2v2.models.ctc import Wav2Vec2ForCTC
@@ -100,6 +100,8 @@ class Transcriber:
             unset ones are the decoder's own (saved or tuned with it).
         segmenter: cut every recording at pauses (energy VAD or a VAD model) and transcribe the
             segments one by one, each normalised alone; ``None`` (default) runs whole recordings.
+        length_grid: pad inputs to the length grid where that leaves the logits unchanged to float
+            rounding (:attr:`length_grid`); ``False`` runs every input at its own length.
     """
 
     def __init__(
@@ -115,6 +117,7 @@ class Transcriber:
         precision: str = "fp32",
         beam: BeamSettings | None = None,
         segmenter: Segmenter | None = None,
+        length_grid: bool = True,
     ) -> None:
         self.device = resolve_device(device)
         if bf16 and precision not in ("fp32", "bf16"):
@@ -154,6 +157,7 @@ class Transcriber:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.batch_size = batch_size
         self.segmenter = segmenter
+        self.allow_length_grid = length_grid
 
     @classmethod
     def from_pretrained(
@@ -189,7 +193,14 @@ class Transcriber:
         self._calibrate([input_values.numpy()])
         batch_size = 1 if self._batches_change_results() else self.batch_size
         return chunked_logits(
-            self.model, input_values, self.chunk, self.stride, self.stride, batch_size=batch_size, bf16=self.bf16
+            self.model,
+            input_values,
+            self.chunk,
+            self.stride,
+            self.stride,
+            batch_size=batch_size,
+            bf16=self.bf16,
+            grid=self.length_grid,
         )
 
     def _batches_change_results(self) -> bool:
@@ -197,6 +208,16 @@ class Transcriber:
         activation by its whole batch's range, padding and the other clips included (``precision="int8"``,
         or an ``auto`` choice among :data:`~hf_w2v2.inference.paths.BATCH_DEPENDENT_PATHS`)."""
         return self.precision == "int8" or getattr(self.model, "chosen", None) in BATCH_DEPENDENT_PATHS
+
+    @property
+    def length_grid(self) -> bool:
+        """Whether inputs run padded to the length grid (:func:`~hf_w2v2.inference.chunked.grid_length`):
+        on the CPU, for an eager torch path (:data:`~hf_w2v2.inference.paths.GRID_PATHS`, ``auto``'s
+        choice once made) and a feature encoder whose frames padding leaves unchanged (layer norm)."""
+        path = getattr(self.model, "chosen", None) or self.precision
+        model: Any = self.model
+        frame_local = model.base_encoder().feature_extractor.frame_local
+        return self.allow_length_grid and self.device.type == "cpu" and path in GRID_PATHS and frame_local
 
     def _normalize(self, audio: np.ndarray) -> np.ndarray:
         if self.processor.feature_extractor.do_normalize:
@@ -233,7 +254,8 @@ class Transcriber:
             else:
                 short.append(i)
         clips = [self._normalize(np.asarray(recordings[i], dtype=np.float32)) for i in short]
-        for i, logits in zip(short, batched_logits(self.model, clips, self.batch_size, bf16=self.bf16)):
+        results = batched_logits(self.model, clips, self.batch_size, bf16=self.bf16, grid=self.length_grid)
+        for i, logits in zip(short, results):
             out[i] = logits
         return out  # type: ignore[return-value]
 

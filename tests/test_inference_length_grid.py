@@ -1,0 +1,84 @@
+"""The length grid (issue 33): inputs padded to a few lengths per octave give the unpadded logits."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from fixtures.decoding.tiny import FIXTURES, make_model, make_processor
+
+from hf_w2v2.data.audio import load_audio, normalize_waveform
+from hf_w2v2.inference import chunked
+from hf_w2v2.inference.chunked import GRID_FRACTION, chunked_logits, grid_length, inference_logits
+from hf_w2v2.inference.transcribe import Transcriber
+
+HOP = 320  # samples per frame of every released checkpoint
+
+
+def test_grid_lengths_are_few_and_close_above_the_input() -> None:
+    lengths = range(16_000, 96_001, 7)  # 1 to 6 s at 16 kHz
+    for n in lengths:
+        padded = grid_length(n, HOP)
+        assert padded % HOP == 0 and n <= padded < n + n / GRID_FRACTION
+    assert len({grid_length(n, HOP) for n in lengths}) <= 24  # 150 clips meet at most 24 shapes, not 150
+    assert [grid_length(n, HOP) for n in (1, 320, 321, 400)] == [320, 320, 640, 640]  # short: one hop
+
+
+@pytest.fixture(scope="module")
+def local_model() -> torch.nn.Module:
+    return make_model(local=False, feat_extract_norm="layer", do_stable_layer_norm=True)  # attention and all
+
+
+def test_a_clip_on_the_grid_gives_its_unpadded_logits(local_model) -> None:
+    audio = torch.from_numpy(normalize_waveform(load_audio(FIXTURES / "utt1.flac")))[None]  # (1, T)
+    assert grid_length(audio.shape[1], HOP) > audio.shape[1]  # the grid pads this clip
+    plain = inference_logits(local_model, audio)
+    on_grid = inference_logits(local_model, audio, grid=True)
+    assert on_grid.shape == plain.shape
+    torch.testing.assert_close(on_grid, plain, atol=1e-4, rtol=1e-4)
+    # A padded batch with its mask: the valid frames of each item are unchanged too.
+    short = audio[:, : audio.shape[1] // 2]
+    batch = torch.zeros(2, audio.shape[1])
+    batch[0], batch[1, : short.shape[1]] = audio[0], short[0]
+    mask = (torch.arange(audio.shape[1]) < torch.tensor([[audio.shape[1]], [short.shape[1]]])).long()
+    frames = inference_logits(local_model, short).shape[1]
+    got = inference_logits(local_model, batch, mask, grid=True)
+    assert got.shape == (2, *plain.shape[1:])
+    torch.testing.assert_close(got[1, :frames], inference_logits(local_model, short)[0], atol=1e-4, rtol=1e-4)
+
+
+def test_full_windows_stay_off_the_grid(local_model) -> None:
+    """Windows of the chunk's length all share one shape already: only the shorter last one is padded."""
+    audio = torch.from_numpy(normalize_waveform(load_audio(FIXTURES / "utt2.flac")))
+    lengths: list[int] = []
+    real = chunked.inference_logits
+
+    def spy(model, windows, mask=None, bf16=False, grid=False):
+        lengths.append(grid_length(windows.shape[1], HOP) if grid else windows.shape[1])
+        return real(model, windows, mask, bf16, grid)
+
+    with mock.patch.object(chunked, "inference_logits", spy):
+        windowed = chunked_logits(local_model, audio, 9_600, 1_600, 1_600, grid=True)
+    assert lengths[:-1] == [9_600] * (len(lengths) - 1) and lengths[-1] % HOP == 0
+    plain = chunked_logits(local_model, audio, 9_600, 1_600, 1_600)
+    torch.testing.assert_close(windowed, plain, atol=1e-4, rtol=1e-4)
+
+
+def test_the_transcriber_puts_frame_local_models_on_the_grid(tmp_path, local_model) -> None:
+    processor = make_processor(tmp_path, local_model.config)
+    audio = load_audio(FIXTURES / "utt1.flac")
+    transcriber = Transcriber(local_model, processor, device="cpu")
+    assert transcriber.length_grid
+    expected = inference_logits(local_model, torch.from_numpy(normalize_waveform(audio))[None])[0]
+    torch.testing.assert_close(transcriber.logits(audio), expected, atol=1e-4, rtol=1e-4)
+    # Group norm normalises over time (padding would change it); dynamic int8 scales by the whole input.
+    group = make_model(feat_extract_norm="group", do_stable_layer_norm=False)
+    assert not Transcriber(group, make_processor(tmp_path / "g", group.config), device="cpu").length_grid
+    int8 = Transcriber(make_model(local=True), make_processor(tmp_path / "q"), device="cpu", precision="int8")
+    assert not int8.length_grid
+    bf16 = Transcriber(make_model(local=True), make_processor(tmp_path / "b"), device="cpu", precision="bf16")
+    assert bf16.length_grid
+    assert not Transcriber(local_model, processor, device="cpu", length_grid=False).length_grid
+    assert np.isfinite(transcriber.logits(audio[:400]).numpy()).all()  # the shortest clip, one frame
