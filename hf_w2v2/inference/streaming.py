@@ -132,8 +132,7 @@ class StreamingTranscriber:
     def partial_logits(self, window: np.ndarray, mean: float, std: float) -> torch.Tensor:
         """``(F, V)`` logits of one window normalised with its segment's statistics so far."""
         values = torch.from_numpy(((window - mean) / std).astype(np.float32))  # (T,)
-        transcriber = self.transcriber
-        return chunked_logits(transcriber.model, values, None, bf16=transcriber.bf16, grid=transcriber.length_grid)
+        return chunked_logits(self.transcriber.model, values, None, bf16=self.transcriber.bf16)
 
 
 @dataclass
