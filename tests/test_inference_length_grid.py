@@ -82,3 +82,26 @@ def test_the_transcriber_puts_frame_local_models_on_the_grid(tmp_path, local_mod
     assert bf16.length_grid
     assert not Transcriber(local_model, processor, device="cpu", length_grid=False).length_grid
     assert np.isfinite(transcriber.logits(audio[:400]).numpy()).all()  # the shortest clip, one frame
+
+
+@pytest.mark.parametrize("head", ["sequence", "xvector"])
+def test_classifier_batches_on_the_grid_give_the_same_scores(head: str) -> None:
+    """Classification and speaker embeddings pool over the mask: the grid's padding stays out of both."""
+    from hf_w2v2.classify.inference import run_batches
+    from hf_w2v2.models.classification import Wav2Vec2ForSequenceClassification
+    from hf_w2v2.models.configuration import tiny
+    from hf_w2v2.models.xvector import Wav2Vec2ForXVector
+
+    torch.manual_seed(0)
+    config = tiny(feat_extract_norm="layer", do_stable_layer_norm=True, num_labels=3)
+    model = (Wav2Vec2ForXVector if head == "xvector" else Wav2Vec2ForSequenceClassification)(config).eval()
+    rng = np.random.default_rng(0)
+    lengths = (10_241, 5_121, 7_681, 6_401)  # just past a grid length: the grid pads each by 639-1,279 samples
+    clips = [normalize_waveform(rng.standard_normal(n).astype(np.float32)) for n in lengths]
+    assert all(grid_length(n, HOP) - n >= 639 for n in lengths)
+    output = "embeddings" if head == "xvector" else "logits"
+    plain = run_batches(model, clips, batch_size=3, output=output, length_grid=False)
+    on_grid = run_batches(model, clips, batch_size=3, output=output)
+    assert on_grid.shape == plain.shape == (4, plain.shape[1])
+    # A random tiny model's scores are small (about 0.01): compare to their scale.
+    assert float((on_grid - plain).abs().max()) <= 1e-3 * float(plain.abs().max())

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio, normalize_waveform
@@ -25,7 +26,8 @@ from hf_w2v2.data.collator import DataCollatorCTCWithPadding, pad_sequences
 from hf_w2v2.data.paths import display_path
 from hf_w2v2.data.processor import uses_attention_mask
 from hf_w2v2.inference.batching import check_length
-from hf_w2v2.models.lengths import receptive_field
+from hf_w2v2.inference.chunked import grid_length
+from hf_w2v2.models.lengths import hop_length, receptive_field
 
 VERIFICATION_FILE = "verification.json"
 """Stored next to an x-vector model: the EER threshold and the scores it was measured with."""
@@ -48,17 +50,26 @@ def run_batches(
     batch_size: int = 16,
     output: str = "logits",
     show_progress: bool = False,
+    length_grid: bool = True,
 ) -> torch.Tensor:
-    """``output`` ("logits" (N, L) or "embeddings" (N, E)) of ``model`` for normalised clips, in input order."""
+    """``output`` ("logits" (N, L) or "embeddings" (N, E)) of ``model`` for normalised clips, in input order.
+
+    ``length_grid``: masked batches (layer-norm encoders) on the CPU are padded on to the length grid
+    (:func:`~hf_w2v2.inference.chunked.grid_length`), so that oneDNN meets a few input lengths, not one
+    per batch; the mask keeps the padding out of every frame and of the pooling."""
     model.eval()
     device = next(model.parameters()).device
-    masked = uses_attention_mask(model.config)  # type: ignore[arg-type]  # a wav2vec 2.0 config
+    config: Any = model.config  # a wav2vec 2.0 config
+    masked = uses_attention_mask(config)
     size = batch_size if masked else 1
     order = sorted(range(len(clips)), key=lambda i: len(clips[i]))  # similar lengths share a batch
     results: list[torch.Tensor | None] = [None] * len(clips)
     for start in tqdm(range(0, len(order), size), desc=output, disable=not show_progress):
         index = order[start : start + size]
         values, lengths = pad_sequences([clips[i] for i in index], 0.0, None, np.dtype(np.float32))  # (B, T)
+        if masked and length_grid and device.type == "cpu":
+            padding = grid_length(values.shape[1], hop_length(config.conv_stride)) - values.shape[1]
+            values = F.pad(values, (0, padding))  # (B, T) -> (B, T + padding)
         mask = DataCollatorCTCWithPadding.attention_mask(lengths.numpy(), values.shape[1]) if masked else None
         out = model(values.to(device), attention_mask=None if mask is None else mask.to(device))
         rows = getattr(out, output).float().cpu()
