@@ -14,7 +14,6 @@ gives a fine-tuned model, whose real synth-dev logits are then used. Peak memory
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import resource
 import subprocess
@@ -26,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+
+from hf_w2v2.data.sources import Utterance, read_audiofolder
 
 DATA = Path("../shared/data")
 WORK = Path(tempfile.gettempdir()) / "hf_w2v2_bench_decoding"
@@ -55,9 +56,8 @@ def bench_lm(args: argparse.Namespace) -> None:
     print(f"peak RSS {peak_rss_mb():.0f} MB")
 
 
-def _dev_rows() -> list[dict[str, str]]:
-    with open(DATA / "synth-dev" / "metadata.csv", newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+def _dev_rows() -> list[Utterance]:
+    return read_audiofolder(DATA / "synth-dev")
 
 
 def bench_beam(args: argparse.Namespace) -> None:
@@ -69,14 +69,14 @@ def bench_beam(args: argparse.Namespace) -> None:
     from hf_w2v2.text.vocab import build_vocab
 
     rows = _dev_rows()
-    texts = [r["text"] for r in rows]
+    texts = [str(r.text) for r in rows]
     if args.model:
         from hf_w2v2.data.audio import load_audio
         from hf_w2v2.inference.transcribe import Transcriber
 
         transcriber = Transcriber.from_pretrained(args.model, use_lm=False)
         alphabet = transcriber.alphabet
-        logits = [transcriber.logits(load_audio(DATA / "synth-dev" / r["file_name"])) for r in rows]
+        logits = [transcriber.logits(load_audio(str(r.path))) for r in rows]
         source = f"real logits of {args.model}"
     else:
         alphabet = CTCAlphabet.from_vocab(build_vocab(texts))
@@ -116,7 +116,7 @@ def bench_long_audio(args: argparse.Namespace) -> None:
     if not recording.exists():
         pieces, total, rows = [], 0, _dev_rows()
         while total < args.minutes * 60 * 16_000:
-            audio = load_audio(DATA / "synth-dev" / rows[len(pieces) % len(rows)]["file_name"])
+            audio = load_audio(str(rows[len(pieces) % len(rows)].path))
             pieces.append(audio)
             total += audio.shape[0]
         sf.write(recording, np.concatenate(pieces)[: int(args.minutes * 60 * 16_000)], 16_000)
@@ -126,7 +126,7 @@ def bench_long_audio(args: argparse.Namespace) -> None:
         )
         what = args.model
     else:
-        tokenizer = load_tokenizer(save_vocab(build_vocab([r["text"] for r in _dev_rows()]), WORK / "vocab"))
+        tokenizer = load_tokenizer(save_vocab(build_vocab([str(r.text) for r in _dev_rows()]), WORK / "vocab"))
         torch.manual_seed(0)
         model = Wav2Vec2ForCTC(base(vocab_size=len(tokenizer)))
         transcriber = Transcriber(

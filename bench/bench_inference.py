@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import os
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from transformers import Wav2Vec2Processor
 
 import hf_w2v2
 from hf_w2v2.data.audio import load_audio, normalize_waveform
+from hf_w2v2.data.sources import read_audiofolder
 from hf_w2v2.inference.batching import length_sorted_batches
 from hf_w2v2.inference.machine import CACHE_ENV, cpu_info, library_versions, speed_flags, speed_settings
 from hf_w2v2.inference.openvino_int8 import check_isa_limit, compile_config
@@ -179,9 +179,8 @@ def dev_items(args: argparse.Namespace) -> tuple[list[np.ndarray], list[str]]:
     """Raw synth-dev clips and their texts (``--clips`` first ones; none without ``--dev``)."""
     if not args.dev or not os.path.isfile(os.path.join(args.dev, "metadata.csv")):
         return [], []
-    with open(os.path.join(args.dev, "metadata.csv"), encoding="utf-8") as f:
-        items = list(csv.DictReader(f))[: args.clips or None]
-    return [load_audio(os.path.join(args.dev, r["file_name"])) for r in items], [r["text"] for r in items]
+    items = read_audiofolder(args.dev)[: args.clips or None]
+    return [load_audio(str(u.path)) for u in items], [str(u.text) for u in items]
 
 
 def speed_table(args: argparse.Namespace, calibration: list[np.ndarray], tmp: str) -> tuple[list[str], dict]:

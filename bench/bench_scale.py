@@ -30,18 +30,19 @@ from pathlib import Path
 
 import psutil
 
+from hf_w2v2.data.sources import read_audiofolder
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def repeated_manifest(source: str, times: int, out: Path) -> Path:
     """A ``file_name,text`` manifest of ``source`` (an audiofolder) repeated ``times`` times, absolute paths."""
-    with open(Path(source) / "metadata.csv", encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_audiofolder(source)
     with out.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["file_name", "text"])
         for _ in range(times):
-            writer.writerows([str(Path(source, row["file_name"]).resolve()), row["text"]] for row in rows)
+            writer.writerows([str(Path(str(u.path)).resolve()), u.text] for u in rows)
     return out
 
 

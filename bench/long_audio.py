@@ -39,20 +39,20 @@ import numpy as np
 import torch
 
 from hf_w2v2.data.audio import load_audio, normalize_waveform
+from hf_w2v2.data.sources import read_audiofolder
 from hf_w2v2.inference.segments import PAUSE_SECONDS, ModelVAD, Segmenter, SegmentSettings
 from hf_w2v2.inference.transcribe import Transcriber
 from hf_w2v2.text.error_rates import error_rates
 
 
 def load_clips(data: Path, minutes: float) -> tuple[list[np.ndarray], list[str]]:
-    with (data / "metadata.csv").open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    rows = read_audiofolder(data)
     clips, texts, total = [], [], 0.0
     while total < minutes * 60:
         for row in rows:
-            audio = load_audio(data / row["file_name"])
+            audio = load_audio(str(row.path))
             clips.append(audio)
-            texts.append(row["text"])
+            texts.append(str(row.text))
             total += audio.shape[0] / 16_000
             if total >= minutes * 60:
                 break
