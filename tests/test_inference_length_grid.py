@@ -105,3 +105,35 @@ def test_classifier_batches_on_the_grid_give_the_same_scores(head: str) -> None:
     assert on_grid.shape == plain.shape == (4, plain.shape[1])
     # A random tiny model's scores are small (about 0.01): compare to their scale.
     assert float((on_grid - plain).abs().max()) <= 1e-3 * float(plain.abs().max())
+
+
+def test_paths_are_timed_on_a_new_length_every_round() -> None:
+    """A path that builds kernels per input shape must pay for it in the timing, as in transcription."""
+    from hf_w2v2.inference.optimize import MEASURE_ROUNDS, shorter_cuts, time_paths
+
+    probe = torch.randn(1, 16_000)
+    seen: dict[str, list[int]] = {"a": [], "b": []}
+    runners = {name: (lambda audio, mask, name=name: seen[name].append(audio.shape[1])) for name in seen}
+    time_paths(runners, probe, MEASURE_ROUNDS)  # type: ignore[arg-type]  # the spies return nothing
+    for lengths in seen.values():
+        assert lengths[0] == 16_000 and len(set(lengths)) == len(lengths) == MEASURE_ROUNDS + 1  # warm-up, rounds
+    assert [c.shape[1] for c in shorter_cuts(torch.zeros(1, 10), 3)] == [9, 8, 7]
+
+
+def test_optimize_runs_eager_paths_of_frame_local_models_on_the_grid(tmp_path) -> None:
+    from hf_w2v2.inference.optimize import optimize
+
+    model = make_model(local=False, feat_extract_norm="layer", do_stable_layer_norm=True)
+    audio = torch.from_numpy(normalize_waveform(load_audio(FIXTURES / "utt1.flac")))[None]  # (1, T)
+    fast = optimize(model, "fp32", cache=tmp_path / "grid")
+    plain = optimize(model, "fp32", cache=tmp_path / "plain", length_grid=False)
+    lengths = []
+    model.register_forward_pre_hook(lambda module, args: lengths.append(args[0].shape[1]))
+    expected = inference_logits(model, audio)
+    lengths.clear()
+    got = fast(audio).logits
+    assert lengths[-1] == grid_length(audio.shape[1], HOP) > audio.shape[1]  # the model ran on the grid
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+    plain(audio)
+    assert lengths[-1] == audio.shape[1]
+    assert fast._key() != plain._key()  # rankings timed with and without the grid are kept apart

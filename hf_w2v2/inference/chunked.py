@@ -163,18 +163,25 @@ def inference_logits(
     frames = None
     if grid:
         config: Any = model.config
-        length = audio.shape[1]
-        padding = grid_length(length, hop_length(config.conv_stride)) - length
-        if padding:
-            mask = torch.ones(audio.shape, dtype=torch.long) if mask is None else mask
-            audio, mask = F.pad(audio, (0, padding)), F.pad(mask, (0, padding))  # (B, T) -> (B, T + padding)
-            frames = conv_output_length(length, config.conv_kernel, config.conv_stride)
+        frames = conv_output_length(audio.shape[1], config.conv_kernel, config.conv_stride)
+        audio, mask = pad_to_grid(audio, mask, hop_length(config.conv_stride))
     device = next(model.parameters()).device
     # No autograd: inference runs the faster no-grad paths (and int8 modules need them).
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = model(audio.to(device), attention_mask=None if mask is None else mask.to(device)).logits
     logits = logits.float().cpu()  # (B, F, V)
     return logits if frames is None else logits[:, :frames]  # (B, F, V) -> (B, frames of T, V)
+
+
+def pad_to_grid(audio: torch.Tensor, mask: torch.Tensor | None, hop: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(B, T)`` audio and its ``(B, T)`` mask (``None``: every sample) right-padded to :func:`grid_length`,
+    the mask marking the padding; returned as given when ``T`` is on the grid already."""
+    length = audio.shape[1]
+    padding = grid_length(length, hop) - length
+    if not padding:
+        return audio, mask
+    mask = torch.ones(audio.shape, dtype=torch.long) if mask is None else mask
+    return F.pad(audio, (0, padding)), F.pad(mask, (0, padding))  # (B, T) -> (B, T + padding)
 
 
 def grid_length(samples: int, hop: int) -> int:
@@ -190,6 +197,7 @@ def grid_length(samples: int, hop: int) -> int:
     step = hop
     while step * 2 * GRID_FRACTION <= samples:
         step *= 2
+    # The step depends on the length's octave only, so a length on the grid stays where it is.
     return -(-samples // step) * step  # ceil to a multiple of step
 
 

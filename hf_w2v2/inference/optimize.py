@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from transformers.modeling_outputs import CausalLMOutput
 
 from hf_w2v2.inference.machine import cache_dir, cache_key, machine_fingerprint
-from hf_w2v2.inference.paths import CPU_PATHS, GPU_PATHS, Runner, build_path
+from hf_w2v2.inference.paths import CPU_PATHS, GPU_PATHS, Runner, build_path, on_grid, uses_grid
 from hf_w2v2.text.error_rates import char_error_rate
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,10 @@ logger = logging.getLogger(__name__)
 MAX_CER_CHANGE = 0.005  # absolute greedy CER a fast path may add (tokens vs fp32's tokens)
 MEASURE_SECONDS = 10.0  # the clip every path is timed on: the first input's first item, cut to this
 MEASURE_ROUNDS = 3  # interleaved rounds, best of each path kept
+CUT_DIVISOR = 64  # each round's input is 1/64 of the clip shorter than the last (10 s: 156 ms)
+# How paths are timed, in every cache key: a ranking timed another way is measured again, not reused.
+# 2: a new input length every round, eager CPU paths of frame-local models on the length grid.
+TIMING_METHOD = 2
 DROP_RATIO = 2.0  # after the first round, paths this many times slower than the best stop being timed
 FALLBACK = "fp32"  # the eager model as given: never fails where the model itself works
 
@@ -139,8 +143,10 @@ class FastModel:
         cache: str | None,
         max_cer_change: float = MAX_CER_CHANGE,
         references: Sequence[Sequence[int]] | None = None,
+        length_grid: bool = True,
     ) -> None:
         self.model = model.eval()
+        self.length_grid = length_grid
         self.max_cer_change = max_cer_change
         self.references = None if references is None else [list(map(int, r)) for r in references]
         self.precision = precision
@@ -186,8 +192,11 @@ class FastModel:
         raise RuntimeError("no inference path left")  # unreachable: fp32 re-raises
 
     def _runner(self, name: str) -> Runner:
+        """Path ``name``, built once; eager CPU paths of a frame-local model run on the length grid."""
         if name not in self.runners:
-            self.runners[name] = build_path(name, self.model, self.calibration, self._artifacts())
+            runner = build_path(name, self.model, self.calibration, self._artifacts())
+            grid = self.length_grid and uses_grid(self.model, name)
+            self.runners[name] = on_grid(runner, self.model) if grid else runner
         return self.runners[name]
 
     def _artifacts(self) -> str:
@@ -197,6 +206,7 @@ class FastModel:
 
     def _key(self) -> str:
         guard = f"{self.precision} guard {self.max_cer_change} references {self.references}"
+        guard += f" timing {TIMING_METHOD} grid {self.length_grid}"
         return cache_key(self.model, self.device, self.calibration, guard)
 
     def _choose(self, audio: torch.Tensor) -> Choice:
@@ -291,19 +301,34 @@ def measure(
 
 def time_paths(runners: dict[str, Runner], probe: torch.Tensor, rounds: int) -> dict[str, float]:
     """Best seconds per runner on ``probe``, interleaved; after one round, paths slower than
-    :data:`DROP_RATIO` x the best are not timed again (their first time stands)."""
+    :data:`DROP_RATIO` x the best are not timed again (their first time stands).
+
+    Every round cuts ``probe`` shorter (:func:`shorter_cuts`): each timed call meets an input length no
+    path has seen, as transcription does with every new file. A path that builds kernels for each shape
+    pays for it here as it will there (on the shipped small model, OpenVINO int8 took 2.7x longer over 150
+    clips met for the first time than over the same clips again; eager torch paths run on the length grid).
+    """
     best = dict.fromkeys(runners, float("inf"))
+    cuts = shorter_cuts(probe, rounds)
     with torch.inference_mode():
         for runner in runners.values():  # warm-up (oneDNN primitives, onnxruntime allocations)
             runner(probe, None)
-        for round_ in range(rounds):
+        for round_, cut in enumerate(cuts):
             for name, runner in runners.items():
                 if round_ > 0 and best[name] > DROP_RATIO * min(best.values()):
                     continue
                 start = time.perf_counter()
-                runner(probe, None)
+                runner(cut, None)
                 best[name] = min(best[name], time.perf_counter() - start)
     return best
+
+
+def shorter_cuts(probe: torch.Tensor, count: int) -> list[torch.Tensor]:
+    """``count`` cuts of ``probe`` (B, T), the k-th shorter by k x T / :data:`CUT_DIVISOR` samples (at
+    least one sample), each a length the previous calls did not have."""
+    length = probe.shape[1]
+    step = max(1, length // CUT_DIVISOR)
+    return [probe[:, : max(1, length - k * step)] for k in range(1, count + 1)]
 
 
 def describe(choice: Choice) -> str:
@@ -324,6 +349,7 @@ def optimize(
     cache: str | os.PathLike | None = None,
     max_cer_change: float = MAX_CER_CHANGE,
     references: Sequence[Sequence[int]] | None = None,
+    length_grid: bool = True,
 ) -> FastModel:
     """The model on the fastest accurate path for this machine: ``fast(input_values, mask).logits``.
 
@@ -340,6 +366,9 @@ def optimize(
             whose near-uniform logits make any token comparison meaningless).
         references: token ids of each calibration clip's transcript (the tokenizer's ``input_ids``):
             the guard then bounds the change of CER against them, as the issue defines it.
+        length_grid: run eager CPU paths of a frame-local model on the length grid
+            (:func:`hf_w2v2.inference.paths.on_grid`), in the timing as in use; ``False``: every input
+            at its own length.
 
     The choice is made at the first call (it builds and times every path: seconds for a small
     model, a few minutes for BASE) and cached; :attr:`FastModel.choice` has the measurements.
@@ -349,4 +378,4 @@ def optimize(
     if precision not in known:
         raise ValueError(f"precision on {device.type} must be one of {', '.join(known)}, got {precision!r}")
     folder = None if cache is None else os.fspath(cache)
-    return FastModel(model, precision, calibration, folder, max_cer_change, references)
+    return FastModel(model, precision, calibration, folder, max_cer_change, references, length_grid)

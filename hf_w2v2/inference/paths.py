@@ -31,16 +31,19 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from hf_w2v2.inference.chunked import pad_to_grid
 from hf_w2v2.inference.export import OnnxRunner, export_onnx, quantize_onnx, quantize_onnx_static
 from hf_w2v2.inference.openvino_int8 import OpenVinoInt8
 from hf_w2v2.inference.precision import cpu_has_native_bf16, quantize_int8
 from hf_w2v2.inference.pt2e_int8 import Pt2eInt8
 from hf_w2v2.models.feature_encoder import CONV_KERNELS, use_inference_kernel
+from hf_w2v2.models.lengths import conv_output_length, hop_length
 
 Runner = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
@@ -64,6 +67,29 @@ BATCH_DEPENDENT_PATHS = ("int8", "onnx-int8")
 # (hf_w2v2.inference.chunked.grid_length) where the model's frames do not depend on padding.
 GRID_PATHS = ("fp32", *(f"fp32-{k}" for k in CONV_KERNELS), "bf16")
 MAX_CALIBRATION_CLIPS = 32  # static quantisers see at most this many clips
+
+
+def uses_grid(model: nn.Module, path: str) -> bool:
+    """Whether ``path`` runs ``model`` on the length grid (:func:`~hf_w2v2.inference.chunked.grid_length`):
+    an eager torch path (:data:`GRID_PATHS`) on the CPU, with a feature encoder whose frames padding leaves
+    unchanged (``FeatureEncoder.frame_local``: layer norm)."""
+    device = next(model.parameters()).device
+    base = getattr(model, "base_encoder", None)
+    encoder = getattr(base(), "feature_extractor", None) if callable(base) else None
+    return device.type == "cpu" and path in GRID_PATHS and bool(getattr(encoder, "frame_local", False))
+
+
+def on_grid(runner: Runner, model: nn.Module) -> Runner:
+    """``runner`` with each input padded on to the length grid and its logits cut back to the input's frames
+    (the same to float rounding where :func:`uses_grid`)."""
+    config: Any = model.config
+    hop = hop_length(config.conv_stride)
+
+    def run(audio: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        frames = conv_output_length(audio.shape[1], config.conv_kernel, config.conv_stride)
+        return runner(*pad_to_grid(audio, mask, hop))[:, :frames]  # (B, F on the grid, V) -> (B, F, V)
+
+    return run
 
 
 def eager_runner(model: nn.Module, autocast: torch.dtype | None = None, kernel: str | None = None) -> Runner:

@@ -37,7 +37,7 @@ from hf_w2v2.inference.chunked import chunked_logits, seconds_to_samples
 from hf_w2v2.inference.memory import release_freed_memory
 from hf_w2v2.inference.model_folder import check_model_folder
 from hf_w2v2.inference.optimize import FastModel, optimize
-from hf_w2v2.inference.paths import BATCH_DEPENDENT_PATHS, GRID_PATHS
+from hf_w2v2.inference.paths import BATCH_DEPENDENT_PATHS, uses_grid
 from hf_w2v2.inference.precision import prepare_for_inference
 from hf_w2v2.inference.segments import Segmenter, SpeechSegment
 from hf_w2v2.models.ctc import Wav2Vec2ForCTC
@@ -123,7 +123,7 @@ class Transcriber:
         if bf16 and precision not in ("fp32", "bf16"):
             raise ValueError(f"bf16=True contradicts precision={precision!r}")
         if precision == "auto" and not bf16:
-            self.model: Any = optimize(model.to(self.device).eval(), "auto")
+            self.model: Any = optimize(model.to(self.device).eval(), "auto", length_grid=length_grid)
             self.precision = "auto"
         else:
             self.model, self.precision = prepare_for_inference(model, "bf16" if bf16 else precision, self.device)
@@ -215,9 +215,7 @@ class Transcriber:
         on the CPU, for an eager torch path (:data:`~hf_w2v2.inference.paths.GRID_PATHS`, ``auto``'s
         choice once made) and a feature encoder whose frames padding leaves unchanged (layer norm)."""
         path = getattr(self.model, "chosen", None) or self.precision
-        model: Any = self.model
-        frame_local = model.base_encoder().feature_extractor.frame_local
-        return self.allow_length_grid and self.device.type == "cpu" and path in GRID_PATHS and frame_local
+        return self.allow_length_grid and uses_grid(self.model, path)
 
     def _normalize(self, audio: np.ndarray) -> np.ndarray:
         if self.processor.feature_extractor.do_normalize:
