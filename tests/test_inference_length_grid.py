@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from unittest import mock
 
 import numpy as np
@@ -113,8 +114,16 @@ def test_paths_are_timed_on_a_new_length_every_round() -> None:
 
     probe = torch.randn(1, 16_000)
     seen: dict[str, list[int]] = {"a": [], "b": []}
-    runners = {name: (lambda audio, mask, name=name: seen[name].append(audio.shape[1])) for name in seen}
-    time_paths(runners, probe, MEASURE_ROUNDS)  # type: ignore[arg-type]  # the spies return nothing
+
+    def spy(name: str):
+        def run(audio: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+            seen[name].append(audio.shape[1])
+            time.sleep(0.02)  # equal, so that neither is dropped as more than 2x slower than the other
+            return audio
+
+        return run
+
+    time_paths({name: spy(name) for name in seen}, probe, MEASURE_ROUNDS)
     for lengths in seen.values():
         assert lengths[0] == 16_000 and len(set(lengths)) == len(lengths) == MEASURE_ROUNDS + 1  # warm-up, rounds
     assert [c.shape[1] for c in shorter_cuts(torch.zeros(1, 10), 3)] == [9, 8, 7]
