@@ -146,3 +146,14 @@ def test_optimize_runs_eager_paths_of_frame_local_models_on_the_grid(tmp_path) -
     plain(audio)
     assert lengths[-1] == audio.shape[1]
     assert fast._key() != plain._key()  # rankings timed with and without the grid are kept apart
+
+
+def test_the_shortest_first_input_is_timed_without_cuts_below_its_receptive_field(tmp_path) -> None:
+    from hf_w2v2.inference.optimize import optimize, shorter_cuts
+    from hf_w2v2.models.lengths import receptive_field
+
+    model = make_model(local=False, feat_extract_norm="layer", do_stable_layer_norm=True)
+    shortest = receptive_field(model.config.conv_kernel, model.config.conv_stride)
+    assert [c.shape[1] for c in shorter_cuts(torch.zeros(1, shortest), 3, shortest)] == [shortest] * 3
+    logits = optimize(model, "fp32", cache=tmp_path)(torch.randn(1, shortest)).logits  # measured on it
+    assert logits.shape[1] == 1

@@ -234,7 +234,7 @@ def test_the_guard_rejects_a_broken_path_and_failures_fall_back(tmp_path, monkey
         return go
 
     fake_paths(monkeypatch, {"broken": broken, "fails": fails, "later": later})
-    monkeypatch.setattr(OPT, "time_paths", lambda runners, probe, rounds: {n: 1.0 + (n != "later") for n in runners})
+    monkeypatch.setattr(OPT, "time_paths", lambda runners, *_: {n: 1.0 + (n != "later") for n in runners})
     model = make_model()
     with torch.no_grad():
         for p in model.lm_head.parameters():  # confident, varied tokens: the flip changes them
@@ -297,7 +297,7 @@ def test_the_guard_against_references_bounds_the_cer_change(tmp_path, monkeypatc
         return lambda audio, mask: run(audio, mask).flip(-1)
 
     fake_paths(monkeypatch, {"noisy": noisy})
-    monkeypatch.setattr(OPT, "time_paths", lambda runners, probe, rounds: {n: 1.0 + (n == "fp32") for n in runners})
+    monkeypatch.setattr(OPT, "time_paths", lambda runners, *_: {n: 1.0 + (n == "fp32") for n in runners})
     model = make_model()
     with torch.no_grad():
         for p in model.lm_head.parameters():
@@ -372,7 +372,7 @@ def test_pt2e_int8_builds_matches_fp32_and_is_guarded(tmp_path, monkeypatch) -> 
     import torch._inductor.config
 
     monkeypatch.setattr(torch._inductor.config, "compile_threads", 1)  # no compile worker pool in a test worker
-    monkeypatch.setattr(OPT, "time_paths", lambda runners, probe, rounds: {n: 1.0 + (n == "fp32") for n in runners})
+    monkeypatch.setattr(OPT, "time_paths", lambda runners, *_: {n: 1.0 + (n == "fp32") for n in runners})
     model = make_model()
     bound = float("inf")  # random weights: any token change would do
     fast = optimize(model, precision="pt2e-int8-static", calibration=clips(), cache=tmp_path, max_cer_change=bound)

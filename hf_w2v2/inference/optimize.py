@@ -36,6 +36,7 @@ from transformers.modeling_outputs import CausalLMOutput
 
 from hf_w2v2.inference.machine import cache_dir, cache_key, machine_fingerprint
 from hf_w2v2.inference.paths import CPU_PATHS, GPU_PATHS, Runner, build_path, on_grid, uses_grid
+from hf_w2v2.models.lengths import receptive_field
 from hf_w2v2.text.error_rates import char_error_rate
 
 logger = logging.getLogger(__name__)
@@ -292,14 +293,15 @@ def measure(
             built.pop(name, None)
     timed = [n for n in candidates if results[n].error is None]
     probe = probe[:, : int(MEASURE_SECONDS * int(getattr(config, "sampling_rate", 16_000)))]
-    best = time_paths({n: built[n] for n in timed}, probe, MEASURE_ROUNDS)
+    shortest = receptive_field(config.conv_kernel, config.conv_stride)
+    best = time_paths({n: built[n] for n in timed}, probe, MEASURE_ROUNDS, shortest)
     for name, seconds in best.items():
         results[name].seconds = seconds
     ranking = sorted(best, key=best.__getitem__)  # fastest first, cut after fp32 (which never falls back)
     return Choice(ranking[: ranking.index(FALLBACK) + 1], list(results.values()))
 
 
-def time_paths(runners: dict[str, Runner], probe: torch.Tensor, rounds: int) -> dict[str, float]:
+def time_paths(runners: dict[str, Runner], probe: torch.Tensor, rounds: int, shortest: int = 1) -> dict[str, float]:
     """Best seconds per runner on ``probe``, interleaved; after one round, paths slower than
     :data:`DROP_RATIO` x the best are not timed again (their first time stands).
 
@@ -307,9 +309,10 @@ def time_paths(runners: dict[str, Runner], probe: torch.Tensor, rounds: int) -> 
     path has seen, as transcription does with every new file. A path that builds kernels for each shape
     pays for it here as it will there (on the shipped small model, OpenVINO int8 took 2.7x longer over 150
     clips met for the first time than over the same clips again; eager torch paths run on the length grid).
+    No cut is shorter than ``shortest`` samples (the model's receptive field).
     """
     best = dict.fromkeys(runners, float("inf"))
-    cuts = shorter_cuts(probe, rounds)
+    cuts = shorter_cuts(probe, rounds, shortest)
     with torch.inference_mode():
         for runner in runners.values():  # warm-up (oneDNN primitives, onnxruntime allocations)
             runner(probe, None)
@@ -323,12 +326,13 @@ def time_paths(runners: dict[str, Runner], probe: torch.Tensor, rounds: int) -> 
     return best
 
 
-def shorter_cuts(probe: torch.Tensor, count: int) -> list[torch.Tensor]:
+def shorter_cuts(probe: torch.Tensor, count: int, shortest: int = 1) -> list[torch.Tensor]:
     """``count`` cuts of ``probe`` (B, T), the k-th shorter by k x T / :data:`CUT_DIVISOR` samples (at
-    least one sample), each a length the previous calls did not have."""
+    least one sample), each a length the previous calls did not have; none under ``shortest`` samples
+    (a probe that short gives cuts of one length, or itself)."""
     length = probe.shape[1]
     step = max(1, length // CUT_DIVISOR)
-    return [probe[:, : max(1, length - k * step)] for k in range(1, count + 1)]
+    return [probe[:, : max(min(shortest, length), length - k * step)] for k in range(1, count + 1)]
 
 
 def describe(choice: Choice) -> str:
