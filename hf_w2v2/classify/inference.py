@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio, normalize_waveform
@@ -26,7 +25,7 @@ from hf_w2v2.data.collator import DataCollatorCTCWithPadding, pad_sequences
 from hf_w2v2.data.paths import display_path
 from hf_w2v2.data.processor import uses_attention_mask
 from hf_w2v2.inference.batching import check_length
-from hf_w2v2.inference.chunked import grid_length
+from hf_w2v2.inference.chunked import pad_to_grid
 from hf_w2v2.models.lengths import hop_length, receptive_field
 
 VERIFICATION_FILE = "verification.json"
@@ -55,7 +54,7 @@ def run_batches(
     """``output`` ("logits" (N, L) or "embeddings" (N, E)) of ``model`` for normalised clips, in input order.
 
     ``length_grid``: masked batches (layer-norm encoders) on the CPU are padded on to the length grid
-    (:func:`~hf_w2v2.inference.chunked.grid_length`), so that oneDNN meets a few input lengths, not one
+    (:func:`~hf_w2v2.inference.chunked.pad_to_grid`), so that oneDNN meets a few input lengths, not one
     per batch; the mask keeps the padding out of every frame and of the pooling."""
     model.eval()
     device = next(model.parameters()).device
@@ -67,10 +66,9 @@ def run_batches(
     for start in tqdm(range(0, len(order), size), desc=output, disable=not show_progress):
         index = order[start : start + size]
         values, lengths = pad_sequences([clips[i] for i in index], 0.0, None, np.dtype(np.float32))  # (B, T)
-        if masked and length_grid and device.type == "cpu":
-            padding = grid_length(values.shape[1], hop_length(config.conv_stride)) - values.shape[1]
-            values = F.pad(values, (0, padding))  # (B, T) -> (B, T + padding)
         mask = DataCollatorCTCWithPadding.attention_mask(lengths.numpy(), values.shape[1]) if masked else None
+        if masked and length_grid and device.type == "cpu":
+            values, mask = pad_to_grid(values, mask, hop_length(config.conv_stride))  # (B, T) -> (B, T on the grid)
         out = model(values.to(device), attention_mask=None if mask is None else mask.to(device))
         rows = getattr(out, output).float().cpu()
         for k, i in enumerate(index):

@@ -11,8 +11,9 @@ is frame ``s / hop + j`` of the whole recording and the kept frames tile the rec
 exactly, each once. Memory is bounded by ``batch_size`` windows, whatever the recording's length;
 only the ``(F, V)`` logits grow.
 
-Every CPU or GPU model call of inference goes through :func:`inference_logits`, which can put the
-input's length on a grid (:func:`grid_length`) for models whose output frames do not depend on padding.
+Transcription's model calls go through :func:`inference_logits`, which can put the input's length on
+a grid (:func:`grid_length`, :func:`pad_to_grid`) for models whose output frames do not depend on padding;
+``optimize``'s eager paths and classification pad with :func:`pad_to_grid` too.
 """
 
 from __future__ import annotations
