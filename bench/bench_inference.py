@@ -9,8 +9,18 @@ Prints the CPU model and its speed flags (avx2, avx512_vnni, avx512_bf16, amx), 
 
 Part 1, speed: the base config (random weights, the same in every path) and the shipped CTC model,
 for each clip length and batch size. Every path runs in this process, interleaved (one call of
-each per round), best of ``--repeats``; the ratio is stock fp32 time / path time (> 1 is faster).
-``max|dlogit|`` is against stock fp32 on the same input.
+each per round, each after a pause while the last one's backend threads stop spinning:
+``optimize.SETTLE_SECONDS``), best of ``--repeats``; the ratio is stock fp32 time / path time (> 1 is faster).
+``max|dlogit|`` is against stock fp32 on the same input. Two timings per path: at one recurring
+length (the clip again and again, as long audio's full windows and a stream's partial windows
+are), and at new lengths (each round's clip a few samples shorter, as file after file is: a path
+that builds kernels per input shape pays for it there). ``auto`` runs each on its own ranking. Each row
+has its own runner (``auto``'s are its own too), but kernels are shared within the process: torch paths
+share oneDNN's cache, and two OpenVINO graphs with the same layer shapes (ours and the peer's) share
+OpenVINO's. At a new length the first path of a round to meet a layer shape builds its kernels and a later
+one reuses them. So ``auto`` runs second, right after stock fp32, and pays in full; a later row may read
+faster than alone (the peers run last; on base, in isolation, ours and the peer's OpenVINO int8 paid
+alike: 39 and 33 ms more per new length than at a known one, at 132-134 ms).
 
 Paths: ``stock-fp32``, ``stock-int8`` (``quantize_dynamic`` on Linear); ours: every path of
 :mod:`hf_w2v2.inference.paths` (fp32 per conv kernel, bf16, torch int8, onnxruntime fp32 / dynamic /
@@ -49,8 +59,8 @@ from hf_w2v2.data.sources import read_audiofolder
 from hf_w2v2.inference.batching import length_sorted_batches
 from hf_w2v2.inference.machine import CACHE_ENV, cpu_info, library_versions, speed_flags, speed_settings
 from hf_w2v2.inference.openvino_int8 import check_isa_limit, compile_config
-from hf_w2v2.inference.optimize import describe, optimize
-from hf_w2v2.inference.paths import CPU_PATHS, build_path
+from hf_w2v2.inference.optimize import SETTLE_SECONDS, FastModel, describe, optimize
+from hf_w2v2.inference.paths import CPU_PATHS, build_path, on_grid, uses_grid
 from hf_w2v2.inference.transcribe import Transcriber
 from hf_w2v2.text.error_rates import char_error_rate, word_error_rate
 
@@ -144,35 +154,52 @@ def build_paths(
     fast = optimize(ours, "auto", clips, cache=args.cache, max_cer_change=bound, references=references)
     fast(torch.as_tensor(np.concatenate(clips)[: 10 * 16_000])[None])  # timed on 10 s, as the targets are
     assert fast.choice is not None
-    choice = f"{fast.chosen} ({'guarded' if guarded else 'unguarded: random weights'}); {describe(fast.choice)}"
+    guard = "guarded" if guarded else "unguarded: random weights"
+    choice = f"{fast.chosen} at new lengths, {fast.chosen_recurring} at recurring ones ({guard}); "
+    choice += describe(fast.choice)
+    if "auto" in names:  # right after stock fp32: a new length's kernels are built by auto, not for it
+        paths = {"stock-fp32": paths.pop("stock-fp32"), "auto": lambda a: fast(a).logits, **paths}
     errors = {r.name: r.error for r in fast.choice.results}
     for name in CPU_PATHS:
         if name not in names:
             continue
-        try:  # a path the guard rejected was dropped by auto: rebuilt from its cached files
-            run = fast.runners.get(name) or build_path(name, ours, clips, fast._artifacts())
+        try:  # its own runner, from the files auto cached: a shape one has met is not met by the other
+            run = build_path(name, ours, clips, fast._artifacts())
+            run = on_grid(run, ours) if fast.length_grid and uses_grid(ours, name) else run
             paths[name] = lambda a, run=run: run(a, None)
         except Exception as err:  # a path this machine lacks is reported, the others still run
             print(f"{name}: not built ({errors.get(name) or f'{type(err).__name__}: {err}'})", flush=True)
-    if "auto" in names:
-        paths["auto"] = lambda a: fast(a).logits
     if any(n in names for n in PEERS):
         paths.update({n: r for n, r in peer_runners(stock, stock_dir, args, clips, tmp).items() if n in names})
     return paths, choice
 
 
-def time_paths(paths: dict[str, Runner], audio: torch.Tensor, repeats: int) -> tuple[dict, dict]:
-    """Best-of-``repeats`` seconds per path, interleaved, and max |path - stock fp32|."""
+# Samples each round's new-length clip is shorter than the last: over one hop (320), so that the number of
+# frames changes too (OpenVINO reuses most kernels for a length of the same frame count: 7 samples at a
+# time, its per-shape cost showed only once). Up to --repeats x 331 samples shorter (1% of 10 s).
+NEW_LENGTH_STEP = 331
+
+
+def time_paths(paths: dict[str, Runner], audio: torch.Tensor, repeats: int) -> tuple[dict, dict, dict]:
+    """Best-of-``repeats`` seconds per path, interleaved, at ``audio``'s length (recurring) and at a new
+    length every round; and max |path - stock fp32|."""
     with torch.inference_mode():
         ref = paths["stock-fp32"](audio)
         diffs = {n: float((fn(audio) - ref).abs().max()) for n, fn in paths.items()}  # also the warm-up
         best = dict.fromkeys(paths, float("inf"))
-        for _ in range(repeats):
+        new = dict.fromkeys(paths, float("inf"))
+        for round_ in range(repeats):
+            cut = audio[:, : audio.shape[1] - NEW_LENGTH_STEP * (round_ + 1)]  # a length no path has met
             for name, fn in paths.items():
+                time.sleep(SETTLE_SECONDS)  # the last path's backend threads stop spinning first
                 start = time.perf_counter()
                 fn(audio)
                 best[name] = min(best[name], time.perf_counter() - start)
-    return best, diffs
+                time.sleep(SETTLE_SECONDS)
+                start = time.perf_counter()
+                fn(cut)
+                new[name] = min(new[name], time.perf_counter() - start)
+    return best, new, diffs
 
 
 def dev_items(args: argparse.Namespace) -> tuple[list[np.ndarray], list[str]]:
@@ -184,7 +211,10 @@ def dev_items(args: argparse.Namespace) -> tuple[list[np.ndarray], list[str]]:
 
 
 def speed_table(args: argparse.Namespace, calibration: list[np.ndarray], tmp: str) -> tuple[list[str], dict]:
-    rows = ["| model | clip | batch | path | best ms | vs stock fp32 | max abs diff |", "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| model | clip | batch | path | best ms | vs stock fp32 | new lengths: ms | vs stock fp32 | max abs diff |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     setups = []
     if not args.skip_base:
         torch.manual_seed(0)  # base config, 32-letter CTC head, random weights shared by stock and ours
@@ -209,12 +239,12 @@ def speed_table(args: argparse.Namespace, calibration: list[np.ndarray], tmp: st
         for seconds in args.seconds:
             for batch in args.batches:
                 audio = torch.randn(batch, int(16_000 * seconds))
-                best, diffs = time_paths(paths, audio, args.repeats)
+                best, new, diffs = time_paths(paths, audio, args.repeats)
                 for name in paths:
-                    ratio = best["stock-fp32"] / best[name]
+                    ratio, new_ratio = best["stock-fp32"] / best[name], new["stock-fp32"] / new[name]
                     rows.append(
-                        f"| {label} | {seconds:g} s | {batch} | {name} | {1000 * best[name]:.0f} | "
-                        f"{ratio:.2f}x | {diffs[name]:.1e} |"
+                        f"| {label} | {seconds:g} s | {batch} | {name} | {1000 * best[name]:.0f} | {ratio:.2f}x | "
+                        f"{1000 * new[name]:.0f} | {new_ratio:.2f}x | {diffs[name]:.1e} |"
                     )
                 print("\n".join(rows[-len(paths) :]), flush=True)
     return rows, runners
@@ -247,7 +277,9 @@ def batch_rows(args: argparse.Namespace, audio: list[np.ndarray], refs: list[str
     for each batch of 8 similar-length clips that batch size 8 forms over all clips, each transcribes
     those clips in turn (a rotating order), best of ``--repeats`` per batch, summed; a busy machine then
     slows all alike. "First pass" sums the first repeat alone: what transcribing the files once costs,
-    each new input length building its oneDNN kernels (later passes may find them cached).
+    each new input length building its oneDNN kernels (later passes may find them cached). ``auto``
+    forgets the input shapes it has met before every pass, so each pass meets the files as new ones
+    (its ranking for new lengths), not as recurring ones.
     """
     rows = [
         "| Transcriber precision | batch | length grid | files/s | first pass files/s | vs batch 1, no grid | CER |",
@@ -270,6 +302,9 @@ def batch_rows(args: argparse.Namespace, audio: list[np.ndarray], refs: list[str
         first = dict.fromkeys(runs, 0.0)
         texts: dict[tuple[int, bool], list[str]] = {key: [""] * len(audio) for key in runs}
         for repeat in range(args.repeats):
+            for run_t in runs.values():
+                if isinstance(run_t.model, FastModel):
+                    run_t.model.seen.clear()
             for j, batch in enumerate(batches):
                 turn = (j + repeat) % len(settings)
                 for key in settings[turn:] + settings[:turn]:

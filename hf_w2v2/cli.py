@@ -91,6 +91,12 @@ def add_transcribe(subparsers: argparse._SubParsersAction) -> None:
         "int8 (dynamic quantisation, CPU) or auto (the fastest path on this machine whose greedy CER stays "
         "within 0.005 of fp32, measured on the first files and cached)",
     )
+    p.add_argument(
+        "--no-length-grid",
+        action="store_true",
+        help="run every file at its own length (default: layer-norm models run padded to a grid of lengths, "
+        "the same logits to float rounding, so the CPU builds its kernels for a few lengths, not one per file)",
+    )
     p.add_argument("--num-processes", type=int, default=1, help="processes for the beam search")
     p.add_argument("--quiet", action="store_true", help="no progress bars (also none while loading the model and LM)")
     add_segment_options(p)
@@ -179,6 +185,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
             stride_s=args.stride_s,
             batch_size=args.batch_size,
             beam=beam,  # per call: the decoder loaded with the model is not changed
+            length_grid=not args.no_length_grid,
         )
     targets = output_paths(files, args.output_dir, args.format) if args.output_dir is not None else {}
     failures = 0

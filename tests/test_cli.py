@@ -58,6 +58,24 @@ def test_transcribe_txt_to_stdout(model_dir: str, capsys) -> None:
     assert len(capsys.readouterr().out.splitlines()) == 1
 
 
+def test_no_length_grid_reaches_the_transcriber(model_dir: str, capsys, monkeypatch) -> None:
+    from hf_w2v2.inference.transcribe import Transcriber
+
+    seen = []
+    real = Transcriber.from_pretrained
+
+    def spy(*args, **kwargs):
+        transcriber = real(*args, **kwargs)
+        seen.append(transcriber.allow_length_grid)
+        return transcriber
+
+    monkeypatch.setattr(Transcriber, "from_pretrained", spy)
+    assert main(["transcribe", UTT1, "--model", model_dir, "--device", "cpu", "--quiet"]) == 0
+    on_grid = capsys.readouterr().out
+    assert main(["transcribe", UTT1, "--model", model_dir, "--device", "cpu", "--quiet", "--no-length-grid"]) == 0
+    assert capsys.readouterr().out == on_grid and seen == [True, False]
+
+
 def test_bad_file_in_a_batch_is_reported_and_the_rest_transcribed(tmp_path, model_dir: str, capsys) -> None:
     corrupt = tmp_path / "broken.flac"
     corrupt.write_bytes(b"not audio at all")

@@ -145,6 +145,47 @@ def test_onnx_export_of_ctc_and_classification_heads(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_ONNX, reason="onnx/onnxscript/onnxruntime not installed")
+def test_the_unmasked_onnx_graph_and_the_runner_that_picks_a_graph_per_call(tmp_path):
+    """Unpadded calls run the graph without a mask input (none of its masking ops); a padded call builds
+    the masked graph then, and its valid frames are the eager model's."""
+    import onnx
+
+    from hf_w2v2.inference.paths import build_path
+
+    torch.manual_seed(0)
+    model = hf_w2v2.Wav2Vec2ForCTC(layer_config()).eval()
+    path = E.export_onnx(model, tmp_path / "unmasked.onnx", attention_mask=False)
+    graph = onnx.load(path)
+    assert [i.name for i in graph.graph.input] == ["input_values"]
+    assert "Gelu" in {node.op_type for node in graph.graph.node}  # opset 20: one kernel, not Erf and four more
+    # Dynamic int8: int8 weights where the CPU has VNNI, uint8 where it has not (the default asks the CPU).
+    for signed, kind in ((True, onnx.TensorProto.INT8), (False, onnx.TensorProto.UINT8)):
+        quantized = E.quantize_onnx(path, tmp_path / f"q{signed}.onnx", signed_weights=signed)
+        weights = [t for t in onnx.load(quantized).graph.initializer if t.name.endswith("_quantized")]
+        assert weights and all(t.data_type == kind for t in weights)
+    runner = E.OnnxRunner(path)
+    audio = torch.randn(2, 9000)
+    with torch.no_grad():
+        expected = model(audio).logits
+    np.testing.assert_allclose(runner(audio.numpy()), expected.numpy(), atol=1e-4, rtol=1e-4)
+    mask = torch.ones(2, 9000, dtype=torch.long)
+    mask[1, 6000:] = 0
+    with pytest.raises(ValueError, match="unpadded audio only"):
+        runner(audio.numpy(), mask.numpy())
+    folder = tmp_path / "paths"
+    folder.mkdir()
+    run = build_path("onnx", model, None, str(folder))
+    assert sorted(p.name for p in folder.glob("*.onnx")) == ["fp32-unmasked.onnx"]  # the masked one waits
+    torch.testing.assert_close(run(audio, None), expected, atol=1e-4, rtol=1e-4)
+    padded = run(audio, mask)
+    assert sorted(p.name for p in folder.glob("*.onnx")) == ["fp32-unmasked.onnx", "fp32.onnx"]
+    with torch.no_grad():
+        alone = model(audio[1:, :6000]).logits
+    torch.testing.assert_close(padded[1:, : alone.shape[1]], alone, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_ONNX, reason="onnx/onnxscript/onnxruntime not installed")
 def test_export_cli_on_the_shipped_model(tmp_path, capsys):
     clip = str(FIXTURES / "utt1.flac")
     assert main(["export", str(SHIPPED), str(tmp_path / "m.onnx"), "--check-audio", clip]) == 0

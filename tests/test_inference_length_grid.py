@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from unittest import mock
 
@@ -127,6 +128,8 @@ def test_paths_are_timed_on_a_new_length_every_round() -> None:
     for lengths in seen.values():
         assert lengths[0] == 16_000 and len(set(lengths)) == len(lengths) == MEASURE_ROUNDS + 1  # warm-up, rounds
     assert [c.shape[1] for c in shorter_cuts(torch.zeros(1, 10), 3)] == [9, 8, 7]
+    # At least a hop apart (a new number of frames), as measure() asks for.
+    assert [c.shape[1] for c in shorter_cuts(torch.zeros(1, 1_000), 3, step=HOP)] == [680, 360, 40]
 
 
 def test_optimize_runs_eager_paths_of_frame_local_models_on_the_grid(tmp_path) -> None:
@@ -157,3 +160,19 @@ def test_the_shortest_first_input_is_timed_without_cuts_below_its_receptive_fiel
     assert [c.shape[1] for c in shorter_cuts(torch.zeros(1, shortest), 3, shortest)] == [shortest] * 3
     logits = optimize(model, "fp32", cache=tmp_path)(torch.randn(1, shortest)).logits  # measured on it
     assert logits.shape[1] == 1
+
+
+def test_auto_pads_per_path_so_the_transcriber_hands_it_each_input_at_its_own_length(tmp_path, monkeypatch) -> None:
+    """A recurring length must be seen as such: padding it on to the grid before ``auto`` would hand an
+    OpenVINO path a masked input, and new lengths would look recurring."""
+    from hf_w2v2.inference import machine
+
+    monkeypatch.setenv(machine.CACHE_ENV, str(tmp_path / "cache"))
+    model = make_model(local=False, feat_extract_norm="layer", do_stable_layer_norm=True)
+    transcriber = Transcriber(model, make_processor(tmp_path, model.config), device="cpu", precision="auto")
+    monkeypatch.setattr(sys.modules["hf_w2v2.inference.optimize"], "CPU_PATHS", ("fp32",))
+    audio = load_audio(FIXTURES / "utt1.flac")
+    expected = inference_logits(model, torch.from_numpy(normalize_waveform(audio))[None])[0]
+    torch.testing.assert_close(transcriber.logits(audio), expected, atol=1e-4, rtol=1e-4)
+    assert transcriber.length_grid and not transcriber._pads_to_grid  # fp32 runs on the grid, inside auto
+    assert ((1, audio.shape[0]), False) in transcriber.model.seen  # the input's own length, no mask

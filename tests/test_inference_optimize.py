@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -200,6 +201,12 @@ def test_a_cache_file_with_another_fingerprint_is_not_trusted(tmp_path, fast_pat
     assert fast.choice is not None and fast.choice.fingerprint == machine.machine_fingerprint(torch.device("cpu"))
 
 
+def rank_paths(monkeypatch, timing) -> None:
+    """Timings stubbed: ``timing(runners) -> seconds per name`` at new lengths and at recurring ones alike."""
+    monkeypatch.setattr(OPT, "time_paths", timing)
+    monkeypatch.setattr(OPT, "time_recurring", timing)
+
+
 def fake_paths(monkeypatch, behaviours: dict) -> None:
     """Paths ``broken`` (wrong logits), ``fails`` (raises when built) and ``later`` (fastest; raises from
     the second call on) next to fp32."""
@@ -234,7 +241,7 @@ def test_the_guard_rejects_a_broken_path_and_failures_fall_back(tmp_path, monkey
         return go
 
     fake_paths(monkeypatch, {"broken": broken, "fails": fails, "later": later})
-    monkeypatch.setattr(OPT, "time_paths", lambda runners, *_: {n: 1.0 + (n != "later") for n in runners})
+    rank_paths(monkeypatch, lambda runners, *_: {n: 1.0 + (n != "later") for n in runners})
     model = make_model()
     with torch.no_grad():
         for p in model.lm_head.parameters():  # confident, varied tokens: the flip changes them
@@ -297,7 +304,7 @@ def test_the_guard_against_references_bounds_the_cer_change(tmp_path, monkeypatc
         return lambda audio, mask: run(audio, mask).flip(-1)
 
     fake_paths(monkeypatch, {"noisy": noisy})
-    monkeypatch.setattr(OPT, "time_paths", lambda runners, *_: {n: 1.0 + (n == "fp32") for n in runners})
+    rank_paths(monkeypatch, lambda runners, *_: {n: 1.0 + (n == "fp32") for n in runners})
     model = make_model()
     with torch.no_grad():
         for p in model.lm_head.parameters():
@@ -372,7 +379,7 @@ def test_pt2e_int8_builds_matches_fp32_and_is_guarded(tmp_path, monkeypatch) -> 
     import torch._inductor.config
 
     monkeypatch.setattr(torch._inductor.config, "compile_threads", 1)  # no compile worker pool in a test worker
-    monkeypatch.setattr(OPT, "time_paths", lambda runners, *_: {n: 1.0 + (n == "fp32") for n in runners})
+    rank_paths(monkeypatch, lambda runners, *_: {n: 1.0 + (n == "fp32") for n in runners})
     model = make_model()
     bound = float("inf")  # random weights: any token change would do
     fast = optimize(model, precision="pt2e-int8-static", calibration=clips(), cache=tmp_path, max_cer_change=bound)
@@ -420,3 +427,72 @@ def test_pt2e_int8_without_torchao_is_skipped_with_its_reason(tmp_path, monkeypa
     assert any("pt2e-int8-static skipped" in r.message for r in caplog.records)
     with torch.no_grad():
         torch.testing.assert_close(logits, model(audio).logits)
+
+
+def test_recurring_input_lengths_run_on_the_recurring_ranking(tmp_path, monkeypatch, caplog) -> None:
+    """A path that builds kernels per input shape (OpenVINO) may be slower on a new length and faster on one
+    it has met: each input runs on the ranking for its case, and a failure drops a path from both."""
+    calls = {"cold": 0, "warm": 0}
+
+    def counted(name):
+        def wrap(run):
+            def go(audio, mask):
+                calls[name] += 1
+                if name == "warm" and audio.shape[1] == 4321:
+                    raise RuntimeError("lost its compiled graph")
+                return run(audio, mask)
+
+            return go
+
+        return wrap
+
+    fake_paths(monkeypatch, {"cold": counted("cold"), "warm": counted("warm")})
+    monkeypatch.setattr(OPT, "time_paths", lambda runners, *_: {"cold": 1.0, "warm": 2.0, "fp32": 3.0})
+    monkeypatch.setattr(OPT, "time_recurring", lambda runners, *_: {"warm": 1.0, "cold": 2.0, "fp32": 3.0})
+    model = make_model()
+    fast = optimize(model, cache=tmp_path)
+    audio = torch.randn(1, 4000)
+    fast(audio)
+    assert (fast.chosen, fast.chosen_recurring) == ("cold", "warm")
+    assert fast.choice is not None and fast.choice.ranking == ["cold", "warm", "fp32"]
+    assert fast.choice.recurring == ["warm", "cold", "fp32"]
+    assert fast.calls == {"cold": 1}
+    fast(audio)
+    fast(torch.randn(1, 4000))  # the same shape, other samples: recurring too
+    assert fast.calls == {"cold": 1, "warm": 2}
+    fast(torch.randn(1, 4000), torch.ones(1, 4000, dtype=torch.long))  # with a mask: another shape
+    fast(torch.randn(2, 4000))  # another batch size: another shape
+    assert fast.calls == {"cold": 3, "warm": 2}
+    with torch.no_grad():
+        torch.testing.assert_close(fast(audio).logits, model(audio).logits)
+    results = {r.name: r for r in fast.choice.results}
+    assert results["warm"].seconds == 2.0 and results["warm"].seconds_recurring == 1.0
+    assert "recurring 1000 ms (3.00x)" in OPT.describe(fast.choice)
+    # The cached choice keeps both rankings.
+    again = optimize(model, cache=tmp_path)
+    again(audio)
+    assert again.choice is not None and again.choice.recurring == ["warm", "cold", "fp32"]
+    # A recurring length whose path fails: logged, dropped from both rankings, the next one runs.
+    odd = torch.randn(1, 4321)
+    fast(odd)
+    with caplog.at_level(logging.WARNING, logger=OPT.__name__):
+        out = fast(odd).logits
+    assert "warm failed" in caplog.text
+    assert fast.choice.recurring == ["cold", "fp32"] and "warm" not in fast.choice.ranking
+    assert fast.chosen_recurring == "cold" and out.shape == model(odd).logits.shape
+
+
+def test_recurring_timing_times_every_path_on_a_length_it_has_met() -> None:
+    lengths: dict[str, list[int]] = {"slow": [], "quick": []}
+
+    def spy(name: str, seconds: float):
+        def run(audio: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+            lengths[name].append(audio.shape[1])
+            time.sleep(seconds)
+            return audio
+
+        return run
+
+    best = OPT.time_recurring({"slow": spy("slow", 0.03), "quick": spy("quick", 0.001)}, torch.zeros(1, 800), 2)
+    assert lengths == {"slow": [800] * 3, "quick": [800] * 3}  # a first call, then two timed: none dropped
+    assert best["slow"] > best["quick"] > 0

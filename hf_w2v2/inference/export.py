@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hf_w2v2.inference.machine import cpu_info
 from hf_w2v2.models.lengths import receptive_field
 from hf_w2v2.models.validation import check_audio
 
@@ -46,11 +47,23 @@ class LogitsOnly(nn.Module):
         return self.model(input_values, attention_mask=attention_mask, return_dict=True).logits
 
 
-def for_export(model: nn.Module) -> LogitsOnly:
-    """The eval-mode logits graph of ``model`` (CTC or a classification head)."""
+class UnmaskedLogits(nn.Module):
+    """``model(input_values).logits``: the graph for unpadded input (no mask, none of its masking ops)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.config = model.config
+
+    def forward(self, input_values: torch.Tensor) -> torch.Tensor:
+        return self.model(input_values, return_dict=True).logits
+
+
+def for_export(model: nn.Module, attention_mask: bool = True) -> nn.Module:
+    """The eval-mode logits graph of ``model`` (CTC or a classification head), with a mask input or without."""
     if model.training:
         logger.warning("exporting in eval mode: dropout, LayerDrop and SpecAugment are left out of the graph")
-    return LogitsOnly(model.eval().float())
+    return (LogitsOnly if attention_mask else UnmaskedLogits)(model.eval().float())
 
 
 def example_inputs(batch: int = 2, samples: int = 16_000) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,22 +89,29 @@ def export_program(model: nn.Module) -> torch.export.ExportedProgram:
         return torch.export.export(wrapped, example_inputs(), dynamic_shapes=_dynamic_shapes(), strict=False)
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 18) -> str:
+def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 20, attention_mask: bool = True) -> str:
     """Write an ONNX file (inputs ``input_values`` float32 (B, T), ``attention_mask`` int64 (B, T);
-    output ``logits`` (B, F, V)) through the ``torch.export`` based exporter."""
+    output ``logits`` (B, F, V)) through the ``torch.export`` based exporter.
+
+    ``opset`` 20 has a ``Gelu`` operator, which onnxruntime runs as one kernel; at 18 GELU is written
+    out with ``Erf`` (the shipped model, 10 s: 37.6 ms at 18, 33.3 ms at 20). ``attention_mask=False``
+    writes the graph for unpadded input only (``input_values`` alone): it skips the masking (33.7 ms).
+    """
     try:
         import onnxscript  # noqa: F401  (the dynamo exporter needs it)
     except ImportError as err:
         raise ImportError("ONNX export needs onnx and onnxscript: pip install 'hf_w2v2[deploy]'") from err
-    wrapped = for_export(model)
+    wrapped = for_export(model, attention_mask)
+    names = ["input_values", "attention_mask"] if attention_mask else ["input_values"]
+    shapes = {name: axes for name, axes in _dynamic_shapes().items() if name in names}
     path = os.fspath(path)
     with torch.no_grad():
         program = torch.onnx.export(
             wrapped,
-            example_inputs(),
+            example_inputs()[: len(names)],
             dynamo=True,
-            dynamic_shapes=_dynamic_shapes(),
-            input_names=["input_values", "attention_mask"],
+            dynamic_shapes=shapes,
+            input_names=names,
             output_names=["logits"],
             opset_version=opset,
             optimize=True,
@@ -102,19 +122,29 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 18) -> s
     return path
 
 
-def quantize_onnx(source: str | os.PathLike, path: str | os.PathLike) -> str:
+def quantize_onnx(source: str | os.PathLike, path: str | os.PathLike, signed_weights: bool | None = None) -> str:
     """Dynamic int8 quantisation of an fp32 ONNX graph (onnxruntime's ``quantize_dynamic``).
 
-    The weights of the MatMuls (every projection of the Transformer) are stored as uint8 and the
-    activations quantised per call; uint8 weights ran faster than int8 on this AVX2 CPU without
-    VNNI. Logits move by ~0.1 (bench/bench_inference.py measures CER/WER)."""
+    The weights of the MatMuls (every projection of the Transformer) are stored as 8-bit integers and
+    the activations quantised per call. ``signed_weights`` (default: whether this CPU has VNNI, as
+    :func:`vnni`): int8 weights where the CPU multiplies int8 by uint8 in one instruction (the shipped
+    model, 10 s, AVX-512 VNNI: 25.3 ms against 27.0 with uint8), uint8 where it has no VNNI (uint8 ran
+    faster on an AVX2 CPU without it). The file then depends on the machine that wrote it, as optimum's
+    per-instruction-set presets do. Logits move by ~0.1 (bench/bench_inference.py measures CER/WER)."""
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as err:
         raise ImportError("int8 ONNX needs onnxruntime: pip install 'hf_w2v2[deploy]'") from err
+    signed = vnni() if signed_weights is None else signed_weights
+    weights = QuantType.QInt8 if signed else QuantType.QUInt8
     # Conv weights that the graph computes (the weight-normed positional conv) are not initializers: MatMul only.
-    quantize_dynamic(os.fspath(source), os.fspath(path), weight_type=QuantType.QUInt8, op_types_to_quantize=["MatMul"])
+    quantize_dynamic(os.fspath(source), os.fspath(path), weight_type=weights, op_types_to_quantize=["MatMul"])
     return os.fspath(path)
+
+
+def vnni() -> bool:
+    """Whether this CPU has VNNI (``avx512_vnni`` or ``avx_vnni``; :func:`~hf_w2v2.inference.machine.cpu_info`)."""
+    return bool({"avx512_vnni", "avx_vnni"} & set(cpu_info()["flags"]))
 
 
 def quantize_onnx_static(
@@ -134,11 +164,15 @@ def quantize_onnx_static(
         from onnxruntime.quantization.shape_inference import quant_pre_process
     except ImportError as err:
         raise ImportError("int8 ONNX needs onnxruntime: pip install 'hf_w2v2[deploy]'") from err
+    import onnx
+
+    inputs = {i.name for i in onnx.load(os.fspath(source), load_external_data=False).graph.input}
     feeds = [
         {"input_values": np.asarray(c, np.float32)[None], "attention_mask": np.ones((1, len(c)), np.int64)}
         for c in clips
         if len(c) >= MIN_SAMPLES
     ]
+    feeds = [{name: value for name, value in feed.items() if name in inputs} for feed in feeds]
     if not feeds:
         raise ValueError(f"static int8 needs calibration clips of at least {MIN_SAMPLES} samples")
 
@@ -207,11 +241,18 @@ class OnnxRunner:
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = onnxruntime.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
 
-    def __call__(self, audio: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor) -> np.ndarray:
-        feeds = {
-            "input_values": np.asarray(audio, dtype=np.float32),
-            "attention_mask": np.asarray(mask, dtype=np.int64),
-        }
+        self.masked = any(i.name == "attention_mask" for i in self.session.get_inputs())
+
+    def __call__(self, audio: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
+        """Logits of ``audio`` (B, T); ``mask`` (B, T) for a graph with a mask input (None: all ones). A graph
+        without one (:func:`export_onnx` with ``attention_mask=False``) takes unpadded audio only."""
+        feeds: dict[str, np.ndarray] = {"input_values": np.asarray(audio, dtype=np.float32)}
+        if self.masked:
+            # numpy's one-thread fill: a torch one would wait for its thread pool while onnxruntime's spins
+            ones = np.ones(feeds["input_values"].shape, np.int64)
+            feeds["attention_mask"] = ones if mask is None else np.asarray(mask, dtype=np.int64)
+        elif mask is not None and not np.asarray(mask).all():
+            raise ValueError("this ONNX graph takes no attention mask: unpadded audio only")
         return self.session.run(["logits"], feeds)[0]
 
 

@@ -8,6 +8,15 @@ first use every candidate (:mod:`hf_w2v2.inference.paths`) is built, checked and
 process, interleaved (one call of each per round, best of :data:`MEASURE_ROUNDS`: a busy machine
 slows them alike), and the ranking is cached per machine and model (:mod:`hf_w2v2.inference.machine`).
 
+Two rankings, since a path's speed depends on whether it has met an input's shape before: OpenVINO
+builds its kernels per input shape (on the shipped small model, 9-15 ms per new length: a 3 s clip took
+17.7 ms at a new length and 6.4 ms at a known one), while eager torch paths on the length grid pay
+little. So every path is timed on new lengths (what transcribing file after file meets) and on a
+recurring one (long audio's full windows, a stream's partial windows, a benchmark's repeated clip).
+An input whose shape :class:`FastModel` has met before runs on the fastest path for recurring lengths,
+a first-seen one on the fastest for new lengths; both passed the guard, so the same input may move by
+a guarded amount between its first and later calls (``precision="fp32"`` or a named path is fixed).
+
 The accuracy guard: a path whose greedy CER on the calibration clips moves more than
 :data:`MAX_CER_CHANGE` (absolute) from fp32's is never picked. With ``references`` (the clips' token
 ids) that is the CER against them; without, the CER of its tokens against fp32's tokens (an upper
@@ -23,6 +32,7 @@ import json
 import logging
 import os
 import time
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -36,7 +46,7 @@ from transformers.modeling_outputs import CausalLMOutput
 
 from hf_w2v2.inference.machine import cache_dir, cache_key, machine_fingerprint
 from hf_w2v2.inference.paths import CPU_PATHS, GPU_PATHS, Runner, build_path, on_grid, uses_grid
-from hf_w2v2.models.lengths import receptive_field
+from hf_w2v2.models.lengths import hop_length, receptive_field
 from hf_w2v2.text.error_rates import char_error_rate
 
 logger = logging.getLogger(__name__)
@@ -47,32 +57,56 @@ MEASURE_ROUNDS = 3  # interleaved rounds, best of each path kept
 CUT_DIVISOR = 64  # each round's input is 1/64 of the clip shorter than the last (10 s: 156 ms)
 # How paths are timed, in every cache key: a ranking timed another way is measured again, not reused.
 # 2: a new input length every round, eager CPU paths of frame-local models on the length grid.
-TIMING_METHOD = 2
+# 3: as 2, every path timed again on a length it has met (the recurring ranking), a settling pause before
+# each timed call, and new lengths at least one hop apart.
+TIMING_METHOD = 3
+# Idle time before each timed call. Backends' worker threads keep spinning after a call returns and slow
+# whatever runs next: onnxruntime's for 20-50 ms (the shipped model's torch fp32 call right after one took
+# 35-40 ms instead of 18), torch's OpenMP threads for 5-20 ms (onnxruntime after torch: 18 instead of 13.5
+# ms). Interleaved without a pause, the path after another backend's was timed up to 2.4x too slow.
+SETTLE_SECONDS = 0.05
+RECURRING_ROUNDS = 2  # calls of each path on a length it has met, best kept
+SEEN_SHAPES = 4096  # input shapes FastModel remembers to tell a recurring length from a new one
 DROP_RATIO = 2.0  # after the first round, paths this many times slower than the best stop being timed
 FALLBACK = "fp32"  # the eager model as given: never fails where the model itself works
 
 
 @dataclass
 class PathResult:
-    """One candidate's outcome: seconds per call on the measuring clip, guard CER change, or why not."""
+    """One candidate's outcome: seconds per call on the measuring clip (at new lengths, and at a length
+    it has met), guard CER change, or why not."""
 
     name: str
     seconds: float | None = None
+    seconds_recurring: float | None = None
     cer_change: float | None = None
     error: str | None = None
 
 
 @dataclass
 class Choice:
-    """The ranking (fastest first, fp32 always present) and every candidate's result."""
+    """The rankings (fastest first, fp32 always last) at new input lengths (``ranking``) and at lengths
+    already met (``recurring``; empty: the same), and every candidate's result."""
 
     ranking: list[str]
     results: list[PathResult] = field(default_factory=list)
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    recurring: list[str] = field(default_factory=list)
 
-    def speedup(self, name: str) -> float | None:
-        """fp32 seconds / ``name`` seconds on the measuring clip (None when either was not timed)."""
-        times = {r.name: r.seconds for r in self.results}
+    def ranking_for(self, recurring: bool) -> list[str]:
+        """The ranking for an input of a new length, or of one met before (``recurring``)."""
+        return self.recurring if recurring and self.recurring else self.ranking
+
+    def drop(self, name: str) -> None:
+        """Take a failed path out of both rankings (fp32 is never dropped)."""
+        for ranking in (self.ranking, self.recurring):
+            if name in ranking:
+                ranking.remove(name)
+
+    def speedup(self, name: str, recurring: bool = False) -> float | None:
+        """fp32 seconds / ``name`` seconds on the measuring clip, at new lengths or a recurring one (None
+        when either was not timed)."""
+        times = {r.name: r.seconds_recurring if recurring else r.seconds for r in self.results}
         base, other = times.get(FALLBACK), times.get(name)
         return None if not base or not other else base / other
 
@@ -133,6 +167,8 @@ def as_runner_input(
 class FastModel:
     """``fast(input_values, attention_mask=None).logits`` like the model, on the chosen path.
 
+    An input of a shape met before (among the last :data:`SEEN_SHAPES`) runs on the fastest path for
+    recurring lengths, any other on the fastest for new ones (:attr:`calls` counts the calls per path).
     Every other attribute (``config``, ``frame_lengths``, ``parameters``...) is the model's.
     """
 
@@ -156,6 +192,8 @@ class FastModel:
         self.device = next(model.parameters()).device
         self.choice: Choice | None = None
         self.runners: dict[str, Runner] = {}
+        self.seen: OrderedDict[tuple[tuple[int, ...], bool], None] = OrderedDict()  # shape, masked
+        self.calls: Counter[str] = Counter()
 
     def __getattr__(self, name: str) -> Any:  # only called for what FastModel itself lacks
         if name == "model":
@@ -164,8 +202,13 @@ class FastModel:
 
     @property
     def chosen(self) -> str | None:
-        """The path that runs now (None before the first call)."""
-        return None if self.choice is None else self.choice.ranking[0]
+        """The path that runs an input of a new length now (None before the first call)."""
+        return None if self.choice is None else self.choice.ranking_for(False)[0]
+
+    @property
+    def chosen_recurring(self) -> str | None:
+        """The path that runs an input of a length met before now (None before the first call)."""
+        return None if self.choice is None else self.choice.ranking_for(True)[0]
 
     def set_calibration(self, clips: Sequence[np.ndarray]) -> None:
         """Calibration clips for a choice not made yet (e.g. the first files a transcriber reads)."""
@@ -179,18 +222,30 @@ class FastModel:
         if self.choice is None:
             with torch.inference_mode(False), torch.no_grad():  # exporters refuse inference mode
                 self.choice = self._choose(audio.clone())
-        for name in list(self.choice.ranking):
+        for name in list(self.choice.ranking_for(self._recurs(audio, mask))):
             try:
                 runner = self._runner(name)
                 with torch.inference_mode():
-                    return CausalLMOutput(logits=runner(audio, mask))
+                    logits = runner(audio, mask)
+                self.calls[name] += 1
+                return CausalLMOutput(logits=logits)
             except Exception as err:  # any backend failure: log it, run the next path
                 if name == FALLBACK:
                     raise
                 logger.warning("inference path %s failed (%s: %s); running the next one", name, type(err).__name__, err)
-                self.choice.ranking.remove(name)
+                self.choice.drop(name)
                 self.runners.pop(name, None)
         raise RuntimeError("no inference path left")  # unreachable: fp32 re-raises
+
+    def _recurs(self, audio: torch.Tensor, mask: torch.Tensor | None) -> bool:
+        """Whether this input's shape was met before (then remembered as the latest)."""
+        key = (tuple(audio.shape), mask is not None)
+        recurring = key in self.seen
+        self.seen[key] = None
+        self.seen.move_to_end(key)
+        if len(self.seen) > SEEN_SHAPES:
+            self.seen.popitem(last=False)
+        return recurring
 
     def _runner(self, name: str) -> Runner:
         """Path ``name``, built once; eager CPU paths of a frame-local model run on the length grid."""
@@ -213,7 +268,12 @@ class FastModel:
     def _choose(self, audio: torch.Tensor) -> Choice:
         cached = self._load_cached()
         if cached is not None:
-            logger.info("inference path %s (cached ranking %s)", cached.ranking[0], " > ".join(cached.ranking))
+            logger.info(
+                "inference path %s (cached ranking %s; recurring lengths %s)",
+                cached.ranking[0],
+                " > ".join(cached.ranking),
+                " > ".join(cached.ranking_for(True)),
+            )
             return cached
         candidates = self._candidates()
         if self.calibration:
@@ -223,7 +283,12 @@ class FastModel:
         choice = measure(self.model, candidates, guard, audio[:1], self._runner, self.runners)
         choice.fingerprint = machine_fingerprint(self.device)
         self._save(choice)
-        logger.info("inference path %s; %s", choice.ranking[0], describe(choice))
+        logger.info(
+            "inference path %s (new input lengths), %s (recurring ones); %s",
+            choice.ranking[0],
+            choice.ranking_for(True)[0],
+            describe(choice),
+        )
         return choice
 
     def _candidates(self) -> list[str]:
@@ -249,7 +314,8 @@ class FastModel:
         if data.get("fingerprint") != machine_fingerprint(self.device):  # never another machine's or library's
             logger.info("%s was measured on another machine or library version: measuring again", path)
             return None
-        return Choice(data["ranking"], [PathResult(**r) for r in data["results"]], data["fingerprint"])
+        results = [PathResult(**r) for r in data["results"]]
+        return Choice(data["ranking"], results, data["fingerprint"], data.get("recurring", []))
 
     def _save(self, choice: Choice) -> None:
         path = self._cache_file()
@@ -294,25 +360,34 @@ def measure(
     timed = [n for n in candidates if results[n].error is None]
     probe = probe[:, : int(MEASURE_SECONDS * int(getattr(config, "sampling_rate", 16_000)))]
     shortest = receptive_field(config.conv_kernel, config.conv_stride)
-    best = time_paths({n: built[n] for n in timed}, probe, MEASURE_ROUNDS, shortest)
-    for name, seconds in best.items():
-        results[name].seconds = seconds
-    ranking = sorted(best, key=best.__getitem__)  # fastest first, cut after fp32 (which never falls back)
-    return Choice(ranking[: ranking.index(FALLBACK) + 1], list(results.values()))
+    best = time_paths({n: built[n] for n in timed}, probe, MEASURE_ROUNDS, shortest, hop_length(config.conv_stride))
+    again = time_recurring({n: built[n] for n in timed}, probe, RECURRING_ROUNDS)
+    for name in timed:
+        results[name].seconds, results[name].seconds_recurring = best[name], again[name]
+    return Choice(fastest_first(best), list(results.values()), recurring=fastest_first(again))
 
 
-def time_paths(runners: dict[str, Runner], probe: torch.Tensor, rounds: int, shortest: int = 1) -> dict[str, float]:
-    """Best seconds per runner on ``probe``, interleaved; after one round, paths slower than
-    :data:`DROP_RATIO` x the best are not timed again (their first time stands).
+def fastest_first(seconds: dict[str, float]) -> list[str]:
+    """Path names by time, cut after fp32 (which never falls back)."""
+    ranking = sorted(seconds, key=seconds.__getitem__)
+    return ranking[: ranking.index(FALLBACK) + 1]
+
+
+def time_paths(
+    runners: dict[str, Runner], probe: torch.Tensor, rounds: int, shortest: int = 1, step: int = 1
+) -> dict[str, float]:
+    """Best seconds per runner on ``probe``, interleaved, each call after :data:`SETTLE_SECONDS` idle; after
+    one round, paths slower than :data:`DROP_RATIO` x the best are not timed again (their first time stands).
 
     Every round cuts ``probe`` shorter (:func:`shorter_cuts`): each timed call meets an input length no
     path has seen, as transcription does with every new file. A path that builds kernels for each shape
     pays for it here as it will there (on the shipped small model, OpenVINO int8 took 2.7x longer over 150
     clips met for the first time than over the same clips again; eager torch paths run on the length grid).
-    No cut is shorter than ``shortest`` samples (the model's receptive field).
+    No cut is shorter than ``shortest`` samples (the model's receptive field); each is at least ``step``
+    shorter than the last (the model's hop: a new number of frames).
     """
     best = dict.fromkeys(runners, float("inf"))
-    cuts = shorter_cuts(probe, rounds, shortest)
+    cuts = shorter_cuts(probe, rounds, shortest, step)
     with torch.inference_mode():
         for runner in runners.values():  # warm-up (oneDNN primitives, onnxruntime allocations)
             runner(probe, None)
@@ -320,29 +395,56 @@ def time_paths(runners: dict[str, Runner], probe: torch.Tensor, rounds: int, sho
             for name, runner in runners.items():
                 if round_ > 0 and best[name] > DROP_RATIO * min(best.values()):
                     continue
+                time.sleep(SETTLE_SECONDS)
                 start = time.perf_counter()
                 runner(cut, None)
                 best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
-def shorter_cuts(probe: torch.Tensor, count: int, shortest: int = 1) -> list[torch.Tensor]:
+def time_recurring(runners: dict[str, Runner], probe: torch.Tensor, rounds: int) -> dict[str, float]:
+    """Best seconds per runner on ``probe`` once each has run it (its kernels built), interleaved, each
+    call after :data:`SETTLE_SECONDS` idle: the speed at a recurring input length. Every path is timed
+    (none dropped: a path slow on new lengths may be the fastest here)."""
+    best = dict.fromkeys(runners, float("inf"))
+    with torch.inference_mode():
+        for runner in runners.values():
+            runner(probe, None)
+        for _ in range(rounds):
+            for name, runner in runners.items():
+                time.sleep(SETTLE_SECONDS)
+                start = time.perf_counter()
+                runner(probe, None)
+                best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def shorter_cuts(probe: torch.Tensor, count: int, shortest: int = 1, step: int = 1) -> list[torch.Tensor]:
     """``count`` cuts of ``probe`` (B, T), the k-th shorter by k x T / :data:`CUT_DIVISOR` samples (at
-    least one sample), each a length the previous calls did not have; none under ``shortest`` samples
-    (a probe that short gives cuts of one length, or itself)."""
+    least ``step``), each a length the previous calls did not have; none under ``shortest`` samples
+    (a probe that short gives cuts of one length, or itself).
+
+    ``measure`` passes the model's hop as ``step``: cuts within one hop can keep the number of frames, and
+    OpenVINO, which builds kernels per inner shape, then reuses most of them (on the shipped model, 10 s
+    cut 7 samples at a time: 26 ms the first time, then 14-16; cut 331 at a time: 25-28 ms every time)."""
     length = probe.shape[1]
-    step = max(1, length // CUT_DIVISOR)
+    step = max(step, length // CUT_DIVISOR)
     return [probe[:, : max(min(shortest, length), length - k * step)] for k in range(1, count + 1)]
 
 
 def describe(choice: Choice) -> str:
-    """One line per candidate: time, speed-up over fp32, guard CER change or why it was left out."""
+    """One part per candidate: time at new lengths and at a recurring one, speed-ups over fp32, or why it
+    was left out."""
     parts = []
     for r in choice.results:
         if r.error is not None:
             parts.append(f"{r.name}: {r.error}")
-        else:
-            parts.append(f"{r.name}: {1000 * (r.seconds or 0):.0f} ms ({choice.speedup(r.name):.2f}x fp32)")
+            continue
+        part = f"{r.name}: {1000 * (r.seconds or 0):.0f} ms ({choice.speedup(r.name):.2f}x fp32)"
+        if r.seconds_recurring is not None:
+            again = choice.speedup(r.name, recurring=True)
+            part += f", recurring {1000 * r.seconds_recurring:.0f} ms ({again:.2f}x)"
+        parts.append(part)
     return "; ".join(parts)
 
 

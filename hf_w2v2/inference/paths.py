@@ -107,14 +107,22 @@ def eager_runner(model: nn.Module, autocast: torch.dtype | None = None, kernel: 
     return run
 
 
-def onnx_runner(path: str) -> Runner:
-    """onnxruntime session on ``path`` with torch's thread count (all intra-op, sequential)."""
-    session = OnnxRunner(path, threads=torch.get_num_threads())
+def onnx_runner(name: str, model: nn.Module, clips: Sequence[np.ndarray], folder: str) -> Runner:
+    """onnxruntime sessions of path ``name`` with torch's thread count (all intra-op, sequential): the graph
+    without a mask input for unpadded calls (built now), the masked one at the first padded call."""
+    sessions: dict[bool, OnnxRunner] = {}
+
+    def session(masked: bool) -> OnnxRunner:
+        if masked not in sessions:
+            sessions[masked] = OnnxRunner(onnx_file(name, model, clips, folder, masked), torch.get_num_threads())
+        return sessions[masked]
+
+    session(False)  # a failure shows when the path is built, not at its first use
 
     def run(audio: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        # numpy's one-thread fill: a torch one would wait for its thread pool while onnxruntime's spins
-        ones = np.ones(audio.shape, np.int64) if mask is None else mask.numpy()
-        return torch.from_numpy(session(audio.numpy(), ones))
+        if mask is None or bool(mask.all()):
+            return torch.from_numpy(session(False)(audio.numpy()))
+        return torch.from_numpy(session(True)(audio.numpy(), mask.numpy()))
 
     return run
 
@@ -140,7 +148,7 @@ def build_path(name: str, model: nn.Module, calibration: Sequence[np.ndarray] | 
     if name == "int8":
         return eager_runner(quantize_int8(model))
     if name.startswith("onnx"):
-        return onnx_runner(onnx_file(name, model, clips, folder))
+        return onnx_runner(name, model, clips, folder)
     if name == "openvino-int8-static":
         return OpenVinoInt8(model, clips, folder, kernel="channels-major")
     if name == "openvino-int8-matmul-static":
@@ -150,15 +158,17 @@ def build_path(name: str, model: nn.Module, calibration: Sequence[np.ndarray] | 
     raise ValueError(f"unknown inference path {name!r}")
 
 
-def onnx_file(name: str, model: nn.Module, clips: Sequence[np.ndarray], folder: str) -> str:
-    """The ONNX graph of path ``name`` in ``folder``, exported / quantised on first use."""
-    fp32 = os.path.join(folder, "fp32.onnx")
+def onnx_file(name: str, model: nn.Module, clips: Sequence[np.ndarray], folder: str, masked: bool = True) -> str:
+    """The ONNX graph of path ``name`` in ``folder``, with a mask input or without (``masked``), exported /
+    quantised on first use."""
+    tag = "" if masked else "-unmasked"
+    fp32 = os.path.join(folder, f"fp32{tag}.onnx")
     if not os.path.isfile(fp32):
-        export_onnx(copy.deepcopy(model).float(), fp32 + ".part")
+        export_onnx(copy.deepcopy(model).float(), fp32 + ".part", attention_mask=masked)
         os.replace(fp32 + ".part", fp32)
     if name == "onnx":
         return fp32
-    path = os.path.join(folder, f"{name}.onnx")
+    path = os.path.join(folder, f"{name}{tag}.onnx")
     if not os.path.isfile(path):
         if name == "onnx-int8":
             quantize_onnx(fp32, path + ".part")

@@ -200,22 +200,32 @@ class Transcriber:
             self.stride,
             batch_size=batch_size,
             bf16=self.bf16,
-            grid=self.length_grid,
+            grid=self._pads_to_grid,
         )
 
     def _batches_change_results(self) -> bool:
         """Whether running inputs together would change each one's logits: dynamic int8 scales every
         activation by its whole batch's range, padding and the other clips included (``precision="int8"``,
-        or an ``auto`` choice among :data:`~hf_w2v2.inference.paths.BATCH_DEPENDENT_PATHS`)."""
-        return self.precision == "int8" or getattr(self.model, "chosen", None) in BATCH_DEPENDENT_PATHS
+        or an ``auto`` choice, for new or recurring lengths, among
+        :data:`~hf_w2v2.inference.paths.BATCH_DEPENDENT_PATHS`)."""
+        if isinstance(self.model, FastModel):
+            return bool({self.model.chosen, self.model.chosen_recurring} & set(BATCH_DEPENDENT_PATHS))
+        return self.precision == "int8"
 
     @property
     def length_grid(self) -> bool:
         """Whether inputs run padded to the length grid (:func:`~hf_w2v2.inference.chunked.grid_length`):
-        on the CPU, for an eager torch path (:data:`~hf_w2v2.inference.paths.GRID_PATHS`, ``auto``'s
-        choice once made) and a feature encoder whose frames padding leaves unchanged (layer norm)."""
+        on the CPU, for an eager torch path (:data:`~hf_w2v2.inference.paths.GRID_PATHS`; for ``auto``, the
+        path its choice runs new input lengths on) and a feature encoder whose frames padding leaves unchanged
+        (layer norm)."""
         path = getattr(self.model, "chosen", None) or self.precision
         return self.allow_length_grid and uses_grid(self.model, path)
+
+    @property
+    def _pads_to_grid(self) -> bool:
+        """Whether this transcriber pads its inputs itself: not for ``auto``, whose paths pad their own
+        (the recurring-length path, OpenVINO or ONNX Runtime, must see each input's own length)."""
+        return self.length_grid and not isinstance(self.model, FastModel)
 
     def _normalize(self, audio: np.ndarray) -> np.ndarray:
         if self.processor.feature_extractor.do_normalize:
@@ -252,7 +262,7 @@ class Transcriber:
             else:
                 short.append(i)
         clips = [self._normalize(np.asarray(recordings[i], dtype=np.float32)) for i in short]
-        results = batched_logits(self.model, clips, self.batch_size, bf16=self.bf16, grid=self.length_grid)
+        results = batched_logits(self.model, clips, self.batch_size, bf16=self.bf16, grid=self._pads_to_grid)
         for i, logits in zip(short, results):
             out[i] = logits
         return out  # type: ignore[return-value]
