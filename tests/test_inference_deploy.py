@@ -158,6 +158,13 @@ def test_the_unmasked_onnx_graph_and_the_runner_that_picks_a_graph_per_call(tmp_
     graph = onnx.load(path)
     assert [i.name for i in graph.graph.input] == ["input_values"]
     assert "Gelu" in {node.op_type for node in graph.graph.node}  # opset 20: one kernel, not Erf and four more
+    # Static int8 leaves the first conv, the (grouped) positional conv and the output layer in float.
+    nodes = {node.name: node for node in graph.graph.node}
+    kept = [nodes[name] for name in E.float_nodes(path)]
+    assert [node.op_type for node in kept] == ["Conv", "Conv", "MatMul"]
+    assert kept[0] is next(n for n in graph.graph.node if n.op_type == "Conv")
+    assert any(a.name == "group" and a.i > 1 for a in kept[1].attribute)
+    assert kept[2] is [n for n in graph.graph.node if n.op_type == "MatMul"][-1]
     # Dynamic int8: int8 weights where the CPU has VNNI, uint8 where it has not (the default asks the CPU).
     for signed, kind in ((True, onnx.TensorProto.INT8), (False, onnx.TensorProto.UINT8)):
         quantized = E.quantize_onnx(path, tmp_path / f"q{signed}.onnx", signed_weights=signed)
