@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
@@ -194,6 +195,7 @@ class FastModel:
         self.runners: dict[str, Runner] = {}
         self.seen: OrderedDict[tuple[tuple[int, ...], bool], None] = OrderedDict()  # shape, masked
         self.calls: Counter[str] = Counter()
+        self._seen_lock = threading.Lock()  # the server calls one model from several threads
 
     def __getattr__(self, name: str) -> Any:  # only called for what FastModel itself lacks
         if name == "model":
@@ -240,11 +242,12 @@ class FastModel:
     def _recurs(self, audio: torch.Tensor, mask: torch.Tensor | None) -> bool:
         """Whether this input's shape was met before (then remembered as the latest)."""
         key = (tuple(audio.shape), mask is not None)
-        recurring = key in self.seen
-        self.seen[key] = None
-        self.seen.move_to_end(key)
-        if len(self.seen) > SEEN_SHAPES:
-            self.seen.popitem(last=False)
+        with self._seen_lock:
+            recurring = key in self.seen
+            self.seen[key] = None
+            self.seen.move_to_end(key)
+            if len(self.seen) > SEEN_SHAPES:
+                self.seen.popitem(last=False)
         return recurring
 
     def _runner(self, name: str) -> Runner:
