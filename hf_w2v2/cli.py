@@ -556,7 +556,15 @@ def add_serve(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pause-s", type=float, default=None, help="pause that ends an utterance (default 0.3)")
     p.add_argument("--chunk-s", type=float, default=None, help="new audio between partials (default 0.5)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32", help="as for transcribe")
+    p.add_argument("--precision", choices=("fp32", "bf16", "int8", "auto"), default="fp32", help="as for transcribe")
+    p.add_argument(
+        "--calibration",
+        default=None,
+        metavar="AUDIOFOLDER",
+        help="with --precision auto: recordings with transcripts (metadata.csv: file_name, text) on which the "
+        "fastest path is chosen before serving, guarded against the transcripts (default: the first request "
+        "chooses, guarded against fp32's tokens)",
+    )
     p.set_defaults(handler=run_serve)
 
 
@@ -594,7 +602,12 @@ def run_serve(args: argparse.Namespace) -> int:
         vad_dir=args.vad,
         device=args.device,
         precision=args.precision,
+        calibration=args.calibration,
     )
+    chosen = getattr(service.transcriber.model, "chosen", None) if service.transcriber is not None else None
+    if chosen is not None:
+        recurring = service.transcriber.model.chosen_recurring  # type: ignore[union-attr]
+        print(f"precision auto: {chosen} for new input lengths, {recurring} for recurring ones", file=sys.stderr)
     print(f"serving {args.model} ({service.kind}); uvicorn prints the address (--port 0: a free port)", file=sys.stderr)
     serve(create_app(service, settings), args.host, args.port)
     return 0

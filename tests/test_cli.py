@@ -36,6 +36,8 @@ def test_subcommands_are_registered() -> None:
     )
     with pytest.raises(SystemExit):
         build_parser().parse_args(["transcribe", "a.flac"])  # --model is required
+    serve = build_parser().parse_args(["serve", "--model", "m", "--precision", "auto", "--calibration", "dev"])
+    assert (serve.precision, serve.calibration) == ("auto", "dev")
 
 
 def test_build_lm(tmp_path, capsys) -> None:

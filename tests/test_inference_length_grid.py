@@ -176,3 +176,18 @@ def test_auto_pads_per_path_so_the_transcriber_hands_it_each_input_at_its_own_le
     torch.testing.assert_close(transcriber.logits(audio), expected, atol=1e-4, rtol=1e-4)
     assert transcriber.length_grid and not transcriber._pads_to_grid  # fp32 runs on the grid, inside auto
     assert ((1, audio.shape[0]), False) in transcriber.model.seen  # the input's own length, no mask
+
+
+def test_choose_path_checks_its_recordings(tmp_path, monkeypatch) -> None:
+    from hf_w2v2.inference import machine
+
+    monkeypatch.setenv(machine.CACHE_ENV, str(tmp_path / "cache"))
+    model = make_model(local=True)
+    auto = Transcriber(model, make_processor(tmp_path, model.config), device="cpu", precision="auto", chunk_s=1.0)
+    with pytest.raises(ValueError, match="as many texts"):
+        auto.choose_path([np.zeros(8_000, np.float32)], ["A", "B"])
+    with pytest.raises(ValueError, match="one window"):
+        auto.choose_path([np.zeros(32_000, np.float32)])  # 2 s, the window is 1 s
+    with pytest.raises(ValueError, match="needs recordings"):
+        auto.choose_path([])
+    assert auto.model.choice is None  # nothing chosen on bad input

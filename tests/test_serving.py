@@ -390,3 +390,35 @@ def test_a_folder_with_a_saved_lm_decoder_serves_beam_search(tmp_path):
             assert stream_file(url, CLIP, sending=AS_FAST_AS_POSSIBLE).text == result["text"]
     finally:
         service.close()
+
+
+def test_auto_precision_chooses_before_serving_guarded_by_the_calibration_transcripts(monkeypatch, tmp_path) -> None:
+    """``serve --precision auto --calibration DIR``: the path is measured at start-up on the folder's first
+    recordings, with their transcripts as the guard's references; requests then run on it."""
+    import importlib
+
+    from hf_w2v2.inference import machine
+
+    optimize_module = importlib.import_module("hf_w2v2.inference.optimize")
+    monkeypatch.setattr(optimize_module, "CPU_PATHS", ("fp32", "fp32-matmul"))  # two quick ones
+    monkeypatch.setenv(machine.CACHE_ENV, str(tmp_path / "cache"))
+    folder = os.path.join(ROOT, "tests", "fixtures", "finetune", "dev")
+    with pytest.raises(ValueError, match="precision='auto'"):
+        ModelService(MODEL, workers=1, calibration=folder)
+    service = ModelService(MODEL, workers=1, precision="auto", calibration=folder)
+    try:
+        fast = service.transcriber.model  # type: ignore[union-attr]
+        assert fast.choice is not None and fast.chosen in ("fp32", "fp32-matmul")  # chosen before any request
+        assert fast.references is not None and len(fast.references) == len(fast.calibration) == 6
+        assert all(ids and all(isinstance(i, int) for i in ids) for ids in fast.references)
+        with open(CLIP, "rb") as f:
+            answer = service.transcribe_bytes(f.read())
+        assert answer["text"] and sum(fast.calls.values()) >= 1
+        assert service.transcriber.choose_path([np.zeros(1600, np.float32)]) == fast.chosen  # already made
+    finally:
+        service.close()
+    fp32 = ModelService(MODEL, workers=1)
+    try:
+        assert fp32.transcriber.choose_path([np.zeros(1600, np.float32)]) is None  # type: ignore[union-attr]
+    finally:
+        fp32.close()

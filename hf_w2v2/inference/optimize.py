@@ -212,10 +212,13 @@ class FastModel:
         """The path that runs an input of a length met before now (None before the first call)."""
         return None if self.choice is None else self.choice.ranking_for(True)[0]
 
-    def set_calibration(self, clips: Sequence[np.ndarray]) -> None:
-        """Calibration clips for a choice not made yet (e.g. the first files a transcriber reads)."""
+    def set_calibration(self, clips: Sequence[np.ndarray], references: Sequence[Sequence[int]] | None = None) -> None:
+        """Calibration clips for a choice not made yet (e.g. the first files a transcriber reads), and the token
+        ids of their transcripts when known (the guard then bounds the CER change against them)."""
         if self.choice is None and self.calibration is None:
             self.calibration = [np.asarray(c, np.float32) for c in clips]
+            if references is not None:
+                self.references = [list(map(int, r)) for r in references]
 
     def __call__(
         self, input_values: torch.Tensor | np.ndarray, attention_mask: torch.Tensor | None = None, **_: Any

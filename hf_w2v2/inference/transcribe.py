@@ -43,6 +43,7 @@ from hf_w2v2.inference.segments import Segmenter, SpeechSegment
 from hf_w2v2.models.ctc import Wav2Vec2ForCTC
 from hf_w2v2.models.integrity import check_finite_weights
 from hf_w2v2.models.lengths import conv_output_length, hop_length, receptive_field
+from hf_w2v2.text.normalize import TextNormalizer
 
 logger = logging.getLogger(__name__)
 
@@ -237,6 +238,33 @@ class Transcriber:
         are ``clips`` read: a generator normalises nothing once the choice is made)."""
         if isinstance(self.model, FastModel) and self.model.choice is None:
             self.model.set_calibration([c[: self.chunk] for c in itertools.islice(clips, CALIBRATION_CLIPS)])
+
+    def choose_path(self, recordings: Sequence[np.ndarray], texts: Sequence[str] | None = None) -> str | None:
+        """``precision="auto"``: make the path choice now, calibrated on the first :data:`CALIBRATION_CLIPS`
+        ``recordings`` (at the processor's rate, no longer than one window) and, with their ``texts``,
+        guarded against those transcripts (the CER change the issue bounds; without them the guard compares
+        with fp32's tokens, which is stricter). A service calls this before it takes requests, so that no
+        request waits for the measurement. Returns the path for new input lengths (None for a precision
+        that is not ``auto``; the choice already made when one was).
+
+        Raises:
+            ValueError: no recording, a recording longer than one window, or ``texts`` of another length.
+        """
+        if not isinstance(self.model, FastModel):
+            return None
+        if self.model.choice is None:
+            if not recordings or (texts is not None and len(texts) != len(recordings)):
+                raise ValueError("choose_path needs recordings, and as many texts as recordings if any")
+            clips = [self._normalize(np.asarray(a, dtype=np.float32)) for a in recordings[:CALIBRATION_CLIPS]]
+            if self.chunk is not None and any(c.shape[0] > self.chunk for c in clips):
+                raise ValueError(f"calibration recordings must be at most one window ({self.chunk} samples) long")
+            tokenizer, normalizer = self.processor.tokenizer, TextNormalizer()  # as evaluation reads references
+            references = None
+            if texts is not None:
+                references = [tokenizer(normalizer(t)).input_ids for t in texts[:CALIBRATION_CLIPS]]
+            self.model.set_calibration(clips, references)
+            self.model(torch.from_numpy(clips[0])[None])
+        return self.model.chosen
 
     def logits_batch(self, recordings: Sequence[np.ndarray]) -> list[torch.Tensor]:
         """``(F_i, V)`` float32 logits of each ``(T_i,)`` recording, in order.

@@ -21,11 +21,12 @@ import numpy as np
 import torch
 
 from hf_w2v2.classify.inference import load_model, min_samples_for, run_batches
-from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio_bytes, normalize_waveform
+from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio, load_audio_bytes, normalize_waveform
+from hf_w2v2.data.sources import read_audiofolder
 from hf_w2v2.inference.batching import check_length
 from hf_w2v2.inference.segments import ModelVAD, Segmenter
 from hf_w2v2.inference.streaming import StreamingTranscriber, StreamSession, StreamSettings
-from hf_w2v2.inference.transcribe import Transcriber
+from hf_w2v2.inference.transcribe import CALIBRATION_CLIPS, Transcriber
 
 T = TypeVar("T")
 CTC_ARCHITECTURE = "Wav2Vec2ForCTC"
@@ -67,6 +68,10 @@ class ModelService:
         stream: settings of the streaming transcriber (CTC folders).
         vad_dir: a frame-classification (VAD) model folder cutting finals at pauses; ``None``: energy VAD.
         device, precision: as for :class:`~hf_w2v2.inference.transcribe.Transcriber`.
+        calibration: with ``precision="auto"``, an audiofolder (``metadata.csv`` with ``file_name`` and
+            ``text``) whose first recordings choose the path before the service starts, guarded against
+            their transcripts (:meth:`~hf_w2v2.inference.transcribe.Transcriber.choose_path`); ``None``:
+            the first request chooses, guarded against fp32's tokens.
     """
 
     def __init__(
@@ -77,6 +82,7 @@ class ModelService:
         vad_dir: str | None = None,
         device: str = "cpu",
         precision: str = "fp32",
+        calibration: str | None = None,
     ) -> None:
         self.model_dir = model_dir
         self.kind = folder_kind(model_dir)
@@ -93,6 +99,12 @@ class ModelService:
             )
             self.streaming = StreamingTranscriber(self.transcriber, stream, vad)
             self.sampling_rate = self.transcriber.sampling_rate
+            if calibration is not None:
+                if precision != "auto":
+                    raise ValueError(f"calibration recordings are for precision='auto', not {precision!r}")
+                utterances = read_audiofolder(calibration)[:CALIBRATION_CLIPS]
+                recordings = [load_audio(str(u.path), self.sampling_rate) for u in utterances]
+                self.transcriber.choose_path(recordings, [str(u.text) for u in utterances])
         else:
             self.classifier = load_model(model_dir, device=device)
             self.sampling_rate = TARGET_SAMPLING_RATE
