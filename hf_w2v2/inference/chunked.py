@@ -18,7 +18,7 @@ a grid (:func:`grid_length`, :func:`pad_to_grid`) for models whose output frames
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,17 +161,27 @@ def inference_logits(
     the frames of ``T``. Only for models whose valid frames padding leaves unchanged (a frame-local
     feature encoder, ``FeatureEncoder.frame_local``): they agree with the unpadded call to float rounding.
     """
-    frames = None
-    if grid:
-        config: Any = model.config
-        frames = conv_output_length(audio.shape[1], config.conv_kernel, config.conv_stride)
-        audio, mask = pad_to_grid(audio, mask, hop_length(config.conv_stride))
     device = next(model.parameters()).device
-    # No autograd: inference runs the faster no-grad paths (and int8 modules need them).
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        logits = model(audio.to(device), attention_mask=None if mask is None else mask.to(device)).logits
-    logits = logits.float().cpu()  # (B, F, V)
-    return logits if frames is None else logits[:, :frames]  # (B, F, V) -> (B, frames of T, V)
+
+    def run(audio: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        # No autograd: inference runs the faster no-grad paths (and int8 modules need them).
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(audio.to(device), attention_mask=None if mask is None else mask.to(device)).logits
+        return logits.float().cpu()  # (B, F, V)
+
+    return logits_on_grid(run, audio, mask, model.config) if grid else run(audio, mask)
+
+
+def logits_on_grid(
+    run: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor],
+    audio: torch.Tensor,
+    mask: torch.Tensor | None,
+    config: Any,
+) -> torch.Tensor:
+    """``run(audio, mask) -> (B, F, V)`` logits with ``audio`` (and ``mask``) padded on to the length grid
+    (:func:`pad_to_grid`), cut back to the frames of ``audio``'s own length (``config``: the model's)."""
+    frames = conv_output_length(audio.shape[1], config.conv_kernel, config.conv_stride)
+    return run(*pad_to_grid(audio, mask, hop_length(config.conv_stride)))[:, :frames]  # (B, F on the grid, V)
 
 
 def pad_to_grid(audio: torch.Tensor, mask: torch.Tensor | None, hop: int) -> tuple[torch.Tensor, torch.Tensor | None]:

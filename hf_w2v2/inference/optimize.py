@@ -392,35 +392,33 @@ def time_paths(
     No cut is shorter than ``shortest`` samples (the model's receptive field); each is at least ``step``
     shorter than the last (the model's hop: a new number of frames).
     """
-    best = dict.fromkeys(runners, float("inf"))
-    cuts = shorter_cuts(probe, rounds, shortest, step)
-    with torch.inference_mode():
-        for runner in runners.values():  # warm-up (oneDNN primitives, onnxruntime allocations)
-            runner(probe, None)
-        for round_, cut in enumerate(cuts):
-            for name, runner in runners.items():
-                if round_ > 0 and best[name] > DROP_RATIO * min(best.values()):
-                    continue
-                time.sleep(SETTLE_SECONDS)
-                start = time.perf_counter()
-                runner(cut, None)
-                best[name] = min(best[name], time.perf_counter() - start)
-    return best
+    return interleaved_best(runners, probe, shorter_cuts(probe, rounds, shortest, step), drop=True)
 
 
 def time_recurring(runners: dict[str, Runner], probe: torch.Tensor, rounds: int) -> dict[str, float]:
     """Best seconds per runner on ``probe`` once each has run it (its kernels built), interleaved, each
     call after :data:`SETTLE_SECONDS` idle: the speed at a recurring input length. Every path is timed
     (none dropped: a path slow on new lengths may be the fastest here)."""
+    return interleaved_best(runners, probe, [probe] * rounds, drop=False)
+
+
+def interleaved_best(
+    runners: dict[str, Runner], warm_up: torch.Tensor, inputs: Sequence[torch.Tensor], drop: bool
+) -> dict[str, float]:
+    """Best seconds per runner over ``inputs`` (one round each: every runner once, in turn, after
+    :data:`SETTLE_SECONDS` idle), after one untimed call of each on ``warm_up``. With ``drop``, a runner
+    over :data:`DROP_RATIO` x the best after the first round is not timed again (its first time stands)."""
     best = dict.fromkeys(runners, float("inf"))
     with torch.inference_mode():
-        for runner in runners.values():
-            runner(probe, None)
-        for _ in range(rounds):
+        for runner in runners.values():  # warm-up (oneDNN primitives, onnxruntime allocations)
+            runner(warm_up, None)
+        for round_, audio in enumerate(inputs):
             for name, runner in runners.items():
+                if drop and round_ > 0 and best[name] > DROP_RATIO * min(best.values()):
+                    continue
                 time.sleep(SETTLE_SECONDS)
                 start = time.perf_counter()
-                runner(probe, None)
+                runner(audio, None)
                 best[name] = min(best[name], time.perf_counter() - start)
     return best
 

@@ -37,13 +37,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from hf_w2v2.inference.chunked import pad_to_grid
+from hf_w2v2.inference.chunked import logits_on_grid
 from hf_w2v2.inference.export import OnnxRunner, export_onnx, quantize_onnx, quantize_onnx_static
 from hf_w2v2.inference.openvino_int8 import OpenVinoInt8
 from hf_w2v2.inference.precision import cpu_has_native_bf16, quantize_int8
 from hf_w2v2.inference.pt2e_int8 import Pt2eInt8
 from hf_w2v2.models.feature_encoder import CONV_KERNELS, use_inference_kernel
-from hf_w2v2.models.lengths import conv_output_length, hop_length
 
 Runner = Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
@@ -83,13 +82,7 @@ def on_grid(runner: Runner, model: nn.Module) -> Runner:
     """``runner`` with each input padded on to the length grid and its logits cut back to the input's frames
     (the same to float rounding where :func:`uses_grid`)."""
     config: Any = model.config
-    hop = hop_length(config.conv_stride)
-
-    def run(audio: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        frames = conv_output_length(audio.shape[1], config.conv_kernel, config.conv_stride)
-        return runner(*pad_to_grid(audio, mask, hop))[:, :frames]  # (B, F on the grid, V) -> (B, F, V)
-
-    return run
+    return lambda audio, mask: logits_on_grid(runner, audio, mask, config)
 
 
 def eager_runner(model: nn.Module, autocast: torch.dtype | None = None, kernel: str | None = None) -> Runner:

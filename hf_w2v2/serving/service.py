@@ -84,6 +84,8 @@ class ModelService:
         precision: str = "fp32",
         calibration: str | None = None,
     ) -> None:
+        if calibration is not None and precision != "auto":  # before the model is loaded
+            raise ValueError(f"calibration recordings are for precision='auto', not {precision!r}")
         self.model_dir = model_dir
         self.kind = folder_kind(model_dir)
         self.transcriber: Transcriber | None = None
@@ -100,8 +102,6 @@ class ModelService:
             self.streaming = StreamingTranscriber(self.transcriber, stream, vad)
             self.sampling_rate = self.transcriber.sampling_rate
             if calibration is not None:
-                if precision != "auto":
-                    raise ValueError(f"calibration recordings are for precision='auto', not {precision!r}")
                 utterances = read_audiofolder(calibration)[:CALIBRATION_CLIPS]
                 recordings = [load_audio(str(u.path), self.sampling_rate) for u in utterances]
                 self.transcriber.choose_path(recordings, [str(u.text) for u in utterances])
