@@ -37,6 +37,7 @@ from hf_w2v2.decoding.formats import ALIGN_FORMATS, FORMATS, render, to_json
 
 if TYPE_CHECKING:
     from hf_w2v2.inference.segments import Segmenter
+    from hf_w2v2.inference.transcribe import Transcriber
 
 
 def add_transcribe(subparsers: argparse._SubParsersAction) -> None:
@@ -90,6 +91,14 @@ def add_transcribe(subparsers: argparse._SubParsersAction) -> None:
         help="fp32 (exact, default), bf16 (autocast; falls back to fp32 with a warning where only emulated), "
         "int8 (dynamic quantisation, CPU) or auto (the fastest path on this machine whose greedy CER stays "
         "within 0.005 of fp32, measured on the first files and cached)",
+    )
+    p.add_argument(
+        "--calibration",
+        default=None,
+        metavar="AUDIOFOLDER",
+        help="with --precision auto: recordings with transcripts (metadata.csv: file_name, text) on which the "
+        "fastest path is chosen, guarded against the transcripts (default: the first files choose, guarded "
+        "against fp32's tokens, which rejects more int8 paths)",
     )
     p.add_argument(
         "--no-length-grid",
@@ -150,6 +159,14 @@ def output_paths(files: list[str], output_dir: str, fmt: str) -> dict[str, str]:
     return targets
 
 
+def report_auto_choice(transcriber: Transcriber) -> None:
+    """``precision auto: A for new input lengths, B for recurring ones`` on stderr, once the choice is made."""
+    chosen = getattr(transcriber.model, "chosen", None)
+    if chosen is not None:
+        recurring = transcriber.model.chosen_recurring
+        print(f"precision auto: {chosen} for new input lengths, {recurring} for recurring ones", file=sys.stderr)
+
+
 def run_transcribe(args: argparse.Namespace) -> int:
     """Handler of ``hf-w2v2 transcribe``; exit code 1 when some file could not be transcribed."""
     from hf_w2v2.data.audio import find_audio_files
@@ -159,6 +176,11 @@ def run_transcribe(args: argparse.Namespace) -> int:
         raise ValueError(f"no audio files found in {' '.join(args.inputs)}")
     if args.format == "srt" and len(files) > 1 and args.output_dir is None:
         raise ValueError("--format srt with several files needs --output-dir (one .srt per file)")
+    precision = "bf16" if args.bf16 else args.precision
+    if args.calibration is not None and precision != "auto":
+        raise ValueError(f"--calibration is for --precision auto, not {precision}")
+    if args.calibration is not None and not os.path.isdir(args.calibration):
+        raise FileNotFoundError(f"calibration folder not found: {args.calibration}")
     from hf_w2v2.decoding.beam import BeamSettings
     from hf_w2v2.inference.memory import limit_allocator_caching
     from hf_w2v2.inference.transcribe import Transcriber
@@ -180,13 +202,16 @@ def run_transcribe(args: argparse.Namespace) -> int:
             lm_path=args.lm,
             use_lm=not args.no_lm,
             device=args.device,
-            precision="bf16" if args.bf16 else args.precision,
+            precision=precision,
             chunk_s=args.chunk_s or None,
             stride_s=args.stride_s,
             batch_size=args.batch_size,
             beam=beam,  # per call: the decoder loaded with the model is not changed
             length_grid=not args.no_length_grid,
         )
+    if args.calibration is not None:
+        transcriber.choose_path_on(args.calibration)
+    report_auto_choice(transcriber)
     targets = output_paths(files, args.output_dir, args.format) if args.output_dir is not None else {}
     failures = 0
     results = transcriber.iter_files(
@@ -583,6 +608,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
     if args.vad is not None and not os.path.isdir(args.vad):
         raise FileNotFoundError(f"VAD model folder not found: {args.vad}")
+    if args.calibration is not None and not os.path.isdir(args.calibration):
+        raise FileNotFoundError(f"calibration folder not found: {args.calibration}")
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
     settings = ServerSettings(
         max_streams=args.max_streams,
@@ -604,10 +631,8 @@ def run_serve(args: argparse.Namespace) -> int:
         precision=args.precision,
         calibration=args.calibration,
     )
-    chosen = getattr(service.transcriber.model, "chosen", None) if service.transcriber is not None else None
-    if chosen is not None:
-        recurring = service.transcriber.model.chosen_recurring  # type: ignore[union-attr]
-        print(f"precision auto: {chosen} for new input lengths, {recurring} for recurring ones", file=sys.stderr)
+    if service.transcriber is not None:
+        report_auto_choice(service.transcriber)
     print(f"serving {args.model} ({service.kind}); uvicorn prints the address (--port 0: a free port)", file=sys.stderr)
     serve(create_app(service, settings), args.host, args.port)
     return 0

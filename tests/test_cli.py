@@ -209,3 +209,34 @@ def test_broken_model_folder_is_one_clear_error(tmp_path, model_dir: str, capsys
     }
     expected = list(labels.values()) if removed == "ALL" else [labels[removed]]
     assert sorted(listed) == sorted(expected)
+
+
+def test_transcribe_auto_chooses_on_the_calibration_folder(model_dir: str, capsys, monkeypatch, tmp_path) -> None:
+    """``transcribe --precision auto --calibration DIR``: the path is chosen on the folder's recordings,
+    guarded against their transcripts, before the first file; the choice is named on stderr."""
+    import importlib
+
+    from hf_w2v2.inference import machine
+    from hf_w2v2.inference.transcribe import Transcriber
+
+    optimize_module = importlib.import_module("hf_w2v2.inference.optimize")
+    monkeypatch.setattr(optimize_module, "CPU_PATHS", ("fp32", "fp32-matmul"))  # two quick ones
+    monkeypatch.setenv(machine.CACHE_ENV, str(tmp_path / "cache"))
+    folder = str(ROOT / "tests" / "fixtures" / "finetune" / "dev")
+    made = []
+    real = Transcriber.from_pretrained
+
+    def spy(*args, **kwargs):
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(Transcriber, "from_pretrained", spy)
+    args = ["transcribe", UTT1, "--model", model_dir, "--device", "cpu", "--quiet", "--calibration", folder]
+    assert main(args) == 2 and "--calibration is for --precision auto, not fp32" in capsys.readouterr().err
+    assert main([*args[:-1], str(tmp_path / "missing"), "--precision", "auto"]) == 2
+    assert "calibration folder not found" in capsys.readouterr().err and not made  # nothing loaded
+    assert main([*args, "--precision", "auto"]) == 0
+    out, err = capsys.readouterr()
+    fast = made[0].model
+    assert len(out.splitlines()) == 1 and f"precision auto: {fast.chosen} for new input lengths" in err
+    assert fast.references is not None and len(fast.references) == len(fast.calibration) == 6  # the folder's

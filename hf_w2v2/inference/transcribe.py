@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from transformers import Wav2Vec2Processor
 
 from hf_w2v2.data.audio import load_audio, normalize_waveform
+from hf_w2v2.data.sources import read_audiofolder
 from hf_w2v2.decoding.alphabet import CTCAlphabet
 from hf_w2v2.decoding.beam import ALPHABET_FILE, BeamSearchDecoder, BeamSettings
 from hf_w2v2.decoding.confidence import with_confidences
@@ -265,6 +266,21 @@ class Transcriber:
             self.model.set_calibration(clips, references)
             self.model(torch.from_numpy(clips[0])[None])
         return self.model.chosen
+
+    def choose_path_on(self, folder: str) -> str | None:
+        """:meth:`choose_path` on the first :data:`CALIBRATION_CLIPS` recordings of an audiofolder
+        (``metadata.csv`` with ``file_name`` and ``text``) and their transcripts, read at the processor's
+        rate. Nothing is read for a precision that is not ``auto`` (None).
+
+        Raises:
+            FileNotFoundError / ValueError: as :func:`hf_w2v2.data.sources.read_audiofolder` and
+                :meth:`choose_path` say.
+        """
+        if not isinstance(self.model, FastModel):
+            return None
+        utterances = read_audiofolder(folder)[:CALIBRATION_CLIPS]
+        recordings = [load_audio(str(u.path), self.sampling_rate) for u in utterances]
+        return self.choose_path(recordings, [str(u.text) for u in utterances])
 
     def logits_batch(self, recordings: Sequence[np.ndarray]) -> list[torch.Tensor]:
         """``(F_i, V)`` float32 logits of each ``(T_i,)`` recording, in order.

@@ -21,12 +21,11 @@ import numpy as np
 import torch
 
 from hf_w2v2.classify.inference import load_model, min_samples_for, run_batches
-from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio, load_audio_bytes, normalize_waveform
-from hf_w2v2.data.sources import read_audiofolder
+from hf_w2v2.data.audio import TARGET_SAMPLING_RATE, load_audio_bytes, normalize_waveform
 from hf_w2v2.inference.batching import check_length
 from hf_w2v2.inference.segments import ModelVAD, Segmenter
 from hf_w2v2.inference.streaming import StreamingTranscriber, StreamSession, StreamSettings
-from hf_w2v2.inference.transcribe import CALIBRATION_CLIPS, Transcriber
+from hf_w2v2.inference.transcribe import Transcriber
 
 T = TypeVar("T")
 CTC_ARCHITECTURE = "Wav2Vec2ForCTC"
@@ -70,7 +69,7 @@ class ModelService:
         device, precision: as for :class:`~hf_w2v2.inference.transcribe.Transcriber`.
         calibration: with ``precision="auto"``, an audiofolder (``metadata.csv`` with ``file_name`` and
             ``text``) whose first recordings choose the path before the service starts, guarded against
-            their transcripts (:meth:`~hf_w2v2.inference.transcribe.Transcriber.choose_path`); ``None``:
+            their transcripts (:meth:`~hf_w2v2.inference.transcribe.Transcriber.choose_path_on`); ``None``:
             the first request chooses, guarded against fp32's tokens.
     """
 
@@ -102,9 +101,7 @@ class ModelService:
             self.streaming = StreamingTranscriber(self.transcriber, stream, vad)
             self.sampling_rate = self.transcriber.sampling_rate
             if calibration is not None:
-                utterances = read_audiofolder(calibration)[:CALIBRATION_CLIPS]
-                recordings = [load_audio(str(u.path), self.sampling_rate) for u in utterances]
-                self.transcriber.choose_path(recordings, [str(u.text) for u in utterances])
+                self.transcriber.choose_path_on(calibration)
         else:
             self.classifier = load_model(model_dir, device=device)
             self.sampling_rate = TARGET_SAMPLING_RATE
