@@ -13,14 +13,14 @@ each per round, each after a pause while the last one's backend threads stop spi
 ``optimize.SETTLE_SECONDS``), best of ``--repeats``; the ratio is stock fp32 time / path time (> 1 is faster).
 ``max|dlogit|`` is against stock fp32 on the same input. Two timings per path: at one recurring
 length (the clip again and again, as long audio's full windows and a stream's partial windows
-are), and at new lengths (each round's clip a few samples shorter, as file after file is: a path
-that builds kernels per input shape pays for it there). ``auto`` runs each on its own ranking. Each row
-has its own runner (``auto``'s are its own too), but kernels are shared within the process: torch paths
-share oneDNN's cache, and two OpenVINO graphs with the same layer shapes (ours and the peer's) share
-OpenVINO's. At a new length the first path of a round to meet a layer shape builds its kernels and a later
-one reuses them. So ``auto`` runs second, right after stock fp32, and pays in full; a later row may read
-faster than alone (the peers run last; on base, in isolation, ours and the peer's OpenVINO int8 paid
-alike: 39 and 33 ms more per new length than at a known one, at 132-134 ms).
+are), and at new lengths (each round a length no path has met, as file after file is: a path that builds
+kernels per input shape pays for it there), scaled to the clip's length. ``auto`` runs each on its own
+ranking. Each row has its own runner (``auto``'s are its own too), and its own new lengths: kernels are
+shared within a process (torch paths share oneDNN's cache; two OpenVINO graphs with the same layer shapes,
+ours and the peer's, share OpenVINO's), so with one new length per round for all rows, a later row ran on
+kernels an earlier one had built for it (until 2026-12-07: the peers, last, read faster than alone). The
+new lengths are cuts of the clip, 331 samples apart (one more frame each), while the shortest keeps 80% of
+it; for short clips (1 s) they are longer inputs, and the scaling per sample is rougher there.
 
 Paths: ``stock-fp32``, ``stock-int8`` (``quantize_dynamic`` on Linear); ours: every path of
 :mod:`hf_w2v2.inference.paths` (fp32 per conv kernel, bf16, torch int8, onnxruntime fp32 / dynamic /
@@ -157,7 +157,7 @@ def build_paths(
     guard = "guarded" if guarded else "unguarded: random weights"
     choice = f"{fast.chosen} at new lengths, {fast.chosen_recurring} at recurring ones ({guard}); "
     choice += describe(fast.choice)
-    if "auto" in names:  # right after stock fp32: a new length's kernels are built by auto, not for it
+    if "auto" in names:  # right after stock fp32, the row the others are compared with
         paths = {"stock-fp32": paths.pop("stock-fp32"), "auto": lambda a: fast(a).logits, **paths}
     errors = {r.name: r.error for r in fast.choice.results}
     for name in CPU_PATHS:
@@ -174,23 +174,34 @@ def build_paths(
     return paths, choice
 
 
-# Samples each round's new-length clip is shorter than the last: over one hop (320), so that the number of
-# frames changes too (OpenVINO reuses most kernels for a length of the same frame count: 7 samples at a
-# time, its per-shape cost showed only once). Up to --repeats x 331 samples shorter (1% of 10 s).
+# Samples between two new lengths: over one hop (320), so that the number of frames changes too (OpenVINO
+# reuses most kernels for a length of the same frame count: 7 samples at a time, its per-shape cost showed
+# only once). Every path gets its own lengths, each round: paths x --repeats x 331 samples in all.
 NEW_LENGTH_STEP = 331
+MAX_NEW_LENGTH_CUT = 0.2  # new lengths are cuts of the clip while the shortest keeps 80% of it, else longer clips
+
+
+def new_lengths(samples: int, paths: int, repeats: int) -> list[list[int]]:
+    """``[round][path]`` input lengths, all different, none equal to ``samples``: shorter cuts of the
+    clip where the shortest keeps at least 1 - :data:`MAX_NEW_LENGTH_CUT` of it, else longer inputs."""
+    steps = [[NEW_LENGTH_STEP * (1 + r * paths + i) for i in range(paths)] for r in range(repeats)]
+    sign = -1 if NEW_LENGTH_STEP * paths * repeats <= MAX_NEW_LENGTH_CUT * samples else 1
+    return [[samples + sign * step for step in row] for row in steps]
 
 
 def time_paths(paths: dict[str, Runner], audio: torch.Tensor, repeats: int) -> tuple[dict, dict, dict]:
     """Best-of-``repeats`` seconds per path, interleaved, at ``audio``'s length (recurring) and at a new
-    length every round; and max |path - stock fp32|."""
+    length every round (each path its own, so that no path runs on kernels another one built for that
+    length; the time is scaled to ``audio``'s length); and max |path - stock fp32|."""
     with torch.inference_mode():
         ref = paths["stock-fp32"](audio)
         diffs = {n: float((fn(audio) - ref).abs().max()) for n, fn in paths.items()}  # also the warm-up
         best = dict.fromkeys(paths, float("inf"))
         new = dict.fromkeys(paths, float("inf"))
-        for round_ in range(repeats):
-            cut = audio[:, : audio.shape[1] - NEW_LENGTH_STEP * (round_ + 1)]  # a length no path has met
-            for name, fn in paths.items():
+        longer = torch.randn(audio.shape[0], audio.shape[1] + NEW_LENGTH_STEP * len(paths) * repeats)
+        for lengths in new_lengths(audio.shape[1], len(paths), repeats):
+            for (name, fn), length in zip(paths.items(), lengths):
+                cut = audio[:, :length] if length < audio.shape[1] else longer[:, :length]  # a length no path has met
                 time.sleep(SETTLE_SECONDS)  # the last path's backend threads stop spinning first
                 start = time.perf_counter()
                 fn(audio)
@@ -198,7 +209,7 @@ def time_paths(paths: dict[str, Runner], audio: torch.Tensor, repeats: int) -> t
                 time.sleep(SETTLE_SECONDS)
                 start = time.perf_counter()
                 fn(cut)
-                new[name] = min(new[name], time.perf_counter() - start)
+                new[name] = min(new[name], (time.perf_counter() - start) * audio.shape[1] / length)
     return best, new, diffs
 
 
