@@ -211,7 +211,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
         )
     if args.calibration is not None:
         transcriber.choose_path_on(args.calibration)
-    report_auto_choice(transcriber)
+        report_auto_choice(transcriber)
     targets = output_paths(files, args.output_dir, args.format) if args.output_dir is not None else {}
     failures = 0
     results = transcriber.iter_files(
@@ -235,6 +235,8 @@ def run_transcribe(args: argparse.Namespace) -> int:
             print(f"{result.path}\t{text}", end="", flush=True)
         else:
             print(text, end="", flush=True)
+    if args.calibration is None:  # auto chose on the first file
+        report_auto_choice(transcriber)
     if failures:
         print(f"{failures} of {len(files)} files could not be transcribed", file=sys.stderr)
     return 1 if failures else 0
