@@ -210,31 +210,33 @@ def run_transcribe(args: argparse.Namespace) -> int:
             length_grid=not args.no_length_grid,
         )
     if args.calibration is not None:
-        transcriber.choose_path_on(args.calibration)
+        with quiet_loading(args.quiet):  # no bar while the paths are measured
+            transcriber.choose_path_on(args.calibration)
         report_auto_choice(transcriber)
     targets = output_paths(files, args.output_dir, args.format) if args.output_dir is not None else {}
     failures = 0
     results = transcriber.iter_files(
         files, hotwords=args.hotword, num_processes=args.num_processes, progress=not args.quiet
     )
-    for result in results:
-        if result.error is not None:
-            failures += 1
-            tqdm.write(f"error: {result.error}", file=sys.stderr)
-            if args.format == "json" and args.output_dir is None:
-                print(to_json(None, path=result.path, error=result.error), flush=True)
-            continue
-        assert result.transcription is not None  # a result without an error has one
-        text = render(result.transcription, args.format, path=result.path, duration=result.duration)
-        if args.output_dir is not None:
-            target = targets[os.path.abspath(result.path)]
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(target, "w", encoding="utf-8") as out:
-                out.write(text)
-        elif args.format == "txt" and len(files) > 1:
-            print(f"{result.path}\t{text}", end="", flush=True)
-        else:
-            print(text, end="", flush=True)
+    with quiet_loading(args.quiet):  # precision auto measures at the first file: no bar then either
+        for result in results:
+            if result.error is not None:
+                failures += 1
+                tqdm.write(f"error: {result.error}", file=sys.stderr)
+                if args.format == "json" and args.output_dir is None:
+                    print(to_json(None, path=result.path, error=result.error), flush=True)
+                continue
+            assert result.transcription is not None  # a result without an error has one
+            text = render(result.transcription, args.format, path=result.path, duration=result.duration)
+            if args.output_dir is not None:
+                target = targets[os.path.abspath(result.path)]
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                with open(target, "w", encoding="utf-8") as out:
+                    out.write(text)
+            elif args.format == "txt" and len(files) > 1:
+                print(f"{result.path}\t{text}", end="", flush=True)
+            else:
+                print(text, end="", flush=True)
     if args.calibration is None:  # auto chose on the first file
         report_auto_choice(transcriber)
     if failures:

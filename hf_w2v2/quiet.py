@@ -36,6 +36,12 @@ def quiet_loading(enabled: bool = True) -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def bars_wanted() -> bool:
+    """False inside :func:`quiet_loading`: long work of our own (e.g. ``optimize()``'s measurement) draws
+    no progress bar then."""
+    return not _quiet.get()
+
+
 @contextmanager
 def native_output_silenced() -> Iterator[None]:
     """Inside :func:`quiet_loading`, send file descriptor 2 to /dev/null (for a C++ library's progress

@@ -239,6 +239,7 @@ def test_transcribe_auto_chooses_on_the_calibration_folder(model_dir: str, capsy
     out, err = capsys.readouterr()
     fast = made[0].model
     assert len(out.splitlines()) == 1 and f"precision auto: {fast.chosen} for new input lengths" in err
+    assert "building and guarding" not in err  # --quiet: no bar while the paths are measured
     assert fast.references is not None and len(fast.references) == len(fast.calibration) == 6  # the folder's
     assert main(["transcribe", UTT1, "--model", model_dir, "--device", "cpu", "--quiet", "--precision", "auto"]) == 0
     fast = made[-1].model  # chosen on the first file, against fp32's tokens, and named at the end

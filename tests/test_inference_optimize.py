@@ -185,6 +185,52 @@ def test_the_choice_is_cached_and_never_reused_elsewhere(tmp_path, fast_paths, m
     assert len(list(tmp_path.glob("*.json"))) == 2
 
 
+def test_a_model_of_the_same_architecture_takes_the_timings_and_guards_its_own_weights(
+    tmp_path, fast_paths, monkeypatch, caplog
+) -> None:
+    """Timings carry over between models that differ only in weights (on this machine): the second model
+    builds and guards paths fastest first only until one passes, for each ranking; another architecture
+    is measured."""
+    audio = torch.as_tensor(clips(1)[0])[None]
+    first = optimize(make_model(), cache=tmp_path)
+    first(audio)
+    (timings_file,) = (tmp_path / "timings").glob("*.json")
+    data = json.loads(timings_file.read_text())
+    assert set(data["candidates"]) == set(FAST_PATHS) and set(data["seconds"]) == set(FAST_PATHS)  # int8 too
+    # Make the order known: int8 fastest for new lengths, fp32-matmul for recurring ones.
+    data["seconds"] = {n: [0.5, 0.5] for n in FAST_PATHS} | {"int8": [0.1, 0.9], "fp32-matmul": [0.3, 0.2]}
+    timings_file.write_text(json.dumps(data))
+    built: list[str] = []
+    real_build = OPT.build_path
+    monkeypatch.setattr(OPT, "build_path", lambda name, *a, **k: built.append(name) or real_build(name, *a, **k))
+
+    other = make_model()
+    with torch.no_grad():
+        for parameter in other.parameters():
+            parameter.add_(0.01 * torch.randn_like(parameter))  # other weights, the same architecture
+    with caplog.at_level(logging.INFO, logger=OPT.__name__):
+        fast = optimize(other, cache=tmp_path, max_cer_change=float("inf"))
+        fast(audio)
+    assert any("same architecture" in r.message for r in caplog.records)
+    assert fast.choice is not None and (fast.chosen, fast.chosen_recurring) == ("int8", "fp32-matmul")
+    assert fast.choice.ranking == ["int8", "fp32"] and sorted(built) == ["fp32", "fp32-matmul", "int8"]
+    skipped = {r.name: r.error for r in fast.choice.results}
+    assert skipped["fp32-conv1d"] is not None and skipped["fp32-conv1d"].startswith("not built")
+
+    built.clear()
+    strict = optimize(other, cache=tmp_path, max_cer_change=-1.0)  # its own guard: nothing but fp32 passes
+    strict(audio)
+    assert strict.chosen == strict.chosen_recurring == "fp32"
+    assert built[0] == "fp32" and set(built) == {"fp32", "int8", "fp32-matmul"}  # those faster than fp32, in order
+    assert all("accuracy guard" in (r.error or "") for r in strict.choice.results if r.name in ("int8", "fp32-matmul"))
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=OPT.__name__):
+        optimize(make_model("group"), cache=tmp_path)(audio)  # another architecture: measured
+    assert any(", measured;" in r.message for r in caplog.records)
+    assert len(list((tmp_path / "timings").glob("*.json"))) == 2
+
+
 def test_a_cache_file_with_another_fingerprint_is_not_trusted(tmp_path, fast_paths, caplog) -> None:
     model = make_model()
     audio = torch.as_tensor(clips(1)[0])[None]

@@ -1,6 +1,7 @@
 """What a measured speed depends on: the CPU (model, flags), the accelerator, the library versions
 and the model's weights. :func:`cache_key` hashes them all, so a ranking measured elsewhere (another
-machine, another torch or onnxruntime, other weights) is never reused.
+machine, another torch or onnxruntime, other weights) is never reused. :func:`speed_key` leaves the
+weights out: path timings, not accuracy, carry over between models of one architecture.
 """
 
 from __future__ import annotations
@@ -100,6 +101,24 @@ def model_fingerprint(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
+# Config entries that name a model or a library, not its compute (library versions are in the machine's).
+NOT_ARCHITECTURE = ("_name_or_path", "transformers_version")
+
+
+def architecture_fingerprint(model: nn.Module) -> str:
+    """sha256 of the model's class, config (less :data:`NOT_ARCHITECTURE`) and every parameter and
+    buffer's name, shape and dtype, not their values: models that differ only in their weights (the
+    checkpoints of one fine-tuning run, a fine-tuned base and base itself) run at the same speed."""
+    digest = hashlib.sha256(type(model).__name__.encode())
+    config: Any = getattr(model, "config", None)
+    if config is not None:
+        entries = {k: v for k, v in config.to_dict().items() if k not in NOT_ARCHITECTURE}
+        digest.update(json.dumps(entries, sort_keys=True, default=str).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name} {tuple(tensor.shape)} {tensor.dtype}".encode())
+    return digest.hexdigest()
+
+
 def clips_fingerprint(clips: Sequence[np.ndarray] | None) -> str:
     """sha256 of the calibration clips ("none" without)."""
     if not clips:
@@ -117,6 +136,17 @@ def cache_key(model: nn.Module, device: torch.device, calibration: Sequence[np.n
         "model": model_fingerprint(model),
         "calibration": clips_fingerprint(calibration),
         "precision": precision,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def speed_key(model: nn.Module, device: torch.device, setting: str) -> str:
+    """Hex key naming one set of path timings: machine fingerprint, model architecture and ``setting``
+    (how the paths were timed), not the weights, calibration clips or guard."""
+    parts = {
+        "machine": machine_fingerprint(device),
+        "architecture": architecture_fingerprint(model),
+        "setting": setting,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 

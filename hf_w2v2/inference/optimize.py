@@ -8,6 +8,12 @@ first use every candidate (:mod:`hf_w2v2.inference.paths`) is built, checked and
 process, interleaved (one call of each per round, best of :data:`MEASURE_ROUNDS`: a busy machine
 slows them alike), and the ranking is cached per machine and model (:mod:`hf_w2v2.inference.machine`).
 
+The timings themselves are kept per machine and architecture (the weights left out), since speed does not
+depend on the weights but the guard does. A model of an architecture already timed on this machine (another
+checkpoint, or the same one calibrated on other clips, e.g. the first files of another folder) is not timed
+again: its paths are built and guarded fastest first only until one passes, for each ranking (the shipped
+model on a 2-core Zen 5 EPYC: 12-20 s against 51 s). Each ranking is then that path and fp32.
+
 Two rankings, since a path's speed depends on whether it has met an input's shape before: OpenVINO
 builds its kernels per input shape (on the shipped small model, 9-15 ms per new length: a 3 s clip took
 17.7 ms at a new length and 6.4 ms at a known one), while eager torch paths on the length grid pay
@@ -45,9 +51,10 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers.modeling_outputs import CausalLMOutput
 
-from hf_w2v2.inference.machine import cache_dir, cache_key, machine_fingerprint
+from hf_w2v2.inference.machine import cache_dir, cache_key, machine_fingerprint, speed_key
 from hf_w2v2.inference.paths import CPU_PATHS, GPU_PATHS, Runner, build_path, on_grid, uses_grid
 from hf_w2v2.models.lengths import hop_length, receptive_field
+from hf_w2v2.quiet import bars_wanted
 from hf_w2v2.text.error_rates import char_error_rate
 
 logger = logging.getLogger(__name__)
@@ -286,13 +293,21 @@ class FastModel:
             guard = AccuracyGuard(self.calibration, self.max_cer_change, self.references)
         else:  # the first input, compared with fp32's tokens
             guard = AccuracyGuard([row.numpy() for row in audio], self.max_cer_change)
-        choice = measure(self.model, candidates, guard, audio[:1], self._runner, self.runners)
+        timings = self._load_timings(candidates)
+        if timings is not None:
+            choice = choose_by_timings(self.model, timings, candidates, guard, self._runner, self.runners)
+            source = f"timings of a model of the same architecture on this machine ({self._timings_file()})"
+        else:
+            choice = measure(self.model, candidates, guard, audio[:1], self._runner, self.runners)
+            self._save_timings(choice, candidates)
+            source = "measured"
         choice.fingerprint = machine_fingerprint(self.device)
         self._save(choice)
         logger.info(
-            "inference path %s (new input lengths), %s (recurring ones); %s",
+            "inference path %s (new input lengths), %s (recurring ones), %s; %s",
             choice.ranking[0],
             choice.ranking_for(True)[0],
+            source,
             describe(choice),
         )
         return choice
@@ -323,6 +338,43 @@ class FastModel:
         results = [PathResult(**r) for r in data["results"]]
         return Choice(data["ranking"], results, data["fingerprint"], data.get("recurring", []))
 
+    def _timings_file(self) -> str:
+        setting = f"{self.precision} timing {TIMING_METHOD} grid {self.length_grid}"
+        key = speed_key(self.model, self.device, setting)
+        return os.path.join(self.cache or cache_dir(), "timings", f"{key}.json")
+
+    def _load_timings(self, candidates: Sequence[str]) -> dict[str, Any] | None:
+        """Path timings measured on this machine for a model of the same architecture (other weights,
+        other calibration clips, another guard), if they cover every candidate; only ``auto`` uses them."""
+        path = self._timings_file()
+        if self.precision != "auto" or not os.path.isfile(path):
+            return None
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        if data.get("fingerprint") != machine_fingerprint(self.device) or not set(candidates) <= set(
+            data["candidates"]
+        ):
+            return None
+        if FALLBACK not in data["seconds"]:
+            return None
+        return data
+
+    def _save_timings(self, choice: Choice, candidates: Sequence[str]) -> None:
+        if self.precision != "auto":
+            return
+        seconds = {r.name: [r.seconds, r.seconds_recurring] for r in choice.results if r.seconds is not None}
+        failed = {r.name: r.error for r in choice.results if r.seconds is None and r.error is not None}
+        data = {
+            "fingerprint": machine_fingerprint(self.device),
+            "candidates": list(candidates),
+            "seconds": seconds,
+            "failed": failed,
+        }
+        path = self._timings_file()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1)
+
     def _save(self, choice: Choice) -> None:
         path = self._cache_file()
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -338,39 +390,110 @@ def measure(
     build: Any,
     built: dict[str, Runner],
 ) -> Choice:
-    """Build, guard and time ``candidates`` (``build(name) -> runner``, kept in ``built``); fp32 is the reference."""
+    """Build, guard and time ``candidates`` (``build(name) -> runner``, kept in ``built``); fp32 is the reference.
+
+    Paths the guard rejects are timed too (then let go): their timings serve models of the same
+    architecture (:func:`choose_by_timings`), whose weights the guard may pass."""
     config: Any = model.config
-    blank = int(config.pad_token_id if config.pad_token_id is not None else 0)
     results = {name: PathResult(name) for name in candidates}
-    outputs: dict[str, list[str]] = {}
+    reference = judge(FALLBACK, model, guard, build, built, results[FALLBACK], None)
     # Once per machine and model (BASE on 2 cores: about 2 minutes), so a bar shows what is being built.
-    bar = tqdm(candidates, desc="inference paths: building and guarding", unit=" path", leave=False)
+    bar = tqdm(
+        [n for n in candidates if n != FALLBACK],
+        desc="inference paths: building and guarding",
+        unit=" path",
+        leave=False,
+        disable=not bars_wanted(),
+    )
     for name in bar:
         bar.set_postfix_str(name)
-        try:
-            runner = build(name)
-            with torch.inference_mode():
-                outputs[name] = [greedy_tokens(runner(torch.as_tensor(c)[None], None)[0], blank) for c in guard.clips]
-        except Exception as err:  # a path that cannot run here is reported, not fatal
-            if name == FALLBACK:
-                raise
-            results[name].error = f"{type(err).__name__}: {err}"
-            logger.warning("inference path %s skipped: %s", name, results[name].error)
-            built.pop(name, None)
-    for name, tokens in outputs.items():
-        change = guard.change(tokens, outputs[FALLBACK])
-        results[name].cer_change, results[name].error = change, guard.rejects(change)
-        if results[name].error is not None:
-            logger.warning("inference path %s rejected by the %s", name, results[name].error)
-            built.pop(name, None)
-    timed = [n for n in candidates if results[n].error is None]
+        judge(name, model, guard, build, built, results[name], reference)
+    timed = [n for n in candidates if n in built]
     probe = probe[:, : int(MEASURE_SECONDS * int(getattr(config, "sampling_rate", 16_000)))]
     shortest = receptive_field(config.conv_kernel, config.conv_stride)
     best = time_paths({n: built[n] for n in timed}, probe, MEASURE_ROUNDS, shortest, hop_length(config.conv_stride))
     again = time_recurring({n: built[n] for n in timed}, probe, RECURRING_ROUNDS)
     for name in timed:
         results[name].seconds, results[name].seconds_recurring = best[name], again[name]
-    return Choice(fastest_first(best), list(results.values()), recurring=fastest_first(again))
+    passed = [n for n in timed if results[n].error is None]
+    for name in timed:
+        if results[name].error is not None:
+            built.pop(name)  # rejected: timed only for the record
+    return Choice(
+        fastest_first({n: best[n] for n in passed}),
+        list(results.values()),
+        recurring=fastest_first({n: again[n] for n in passed}),
+    )
+
+
+def judge(
+    name: str,
+    model: nn.Module,
+    guard: AccuracyGuard,
+    build: Any,
+    built: dict[str, Runner],
+    result: PathResult,
+    reference: list[str] | None,
+) -> list[str]:
+    """Build path ``name`` and run it on the guard's clips; ``result`` gets its CER change from
+    ``reference`` (fp32's tokens; None: this is fp32) and the guard's verdict, or why it could not run
+    (then it is not kept in ``built``). Returns its greedy tokens, one string per clip."""
+    config: Any = model.config
+    blank = int(config.pad_token_id if config.pad_token_id is not None else 0)
+    try:
+        runner = build(name)
+        with torch.inference_mode():
+            tokens = [greedy_tokens(runner(torch.as_tensor(c)[None], None)[0], blank) for c in guard.clips]
+    except Exception as err:  # a path that cannot run here is reported, not fatal
+        if name == FALLBACK:
+            raise
+        result.error = f"{type(err).__name__}: {err}"
+        logger.warning("inference path %s skipped: %s", name, result.error)
+        built.pop(name, None)
+        return []
+    if reference is not None:
+        result.cer_change = guard.change(tokens, reference)
+        result.error = guard.rejects(result.cer_change)
+        if result.error is not None:
+            logger.warning("inference path %s rejected by the %s", name, result.error)
+    return tokens
+
+
+def choose_by_timings(
+    model: nn.Module,
+    timings: dict[str, Any],
+    candidates: Sequence[str],
+    guard: AccuracyGuard,
+    build: Any,
+    built: dict[str, Runner],
+) -> Choice:
+    """The rankings from ``timings`` (:meth:`FastModel._load_timings`: a model of the same architecture
+    measured on this machine), building and guarding paths fastest first only until one passes, for new
+    lengths and for recurring ones. Each ranking is that path, then fp32 (a later failure falls back to
+    fp32). Paths that failed to build for that model are left out with its reason."""
+    times, failed = timings["seconds"], timings["failed"]
+    results = {name: PathResult(name) for name in candidates}
+    reference = judge(FALLBACK, model, guard, build, built, results[FALLBACK], None)
+    for name in candidates:
+        if name in failed:
+            results[name].error = f"failed for a model of the same architecture: {failed[name]}"
+        if name in times:
+            results[name].seconds, results[name].seconds_recurring = times[name]
+    rankings = []
+    for column in (0, 1):  # new lengths, recurring ones
+        order = sorted((n for n in candidates if n in times), key=lambda n: times[n][column])
+        ranking = []
+        for name in order[: order.index(FALLBACK) + 1]:
+            if name != FALLBACK and results[name].cer_change is None and results[name].error is None:
+                judge(name, model, guard, build, built, results[name], reference)
+            if results[name].error is None:
+                ranking = [name] if name == FALLBACK else [name, FALLBACK]
+                break
+        rankings.append(ranking or [FALLBACK])
+    for name in candidates:
+        if results[name].error is None and results[name].cer_change is None and name != FALLBACK:
+            results[name].error = "not built: slower than the chosen paths for a model of the same architecture"
+    return Choice(rankings[0], list(results.values()), recurring=rankings[1])
 
 
 def fastest_first(seconds: dict[str, float]) -> list[str]:
