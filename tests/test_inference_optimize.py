@@ -223,6 +223,7 @@ def test_a_model_of_the_same_architecture_takes_the_timings_and_guards_its_own_w
     assert strict.chosen == strict.chosen_recurring == "fp32"
     assert built[0] == "fp32" and set(built) == {"fp32", "int8", "fp32-matmul"}  # those faster than fp32, in order
     assert all("accuracy guard" in (r.error or "") for r in strict.choice.results if r.name in ("int8", "fp32-matmul"))
+    assert set(strict.runners) == {"fp32"}  # the rejected ones let go
 
     caplog.clear()
     with caplog.at_level(logging.INFO, logger=OPT.__name__):

@@ -493,6 +493,8 @@ def choose_by_timings(
     for name in candidates:
         if results[name].error is None and results[name].cer_change is None and name != FALLBACK:
             results[name].error = "not built: slower than the chosen paths for a model of the same architecture"
+        elif results[name].error is not None:
+            built.pop(name, None)  # rejected by the guard: not kept
     return Choice(rankings[0], list(results.values()), recurring=rankings[1])
 
 
