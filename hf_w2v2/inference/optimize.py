@@ -12,7 +12,8 @@ The timings themselves are kept per machine and architecture (the weights left o
 depend on the weights but the guard does. A model of an architecture already timed on this machine (another
 checkpoint, or the same one calibrated on other clips, e.g. the first files of another folder) is not timed
 again: its paths are built and guarded fastest first only until one passes, for each ranking (the shipped
-model on a 2-core Zen 5 EPYC: 12-20 s against 51 s). Each ranking is then that path and fp32.
+model on a 2-core Zen 5 EPYC: 12-23 s against 51-52 s; BASE: 20 s against 142 s). Each ranking is then that
+path and fp32.
 
 Two rankings, since a path's speed depends on whether it has met an input's shape before: OpenVINO
 builds its kernels per input shape (on the shipped small model, 9-15 ms per new length: a 3 s clip took
