@@ -543,3 +543,27 @@ def test_recurring_timing_times_every_path_on_a_length_it_has_met() -> None:
     best = OPT.time_recurring({"slow": spy("slow", 0.03), "quick": spy("quick", 0.001)}, torch.zeros(1, 800), 2)
     assert lengths == {"slow": [800] * 3, "quick": [800] * 3}  # a first call, then two timed: none dropped
     assert best["slow"] > best["quick"] > 0
+
+
+def test_two_first_calls_at_once_measure_once(tmp_path, fast_paths, monkeypatch) -> None:
+    """A server's workers may both make the first call: one measures, the other waits for its choice."""
+    import threading
+
+    calls = []
+    real_measure = OPT.measure
+
+    def slow_measure(*args, **kwargs):
+        calls.append(threading.get_ident())
+        time.sleep(0.3)  # the other thread arrives while this one measures
+        return real_measure(*args, **kwargs)
+
+    monkeypatch.setattr(OPT, "measure", slow_measure)
+    fast = optimize(make_model(), cache=tmp_path)
+    audio = torch.as_tensor(clips(1)[0])[None]
+    outputs: list[torch.Tensor] = []
+    threads = [threading.Thread(target=lambda: outputs.append(fast(audio).logits)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and len(outputs) == 2 and fast.choice is not None

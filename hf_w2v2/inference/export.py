@@ -117,6 +117,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 20, atte
             output_names=["logits"],
             opset_version=opset,
             optimize=True,
+            verbose=False,  # no "[torch.onnx] ..." progress lines
         )
     if program is None:
         raise RuntimeError("torch.onnx.export returned no program")

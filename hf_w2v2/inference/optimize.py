@@ -40,6 +40,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -204,6 +205,7 @@ class FastModel:
         self.seen: OrderedDict[tuple[tuple[int, ...], bool], None] = OrderedDict()  # shape, masked
         self.calls: Counter[str] = Counter()
         self._seen_lock = threading.Lock()  # the server calls one model from several threads
+        self._choice_lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:  # only called for what FastModel itself lacks
         if name == "model":
@@ -233,8 +235,10 @@ class FastModel:
     ) -> CausalLMOutput:
         audio, mask = as_runner_input(input_values, attention_mask)
         if self.choice is None:
-            with torch.inference_mode(False), torch.no_grad():  # exporters refuse inference mode
-                self.choice = self._choose(audio.clone())
+            with self._choice_lock:  # two first calls at once (a server's workers): one measures, the other waits
+                if self.choice is None:
+                    with torch.inference_mode(False), torch.no_grad():  # exporters refuse inference mode
+                        self.choice = self._choose(audio.clone())
         for name in list(self.choice.ranking_for(self._recurs(audio, mask))):
             try:
                 runner = self._runner(name)
@@ -442,9 +446,11 @@ def judge(
     config: Any = model.config
     blank = int(config.pad_token_id if config.pad_token_id is not None else 0)
     try:
-        runner = build(name)
-        with torch.inference_mode():
-            tokens = [greedy_tokens(runner(torch.as_tensor(c)[None], None)[0], blank) for c in guard.clips]
+        with warnings.catch_warnings():  # the backends' deprecation and export notices: nothing a user can act on
+            warnings.simplefilter("ignore")
+            runner = build(name)
+            with torch.inference_mode():
+                tokens = [greedy_tokens(runner(torch.as_tensor(c)[None], None)[0], blank) for c in guard.clips]
     except Exception as err:  # a path that cannot run here is reported, not fatal
         if name == FALLBACK:
             raise
