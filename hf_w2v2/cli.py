@@ -23,6 +23,7 @@ list the first in :data:`SUBCOMMANDS`.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -704,11 +705,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Loggers whose import-time notices a command's user cannot act on: torchao (which transformers' quantizers
+# import whenever it is installed) says it cannot load its CUDA kernels on a CPU build, and registers enums
+# with torch's pytree in a way torch 2.13 deprecates; four lines on every command's stderr.
+IMPORT_NOTICE_LOGGERS = ("torchao", "torch.utils._pytree")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hf-w2v2`` console script; returns the exit code.
 
     Bad input (missing files, mismatched LM, ...) prints ``error: ...`` and exits with 2.
     """
+    for name in IMPORT_NOTICE_LOGGERS:  # errors still show
+        logging.getLogger(name).setLevel(logging.ERROR)
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

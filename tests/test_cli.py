@@ -244,3 +244,20 @@ def test_transcribe_auto_chooses_on_the_calibration_folder(model_dir: str, capsy
     assert main(["transcribe", UTT1, "--model", model_dir, "--device", "cpu", "--quiet", "--precision", "auto"]) == 0
     fast = made[-1].model  # chosen on the first file, against fp32's tokens, and named at the end
     assert fast.references is None and f"precision auto: {fast.chosen} for new" in capsys.readouterr().err
+
+
+def test_a_command_prints_no_import_notices(model_dir: str) -> None:
+    """Nothing but the transcript: no notices of optional libraries imported along the way (torchao's
+    "Failed to load" and torch's pytree deprecation, when torchao is installed)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "hf_w2v2.cli", "transcribe", UTT1, "--model", model_dir, "--device", "cpu", "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert done.returncode == 0 and len(done.stdout.splitlines()) == 1
+    assert "Failed to load" not in done.stderr and "Enum subclass" not in done.stderr, done.stderr
