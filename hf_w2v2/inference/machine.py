@@ -108,7 +108,8 @@ NOT_ARCHITECTURE = ("_name_or_path", "transformers_version")
 def architecture_fingerprint(model: nn.Module) -> str:
     """sha256 of the model's class, config (less :data:`NOT_ARCHITECTURE`) and every parameter and
     buffer's name, shape and dtype, not their values: models that differ only in their weights (the
-    checkpoints of one fine-tuning run, a fine-tuned base and base itself) run at the same speed."""
+    checkpoints of one fine-tuning run, runs of one recipe from one pre-trained encoder) run at the same
+    speed. Any other config difference (even a training-only setting) counts, to be safe."""
     digest = hashlib.sha256(type(model).__name__.encode())
     config: Any = getattr(model, "config", None)
     if config is not None:
