@@ -28,7 +28,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
@@ -38,7 +38,7 @@ from hf_w2v2.decoding.formats import ALIGN_FORMATS, FORMATS, render, to_json
 
 if TYPE_CHECKING:
     from hf_w2v2.inference.segments import Segmenter
-    from hf_w2v2.inference.transcribe import Transcriber
+    from hf_w2v2.inference.transcribe import FileResult, Transcriber
 
 
 def add_transcribe(subparsers: argparse._SubParsersAction) -> None:
@@ -160,6 +160,16 @@ def output_paths(files: list[str], output_dir: str, fmt: str) -> dict[str, str]:
     return targets
 
 
+def check_calibration(folder: str | None, precision: str) -> None:
+    """Before any model loads: a ``--calibration`` folder is for ``--precision auto`` and must exist."""
+    if folder is None:
+        return
+    if precision != "auto":
+        raise ValueError(f"--calibration is for --precision auto, not {precision}")
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"calibration folder not found: {folder}")
+
+
 def report_auto_choice(transcriber: Transcriber) -> None:
     """``precision auto: A for new input lengths, B for recurring ones`` on stderr, once the choice is made."""
     chosen = getattr(transcriber.model, "chosen", None)
@@ -178,10 +188,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
     if args.format == "srt" and len(files) > 1 and args.output_dir is None:
         raise ValueError("--format srt with several files needs --output-dir (one .srt per file)")
     precision = "bf16" if args.bf16 else args.precision
-    if args.calibration is not None and precision != "auto":
-        raise ValueError(f"--calibration is for --precision auto, not {precision}")
-    if args.calibration is not None and not os.path.isdir(args.calibration):
-        raise FileNotFoundError(f"calibration folder not found: {args.calibration}")
+    check_calibration(args.calibration, precision)
     from hf_w2v2.decoding.beam import BeamSettings
     from hf_w2v2.inference.memory import limit_allocator_caching
     from hf_w2v2.inference.transcribe import Transcriber
@@ -196,7 +203,9 @@ def run_transcribe(args: argparse.Namespace) -> int:
         token_min_logp=args.token_min_logp,
         beam_prune_logp=args.beam_prune_logp,
     )
-    with quiet_loading(args.quiet):  # no "Loading weights" bar, no KenLM "Reading FILE" ruler
+    # Quiet: no "Loading weights" bar, no KenLM "Reading FILE" ruler, no bar while precision auto measures
+    # (on the calibration folder, or at the first file).
+    with quiet_loading(args.quiet):
         transcriber = Transcriber.from_pretrained(
             args.model,
             segmenter=segmenter_from_args(args),
@@ -210,39 +219,44 @@ def run_transcribe(args: argparse.Namespace) -> int:
             beam=beam,  # per call: the decoder loaded with the model is not changed
             length_grid=not args.no_length_grid,
         )
-    if args.calibration is not None:
-        with quiet_loading(args.quiet):  # no bar while the paths are measured
+        if args.calibration is not None:
             transcriber.choose_path_on(args.calibration)
-        report_auto_choice(transcriber)
-    targets = output_paths(files, args.output_dir, args.format) if args.output_dir is not None else {}
-    failures = 0
-    results = transcriber.iter_files(
-        files, hotwords=args.hotword, num_processes=args.num_processes, progress=not args.quiet
-    )
-    with quiet_loading(args.quiet):  # precision auto measures at the first file: no bar then either
-        for result in results:
-            if result.error is not None:
-                failures += 1
-                tqdm.write(f"error: {result.error}", file=sys.stderr)
-                if args.format == "json" and args.output_dir is None:
-                    print(to_json(None, path=result.path, error=result.error), flush=True)
-                continue
-            assert result.transcription is not None  # a result without an error has one
-            text = render(result.transcription, args.format, path=result.path, duration=result.duration)
-            if args.output_dir is not None:
-                target = targets[os.path.abspath(result.path)]
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                with open(target, "w", encoding="utf-8") as out:
-                    out.write(text)
-            elif args.format == "txt" and len(files) > 1:
-                print(f"{result.path}\t{text}", end="", flush=True)
-            else:
-                print(text, end="", flush=True)
+            report_auto_choice(transcriber)
+        results = transcriber.iter_files(
+            files, hotwords=args.hotword, num_processes=args.num_processes, progress=not args.quiet
+        )
+        failures = write_results(results, files, args)
     if args.calibration is None:  # auto chose on the first file
         report_auto_choice(transcriber)
     if failures:
         print(f"{failures} of {len(files)} files could not be transcribed", file=sys.stderr)
     return 1 if failures else 0
+
+
+def write_results(results: Iterable[FileResult], files: list[str], args: argparse.Namespace) -> int:
+    """Print or write each transcription in ``args.format`` as it comes (``--output-dir``: one file per
+    input); errors go to stderr (and stdout as JSON lines with ``--format json``). Returns the failures."""
+    targets = output_paths(files, args.output_dir, args.format) if args.output_dir is not None else {}
+    failures = 0
+    for result in results:
+        if result.error is not None:
+            failures += 1
+            tqdm.write(f"error: {result.error}", file=sys.stderr)
+            if args.format == "json" and args.output_dir is None:
+                print(to_json(None, path=result.path, error=result.error), flush=True)
+            continue
+        assert result.transcription is not None  # a result without an error has one
+        text = render(result.transcription, args.format, path=result.path, duration=result.duration)
+        if args.output_dir is not None:
+            target = targets[os.path.abspath(result.path)]
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "w", encoding="utf-8") as out:
+                out.write(text)
+        elif args.format == "txt" and len(files) > 1:
+            print(f"{result.path}\t{text}", end="", flush=True)
+        else:
+            print(text, end="", flush=True)
+    return failures
 
 
 def add_build_lm(subparsers: argparse._SubParsersAction) -> None:
@@ -613,8 +627,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     if args.vad is not None and not os.path.isdir(args.vad):
         raise FileNotFoundError(f"VAD model folder not found: {args.vad}")
-    if args.calibration is not None and not os.path.isdir(args.calibration):
-        raise FileNotFoundError(f"calibration folder not found: {args.calibration}")
+    check_calibration(args.calibration, args.precision)
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV) or None
     settings = ServerSettings(
         max_streams=args.max_streams,

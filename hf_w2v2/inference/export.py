@@ -63,9 +63,8 @@ def for_export(model: nn.Module, attention_mask: bool = True) -> nn.Module:
     """The eval-mode logits graph of ``model`` (CTC or a classification head), with a mask input or without."""
     if model.training:
         logger.warning("exporting in eval mode: dropout, LayerDrop and SpecAugment are left out of the graph")
-    return (LogitsOnly if attention_mask else UnmaskedLogits)(
-        model.eval().float()
-    ).eval()  # the wrapper too: no warning
+    wrapper = (LogitsOnly if attention_mask else UnmaskedLogits)(model.eval().float())
+    return wrapper.eval()  # the new module too: torch.onnx warns of an export in training mode
 
 
 def example_inputs(batch: int = 2, samples: int = 16_000) -> tuple[torch.Tensor, torch.Tensor]:

@@ -298,13 +298,14 @@ class FastModel:
             guard = AccuracyGuard(self.calibration, self.max_cer_change, self.references)
         else:  # the first input, compared with fp32's tokens
             guard = AccuracyGuard([row.numpy() for row in audio], self.max_cer_change)
-        timings = self._load_timings(candidates)
+        timings_file = self._timings_file()
+        timings = self._load_timings(timings_file, candidates)
         if timings is not None:
             choice = choose_by_timings(self.model, timings, candidates, guard, self._runner, self.runners)
-            source = f"timings of a model of the same architecture on this machine ({self._timings_file()})"
+            source = f"timings of a model of the same architecture on this machine ({timings_file})"
         else:
             choice = measure(self.model, candidates, guard, audio[:1], self._runner, self.runners)
-            self._save_timings(choice, candidates)
+            self._save_timings(timings_file, choice, candidates)
             source = "measured"
         choice.fingerprint = machine_fingerprint(self.device)
         self._save(choice)
@@ -348,10 +349,10 @@ class FastModel:
         key = speed_key(self.model, self.device, setting)
         return os.path.join(self.cache or cache_dir(), "timings", f"{key}.json")
 
-    def _load_timings(self, candidates: Sequence[str]) -> dict[str, Any] | None:
-        """Path timings measured on this machine for a model of the same architecture (other weights,
-        other calibration clips, another guard), if they cover every candidate; only ``auto`` uses them."""
-        path = self._timings_file()
+    def _load_timings(self, path: str, candidates: Sequence[str]) -> dict[str, Any] | None:
+        """Path timings in ``path`` (:meth:`_timings_file`), measured on this machine for a model of the same
+        architecture (other weights, other calibration clips, another guard), if they cover every candidate;
+        only ``auto`` uses them."""
         if self.precision != "auto" or not os.path.isfile(path):
             return None
         with open(path, encoding="utf-8") as f:
@@ -364,27 +365,24 @@ class FastModel:
             return None
         return data
 
-    def _save_timings(self, choice: Choice, candidates: Sequence[str]) -> None:
+    def _save_timings(self, path: str, choice: Choice, candidates: Sequence[str]) -> None:
         if self.precision != "auto":
             return
         seconds = {r.name: [r.seconds, r.seconds_recurring] for r in choice.results if r.seconds is not None}
         failed = {r.name: r.error for r in choice.results if r.seconds is None and r.error is not None}
-        data = {
-            "fingerprint": machine_fingerprint(self.device),
-            "candidates": list(candidates),
-            "seconds": seconds,
-            "failed": failed,
-        }
-        path = self._timings_file()
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
+        fingerprint = machine_fingerprint(self.device)
+        data = {"fingerprint": fingerprint, "candidates": list(candidates), "seconds": seconds, "failed": failed}
+        write_json(path, data)
 
     def _save(self, choice: Choice) -> None:
-        path = self._cache_file()
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump({**asdict(choice)}, f, indent=1)
+        write_json(self._cache_file(), asdict(choice))
+
+
+def write_json(path: str, data: dict[str, Any]) -> None:
+    """``data`` as indented JSON in ``path``, its folder made if missing."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
 
 
 def measure(
