@@ -171,11 +171,23 @@ def check_calibration(folder: str | None, precision: str) -> None:
 
 
 def report_auto_choice(transcriber: Transcriber) -> None:
-    """``precision auto: A for new input lengths, B for recurring ones`` on stderr, once the choice is made."""
-    chosen = getattr(transcriber.model, "chosen", None)
-    if chosen is not None:
-        recurring = transcriber.model.chosen_recurring
-        print(f"precision auto: {chosen} for new input lengths, {recurring} for recurring ones", file=sys.stderr)
+    """``precision auto: A for new input lengths (Nx fp32), B for recurring ones (Mx); K of P paths rejected by
+    the accuracy guard`` on stderr, once the choice is made."""
+    from hf_w2v2.inference.optimize import FALLBACK, Choice
+
+    choice = getattr(transcriber.model, "choice", None)
+    if not isinstance(choice, Choice):  # not auto, or not chosen yet
+        return
+
+    def path(recurring: bool) -> str:
+        name = choice.ranking_for(recurring)[0]
+        speedup = choice.speedup(name, recurring)
+        return name if speedup is None or name == FALLBACK else f"{name} ({speedup:.2f}x fp32)"
+
+    line = f"precision auto: {path(False)} for new input lengths, {path(True)} for recurring ones"
+    if choice.rejected():
+        line += f"; {len(choice.rejected())} of {len(choice.results)} paths rejected by the accuracy guard"
+    print(line, file=sys.stderr)
 
 
 def run_transcribe(args: argparse.Namespace) -> int:

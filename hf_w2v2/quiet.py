@@ -4,17 +4,22 @@ transformers draws a "Loading weights" bar for every ``from_pretrained``, and Ke
 "Loading the LM will be faster if you build a binary file.", "Reading FILE" and a 100-character progress
 ruler straight to the process's stderr (file descriptor 2, past Python's ``sys.stderr``). Warnings and
 errors still print: :func:`quiet_loading` turns off bars, not logging.
+
+:func:`library_notices_quieted` is for the libraries an inference path is built with (issue 33), with or
+without ``--quiet``: notices about their own insides, and one side effect on the process's logging.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 
 _quiet: ContextVar[bool] = ContextVar("hf_w2v2_quiet", default=False)
+logger = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -58,3 +63,62 @@ def native_output_silenced() -> Iterator[None]:
     finally:
         os.dup2(saved, 2)
         os.close(saved)
+
+
+@contextmanager
+def library_notices_quieted(loggers: Sequence[str] = ()) -> Iterator[None]:
+    """Inside: the named ``loggers`` at ERROR, and messages a library logs straight on the root logger
+    (``logging.warning(...)``: onnxruntime's quantiser advises pre-processing) sent to this module's
+    logger at DEBUG.
+
+    Such a call also runs ``logging.basicConfig()`` when the root logger has no handler, which sets the
+    format of every later log line in the process (``WARNING:name:message``) and makes the user's own
+    ``basicConfig`` a silent no-op. So while inside, a root logger without handlers gets one that does
+    what Python does then (:data:`logging.lastResort`: warnings and errors, the message alone, to stderr),
+    and none is left behind.
+    """
+    root = logging.getLogger()
+    levels = {name: logging.getLogger(name).level for name in loggers}
+    for name in loggers:  # errors still show
+        logging.getLogger(name).setLevel(logging.ERROR)
+    stand_in = None if root.handlers else _LastResort()
+    if stand_in is not None:
+        root.addHandler(stand_in)
+    divert = _OffTheRoot()  # one per entry: a nested exit leaves the outer one's in place
+    root.addFilter(divert)
+    try:
+        yield
+    finally:
+        root.removeFilter(divert)
+        if stand_in is not None:
+            root.removeHandler(stand_in)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+class _OffTheRoot(logging.Filter):
+    """Root-logger filter (it sees only records logged on the root logger itself): to DEBUG here instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        logger.debug("a library logged on the root logger: %s", record.getMessage())
+        return False
+
+
+class _LastResort(logging.Handler):
+    """On a root logger that had no handler: Python's behaviour without one, for records that reach it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        last = logging.lastResort
+        if last is not None and record.levelno >= last.level and not _handled_below_root(record.name):
+            last.handle(record)
+
+
+def _handled_below_root(name: str) -> bool:
+    """Whether a logger on the way from ``name`` to the root has a handler (then Python would not use
+    :data:`logging.lastResort`)."""
+    node: logging.Logger | None = logging.getLogger(name)
+    while node is not None and node is not logging.getLogger():
+        if node.handlers:
+            return True
+        node = node.parent if node.propagate else None
+    return False

@@ -238,12 +238,43 @@ def test_transcribe_auto_chooses_on_the_calibration_folder(model_dir: str, capsy
     assert main([*args, "--precision", "auto"]) == 0
     out, err = capsys.readouterr()
     fast = made[0].model
-    assert len(out.splitlines()) == 1 and f"precision auto: {fast.chosen} for new input lengths" in err
+    assert len(out.splitlines()) == 1 and auto_line(fast) in err
     assert "building and guarding" not in err  # --quiet: no bar while the paths are measured
     assert fast.references is not None and len(fast.references) == len(fast.calibration) == 6  # the folder's
     assert main(["transcribe", UTT1, "--model", model_dir, "--device", "cpu", "--quiet", "--precision", "auto"]) == 0
     fast = made[-1].model  # chosen on the first file, against fp32's tokens, and named at the end
-    assert fast.references is None and f"precision auto: {fast.chosen} for new" in capsys.readouterr().err
+    assert fast.references is None and auto_line(fast) in capsys.readouterr().err
+
+
+def auto_line(fast) -> str:
+    """The start of the CLI's line naming ``auto``'s choice: the path, with its speed-up unless it is fp32."""
+    speedup = fast.choice.speedup(fast.chosen)
+    named = fast.chosen if fast.chosen == "fp32" else f"{fast.chosen} ({speedup:.2f}x fp32)"
+    return f"precision auto: {named} for new input lengths"
+
+
+def test_the_auto_line_gives_speed_ups_and_the_paths_the_guard_rejected(capsys) -> None:
+    from types import SimpleNamespace
+
+    from hf_w2v2.cli import report_auto_choice
+    from hf_w2v2.inference.optimize import Choice, PathResult
+
+    results = [
+        PathResult("fp32", seconds=1.0, seconds_recurring=0.9, cer_change=None),
+        PathResult("int8", seconds=0.5, seconds_recurring=0.45, cer_change=0.001),
+        PathResult("onnx", seconds=0.4, seconds_recurring=0.3, cer_change=0.0),
+        PathResult("onnx-int8", seconds=0.2, seconds_recurring=0.2, cer_change=0.02, error="accuracy guard: ..."),
+        PathResult("pt2e-int8-static", error="ImportError: needs torchao"),
+    ]
+    choice = Choice(["int8", "onnx", "fp32"], results, recurring=["onnx", "fp32"])
+    report_auto_choice(SimpleNamespace(model=SimpleNamespace(choice=choice)))  # type: ignore[arg-type]
+    assert capsys.readouterr().err == (
+        "precision auto: int8 (2.00x fp32) for new input lengths, onnx (3.00x fp32) for recurring ones;"
+        " 1 of 5 paths rejected by the accuracy guard\n"
+    )
+    report_auto_choice(SimpleNamespace(model=SimpleNamespace(choice=None)))  # type: ignore[arg-type]
+    report_auto_choice(SimpleNamespace(model=SimpleNamespace()))  # type: ignore[arg-type]  # not auto
+    assert capsys.readouterr().err == ""
 
 
 def test_a_command_prints_no_import_notices(model_dir: str) -> None:

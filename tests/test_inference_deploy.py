@@ -18,6 +18,7 @@ from hf_w2v2.inference import export as E
 from hf_w2v2.inference.batching import length_sorted_batches
 from hf_w2v2.inference.precision import Int8Conv1d, quantize_int8, resolve_precision
 from hf_w2v2.inference.transcribe import Transcriber
+from hf_w2v2.models import feature_encoder as FE
 from hf_w2v2.models.configuration import tiny
 
 SHIPPED = Path(__file__).parent.parent / "models" / "w2v2-small-synth-en"
@@ -37,7 +38,12 @@ def layer_config(**overrides):
 
 
 @pytest.mark.parametrize("name", sorted(HEADS))
-def test_int8_quantisation_of_every_model_class(name):
+@pytest.mark.parametrize("batching", FE.BATCHINGS)
+def test_int8_quantisation_of_every_model_class(name, batching, monkeypatch):
+    # Each way the feature encoder can run a batch (the process measures which is faster): dynamic int8
+    # scales the activations per call, so item by item and all at once round differently (CTC: 11% of the
+    # largest logit item by item, 9% at once; a 10% bound failed whenever the process had measured "items").
+    monkeypatch.setenv(FE.BATCHING_ENV, batching)
     torch.manual_seed(0)
     model = getattr(hf_w2v2, name)(tiny(vocab_size=12)).eval()
     quantized = quantize_int8(model)
@@ -49,7 +55,7 @@ def test_int8_quantisation_of_every_model_class(name):
     with torch.inference_mode():
         ref, got = HEADS[name](model(audio)), HEADS[name](quantized(audio))
     assert got.shape == ref.shape and torch.isfinite(got).all()
-    assert (got - ref).abs().max() <= 0.1 * ref.abs().max() + 1e-3
+    assert (got - ref).abs().max() <= 0.15 * ref.abs().max() + 1e-3
 
 
 def test_stock_quantize_dynamic_works_on_our_attention():
@@ -145,7 +151,7 @@ def test_onnx_export_of_ctc_and_classification_heads(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_ONNX, reason="onnx/onnxscript/onnxruntime not installed")
-def test_the_unmasked_onnx_graph_and_the_runner_that_picks_a_graph_per_call(tmp_path):
+def test_the_unmasked_onnx_graph_and_the_runner_that_picks_a_graph_per_call(tmp_path, monkeypatch):
     """Unpadded calls run the graph without a mask input (none of its masking ops); a padded call builds
     the masked graph then, and its valid frames are the eager model's."""
     import onnx
@@ -166,10 +172,13 @@ def test_the_unmasked_onnx_graph_and_the_runner_that_picks_a_graph_per_call(tmp_
     assert any(a.name == "group" and a.i > 1 for a in kept[1].attribute)
     assert kept[2] is [n for n in graph.graph.node if n.op_type == "MatMul"][-1]
     # Dynamic int8: int8 weights where the CPU has VNNI, uint8 where it has not (the default asks the CPU).
+    # onnxruntime's advice, logged on a root logger with no handler, would have run logging.basicConfig.
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
     for signed, kind in ((True, onnx.TensorProto.INT8), (False, onnx.TensorProto.UINT8)):
         quantized = E.quantize_onnx(path, tmp_path / f"q{signed}.onnx", signed_weights=signed)
         weights = [t for t in onnx.load(quantized).graph.initializer if t.name.endswith("_quantized")]
         assert weights and all(t.data_type == kind for t in weights)
+    assert logging.getLogger().handlers == []  # the process's logging left as it was
     runner = E.OnnxRunner(path)
     audio = torch.randn(2, 9000)
     with torch.no_grad():

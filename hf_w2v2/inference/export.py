@@ -27,6 +27,7 @@ from torch import nn
 from hf_w2v2.inference.machine import cpu_info
 from hf_w2v2.models.lengths import receptive_field
 from hf_w2v2.models.validation import check_audio
+from hf_w2v2.quiet import library_notices_quieted
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +141,8 @@ def quantize_onnx(source: str | os.PathLike, path: str | os.PathLike, signed_wei
     signed = vnni() if signed_weights is None else signed_weights
     weights = QuantType.QInt8 if signed else QuantType.QUInt8
     # Conv weights that the graph computes (the weight-normed positional conv) are not initializers: MatMul only.
-    quantize_dynamic(os.fspath(source), os.fspath(path), weight_type=weights, op_types_to_quantize=["MatMul"])
+    with library_notices_quieted():  # its advice to pre-process, logged on the root logger
+        quantize_dynamic(os.fspath(source), os.fspath(path), weight_type=weights, op_types_to_quantize=["MatMul"])
     return os.fspath(path)
 
 
@@ -187,7 +189,7 @@ def quantize_onnx_static(
             return next(self.items, None)
 
     source, path = os.fspath(source), os.fspath(path)
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, library_notices_quieted():
         if preprocess:  # constant folding + shape inference: more nodes become quantisable
             prepared = os.path.join(scratch, "prepared.onnx")
             quant_pre_process(source, prepared, skip_symbolic_shape=True)

@@ -56,7 +56,7 @@ from transformers.modeling_outputs import CausalLMOutput
 from hf_w2v2.inference.machine import cache_dir, cache_key, machine_fingerprint, speed_key
 from hf_w2v2.inference.paths import CPU_PATHS, GPU_PATHS, Runner, build_path, on_grid, uses_grid
 from hf_w2v2.models.lengths import hop_length, receptive_field
-from hf_w2v2.quiet import bars_wanted
+from hf_w2v2.quiet import bars_wanted, library_notices_quieted
 from hf_w2v2.text.error_rates import char_error_rate
 
 logger = logging.getLogger(__name__)
@@ -79,6 +79,9 @@ RECURRING_ROUNDS = 2  # calls of each path on a length it has met, best kept
 SEEN_SHAPES = 4096  # input shapes FastModel remembers to tell a recurring length from a new one
 DROP_RATIO = 2.0  # after the first round, paths this many times slower than the best stop being timed
 FALLBACK = "fp32"  # the eager model as given: never fails where the model itself works
+# Loggers quieted while a path is built: torch.onnx's exporter says torchvision is not installed (four
+# lines), transformers that a CTC model's loss type is unknown when OpenVINO's tracer reads every attribute.
+BUILD_NOTICE_LOGGERS = ("torch.onnx", "transformers.modeling_utils")
 
 
 @dataclass
@@ -112,6 +115,10 @@ class Choice:
         for ranking in (self.ranking, self.recurring):
             if name in ranking:
                 ranking.remove(name)
+
+    def rejected(self) -> list[str]:
+        """The paths the accuracy guard rejected (they ran, and moved the greedy CER too far)."""
+        return [r.name for r in self.results if r.error is not None and r.cer_change is not None]
 
     def speedup(self, name: str, recurring: bool = False) -> float | None:
         """fp32 seconds / ``name`` seconds on the measuring clip, at new lengths or a recurring one (None
@@ -292,6 +299,7 @@ class FastModel:
                 " > ".join(cached.ranking),
                 " > ".join(cached.ranking_for(True)),
             )
+            self._warn_if_refused(cached)
             return cached
         candidates = self._candidates()
         if self.calibration:
@@ -316,7 +324,16 @@ class FastModel:
             source,
             describe(choice),
         )
+        self._warn_if_refused(choice)
         return choice
+
+    def _warn_if_refused(self, choice: Choice) -> None:
+        """A warning when the path asked for by name runs as fp32 instead, with why (under ``auto``, paths
+        the guard rejects are the choice working: logged at INFO by :func:`judge`)."""
+        if self.precision in ("auto", FALLBACK) or choice.ranking[0] != FALLBACK:
+            return
+        why = next((r.error for r in choice.results if r.name == self.precision), None) or "slower than fp32"
+        logger.warning("precision %s not used (%s): running fp32", self.precision, why)
 
     def _candidates(self) -> list[str]:
         names = list(GPU_PATHS if self.device.type == "cuda" else CPU_PATHS)
@@ -444,7 +461,8 @@ def judge(
     config: Any = model.config
     blank = int(config.pad_token_id if config.pad_token_id is not None else 0)
     try:
-        with warnings.catch_warnings():  # the backends' deprecation and export notices: nothing a user can act on
+        # The backends' deprecation and export notices: nothing a user can act on.
+        with warnings.catch_warnings(), library_notices_quieted(BUILD_NOTICE_LOGGERS):
             warnings.simplefilter("ignore")
             runner = build(name)
             with torch.inference_mode():
@@ -459,8 +477,8 @@ def judge(
     if reference is not None:
         result.cer_change = guard.change(tokens, reference)
         result.error = guard.rejects(result.cer_change)
-        if result.error is not None:
-            logger.warning("inference path %s rejected by the %s", name, result.error)
+        if result.error is not None:  # what the guard is for: the chooser warns where it matters
+            logger.info("inference path %s rejected by the %s", name, result.error)
     return tokens
 
 
