@@ -185,6 +185,35 @@ def test_the_choice_is_cached_and_never_reused_elsewhere(tmp_path, fast_paths, m
     assert len(list(tmp_path.glob("*.json"))) == 2
 
 
+def test_a_cache_folder_that_cannot_be_used_costs_the_measurement_not_the_run(
+    tmp_path, fast_paths, monkeypatch, caplog
+) -> None:
+    """A cache under a file (or on a read-only disk): the paths are built in a temporary folder, with a
+    warning; a read-only cache that holds the model's choice is read as it is."""
+    model = make_model()
+    audio = torch.as_tensor(clips(1)[0])[None]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with caplog.at_level(logging.WARNING, logger=OPT.__name__):
+        fast = optimize(model, cache=blocker / "cache")
+        out = fast(audio).logits
+    assert out.shape == model(audio).logits.shape and fast.chosen in FAST_PATHS
+    assert "cannot be used (NotADirectoryError" in caplog.text and "HF_W2V2_CACHE" in caplog.text
+    assert fast._scratch is not None and list(Path(fast._scratch.name).glob("*.json"))  # kept for this process
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=OPT.__name__):
+        OPT.write_json(str(blocker / "timings" / "x.json"), {})  # a failed write is a warning, not an error
+    assert "could not keep the measurement" in caplog.text
+    good = tmp_path / "cache"
+    optimize(model, cache=good)(audio)
+    monkeypatch.setattr(OPT.os, "access", lambda path, mode: False)  # as on a read-only disk
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=OPT.__name__):
+        again = optimize(model, cache=good)
+        again(audio)
+    assert "cached ranking" in caplog.text and "cannot" not in caplog.text and again._scratch is None
+
+
 def test_a_model_of_the_same_architecture_takes_the_timings_and_guards_its_own_weights(
     tmp_path, fast_paths, monkeypatch, caplog
 ) -> None:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 import threading
 import time
 import warnings
@@ -53,7 +54,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers.modeling_outputs import CausalLMOutput
 
-from hf_w2v2.inference.machine import cache_dir, cache_key, machine_fingerprint, speed_key
+from hf_w2v2.inference.machine import CACHE_ENV, cache_dir, cache_key, machine_fingerprint, speed_key
 from hf_w2v2.inference.paths import CPU_PATHS, GPU_PATHS, Runner, build_path, on_grid, uses_grid
 from hf_w2v2.models.lengths import hop_length, receptive_field
 from hf_w2v2.quiet import bars_wanted, library_notices_quieted
@@ -213,6 +214,8 @@ class FastModel:
         self.calls: Counter[str] = Counter()
         self._seen_lock = threading.Lock()  # the server calls one model from several threads
         self._choice_lock = threading.Lock()
+        self._folder: str | None = None  # the cache folder in use (:meth:`_root`)
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None  # where it could not be used
 
     def __getattr__(self, name: str) -> Any:  # only called for what FastModel itself lacks
         if name == "model":
@@ -280,9 +283,43 @@ class FastModel:
             self.runners[name] = on_grid(runner, self.model) if grid else runner
         return self.runners[name]
 
+    def _root(self) -> str:
+        """The cache folder (``cache``, or :func:`~hf_w2v2.inference.machine.cache_dir`). Where it cannot be
+        made or written (a read-only home in a container) and holds no choice for this model, a temporary
+        folder for this process instead, with a warning: nothing is kept for next time, nothing fails. A
+        read-only cache that holds the choice (built into an image) is read as it is."""
+        if self._folder is None:
+            root = self.cache or cache_dir()
+            try:
+                os.makedirs(root, exist_ok=True)
+                reason = None if os.access(root, os.W_OK) else "not writable"
+            except OSError as err:
+                reason = f"{type(err).__name__}: {err}"
+            if reason is None or os.path.isfile(os.path.join(root, f"{self._key()}.json")):
+                self._folder = root
+            else:
+                self._folder = self._scratch_folder(f"cache folder {root} cannot be used ({reason})")
+        return self._folder
+
+    def _scratch_folder(self, why: str) -> str:
+        """A temporary folder for this process (removed with it), made once, with a warning saying ``why``."""
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="hf_w2v2-optimize-")
+            logger.warning(
+                "%s: paths are built in %s for this process only; set %s to a writable folder to keep them",
+                why,
+                self._scratch.name,
+                CACHE_ENV,
+            )
+        return self._scratch.name
+
     def _artifacts(self) -> str:
-        folder = os.path.join(self.cache or cache_dir(), self._key())
-        os.makedirs(folder, exist_ok=True)
+        folder = os.path.join(self._root(), self._key())
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as err:  # a read-only cache with this model's choice but not its graphs
+            folder = os.path.join(self._scratch_folder(f"cannot write {folder} ({err})"), self._key())
+            os.makedirs(folder, exist_ok=True)
         return folder
 
     def _key(self) -> str:
@@ -347,7 +384,7 @@ class FastModel:
         return names
 
     def _cache_file(self) -> str:
-        return os.path.join(self.cache or cache_dir(), f"{self._key()}.json")
+        return os.path.join(self._root(), f"{self._key()}.json")
 
     def _load_cached(self) -> Choice | None:
         path = self._cache_file()
@@ -364,7 +401,7 @@ class FastModel:
     def _timings_file(self) -> str:
         setting = f"{self.precision} timing {TIMING_METHOD} grid {self.length_grid}"
         key = speed_key(self.model, self.device, setting)
-        return os.path.join(self.cache or cache_dir(), "timings", f"{key}.json")
+        return os.path.join(self._root(), "timings", f"{key}.json")
 
     def _load_timings(self, path: str, candidates: Sequence[str]) -> dict[str, Any] | None:
         """Path timings in ``path`` (:meth:`_timings_file`), measured on this machine for a model of the same
@@ -396,10 +433,16 @@ class FastModel:
 
 
 def write_json(path: str, data: dict[str, Any]) -> None:
-    """``data`` as indented JSON in ``path``, its folder made if missing."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
+    """``data`` as indented JSON in ``path``, its folder made if missing; where that fails (a full disk, a
+    read-only cache), a warning: the measurement stands for this process, and is made again next time."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        part = f"{path}.{os.getpid()}.part"
+        with open(part, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1)
+        os.replace(part, path)  # a reader never meets half a file
+    except OSError as err:
+        logger.warning("could not keep the measurement in %s (%s: %s)", path, type(err).__name__, err)
 
 
 def measure(
@@ -619,7 +662,9 @@ def optimize(
             static int8 paths and the accuracy guard; without them the guard uses the first input
             and static int8 is skipped.
         cache: folder for the measured ranking and the built graphs (default
-            ``$HF_W2V2_CACHE/optimize`` or ``~/.cache/hf_w2v2/optimize``).
+            ``$HF_W2V2_CACHE/optimize`` or ``~/.cache/hf_w2v2/optimize``). One that cannot be made or
+            written is replaced by a temporary folder for this process, with a warning (read as it is
+            where it already holds this model's choice).
         max_cer_change: the accuracy guard's bound (infinite only to time random-weight models,
             whose near-uniform logits make any token comparison meaningless).
         references: token ids of each calibration clip's transcript (the tokenizer's ``input_ids``):
