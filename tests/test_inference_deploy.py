@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +148,43 @@ def test_onnx_export_of_ctc_and_classification_heads(tmp_path):
         model = getattr(hf_w2v2, name)(layer_config(num_labels=3)).eval()
         path = E.export_onnx(model, tmp_path / f"{name}.onnx")
         assert E.max_logit_difference(model, E.OnnxRunner(path), clips) < 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_ONNX, reason="onnx/onnxscript/onnxruntime not installed")
+def test_cache_files_are_written_under_names_of_their_own_process_and_thread(tmp_path, monkeypatch):
+    """Two servers started together may build the same cache files: each writes a partial file of its own
+    and renames it whole (one shared partial name let a build rename, or read, the other's half-written file)."""
+    import subprocess
+    import sys
+    import threading
+
+    from hf_w2v2.inference import paths
+    from hf_w2v2.inference.machine import partial_name
+
+    name = str(tmp_path / "fp32.onnx")
+    other_thread: list[str] = []
+    thread = threading.Thread(target=lambda: other_thread.append(partial_name(name)))
+    thread.start()
+    thread.join()
+    code = f"from hf_w2v2.inference.machine import partial_name; print(partial_name({name!r}))"
+    other_process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    names = {partial_name(name), other_thread[0], other_process.stdout.strip(), name}
+    assert len(names) == 4 and all(n.endswith(".onnx") for n in names)  # the extension kept: writers check it
+    renames: list[tuple[str, str]] = []
+    real_replace = os.replace
+
+    def spy(source, destination):
+        renames.append((os.fspath(source), os.fspath(destination)))
+        real_replace(source, destination)
+
+    monkeypatch.setattr(paths.os, "replace", spy)
+    torch.manual_seed(0)
+    model = hf_w2v2.Wav2Vec2ForCTC(layer_config()).eval()
+    built = paths.onnx_file("onnx-int8", model, [], str(tmp_path), masked=False)
+    assert [destination for _, destination in renames] == [str(tmp_path / "fp32-unmasked.onnx"), built]
+    assert all(source == partial_name(destination) for source, destination in renames)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fp32-unmasked.onnx", "onnx-int8-unmasked.onnx"]
 
 
 @pytest.mark.slow

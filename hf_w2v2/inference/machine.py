@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import platform
+import threading
 from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
@@ -156,3 +157,11 @@ def cache_dir() -> str:
     """Where measured rankings and built graphs live."""
     root = os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "hf_w2v2")
     return os.path.join(root, "optimize")
+
+
+def partial_name(path: str) -> str:
+    """The name a cache file ``path`` is written under until it is complete and renamed to ``path``
+    (``os.replace``): this process's and thread's own, so that two builds of one file at once (two
+    servers started together) never write into one file; the extension is kept (some writers check it)."""
+    stem, extension = os.path.splitext(path)
+    return f"{stem}.part-{os.getpid()}-{threading.get_ident()}{extension}"

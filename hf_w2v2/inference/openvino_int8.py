@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hf_w2v2.inference.machine import ISA_LIMIT_ENV
+from hf_w2v2.inference.machine import ISA_LIMIT_ENV, partial_name
 from hf_w2v2.inference.precision import cpu_has_native_bf16
 from hf_w2v2.models.feature_encoder import use_inference_kernel
 
@@ -126,9 +126,10 @@ class OpenVinoInt8:
             path = os.path.join(self.folder, name)
             if not os.path.isfile(path):
                 graph = quantized_graph(self.model, self.clips, masked, self.kernel)
-                self.ov.save_model(graph, path + ".part.xml")
-                os.replace(path + ".part.bin", path.removesuffix(".xml") + ".bin")
-                os.replace(path + ".part.xml", path)
+                part = partial_name(path)  # x.part-PID-THREAD.xml, and its .bin beside it
+                self.ov.save_model(graph, part)
+                os.replace(part.removesuffix(".xml") + ".bin", path.removesuffix(".xml") + ".bin")
+                os.replace(part, path)
             self.compiled[masked] = self.core.compile_model(path, "CPU", compile_config(torch.get_num_threads()))
         return self.compiled[masked]
 

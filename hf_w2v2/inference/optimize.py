@@ -54,7 +54,14 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers.modeling_outputs import CausalLMOutput
 
-from hf_w2v2.inference.machine import CACHE_ENV, cache_dir, cache_key, machine_fingerprint, speed_key
+from hf_w2v2.inference.machine import (
+    CACHE_ENV,
+    cache_dir,
+    cache_key,
+    machine_fingerprint,
+    partial_name,
+    speed_key,
+)
 from hf_w2v2.inference.paths import CPU_PATHS, GPU_PATHS, Runner, build_path, on_grid, uses_grid
 from hf_w2v2.models.lengths import hop_length, receptive_field
 from hf_w2v2.quiet import bars_wanted, library_notices_quieted
@@ -437,7 +444,7 @@ def write_json(path: str, data: dict[str, Any]) -> None:
     read-only cache), a warning: the measurement stands for this process, and is made again next time."""
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        part = f"{path}.{os.getpid()}.part"
+        part = partial_name(path)
         with open(part, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=1)
         os.replace(part, path)  # a reader never meets half a file

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.export import Dim
 
+from hf_w2v2.inference.machine import partial_name
 from hf_w2v2.inference.openvino_int8 import AudioOnly
 from hf_w2v2.models.feature_encoder import use_inference_kernel
 
@@ -105,7 +106,7 @@ class Pt2eInt8:
         self.model: Any = model  # a CTC model: frame_lengths() sizes padded batches
         path = os.path.join(folder, "pt2e-int8.pt2")
         if not os.path.isfile(path):
-            partial = os.path.join(folder, "pt2e-int8.part.pt2")  # renamed only once complete
+            partial = partial_name(path)  # renamed only once complete
             compile_package(model, clips, partial)
             os.replace(partial, path)
         self.graph = torch._inductor.aoti_load_package(path)
