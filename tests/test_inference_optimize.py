@@ -185,6 +185,34 @@ def test_the_choice_is_cached_and_never_reused_elsewhere(tmp_path, fast_paths, m
     assert len(list(tmp_path.glob("*.json"))) == 2
 
 
+def test_a_damaged_measurement_file_is_measured_again(tmp_path, fast_paths, caplog) -> None:
+    """A choice or timings file cut short (a process killed while writing it) or of another shape: a warning,
+    a new measurement, and the file written whole again."""
+    model = make_model()
+    audio = torch.as_tensor(clips(1)[0])[None]
+    optimize(model, cache=tmp_path)(audio)
+    (choice_file,) = tmp_path.glob("*.json")
+    (timings_file,) = (tmp_path / "timings").glob("*.json")
+    whole = json.loads(choice_file.read_text())
+    damaged = {
+        "cut short": choice_file.read_text()[:40],
+        "not an object": "[]",
+        "no fp32 last": json.dumps({**whole, "ranking": ["int8"]}),
+        "no results": json.dumps({k: v for k, v in whole.items() if k != "results"}),
+    }
+    for why, text in damaged.items():
+        choice_file.write_text(text)
+        timings_file.write_text(text)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger=OPT.__name__):
+            fast = optimize(model, cache=tmp_path)
+            fast(audio)
+        assert "could not read the measurement" in caplog.text, why
+        assert ", measured;" in caplog.text and fast.choice is not None and fast.choice.ranking[-1] == "fp32", why
+        assert json.loads(choice_file.read_text())["ranking"][-1] == "fp32", why  # written whole again
+        assert "seconds" in json.loads(timings_file.read_text()), why
+
+
 def test_a_cache_folder_that_cannot_be_used_costs_the_measurement_not_the_run(
     tmp_path, fast_paths, monkeypatch, caplog
 ) -> None:

@@ -395,15 +395,22 @@ class FastModel:
 
     def _load_cached(self) -> Choice | None:
         path = self._cache_file()
-        if not os.path.isfile(path):
+        data = read_json(path)
+        if data is None:
             return None
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
         if data.get("fingerprint") != machine_fingerprint(self.device):  # never another machine's or library's
             logger.info("%s was measured on another machine or library version: measuring again", path)
             return None
-        results = [PathResult(**r) for r in data["results"]]
-        return Choice(data["ranking"], results, data["fingerprint"], data.get("recurring", []))
+        try:
+            results = [PathResult(**r) for r in data["results"]]
+            choice = Choice(list(data["ranking"]), results, data["fingerprint"], list(data.get("recurring", [])))
+            names = {r.name for r in results}
+            if choice.ranking[-1:] != [FALLBACK] or not set(choice.ranking + choice.recurring) <= names:
+                raise ValueError("rankings that do not end with fp32")
+        except (KeyError, TypeError, ValueError) as err:
+            unreadable(path, err)
+            return None
+        return choice
 
     def _timings_file(self) -> str:
         setting = f"{self.precision} timing {TIMING_METHOD} grid {self.length_grid}"
@@ -414,17 +421,17 @@ class FastModel:
         """Path timings in ``path`` (:meth:`_timings_file`), measured on this machine for a model of the same
         architecture (other weights, other calibration clips, another guard), if they cover every candidate;
         only ``auto`` uses them."""
-        if self.precision != "auto" or not os.path.isfile(path):
+        data = read_json(path) if self.precision == "auto" else None
+        if data is None or data.get("fingerprint") != machine_fingerprint(self.device):
             return None
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-        if data.get("fingerprint") != machine_fingerprint(self.device) or not set(candidates) <= set(
-            data["candidates"]
-        ):
+        try:
+            if not isinstance(data["seconds"], dict) or not isinstance(data["failed"], dict):
+                raise TypeError("seconds and failed are not objects")
+            covered = set(candidates) <= set(data["candidates"]) and FALLBACK in data["seconds"]
+        except (KeyError, TypeError) as err:
+            unreadable(path, err)
             return None
-        if FALLBACK not in data["seconds"]:
-            return None
-        return data
+        return data if covered else None
 
     def _save_timings(self, path: str, choice: Choice, candidates: Sequence[str]) -> None:
         if self.precision != "auto":
@@ -437,6 +444,27 @@ class FastModel:
 
     def _save(self, choice: Choice) -> None:
         write_json(self._cache_file(), asdict(choice))
+
+
+def read_json(path: str) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None where there is none, or, with a warning, where it cannot be read
+    (a file cut short by a process killed while writing it, before writes were made whole)."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
+    except (OSError, ValueError, TypeError) as err:
+        unreadable(path, err)
+        return None
+    return data
+
+
+def unreadable(path: str, err: Exception) -> None:
+    """The warning for a measurement file that cannot be used (it is measured again, and written anew)."""
+    logger.warning("could not read the measurement in %s (%s: %s): measuring again", path, type(err).__name__, err)
 
 
 def write_json(path: str, data: dict[str, Any]) -> None:
