@@ -10,6 +10,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -458,6 +459,27 @@ def check_openvino_int8(folder: str, kernel: str) -> None:
     alone = runner(batch[1:, :6000], None)
     frames = alone.shape[1]
     assert similar(padded[1, :frames], alone[0])
+    # a server's workers call one runner at once: each thread has its own request (one shared request
+    # failed with "Infer Request is busy" whenever OpenVINO ran on 2 threads or more, which dropped the path)
+    torch.set_num_threads(2)
+    shared = openvino_int8.OpenVinoInt8(model, clips(), folder, kernel)  # read back, compiled for 2 threads
+    expected = shared(audio, None)
+    outputs: list[torch.Tensor] = []
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            outputs.extend(shared(audio, None) for _ in range(20))
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    workers = [threading.Thread(target=call) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert not errors and len(outputs) == 40 and all(torch.equal(out, expected) for out in outputs)
+    torch.set_num_threads(1)
 
     def converted_again(*args: object) -> None:
         raise AssertionError("converted again")

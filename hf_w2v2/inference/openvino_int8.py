@@ -34,6 +34,7 @@ group-norm feature encoder (BASE) under such a limit is refused with the reason.
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -118,9 +119,15 @@ class OpenVinoInt8:
         self.model, self.clips, self.folder, self.kernel = model, list(clips), folder, kernel
         self.core = self.ov.Core()
         self.compiled: dict[bool, Any] = {}
+        self._lock = threading.Lock()  # one graph built and compiled at a time
+        self._requests = threading.local()  # each thread's inference requests, by graph
         self._compiled(masked=False)  # built now: a failure shows when the path is built, not later
 
     def _compiled(self, masked: bool) -> Any:
+        with self._lock:
+            return self._compile(masked)
+
+    def _compile(self, masked: bool) -> Any:
         if masked not in self.compiled:
             name = f"openvino-int8-{self.kernel}{'-masked' if masked else ''}.xml"
             path = os.path.join(self.folder, name)
@@ -133,10 +140,19 @@ class OpenVinoInt8:
             self.compiled[masked] = self.core.compile_model(path, "CPU", compile_config(torch.get_num_threads()))
         return self.compiled[masked]
 
+    def _request(self, masked: bool) -> Any:
+        """This thread's inference request on the graph: one request run from two threads at once fails
+        ("Infer Request is busy"), as the compiled model's own ``__call__`` does (it keeps one), which made a
+        server's second concurrent request drop this path. Requests on one compiled model queue on its stream."""
+        requests: dict[bool, Any] = self._requests.__dict__.setdefault("by_graph", {})
+        if masked not in requests:
+            requests[masked] = self._compiled(masked).create_infer_request()
+        return requests[masked]
+
     def __call__(self, audio: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         audio = audio.float().cpu()
         if mask is None or bool(mask.all()):
-            outputs = self._compiled(masked=False)([audio.numpy()])
+            outputs = self._request(masked=False).infer([audio.numpy()])
         else:
-            outputs = self._compiled(masked=True)([audio.numpy(), mask.cpu().to(torch.long).numpy()])
-        return torch.from_numpy(np.asarray(outputs[0]))
+            outputs = self._request(masked=True).infer([audio.numpy(), mask.cpu().to(torch.long).numpy()])
+        return torch.from_numpy(np.asarray(outputs[0]))  # infer() copies its outputs (share_outputs=False)
