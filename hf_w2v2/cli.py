@@ -238,7 +238,7 @@ def run_transcribe(args: argparse.Namespace) -> int:
             files, hotwords=args.hotword, num_processes=args.num_processes, progress=not args.quiet
         )
         failures = write_results(results, files, args)
-    if args.calibration is None:  # auto chose on the first file
+    if args.calibration is None:  # auto chose on the first files
         report_auto_choice(transcriber)
     if failures:
         print(f"{failures} of {len(files)} files could not be transcribed", file=sys.stderr)

@@ -246,6 +246,27 @@ def test_transcribe_auto_chooses_on_the_calibration_folder(model_dir: str, capsy
     assert fast.references is None and auto_line(fast) in capsys.readouterr().err
 
 
+def test_auto_chooses_before_the_transcribing_bar_starts(model_dir: str, capsys, monkeypatch, tmp_path) -> None:
+    """Without --calibration the path is chosen on the first readable files before the "transcribing" bar
+    starts (which otherwise counted the measurement in its rate and time left); an unreadable first file
+    is passed by and reported."""
+    import importlib
+
+    from hf_w2v2.inference import machine
+
+    optimize_module = importlib.import_module("hf_w2v2.inference.optimize")
+    monkeypatch.setattr(optimize_module, "CPU_PATHS", ("fp32", "fp32-matmul"))
+    monkeypatch.setenv(machine.CACHE_ENV, str(tmp_path / "cache"))
+    broken = tmp_path / "broken.flac"
+    broken.write_bytes(b"not audio")
+    args = ["transcribe", str(broken), UTT1, UTT2, "--model", model_dir, "--device", "cpu", "--precision", "auto"]
+    assert main(args) == 1  # one file could not be transcribed
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 2 and "broken.flac" in err
+    assert "precision auto: " in err
+    assert err.index("inference paths: building and guarding") < err.index("transcribing")
+
+
 def auto_line(fast) -> str:
     """The start of the CLI's line naming ``auto``'s choice: the path, with its speed-up unless it is fp32."""
     speedup = fast.choice.speedup(fast.chosen)

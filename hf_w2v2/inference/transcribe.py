@@ -267,6 +267,24 @@ class Transcriber:
             self.model(torch.from_numpy(clips[0])[None])
         return self.model.chosen
 
+    def _choose_on_first(self, paths: Sequence[str]) -> None:
+        """``precision="auto"`` with no choice yet: :meth:`choose_path` on the first readable files (cut to one
+        window), against fp32's tokens. Unreadable files are passed by here; they are reported in the run."""
+        if not isinstance(self.model, FastModel) or self.model.choice is not None:
+            return
+        recordings = []
+        for path in paths:
+            try:
+                audio = load_audio(path, self.sampling_rate)
+                check_length(audio, self.model.config)
+            except ValueError:  # AudioLoadError is one
+                continue
+            recordings.append(audio if self.chunk is None else audio[: self.chunk])
+            if len(recordings) == CALIBRATION_CLIPS:
+                break
+        if recordings:
+            self.choose_path(recordings)
+
     def choose_path_on(self, folder: str) -> str | None:
         """:meth:`choose_path` on the first :data:`CALIBRATION_CLIPS` recordings of an audiofolder
         (``metadata.csv`` with ``file_name`` and ``text``) and their transcripts, read at the processor's
@@ -397,6 +415,7 @@ class Transcriber:
         """
         if group_size is None:
             group_size = max(GROUP_FILES, GROUP_BATCHES * self.batch_size)
+        self._choose_on_first(paths)  # before the bar: its rate and time left then count transcription only
         bar = tqdm(total=len(paths), desc="transcribing", unit=" file", disable=not progress)
         for first in range(0, len(paths), group_size):
             results, recordings = [], []
