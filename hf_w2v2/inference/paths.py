@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import os
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -105,11 +106,13 @@ def onnx_runner(name: str, model: nn.Module, clips: Sequence[np.ndarray], folder
     """onnxruntime sessions of path ``name`` with torch's thread count (all intra-op, sequential): the graph
     without a mask input for unpadded calls (built now), the masked one at the first padded call."""
     sessions: dict[bool, OnnxRunner] = {}
+    lock = threading.Lock()  # two first padded calls at once: one export (torch.export is not thread-safe)
 
     def session(masked: bool) -> OnnxRunner:
-        if masked not in sessions:
-            sessions[masked] = OnnxRunner(onnx_file(name, model, clips, folder, masked), torch.get_num_threads())
-        return sessions[masked]
+        with lock:
+            if masked not in sessions:
+                sessions[masked] = OnnxRunner(onnx_file(name, model, clips, folder, masked), torch.get_num_threads())
+            return sessions[masked]
 
     session(False)  # a failure shows when the path is built, not at its first use
 
