@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -75,25 +76,32 @@ def library_notices_quieted(loggers: Sequence[str] = ()) -> Iterator[None]:
     format of every later log line in the process (``WARNING:name:message``) and makes the user's own
     ``basicConfig`` a silent no-op. So while inside, a root logger without handlers gets one that does
     what Python does then (:data:`logging.lastResort`: warnings and errors, the message alone, to stderr),
-    and none is left behind.
+    and none is left behind. Entries may nest and overlap across threads: what the first changed, the
+    last puts back.
     """
     root = logging.getLogger()
-    levels = {name: logging.getLogger(name).level for name in loggers}
-    for name in loggers:  # errors still show
-        logging.getLogger(name).setLevel(logging.ERROR)
-    stand_in = None if root.handlers else _LastResort()
-    if stand_in is not None:
-        root.addHandler(stand_in)
-    divert = _OffTheRoot()  # one per entry: a nested exit leaves the outer one's in place
-    root.addFilter(divert)
+    with _notices.lock:
+        _notices.depth += 1
+        if _notices.depth == 1:
+            _notices.stand_in = None if root.handlers else _LastResort()
+            if _notices.stand_in is not None:
+                root.addHandler(_notices.stand_in)
+            root.addFilter(_notices.divert)
+        for name in loggers:  # errors still show
+            _notices.levels.setdefault(name, logging.getLogger(name).level)
+            logging.getLogger(name).setLevel(logging.ERROR)
     try:
         yield
     finally:
-        root.removeFilter(divert)
-        if stand_in is not None:
-            root.removeHandler(stand_in)
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
+        with _notices.lock:
+            _notices.depth -= 1
+            if _notices.depth == 0:
+                root.removeFilter(_notices.divert)
+                if _notices.stand_in is not None:
+                    root.removeHandler(_notices.stand_in)
+                for name, level in _notices.levels.items():
+                    logging.getLogger(name).setLevel(level)
+                _notices.levels.clear()
 
 
 class _OffTheRoot(logging.Filter):
@@ -122,3 +130,17 @@ def _handled_below_root(name: str) -> bool:
             return True
         node = node.parent if node.propagate else None
     return False
+
+
+class _Notices:
+    """What :func:`library_notices_quieted` changed, shared by its entries (one process-wide logging setup)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth = 0  # entries inside now
+        self.levels: dict[str, int] = {}  # each quieted logger's level before the first entry
+        self.stand_in: logging.Handler | None = None
+        self.divert = _OffTheRoot()
+
+
+_notices = _Notices()

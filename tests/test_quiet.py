@@ -64,3 +64,19 @@ def test_a_configured_root_logger_is_left_alone(monkeypatch, capsys) -> None:
         logging.warning("advice")
         logging.getLogger("hf_w2v2").warning("ours")
     assert root.handlers == [handler] and seen == ["ours"]
+
+
+def test_entries_that_overlap_out_of_order_put_back_what_the_first_changed(monkeypatch, capsys) -> None:
+    """Two threads building paths at once enter and leave in any order: the levels and the root logger's
+    handlers come back as they were before the first, only when the last leaves."""
+    root = bare_root(monkeypatch)
+    library = logging.getLogger("another.library")
+    first, second = library_notices_quieted(["another.library"]), library_notices_quieted(["another.library"])
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first to enter leaves first
+    assert library.level == logging.ERROR and len(root.handlers) == 1
+    logging.warning("advice while the second is inside")
+    second.__exit__(None, None, None)
+    assert library.level == logging.NOTSET and root.handlers == [] and root.filters == []
+    assert capsys.readouterr().err == ""
