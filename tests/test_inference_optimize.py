@@ -378,9 +378,24 @@ def test_the_guard_rejects_a_broken_path_and_failures_fall_back(tmp_path, monkey
     assert warned[0].endswith("): running fp32")
 
 
-def test_unknown_precision_is_refused() -> None:
+def test_unknown_precision_other_heads_and_unusable_calibration_are_refused_up_front() -> None:
     with pytest.raises(ValueError, match="must be one of"):
         optimize(make_model(), precision="int4")
+    from hf_w2v2.models.classification import Wav2Vec2ForSequenceClassification
+
+    with pytest.raises(ValueError, match="for CTC models .* not Wav2Vec2ForSequenceClassification"):
+        optimize(Wav2Vec2ForSequenceClassification(tiny(num_labels=3)).eval())  # its logits have no frames
+    short = [*clips(2), np.zeros(300, np.float32)]
+    with pytest.raises(ValueError, match=r"calibration clip 2 has shape \(300,\): .* at least 400 samples"):
+        optimize(make_model(), calibration=short)  # not at the first call, whose audio would be blamed
+    with pytest.raises(ValueError, match="calibration clip 0 has shape"):
+        optimize(make_model(), calibration=[np.zeros((2, 4000), np.float32)])
+    with pytest.raises(ValueError, match="2 references for 3 calibration clips"):
+        optimize(make_model(), calibration=clips(), references=[[1, 2], [3]])
+    fast = optimize(make_model())
+    with pytest.raises(ValueError, match="calibration clip 0"):
+        fast.set_calibration(short[2:])
+    assert fast.calibration is None
 
 
 @pytest.mark.skipif(not HAS_ONNX, reason="needs onnx, onnxscript and onnxruntime")

@@ -243,6 +243,7 @@ class FastModel:
         """Calibration clips for a choice not made yet (e.g. the first files a transcriber reads), and the token
         ids of their transcripts when known (the guard then bounds the CER change against them)."""
         if self.choice is None and self.calibration is None:
+            check_calibration(self.model, clips, references)
             self.calibration = [np.asarray(c, np.float32) for c in clips]
             if references is not None:
                 self.references = [list(map(int, r)) for r in references]
@@ -444,6 +445,25 @@ class FastModel:
 
     def _save(self, choice: Choice) -> None:
         write_json(self._cache_file(), asdict(choice))
+
+
+def check_calibration(
+    model: nn.Module, clips: Sequence[np.ndarray], references: Sequence[Sequence[int]] | None
+) -> None:
+    """ValueError, naming the clip, for calibration clips the model cannot take (not one axis, or shorter than
+    the feature encoder's receptive field) or a number of references other than of clips; found when the
+    clips are handed over, not at the first call, whose audio would be blamed."""
+    config: Any = model.config
+    shortest = receptive_field(config.conv_kernel, config.conv_stride)
+    for i, clip in enumerate(clips):
+        shape = np.shape(clip)
+        if len(shape) != 1 or shape[0] < shortest:
+            raise ValueError(
+                f"calibration clip {i} has shape {shape}: clips are (samples,) arrays of at least {shortest} "
+                f"samples (the feature encoder's receptive field)"
+            )
+    if references is not None and len(references) != len(clips):
+        raise ValueError(f"{len(references)} references for {len(clips)} calibration clips")
 
 
 def read_json(path: str) -> dict[str, Any] | None:
@@ -711,9 +731,16 @@ def optimize(
     The choice is made at the first call (it builds and times every path: seconds for a small
     model, a few minutes for BASE) and cached; :attr:`FastModel.choice` has the measurements.
     """
+    if not type(model).__name__.endswith("ForCTC"):  # ours or stock transformers'
+        raise ValueError(
+            f"optimize() chooses among paths for CTC models (frame logits, guarded by greedy CER), not "
+            f"{type(model).__name__}; for other heads use quantize_int8 or export_onnx (hf_w2v2.inference)"
+        )
     device = next(model.parameters()).device
     known = ("auto", *(GPU_PATHS if device.type == "cuda" else CPU_PATHS))
     if precision not in known:
         raise ValueError(f"precision on {device.type} must be one of {', '.join(known)}, got {precision!r}")
+    if calibration is not None:
+        check_calibration(model, calibration, references)
     folder = None if cache is None else os.fspath(cache)
     return FastModel(model, precision, calibration, folder, max_cer_change, references, length_grid)
