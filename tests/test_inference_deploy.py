@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fixtures.concurrency import at_once
 from fixtures.decoding.tiny import FIXTURES, make_model, save_model_folder
 
 import hf_w2v2
@@ -232,23 +233,8 @@ def test_the_unmasked_onnx_graph_and_the_runner_that_picks_a_graph_per_call(tmp_
     assert sorted(p.name for p in folder.glob("*.onnx")) == ["fp32-unmasked.onnx"]  # the masked one waits
     torch.testing.assert_close(run(audio, None), expected, atol=1e-4, rtol=1e-4)
     # two first padded calls at once (a server's workers): the masked graph is exported once, both get it
-    import threading
-
-    padded_calls: list[torch.Tensor] = []
-    errors: list[BaseException] = []
-
-    def first_padded_call() -> None:
-        try:
-            padded_calls.append(run(audio, mask))
-        except BaseException as err:  # reported below
-            errors.append(err)
-
-    workers = [threading.Thread(target=first_padded_call) for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    assert not errors and len(padded_calls) == 2 and torch.equal(*padded_calls)
+    padded_calls = at_once(lambda: run(audio, mask))
+    assert torch.equal(*padded_calls)
     padded = padded_calls[0]
     assert sorted(p.name for p in folder.glob("*.onnx")) == ["fp32-unmasked.onnx", "fp32.onnx"]
     with torch.no_grad():

@@ -457,6 +457,8 @@ def similar(a: torch.Tensor, b: torch.Tensor, at_least: float = 0.9) -> bool:
 
 def check_openvino_int8(folder: str, kernel: str) -> None:
     """The OpenVINO int8 runner against eager, then read back from ``folder`` (run in a child process)."""
+    from fixtures.concurrency import at_once
+
     from hf_w2v2.inference import openvino_int8
 
     model = make_model()
@@ -479,21 +481,8 @@ def check_openvino_int8(folder: str, kernel: str) -> None:
     torch.set_num_threads(2)
     shared = openvino_int8.OpenVinoInt8(model, clips(), folder, kernel)  # read back, compiled for 2 threads
     expected = shared(audio, None)
-    outputs: list[torch.Tensor] = []
-    errors: list[BaseException] = []
-
-    def call() -> None:
-        try:
-            outputs.extend(shared(audio, None) for _ in range(20))
-        except BaseException as err:  # reported below
-            errors.append(err)
-
-    workers = [threading.Thread(target=call) for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    assert not errors and len(outputs) == 40 and all(torch.equal(out, expected) for out in outputs)
+    outputs = at_once(lambda: [shared(audio, None) for _ in range(20)])
+    assert all(torch.equal(out, expected) for calls in outputs for out in calls)
     torch.set_num_threads(1)
 
     def converted_again(*args: object) -> None:
@@ -650,7 +639,6 @@ def test_recurring_timing_times_every_path_on_a_length_it_has_met() -> None:
 
 def test_two_first_calls_at_once_measure_once(tmp_path, fast_paths, monkeypatch) -> None:
     """A server's workers may both make the first call: one measures, the other waits for its choice."""
-    import threading
 
     calls = []
     real_measure = OPT.measure
