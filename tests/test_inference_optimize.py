@@ -457,12 +457,20 @@ def similar(a: torch.Tensor, b: torch.Tensor, at_least: float = 0.9) -> bool:
 
 def check_openvino_int8(folder: str, kernel: str) -> None:
     """The OpenVINO int8 runner against eager, then read back from ``folder`` (run in a child process)."""
+    import contextlib
+    import io
+
     from fixtures.concurrency import at_once
 
     from hf_w2v2.inference import openvino_int8
+    from hf_w2v2.quiet import quiet_loading
 
     model = make_model()
-    runner = openvino_int8.OpenVinoInt8(model, clips(), folder, kernel)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        runner = openvino_int8.OpenVinoInt8(model, clips(), folder, kernel)
+    # NNCF's progress bars: on stderr, never on stdout (where transcripts go)
+    assert "Statistics collection" not in out.getvalue() and "Statistics collection" in err.getvalue()
     audio = torch.as_tensor(np.concatenate(clips(2, seed=3)))[None]
     with torch.no_grad():
         reference = model(audio).logits
@@ -472,7 +480,10 @@ def check_openvino_int8(folder: str, kernel: str) -> None:
     # a padded batch runs the masked graph: the short item's frames are those of it alone
     batch, mask = torch.randn(2, 9000), torch.ones(2, 9000, dtype=torch.long)
     mask[1, 6000:] = 0
-    padded = runner(batch, mask)
+    with quiet_loading(), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        padded = runner(batch, mask)  # builds the masked graph: under --quiet, no bars at all
+    assert out.getvalue().count("Statistics collection") == 0
+    assert err.getvalue().count("Statistics collection") == 2  # the first graph's two passes only
     alone = runner(batch[1:, :6000], None)
     frames = alone.shape[1]
     assert similar(padded[1, :frames], alone[0])

@@ -33,7 +33,10 @@ group-norm feature encoder (BASE) under such a limit is refused with the reason.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import sys
 import threading
 import warnings
 from collections.abc import Sequence
@@ -46,6 +49,7 @@ from torch import nn
 from hf_w2v2.inference.machine import ISA_LIMIT_ENV, partial_name
 from hf_w2v2.inference.precision import cpu_has_native_bf16
 from hf_w2v2.models.feature_encoder import use_inference_kernel
+from hf_w2v2.quiet import bars_wanted
 
 KERNELS = ("channels-major", "matmul")  # feature-encoder kernels traced (hf_w2v2.models.feature_encoder)
 PERFORMANCE_HINT = "LATENCY"  # one request at a time, all threads on it
@@ -102,7 +106,9 @@ def quantized_graph(model: nn.Module, clips: Sequence[np.ndarray], masked: bool,
         inputs = (example, torch.ones(example.shape, dtype=torch.long)) if masked else (example,)
         graph = ov.convert_model(wrapped, example_input=inputs, input=shapes)
     feeds = [[np.asarray(c)[None]] + ([np.ones((1, len(c)), np.int64)] if masked else []) for c in clips]
-    return nncf.quantize(graph, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(feeds))
+    # NNCF draws its progress bars on stdout, where transcripts go: on stderr instead, under --quiet nowhere.
+    with contextlib.redirect_stdout(sys.stderr if bars_wanted() else io.StringIO()):
+        return nncf.quantize(graph, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(feeds))
 
 
 class OpenVinoInt8:
