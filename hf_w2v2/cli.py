@@ -185,8 +185,9 @@ def report_auto_choice(transcriber: Transcriber) -> None:
         return name if speedup is None or name == FALLBACK else f"{name} ({speedup:.2f}x fp32)"
 
     line = f"precision auto: {path(False)} for new input lengths, {path(True)} for recurring ones"
-    if choice.rejected():
-        line += f"; {len(choice.rejected())} of {len(choice.results)} paths rejected by the accuracy guard"
+    rejected = choice.rejected()
+    if rejected:
+        line += f"; {len(rejected)} of {len(choice.results)} paths rejected by the accuracy guard"
     print(line, file=sys.stderr)
 
 

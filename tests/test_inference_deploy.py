@@ -158,16 +158,12 @@ def test_cache_files_are_written_under_names_of_their_own_process_and_thread(tmp
     and renames it whole (one shared partial name let a build rename, or read, the other's half-written file)."""
     import subprocess
     import sys
-    import threading
 
     from hf_w2v2.inference import paths
     from hf_w2v2.inference.machine import partial_name
 
     name = str(tmp_path / "fp32.onnx")
-    other_thread: list[str] = []
-    thread = threading.Thread(target=lambda: other_thread.append(partial_name(name)))
-    thread.start()
-    thread.join()
+    other_thread = at_once(lambda: partial_name(name), threads=1)
     code = f"from hf_w2v2.inference.machine import partial_name; print(partial_name({name!r}))"
     other_process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     names = {partial_name(name), other_thread[0], other_process.stdout.strip(), name}

@@ -131,20 +131,18 @@ class OpenVinoInt8:
 
     def _compiled(self, masked: bool) -> Any:
         with self._lock:
-            return self._compile(masked)
-
-    def _compile(self, masked: bool) -> Any:
-        if masked not in self.compiled:
-            name = f"openvino-int8-{self.kernel}{'-masked' if masked else ''}.xml"
-            path = os.path.join(self.folder, name)
-            if not os.path.isfile(path):
-                graph = quantized_graph(self.model, self.clips, masked, self.kernel)
-                part = partial_name(path)  # x.part-PID-THREAD.xml, and its .bin beside it
-                self.ov.save_model(graph, part)
-                os.replace(part.removesuffix(".xml") + ".bin", path.removesuffix(".xml") + ".bin")
-                os.replace(part, path)
-            self.compiled[masked] = self.core.compile_model(path, "CPU", compile_config(torch.get_num_threads()))
-        return self.compiled[masked]
+            if masked not in self.compiled:
+                name = f"openvino-int8-{self.kernel}{'-masked' if masked else ''}.xml"
+                path = os.path.join(self.folder, name)
+                if not os.path.isfile(path):
+                    graph = quantized_graph(self.model, self.clips, masked, self.kernel)
+                    part = partial_name(path)  # x.part-PID-THREAD.xml, and its .bin beside it
+                    self.ov.save_model(graph, part)
+                    os.replace(part.removesuffix(".xml") + ".bin", path.removesuffix(".xml") + ".bin")
+                    os.replace(part, path)
+                threads = torch.get_num_threads()
+                self.compiled[masked] = self.core.compile_model(path, "CPU", compile_config(threads))
+            return self.compiled[masked]
 
     def _request(self, masked: bool) -> Any:
         """This thread's inference request on the graph: one request run from two threads at once fails

@@ -54,6 +54,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers.modeling_outputs import CausalLMOutput
 
+from hf_w2v2.inference.batching import check_length
 from hf_w2v2.inference.machine import (
     CACHE_ENV,
     cache_dir,
@@ -148,8 +149,7 @@ class AccuracyGuard:
     references: Sequence[Sequence[int]] | None = None
 
     def __post_init__(self) -> None:
-        if self.references is not None and len(self.references) != len(self.clips):
-            raise ValueError(f"{len(self.references)} references for {len(self.clips)} calibration clips")
+        check_references(self.clips, self.references)
 
     @cached_property
     def reference_texts(self) -> list[str] | None:
@@ -243,7 +243,7 @@ class FastModel:
         """Calibration clips for a choice not made yet (e.g. the first files a transcriber reads), and the token
         ids of their transcripts when known (the guard then bounds the CER change against them)."""
         if self.choice is None and self.calibration is None:
-            check_calibration(self.model, clips, references)
+            check_calibration_clips(self.model, clips, references)
             self.calibration = [np.asarray(c, np.float32) for c in clips]
             if references is not None:
                 self.references = [list(map(int, r)) for r in references]
@@ -447,21 +447,22 @@ class FastModel:
         write_json(self._cache_file(), asdict(choice))
 
 
-def check_calibration(
+def check_calibration_clips(
     model: nn.Module, clips: Sequence[np.ndarray], references: Sequence[Sequence[int]] | None
 ) -> None:
-    """ValueError, naming the clip, for calibration clips the model cannot take (not one axis, or shorter than
-    the feature encoder's receptive field) or a number of references other than of clips; found when the
-    clips are handed over, not at the first call, whose audio would be blamed."""
-    config: Any = model.config
-    shortest = receptive_field(config.conv_kernel, config.conv_stride)
+    """ValueError, naming the clip, for calibration clips the model cannot take (:func:`check_length`) or a
+    number of references other than of clips; found when the clips are handed over, not at the first call,
+    whose audio would be blamed."""
     for i, clip in enumerate(clips):
-        shape = np.shape(clip)
-        if len(shape) != 1 or shape[0] < shortest:
-            raise ValueError(
-                f"calibration clip {i} has shape {shape}: clips are (samples,) arrays of at least {shortest} "
-                f"samples (the feature encoder's receptive field)"
-            )
+        try:
+            check_length(clip, model.config)
+        except ValueError as err:
+            raise ValueError(f"calibration clip {i}: {err}") from err
+    check_references(clips, references)
+
+
+def check_references(clips: Sequence[np.ndarray], references: Sequence[Sequence[int]] | None) -> None:
+    """ValueError unless there is no reference or one per calibration clip."""
     if references is not None and len(references) != len(clips):
         raise ValueError(f"{len(references)} references for {len(clips)} calibration clips")
 
@@ -741,6 +742,6 @@ def optimize(
     if precision not in known:
         raise ValueError(f"precision on {device.type} must be one of {', '.join(known)}, got {precision!r}")
     if calibration is not None:
-        check_calibration(model, calibration, references)
+        check_calibration_clips(model, calibration, references)
     folder = None if cache is None else os.fspath(cache)
     return FastModel(model, precision, calibration, folder, max_cer_change, references, length_grid)
