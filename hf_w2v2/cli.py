@@ -735,18 +735,27 @@ def build_parser() -> argparse.ArgumentParser:
 # import whenever it is installed) says it cannot load its CUDA kernels on a CPU build, and registers enums
 # with torch's pytree in a way torch 2.13 deprecates; four lines on every command's stderr.
 IMPORT_NOTICE_LOGGERS = ("torchao", "torch.utils._pytree")
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as ``yes | head`` reports for ``yes``
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hf-w2v2`` console script; returns the exit code.
 
-    Bad input (missing files, mismatched LM, ...) prints ``error: ...`` and exits with 2.
+    Bad input (missing files, mismatched LM, ...) prints ``error: ...`` and exits with 2; Ctrl-C prints
+    ``interrupted`` and exits with 130; a closed stdout (``| head``) ends it quietly with 141.
     """
     for name in IMPORT_NOTICE_LOGGERS:  # errors still show
         logging.getLogger(name).setLevel(logging.ERROR)
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
+    except KeyboardInterrupt:  # Ctrl-C: what was written whole stays, partial cache files are removed
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout's reader has gone (``| head``): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush would fail again
+        return EXIT_BROKEN_PIPE
     except (ValueError, OSError, ImportError) as err:  # OSError: unreadable, damaged or missing files
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -313,3 +313,25 @@ def test_a_command_prints_no_import_notices(model_dir: str) -> None:
     )
     assert done.returncode == 0 and len(done.stdout.splitlines()) == 1
     assert "Failed to load" not in done.stderr and "Enum subclass" not in done.stderr, done.stderr
+
+
+def test_ctrl_c_and_a_closed_stdout_end_a_command_without_a_traceback(model_dir: str, monkeypatch, capsys) -> None:
+    """Ctrl-C: ``interrupted`` and 130 (was a traceback through whatever ran, e.g. NNCF's graph builder); stdout's
+    reader gone (``| head``): nothing on stderr and 141 (was ``error: [Errno 32] Broken pipe`` and 2)."""
+    import subprocess
+    import sys
+
+    from hf_w2v2.inference.transcribe import Transcriber
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Transcriber, "from_pretrained", interrupted)
+    assert main(["transcribe", UTT1, "--model", model_dir]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+    command = [sys.executable, "-m", "hf_w2v2.cli", "transcribe", UTT1, UTT2, "--model", model_dir, "--quiet"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader leaves before the first transcript
+    stderr = process.stderr.read()
+    assert process.wait(timeout=300) == 141 and stderr == "", stderr

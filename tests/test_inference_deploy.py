@@ -133,22 +133,30 @@ def test_traced_shape_check_is_kept_in_an_exported_program():
         E.check_inputs(model.config, audio[:, :500], mask[:, :500])
 
 
-def test_export_warns_in_training_mode(caplog):
+def test_export_warns_in_training_mode_and_leaves_a_bf16_model_as_it_is(caplog):
     model = make_model().train()
     with caplog.at_level(logging.WARNING):
         wrapped = E.for_export(model)
     assert not wrapped.model.training and "eval mode" in caplog.text
+    assert wrapped.model is model  # a float32 model is exported as it is, not copied
+    half = make_model().to(torch.bfloat16)  # the graph is float32; the caller's model stays bf16 (was converted)
+    wrapped = E.for_export(half)
+    assert {p.dtype for p in half.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in wrapped.parameters()} == {torch.float32}
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_ONNX, reason="onnx/onnxscript/onnxruntime not installed")
-def test_onnx_export_of_ctc_and_classification_heads(tmp_path):
+def test_onnx_export_of_ctc_and_classification_heads(tmp_path, caplog):
     torch.manual_seed(0)
     clips = [np.random.default_rng(i).standard_normal(n).astype(np.float32) for i, n in enumerate((800, 9001))]
     for name in ("Wav2Vec2ForCTC", "Wav2Vec2ForSequenceClassification"):
         model = getattr(hf_w2v2, name)(layer_config(num_labels=3)).eval()
-        path = E.export_onnx(model, tmp_path / f"{name}.onnx")
+        with caplog.at_level(logging.INFO):  # an application logging at INFO (a server)
+            path = E.export_onnx(model, tmp_path / f"{name}.onnx")
         assert E.max_logit_difference(model, E.OnnxRunner(path), clips) < 1e-4
+    # the exporter's graph optimiser logged every rewrite at INFO (about 80 lines per export)
+    assert not [r.name for r in caplog.records if r.name.split(".")[0] in ("onnx_ir", "onnxscript", "torch")]
 
 
 @pytest.mark.slow

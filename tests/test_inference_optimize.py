@@ -215,6 +215,43 @@ def test_a_damaged_measurement_file_is_measured_again(tmp_path, fast_paths, capl
         assert "seconds" in json.loads(timings_file.read_text()), why
 
 
+def test_a_build_interrupted_or_killed_leaves_no_partial_file(tmp_path, monkeypatch, caplog) -> None:
+    """Ctrl-C (or a full disk) while a graph is written: its partial file is removed at once. A process killed
+    mid-build (SIGKILL, out of memory) cannot: its partial files are removed at the model's next first use,
+    and only theirs (a live process's, or another host's sharing the cache, are left)."""
+    from hf_w2v2.inference import paths
+
+    def export_cut_short(model, part, attention_mask=True):
+        Path(part).write_bytes(b"half a graph")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(paths, "export_onnx", export_cut_short)
+    (tmp_path / "graphs").mkdir()
+    with pytest.raises(KeyboardInterrupt):
+        paths.onnx_file("onnx", make_model(), [], str(tmp_path / "graphs"), masked=False)
+    assert list((tmp_path / "graphs").iterdir()) == []  # was: fp32-unmasked.part-HOST-PID-THREAD.onnx
+    with machine.written_whole(str(tmp_path / "m.xml"), companions=(".bin",)) as part:
+        Path(part).write_text("xml")
+        Path(part.removesuffix(".xml") + ".bin").write_text("bin")
+    assert sorted(p.name for p in tmp_path.glob("m.*")) == ["m.bin", "m.xml"]
+
+    model, audio = make_model(), torch.as_tensor(clips(1)[0])[None]
+    optimize(model, "fp32", cache=tmp_path / "cache")(audio)
+    (folder,) = [d for d in (tmp_path / "cache").iterdir() if d.is_dir() and d.name != "timings"]
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = Path(
+        machine.partial_name(str(folder / "fp32.onnx")).replace(f"-{os.getpid()}-", f"-{ended.stdout.strip()}-")
+    )
+    live = Path(machine.partial_name(str(folder / "onnx-int8.onnx")))
+    elsewhere = folder / "pt2e-int8.part-another-host-1-1.pt2"
+    for leftover in (killed, live, elsewhere):
+        leftover.write_bytes(b"half")
+    with caplog.at_level(logging.INFO, logger=OPT.__name__):
+        optimize(model, "fp32", cache=tmp_path / "cache")(audio)
+    assert not killed.exists() and live.exists() and elsewhere.exists()
+    assert f"removed 1 partial files of builds that did not end: {killed.name}" in caplog.text
+
+
 def test_a_cache_folder_that_cannot_be_used_costs_the_measurement_not_the_run(
     tmp_path, fast_paths, monkeypatch, caplog
 ) -> None:
@@ -386,6 +423,8 @@ def test_unknown_precision_other_heads_and_unusable_calibration_are_refused_up_f
 
     with pytest.raises(ValueError, match="for CTC models .* not Wav2Vec2ForSequenceClassification"):
         optimize(Wav2Vec2ForSequenceClassification(tiny(num_labels=3)).eval())  # its logits have no frames
+    with pytest.raises(ValueError, match=r"holds bfloat16 weights: pass model.float\(\)"):
+        optimize(make_model().to(torch.bfloat16))  # its "fp32" would be bf16, every ratio measured against it
     short = [*clips(2), np.zeros(300, np.float32)]
     with pytest.raises(ValueError, match=r"calibration clip 2: audio is too short: 300 samples; .* at least 400 "):
         optimize(make_model(), calibration=short)  # not at the first call, whose audio would be blamed

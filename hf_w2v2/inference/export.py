@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from hf_w2v2.inference.machine import cpu_info
+from hf_w2v2.inference.precision import float32_model
 from hf_w2v2.models.lengths import receptive_field
 from hf_w2v2.models.validation import check_audio
 from hf_w2v2.quiet import library_notices_quieted
@@ -64,7 +65,7 @@ def for_export(model: nn.Module, attention_mask: bool = True) -> nn.Module:
     """The eval-mode logits graph of ``model`` (CTC or a classification head), with a mask input or without."""
     if model.training:
         logger.warning("exporting in eval mode: dropout, LayerDrop and SpecAugment are left out of the graph")
-    wrapper = (LogitsOnly if attention_mask else UnmaskedLogits)(model.eval().float())
+    wrapper = (LogitsOnly if attention_mask else UnmaskedLogits)(float32_model(model.eval()))
     return wrapper.eval()  # the new module too: torch.onnx warns of an export in training mode
 
 
@@ -91,6 +92,11 @@ def export_program(model: nn.Module) -> torch.export.ExportedProgram:
         return torch.export.export(wrapped, example_inputs(), dynamic_shapes=_dynamic_shapes(), strict=False)
 
 
+# Loggers quieted during an ONNX export: torch.onnx says torchvision is not installed (four warnings), and the
+# graph optimiser (onnx_ir, onnxscript) logs each rewrite it makes at INFO (83 lines for the shipped model).
+EXPORT_NOTICE_LOGGERS = ("torch.onnx", "onnx_ir", "onnxscript")
+
+
 def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 20, attention_mask: bool = True) -> str:
     """Write an ONNX file (inputs ``input_values`` float32 (B, T), ``attention_mask`` int64 (B, T);
     output ``logits`` (B, F, V)) through the ``torch.export`` based exporter.
@@ -107,7 +113,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, opset: int = 20, atte
     names = ["input_values", "attention_mask"] if attention_mask else ["input_values"]
     shapes = {name: axes for name, axes in _dynamic_shapes().items() if name in names}
     path = os.fspath(path)
-    with torch.no_grad():
+    with torch.no_grad(), library_notices_quieted(EXPORT_NOTICE_LOGGERS):
         program = torch.onnx.export(
             wrapped,
             example_inputs()[: len(names)],

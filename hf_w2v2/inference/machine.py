@@ -6,12 +6,15 @@ weights out: path timings, not accuracy, carry over between models of one archit
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import platform
+import re
+import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from typing import Any
 
@@ -161,7 +164,55 @@ def cache_dir() -> str:
 
 def partial_name(path: str) -> str:
     """The name a cache file ``path`` is written under until it is complete and renamed to ``path``
-    (``os.replace``): this process's and thread's own, so that two builds of one file at once (two
+    (``os.replace``): this host's, process's and thread's own, so that two builds of one file at once (two
     servers started together) never write into one file; the extension is kept (some writers check it)."""
     stem, extension = os.path.splitext(path)
-    return f"{stem}.part-{os.getpid()}-{threading.get_ident()}{extension}"
+    return f"{stem}.part-{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}{extension}"
+
+
+@contextlib.contextmanager
+def written_whole(path: str, companions: Sequence[str] = ()) -> Iterator[str]:
+    """Yields the name to write cache file ``path`` under (:func:`partial_name`); renamed to ``path`` when the
+    block ends (a reader never meets half a file), removed where it raises (Ctrl-C, a full disk, a failed
+    build: an ONNX graph of BASE is 380 MB). ``companions``: extensions of files the writer puts beside it
+    under the same stem (OpenVINO's ``.bin`` beside its ``.xml``), renamed before it and removed with it."""
+    part = partial_name(path)
+    stem, part_stem = os.path.splitext(path)[0], os.path.splitext(part)[0]
+    try:
+        yield part
+        for extension in companions:
+            os.replace(part_stem + extension, stem + extension)
+        os.replace(part, path)
+    except BaseException:
+        for leftover in (part, *(part_stem + extension for extension in companions)):
+            with contextlib.suppress(OSError):
+                os.remove(leftover)
+        raise
+
+
+def remove_stale_partials(folder: str) -> list[str]:
+    """Remove the partial files (:func:`partial_name`) in ``folder`` of this host's processes that have ended
+    without removing them (killed mid-build: SIGKILL, out of memory, power cut); returns their names. Files
+    of live processes, and of other hosts sharing the folder, are left alone."""
+    if os.name != "posix":  # os.kill(pid, 0) asks whether a process lives only on POSIX
+        return []
+    pattern = re.compile(rf"\.part-{re.escape(socket.gethostname())}-(\d+)-\d+(\.[^.]+)?$")
+    removed = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        match = pattern.search(name)
+        if match and not process_alive(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                os.remove(os.path.join(folder, name))
+                removed.append(name)
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (POSIX)."""
+    try:
+        os.kill(pid, 0)  # signal 0: the check alone
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True

@@ -46,8 +46,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from hf_w2v2.inference.machine import ISA_LIMIT_ENV, partial_name
-from hf_w2v2.inference.precision import cpu_has_native_bf16
+from hf_w2v2.inference.machine import ISA_LIMIT_ENV, written_whole
+from hf_w2v2.inference.precision import cpu_has_native_bf16, float32_model
 from hf_w2v2.models.feature_encoder import use_inference_kernel
 from hf_w2v2.quiet import bars_wanted
 
@@ -98,7 +98,7 @@ def quantized_graph(model: nn.Module, clips: Sequence[np.ndarray], masked: bool,
     ov, nncf = import_openvino()
     if not clips:
         raise ValueError("the OpenVINO int8 path needs calibration clips")
-    wrapped = AudioOnly(model.eval().float())
+    wrapped = AudioOnly(float32_model(model.eval()))
     example = torch.as_tensor(clips[0], dtype=torch.float32)[None]
     shapes = [ov.PartialShape([-1, -1])] * (2 if masked else 1)
     with torch.no_grad(), warnings.catch_warnings(), use_inference_kernel(kernel):
@@ -136,10 +136,8 @@ class OpenVinoInt8:
                 path = os.path.join(self.folder, name)
                 if not os.path.isfile(path):
                     graph = quantized_graph(self.model, self.clips, masked, self.kernel)
-                    part = partial_name(path)  # x.part-PID-THREAD.xml, and its .bin beside it
-                    self.ov.save_model(graph, part)
-                    os.replace(part.removesuffix(".xml") + ".bin", path.removesuffix(".xml") + ".bin")
-                    os.replace(part, path)
+                    with written_whole(path, companions=(".bin",)) as part:  # x.part-...xml, its .bin beside it
+                        self.ov.save_model(graph, part)
                 threads = torch.get_num_threads()
                 self.compiled[masked] = self.core.compile_model(path, "CPU", compile_config(threads))
             return self.compiled[masked]

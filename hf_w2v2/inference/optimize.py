@@ -60,8 +60,9 @@ from hf_w2v2.inference.machine import (
     cache_dir,
     cache_key,
     machine_fingerprint,
-    partial_name,
+    remove_stale_partials,
     speed_key,
+    written_whole,
 )
 from hf_w2v2.inference.paths import CPU_PATHS, GPU_PATHS, Runner, build_path, on_grid, uses_grid
 from hf_w2v2.models.lengths import hop_length, receptive_field
@@ -88,9 +89,9 @@ RECURRING_ROUNDS = 2  # calls of each path on a length it has met, best kept
 SEEN_SHAPES = 4096  # input shapes FastModel remembers to tell a recurring length from a new one
 DROP_RATIO = 2.0  # after the first round, paths this many times slower than the best stop being timed
 FALLBACK = "fp32"  # the eager model as given: never fails where the model itself works
-# Loggers quieted while a path is built: torch.onnx's exporter says torchvision is not installed (four
-# lines), transformers that a CTC model's loss type is unknown when OpenVINO's tracer reads every attribute.
-BUILD_NOTICE_LOGGERS = ("torch.onnx", "transformers.modeling_utils")
+# Loggers quieted while a path is built (the ONNX export quiets its own: export.EXPORT_NOTICE_LOGGERS):
+# transformers says a CTC model's loss type is unknown when OpenVINO's tracer reads every attribute.
+BUILD_NOTICE_LOGGERS = ("transformers.modeling_utils",)
 
 
 @dataclass
@@ -223,6 +224,7 @@ class FastModel:
         self._choice_lock = threading.Lock()
         self._folder: str | None = None  # the cache folder in use (:meth:`_root`)
         self._scratch: tempfile.TemporaryDirectory[str] | None = None  # where it could not be used
+        self._artifact_folders: dict[str, str] = {}  # graphs' folder in the cache -> the one used (:meth:`_artifacts`)
 
     def __getattr__(self, name: str) -> Any:  # only called for what FastModel itself lacks
         if name == "model":
@@ -322,13 +324,20 @@ class FastModel:
         return self._scratch.name
 
     def _artifacts(self) -> str:
-        folder = os.path.join(self._root(), self._key())
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as err:  # a read-only cache with this model's choice but not its graphs
-            folder = os.path.join(self._scratch_folder(f"cannot write {folder} ({err})"), self._key())
-            os.makedirs(folder, exist_ok=True)
-        return folder
+        """The folder of this model's graphs; made, and rid of partial files of builds killed before they
+        ended (:func:`~hf_w2v2.inference.machine.remove_stale_partials`), at its first use in this process."""
+        wanted = folder = os.path.join(self._root(), self._key())
+        if wanted not in self._artifact_folders:
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as err:  # a read-only cache with this model's choice but not its graphs
+                folder = os.path.join(self._scratch_folder(f"cannot write {folder} ({err})"), self._key())
+                os.makedirs(folder, exist_ok=True)
+            removed = remove_stale_partials(folder)
+            if removed:
+                logger.info("removed %d partial files of builds that did not end: %s", len(removed), ", ".join(removed))
+            self._artifact_folders[wanted] = folder
+        return self._artifact_folders[wanted]
 
     def _key(self) -> str:
         guard = f"{self.precision} guard {self.max_cer_change} references {self.references}"
@@ -493,10 +502,8 @@ def write_json(path: str, data: dict[str, Any]) -> None:
     read-only cache), a warning: the measurement stands for this process, and is made again next time."""
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        part = partial_name(path)
-        with open(part, "w", encoding="utf-8") as f:
+        with written_whole(path) as part, open(part, "w", encoding="utf-8") as f:  # a reader never meets half a file
             json.dump(data, f, indent=1)
-        os.replace(part, path)  # a reader never meets half a file
     except OSError as err:
         logger.warning("could not keep the measurement in %s (%s: %s)", path, type(err).__name__, err)
 
@@ -738,6 +745,12 @@ def optimize(
             f"{type(model).__name__}; for other heads use quantize_int8 or export_onnx (hf_w2v2.inference)"
         )
     device = next(model.parameters()).device
+    dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters()} - {"float32"})
+    if dtypes:  # its "fp32" path would run in that dtype, and every speed-up and CER change be measured against it
+        raise ValueError(
+            f"optimize() measures every path against the float32 model, and this one holds {', '.join(dtypes)} "
+            f"weights: pass model.float() (bf16 and fp16 are among the paths it measures)"
+        )
     known = ("auto", *(GPU_PATHS if device.type == "cuda" else CPU_PATHS))
     if precision not in known:
         raise ValueError(f"precision on {device.type} must be one of {', '.join(known)}, got {precision!r}")

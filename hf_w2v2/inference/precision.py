@@ -38,6 +38,14 @@ def cpu_has_native_bf16() -> bool:
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
+def float32_model(model: nn.Module) -> nn.Module:
+    """``model`` itself where every parameter is float32, else a float32 copy: the graphs built from a model
+    (ONNX, OpenVINO, PT2E) are float32, and building one must not convert the caller's bf16 / fp16 model in place."""
+    if all(p.dtype == torch.float32 for p in model.parameters()):
+        return model
+    return copy.deepcopy(model).float()
+
+
 def resolve_precision(precision: str, device: torch.device, allow_emulated: bool = False) -> str:
     """The precision that will actually run on ``device``; raises for unknown names and for int8
     on a GPU, logs and falls back to fp32 for bf16 the device would only emulate."""

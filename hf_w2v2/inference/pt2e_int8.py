@@ -35,8 +35,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.export import Dim
 
-from hf_w2v2.inference.machine import partial_name
+from hf_w2v2.inference.machine import written_whole
 from hf_w2v2.inference.openvino_int8 import AudioOnly
+from hf_w2v2.inference.precision import float32_model
 from hf_w2v2.models.feature_encoder import use_inference_kernel
 
 KERNEL = "matmul"  # feature-encoder kernel exported: GEMMs the x86 quantizer can make int8
@@ -63,7 +64,8 @@ def quantized_module(model: nn.Module, clips: Sequence[np.ndarray]) -> nn.Module
         raise ValueError("the PT2E int8 path needs calibration clips")
     example = torch.as_tensor(clips[0], dtype=torch.float32)[None]  # (T,) -> (1, T)
     with torch.no_grad(), use_inference_kernel(KERNEL):
-        program = torch.export.export(AudioOnly(model.eval().float()), (example,), dynamic_shapes=({1: Dim.AUTO},))
+        wrapped = AudioOnly(float32_model(model.eval()))
+        program = torch.export.export(wrapped, (example,), dynamic_shapes=({1: Dim.AUTO},))
     graph = program.module()
     constant_fold.constant_fold(graph)  # weights computed from parameters -> constants the quantizer sees
     for node in graph.graph.nodes:
@@ -106,9 +108,8 @@ class Pt2eInt8:
         self.model: Any = model  # a CTC model: frame_lengths() sizes padded batches
         path = os.path.join(folder, "pt2e-int8.pt2")
         if not os.path.isfile(path):
-            partial = partial_name(path)  # renamed only once complete
-            compile_package(model, clips, partial)
-            os.replace(partial, path)
+            with written_whole(path) as partial:
+                compile_package(model, clips, partial)
         self.graph = torch._inductor.aoti_load_package(path)
         self(torch.zeros(1, PROBE_SAMPLES), None)  # a graph that cannot run here fails when the path is built
 
