@@ -16,6 +16,7 @@ import logging
 import sys
 
 from hf_w2v2.classify import parse_classify_args, run_classification
+from hf_w2v2.exits import exit_on_interrupt
 
 
 def main() -> None:
@@ -28,4 +29,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_interrupt():  # Ctrl-C: a checkpoint at the step, how to resume, exit 130; no traceback
+        main()

@@ -12,6 +12,7 @@ All options: ``python examples/finetune_ctc.py --help``. The logic lives in
 import logging
 import sys
 
+from hf_w2v2.exits import exit_on_interrupt
 from hf_w2v2.finetune import parse_finetune_args
 
 
@@ -28,4 +29,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_interrupt():  # Ctrl-C: a checkpoint at the step, how to resume, exit 130; no traceback
+        main()

@@ -15,6 +15,7 @@ All options: ``python examples/pretrain.py --help``. The logic lives in :mod:`hf
 import logging
 import sys
 
+from hf_w2v2.exits import exit_on_interrupt
 from hf_w2v2.pretrain import parse_pretrain_args, run_pretraining
 
 
@@ -28,4 +29,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_interrupt():  # Ctrl-C: a checkpoint at the step, how to resume, exit 130; no traceback
+        main()

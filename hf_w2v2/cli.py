@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from hf_w2v2 import __version__
 from hf_w2v2.decoding.formats import ALIGN_FORMATS, FORMATS, render, to_json
+from hf_w2v2.exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
     from hf_w2v2.inference.segments import Segmenter
@@ -735,8 +736,6 @@ def build_parser() -> argparse.ArgumentParser:
 # import whenever it is installed) says it cannot load its CUDA kernels on a CPU build, and registers enums
 # with torch's pytree in a way torch 2.13 deprecates; four lines on every command's stderr.
 IMPORT_NOTICE_LOGGERS = ("torchao", "torch.utils._pytree")
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as ``yes | head`` reports for ``yes``
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from hf_w2v2.models import feature_encoder, linear_kernel
+from hf_w2v2.processes import process_runs
 
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8")
 LIBRARIES = ("torch", "torchao", "onnxruntime", "onnx", "openvino", "nncf", "transformers", "hf_w2v2")
@@ -194,25 +195,12 @@ def remove_stale_partials(folder: str) -> list[str]:
     """Remove the partial files (:func:`partial_name`) in ``folder`` of this host's processes that have ended
     without removing them (killed mid-build: SIGKILL, out of memory, power cut); returns their names. Files
     of live processes, and of other hosts sharing the folder, are left alone."""
-    if os.name != "posix":  # os.kill(pid, 0) asks whether a process lives only on POSIX
-        return []
     pattern = re.compile(rf"\.part-{re.escape(socket.gethostname())}-(\d+)-\d+(\.[^.]+)?$")
     removed = []
     for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
         match = pattern.search(name)
-        if match and not process_alive(int(match.group(1))):
+        if match and not process_runs(int(match.group(1))):
             with contextlib.suppress(OSError):
                 os.remove(os.path.join(folder, name))
                 removed.append(name)
     return removed
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this host (POSIX)."""
-    try:
-        os.kill(pid, 0)  # signal 0: the check alone
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's
-        return True
-    return True

@@ -24,6 +24,8 @@ import socket
 import sys
 from dataclasses import asdict, dataclass
 
+from hf_w2v2.processes import process_runs
+
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".hf_w2v2_run.lock"
@@ -68,12 +70,8 @@ def _process_start(pid: int) -> str | None:
 
 def _alive(holder: LockHolder) -> bool:
     """Whether ``holder`` (a process on this host) still runs."""
-    try:
-        os.kill(holder.pid, 0)
-    except ProcessLookupError:
+    if not process_runs(holder.pid):
         return False
-    except PermissionError:  # it exists, under another user
-        return True
     started = _process_start(holder.pid)
     return holder.process_start is None or started is None or started == holder.process_start
 

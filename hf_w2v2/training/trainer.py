@@ -10,6 +10,7 @@ What every job gets here:
 - LayerDrop decisions shared by all processes (:mod:`hf_w2v2.training.layerdrop`);
 - NaN/inf training losses skipped and counted (:mod:`hf_w2v2.training.nonfinite`);
 - the wall-clock budget driving the learning rate (:mod:`hf_w2v2.training.budget`);
+- Ctrl-C or SIGTERM stopping after the step with a checkpoint saved (:mod:`hf_w2v2.training.interrupt`);
 - FSDP2 sharding on CPU processes too, and a standard final model folder under every strategy
   (:class:`hf_w2v2.training.distributed.ShardingTrainerMixin`);
 - the health monitor (:mod:`hf_w2v2.training.health`), whose warnings the run writes into its
@@ -34,6 +35,7 @@ from hf_w2v2.training.checkpoints import AtomicCheckpointMixin
 from hf_w2v2.training.distributed import ShardingTrainerMixin
 from hf_w2v2.training.feature_cache import PREFIX_KEY, use_cached_prefix
 from hf_w2v2.training.health import HealthMonitorCallback
+from hf_w2v2.training.interrupt import InterruptibleTrainerMixin
 from hf_w2v2.training.layerdrop import LayerDropSyncMixin
 from hf_w2v2.training.loaders import build_loader, duration_loader
 from hf_w2v2.training.nonfinite import NonFiniteLossMixin
@@ -56,7 +58,12 @@ def dataset_lengths(dataset: Any, column: str) -> list[int] | None:
 
 
 class Wav2Vec2Trainer(
-    AtomicCheckpointMixin, LayerDropSyncMixin, NonFiniteLossMixin, TimeBudgetTrainerMixin, ShardingTrainerMixin
+    AtomicCheckpointMixin,
+    LayerDropSyncMixin,
+    NonFiniteLossMixin,
+    TimeBudgetTrainerMixin,
+    ShardingTrainerMixin,
+    InterruptibleTrainerMixin,
 ):
     """``Trainer`` with the shared mixins; see the module docstring.
 

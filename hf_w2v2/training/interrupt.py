@@ -1,0 +1,127 @@
+"""Ctrl-C (or SIGTERM) during training: stop after the current step, save a checkpoint, say how to resume.
+
+The stock ``Trainer`` dies on Ctrl-C with a traceback from wherever the step was, and everything since the
+last save is lost (up to ``save_steps`` of work); a cluster's SIGTERM (preemption, ``docker stop``, a job
+scheduler's time limit) kills it outright. Here the first SIGINT or SIGTERM asks training to stop at the
+next step boundary: that step's checkpoint is written (whole: :mod:`hf_w2v2.training.checkpoints`; with
+``save_strategy`` ``no`` too, since the work so far would otherwise be lost), and
+``train()`` raises :class:`TrainingInterrupted` naming it and the way to resume (``--resume_from_checkpoint
+latest``, which continues with exactly the weights of an uninterrupted run). A second Ctrl-C stops at once,
+as the stock Trainer does (a save in progress then leaves only a staging folder, never a damaged checkpoint).
+
+With several processes, each stops after the step at which rank 0 saw the signal (rank 0's decision is
+broadcast at every step end): one rank stopping a step before the others would leave them waiting forever.
+Signal handlers are set only from the main thread (Python allows no other); elsewhere training runs as stock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+logger = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped at a step boundary on a signal; ``checkpoint`` is the folder saved there (None: none was
+    found). A ``KeyboardInterrupt``: code that handles Ctrl-C handles this too."""
+
+    def __init__(self, signum: int, step: int, max_steps: int, checkpoint: str | None) -> None:
+        self.signum, self.step, self.max_steps, self.checkpoint = signum, step, max_steps, checkpoint
+        name = signal.Signals(signum).name
+        if checkpoint is None:
+            message = f"{name}: training stopped at step {step} of {max_steps}; no checkpoint was saved"
+        else:
+            message = (
+                f"{name}: training stopped at step {step} of {max_steps} and saved {checkpoint}; "
+                f"resume with --resume_from_checkpoint latest (the same --output_dir)"
+            )
+        super().__init__(message)
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, as a shell reports a command the signal stopped (130 for Ctrl-C; a script
+        ends so with :func:`hf_w2v2.exits.exit_on_interrupt`)."""
+        return 128 + self.signum
+
+
+class InterruptCallback(TrainerCallback):
+    """Turns the first SIGINT/SIGTERM of a training run into a stop and a save after the current step."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None  # the signal received (this process)
+        self.stopped_at: int | None = None  # the step training stopped after, once agreed
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:  # the second one: stop now
+            self.restore()
+            raise KeyboardInterrupt
+        self.signum = signum
+        logger.warning(
+            "%s: training stops after this step and saves a checkpoint to resume from (Ctrl-C again: stop at once)",
+            signal.Signals(signum).name,
+        )
+
+    def restore(self) -> None:
+        """Put back the handlers that were there before training began."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        self.signum, self.stopped_at = None, None
+        if threading.current_thread() is threading.main_thread() and not self._previous:
+            for signum in STOP_SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        signum = self._agreed(args)
+        if signum:
+            self.signum, self.stopped_at = signum, state.global_step
+            control.should_training_stop = True
+            control.should_save = True  # with save_strategy "no" too: the work so far is not thrown away
+
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
+        self.restore()
+
+    def _agreed(self, args: TrainingArguments) -> int:
+        """The signal rank 0 received (0: none), on every rank; this process's own without several processes."""
+        mine = self.signum or 0
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return mine
+        if torch.distributed.get_world_size() < 2:
+            return mine
+        value = torch.tensor([mine], dtype=torch.int64, device=args.device)
+        torch.distributed.broadcast(value, src=0)
+        return int(value.item())
+
+
+class InterruptibleTrainerMixin(Trainer):
+    """A ``Trainer`` whose ``train()`` stops cleanly on the first SIGINT/SIGTERM (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.interrupt = InterruptCallback()
+        self.add_callback(self.interrupt)
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            output = super().train(*args, **kwargs)
+        finally:
+            self.interrupt.restore()  # also where training ended with an exception
+        step, signum = self.interrupt.stopped_at, self.interrupt.signum
+        if step is not None and signum is not None:
+            folder = os.path.join(str(self.args.output_dir), f"{PREFIX_CHECKPOINT_DIR}-{step}")
+            raise TrainingInterrupted(signum, step, self.state.max_steps, folder if os.path.isdir(folder) else None)
+        return output
