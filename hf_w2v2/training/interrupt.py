@@ -9,8 +9,9 @@ next step boundary: that step's checkpoint is written (whole: :mod:`hf_w2v2.trai
 latest``, which continues with exactly the weights of an uninterrupted run). A second Ctrl-C stops at once,
 as the stock Trainer does (a save in progress then leaves only a staging folder, never a damaged checkpoint).
 
-With several processes, each stops after the step at which rank 0 saw the signal (rank 0's decision is
-broadcast at every step end): one rank stopping a step before the others would leave them waiting forever.
+With several processes, all stop after the first step at whose end any of them has seen a signal (a
+maximum over the ranks at every step end): one rank stopping a step before the others would leave them
+waiting forever.
 Signal handlers are set only from the main thread (Python allows no other); elsewhere training runs as stock.
 """
 
@@ -62,16 +63,18 @@ class InterruptCallback(TrainerCallback):
         self.signum: int | None = None  # the signal received (this process)
         self.stopped_at: int | None = None  # the step training stopped after, once agreed
         self._previous: dict[int, Any] = {}
+        self._main = True  # the main process of the run (the one that says what happens)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:  # the second one: stop now
             self.restore()
             raise KeyboardInterrupt
         self.signum = signum
-        logger.warning(
-            "%s: training stops after this step and saves a checkpoint to resume from (Ctrl-C again: stop at once)",
-            signal.Signals(signum).name,
-        )
+        if self._main:  # one line for a distributed run, not one per process
+            logger.warning(
+                "%s: training stops after this step and saves a checkpoint to resume from (Ctrl-C again: stop at once)",
+                signal.Signals(signum).name,
+            )
 
     def restore(self) -> None:
         """Put back the handlers that were there before training began."""
@@ -80,7 +83,7 @@ class InterruptCallback(TrainerCallback):
         self._previous.clear()
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
-        self.signum, self.stopped_at = None, None
+        self.signum, self.stopped_at, self._main = None, None, state.is_world_process_zero
         if threading.current_thread() is threading.main_thread() and not self._previous:
             for signum in STOP_SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
@@ -96,14 +99,15 @@ class InterruptCallback(TrainerCallback):
         self.restore()
 
     def _agreed(self, args: TrainingArguments) -> int:
-        """The signal rank 0 received (0: none), on every rank; this process's own without several processes."""
+        """The signal any rank received (0: none; the larger number where two differ), the same on every rank;
+        this process's own without several processes."""
         mine = self.signum or 0
         if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
             return mine
         if torch.distributed.get_world_size() < 2:
             return mine
         value = torch.tensor([mine], dtype=torch.int64, device=args.device)
-        torch.distributed.broadcast(value, src=0)
+        torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
         return int(value.item())
 
 
