@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: Ctrl-C
@@ -28,3 +29,46 @@ def exit_on_interrupt() -> Iterator[None]:
         if int(os.environ.get("RANK", "0") or 0) == 0:
             print(str(stop) or "interrupted", file=sys.stderr)
         sys.exit(int(getattr(stop, "exit_code", EXIT_INTERRUPTED)))
+
+
+class _Noticing:
+    """Process-wide state of :func:`interrupts_noticed` (blocks nest; signal handlers are per process)."""
+
+    depth = 0
+    seen = False
+    previous: object = None
+
+
+def _notice(signum: int, frame: object) -> None:
+    _Noticing.seen = True
+    previous = _Noticing.previous
+    if callable(previous):
+        previous(signum, frame)  # Python's own raises KeyboardInterrupt
+    elif previous != signal.SIG_IGN:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupts_noticed() -> Iterator[None]:
+    """Inside (from the main thread; elsewhere nothing changes), a Ctrl-C does what it did before and is also
+    remembered (:func:`interrupt_noticed`), for code that catches a library's errors: a library that runs
+    Python callbacks may catch the ``KeyboardInterrupt`` raised in one and raise an error of its own
+    (OpenVINO's model converter raises ``OpConversionFailure``), which would otherwise pass for a failure of
+    the work itself, and the Ctrl-C would be lost."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if _Noticing.depth == 0:
+        _Noticing.seen, _Noticing.previous = False, signal.signal(signal.SIGINT, _notice)
+    _Noticing.depth += 1
+    try:
+        yield
+    finally:
+        _Noticing.depth -= 1
+        if _Noticing.depth == 0:
+            signal.signal(signal.SIGINT, _Noticing.previous)  # type: ignore[arg-type]
+
+
+def interrupt_noticed() -> bool:
+    """Whether a Ctrl-C came inside the current :func:`interrupts_noticed` block of the main thread."""
+    return _Noticing.depth > 0 and _Noticing.seen

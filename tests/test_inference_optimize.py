@@ -252,6 +252,34 @@ def test_a_build_interrupted_or_killed_leaves_no_partial_file(tmp_path, monkeypa
     assert f"removed 1 partial files of builds that did not end: {killed.name}" in caplog.text
 
 
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="SIGINT: main thread")
+def test_a_ctrl_c_that_a_backend_turns_into_its_own_error_stops_the_measurement(
+    tmp_path, fast_paths, monkeypatch
+) -> None:
+    """OpenVINO's converter catches the KeyboardInterrupt of its Python callbacks and raises OpConversionFailure:
+    that was recorded as "the path cannot run here", cached for the model (and, in the timings, for every model
+    of its architecture), and the Ctrl-C was lost (the run went on)."""
+    import signal
+
+    real = OPT.build_path
+
+    def build(name, model, calibration, folder):
+        if name == "int8":
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                signal.sigtimedwait([], 1.0)  # (Python's handler raises at once; this only waits should it not)
+            except KeyboardInterrupt:
+                raise RuntimeError("Model wasn't fully converted: KeyboardInterrupt") from None  # as OpenVINO
+        return real(name, model, calibration, folder)
+
+    monkeypatch.setattr(OPT, "build_path", build)
+    model, audio = make_model(), torch.as_tensor(clips(1)[0])[None]
+    with pytest.raises(KeyboardInterrupt):
+        optimize(model, cache=tmp_path)(audio)
+    assert list(tmp_path.glob("*.json")) == [] and list(tmp_path.glob("timings/*.json")) == []  # nothing recorded
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
 def test_a_cache_folder_that_cannot_be_used_costs_the_measurement_not_the_run(
     tmp_path, fast_paths, monkeypatch, caplog
 ) -> None:

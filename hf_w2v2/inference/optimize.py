@@ -54,6 +54,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers.modeling_outputs import CausalLMOutput
 
+from hf_w2v2.exits import interrupt_noticed, interrupts_noticed
 from hf_w2v2.inference.batching import check_length
 from hf_w2v2.inference.machine import (
     CACHE_ENV,
@@ -254,6 +255,10 @@ class FastModel:
         self, input_values: torch.Tensor | np.ndarray, attention_mask: torch.Tensor | None = None, **_: Any
     ) -> CausalLMOutput:
         audio, mask = as_runner_input(input_values, attention_mask)
+        with interrupts_noticed():  # a Ctrl-C a backend turns into its error is not a failure of the path
+            return self._call(audio, mask)
+
+    def _call(self, audio: torch.Tensor, mask: torch.Tensor | None) -> CausalLMOutput:
         if self.choice is None:
             with self._choice_lock:  # two first calls at once (a server's workers): one measures, the other waits
                 if self.choice is None:
@@ -267,6 +272,8 @@ class FastModel:
                 self.calls[name] += 1
                 return CausalLMOutput(logits=logits)
             except Exception as err:  # any backend failure: log it, run the next path
+                if interrupt_noticed():
+                    raise KeyboardInterrupt from err
                 if name == FALLBACK:
                     raise
                 logger.warning("inference path %s failed (%s: %s); running the next one", name, type(err).__name__, err)
@@ -574,6 +581,8 @@ def judge(
             with torch.inference_mode():
                 tokens = [greedy_tokens(runner(torch.as_tensor(c)[None], None)[0], blank) for c in guard.clips]
     except Exception as err:  # a path that cannot run here is reported, not fatal
+        if interrupt_noticed():  # a Ctrl-C the backend made its own error (OpenVINO's converter): not recorded
+            raise KeyboardInterrupt from err
         if name == FALLBACK:
             raise
         result.error = f"{type(err).__name__}: {err}"
