@@ -280,6 +280,31 @@ def test_a_ctrl_c_that_a_backend_turns_into_its_own_error_stops_the_measurement(
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
+@pytest.mark.skipif(not HAS_ONNX, reason="needs onnx, onnxscript and onnxruntime")
+def test_a_nearly_full_disk_skips_the_graph_paths_and_keeps_no_choice(tmp_path, monkeypatch, caplog) -> None:
+    """Building graphs on a full disk failed (OSError, or an abort of the whole process in torch's package
+    writer) and the failures were cached: the paths left out for good once space was freed."""
+    import shutil
+
+    monkeypatch.setattr(OPT, "CPU_PATHS", ("fp32", "onnx"))
+    real = shutil.disk_usage
+    monkeypatch.setattr(machine.shutil, "disk_usage", lambda path: real(path)._replace(free=10 * machine.MB))
+    model, audio = make_model(), torch.as_tensor(clips(1)[0])[None]
+    with caplog.at_level(logging.WARNING, logger=OPT.__name__):
+        fast = optimize(model, cache=tmp_path)
+        fast(audio)
+    assert fast.chosen == "fp32" and "onnx skipped: OSError: [Errno 28] not enough space" in caplog.text
+    assert "10 MB free" in caplog.text and "is not kept" in caplog.text
+    assert (
+        list(tmp_path.glob("*.json")) == list(tmp_path.glob("timings/*.json")) == list(tmp_path.rglob("*.onnx")) == []
+    )
+    monkeypatch.setattr(machine.shutil, "disk_usage", real)  # space freed: measured again, and kept
+    again = optimize(model, cache=tmp_path)
+    again(audio)
+    assert again.choice is not None and {r.name: r.error for r in again.choice.results}["onnx"] is None
+    assert len(list(tmp_path.glob("*.json"))) == 1
+
+
 def test_a_cache_folder_that_cannot_be_used_costs_the_measurement_not_the_run(
     tmp_path, fast_paths, monkeypatch, caplog
 ) -> None:

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hf_w2v2.inference.machine import ISA_LIMIT_ENV, written_whole
+from hf_w2v2.inference.machine import ISA_LIMIT_ENV, graph_bytes, written_whole
 from hf_w2v2.inference.precision import cpu_has_native_bf16, float32_model
 from hf_w2v2.models.feature_encoder import use_inference_kernel
 from hf_w2v2.quiet import bars_wanted
@@ -135,9 +135,9 @@ class OpenVinoInt8:
                 name = f"openvino-int8-{self.kernel}{'-masked' if masked else ''}.xml"
                 path = os.path.join(self.folder, name)
                 if not os.path.isfile(path):
-                    graph = quantized_graph(self.model, self.clips, masked, self.kernel)
-                    with written_whole(path, companions=(".bin",)) as part:  # x.part-...xml, its .bin beside it
-                        self.ov.save_model(graph, part)
+                    needs = graph_bytes(self.model)  # the space is checked before the graph is built
+                    with written_whole(path, companions=(".bin",), needs=needs) as part:  # x.part-...xml and .bin
+                        self.ov.save_model(quantized_graph(self.model, self.clips, masked, self.kernel), part)
                 threads = torch.get_num_threads()
                 self.compiled[masked] = self.core.compile_model(path, "CPU", compile_config(threads))
             return self.compiled[masked]

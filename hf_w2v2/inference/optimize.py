@@ -60,8 +60,10 @@ from hf_w2v2.inference.machine import (
     CACHE_ENV,
     cache_dir,
     cache_key,
+    graph_bytes,
     machine_fingerprint,
     remove_stale_partials,
+    space_short,
     speed_key,
     written_whole,
 )
@@ -374,10 +376,22 @@ class FastModel:
             source = f"timings of a model of the same architecture on this machine ({timings_file})"
         else:
             choice = measure(self.model, candidates, guard, audio[:1], self._runner, self.runners)
-            self._save_timings(timings_file, choice, candidates)
             source = "measured"
         choice.fingerprint = machine_fingerprint(self.device)
-        self._save(choice)
+        short = self._space_short(choice)
+        if short is None:
+            if timings is None:
+                self._save_timings(timings_file, choice, candidates)
+            self._save(choice)
+        else:  # a failure of this moment, not of the path: kept, it would leave the path out for good
+            failed = ", ".join(r.name for r in choice.results if r.error is not None and r.cer_change is None)
+            logger.warning(
+                "inference paths %s could not be built with the cache's disk nearly full (%s): this choice serves "
+                "this process and is not kept; free some space (or set %s) and the next start measures again",
+                failed,
+                short,
+                CACHE_ENV,
+            )
         logger.info(
             "inference path %s (new input lengths), %s (recurring ones), %s; %s",
             choice.ranking[0],
@@ -387,6 +401,13 @@ class FastModel:
         )
         self._warn_if_refused(choice)
         return choice
+
+    def _space_short(self, choice: Choice) -> str | None:
+        """Why the cache folder's disk may be what failed some paths (None: nothing failed, or it has the space a
+        path's graph needs: :func:`~hf_w2v2.inference.machine.space_short`)."""
+        if all(r.error is None or r.cer_change is not None for r in choice.results):  # none failed to build or run
+            return None
+        return space_short(self._artifacts(), graph_bytes(self.model))
 
     def _warn_if_refused(self, choice: Choice) -> None:
         """A warning when the path asked for by name runs as fp32 instead, with why (under ``auto``, paths

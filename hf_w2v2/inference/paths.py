@@ -40,7 +40,7 @@ from torch import nn
 
 from hf_w2v2.inference.chunked import logits_on_grid
 from hf_w2v2.inference.export import OnnxRunner, export_onnx, quantize_onnx, quantize_onnx_static
-from hf_w2v2.inference.machine import written_whole
+from hf_w2v2.inference.machine import graph_bytes, written_whole
 from hf_w2v2.inference.openvino_int8 import OpenVinoInt8
 from hf_w2v2.inference.precision import cpu_has_native_bf16, quantize_int8
 from hf_w2v2.inference.pt2e_int8 import Pt2eInt8
@@ -161,7 +161,7 @@ def onnx_file(name: str, model: nn.Module, clips: Sequence[np.ndarray], folder: 
     tag = "" if masked else "-unmasked"
     fp32 = os.path.join(folder, f"fp32{tag}.onnx")
     if not os.path.isfile(fp32):
-        with written_whole(fp32) as part:
+        with written_whole(fp32, needs=graph_bytes(model)) as part:
             export_onnx(copy.deepcopy(model).float(), part, attention_mask=masked)
     if name == "onnx":
         return fp32
@@ -169,7 +169,7 @@ def onnx_file(name: str, model: nn.Module, clips: Sequence[np.ndarray], folder: 
     if not os.path.isfile(path):
         if name != "onnx-int8" and not clips:
             raise ValueError("static int8 needs calibration clips")
-        with written_whole(path) as part:
+        with written_whole(path, needs=os.path.getsize(fp32)) as part:
             if name == "onnx-int8":
                 quantize_onnx(fp32, part)
             else:

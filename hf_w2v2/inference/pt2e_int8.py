@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.export import Dim
 
-from hf_w2v2.inference.machine import written_whole
+from hf_w2v2.inference.machine import graph_bytes, written_whole
 from hf_w2v2.inference.openvino_int8 import AudioOnly
 from hf_w2v2.inference.precision import float32_model
 from hf_w2v2.models.feature_encoder import use_inference_kernel
@@ -108,7 +108,7 @@ class Pt2eInt8:
         self.model: Any = model  # a CTC model: frame_lengths() sizes padded batches
         path = os.path.join(folder, "pt2e-int8.pt2")
         if not os.path.isfile(path):
-            with written_whole(path) as partial:
+            with written_whole(path, needs=graph_bytes(model)) as partial:
                 compile_package(model, clips, partial)
         self.graph = torch._inductor.aoti_load_package(path)
         self(torch.zeros(1, PROBE_SAMPLES), None)  # a graph that cannot run here fails when the path is built
