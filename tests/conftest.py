@@ -2,6 +2,7 @@
 
 One torch thread: the test models are tiny, and on a shared 2-core machine a second
 thread mostly waits (a pre-training test took 70 s with two threads, 2.4 s with one).
+optimize() measures in the test's process (``HF_W2V2_MEASURE``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import pytest
 import torch
 
 torch.set_num_threads(1)
+# optimize() measures in this process, where the tests patch its paths (a child process would not see the
+# patches; test_inference_optimize has the test of the child). Subprocesses the tests start inherit it.
+os.environ["HF_W2V2_MEASURE"] = "process"
 
 
 def pick_free_port() -> int:

@@ -308,6 +308,34 @@ def test_a_nearly_full_disk_skips_the_graph_paths_and_keeps_no_choice(tmp_path, 
     assert len(list(tmp_path.glob("*.json"))) == 1
 
 
+def test_the_paths_are_measured_in_a_child_process_and_the_choice_read_back(tmp_path, monkeypatch, caplog) -> None:
+    """Outside the tests a child process measures (measure_child: the memory the builders keep, BASE 2 GB, and
+    their crashes go with it); this process reads its cached choice. A child that fails measures here instead;
+    one killed by a signal leaves fp32, not kept."""
+    monkeypatch.delenv(OPT.MEASURE_ENV)  # as outside the tests
+    model, audio = make_model(), torch.as_tensor(clips(1)[0])[None]
+    with caplog.at_level(logging.INFO, logger=OPT.__name__):
+        fast = optimize(model, "int8", cache=tmp_path)  # a named path: two candidates, a quick child
+        logits = fast(audio).logits
+    assert "measured in a child process" in caplog.text and ", measured;" not in caplog.text
+    assert fast.choice is not None and {r.name for r in fast.choice.results} == {"int8", "fp32"}
+    assert len(list(tmp_path.glob("*.json"))) == 1 and logits.shape == model(audio).logits.shape
+    assert set(fast.runners) <= {"int8", "fp32"}  # only the chosen path was built here
+
+    def child(code: int):
+        return lambda *args, **kwargs: subprocess.CompletedProcess(args, code)
+
+    for code, expected in ((1, "kept no choice (exit code 1)"), (-9, "killed the child process that did it (SIGKILL)")):
+        monkeypatch.setattr(OPT.subprocess, "run", child(code))
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger=OPT.__name__):
+            fast = optimize(model, "int8", cache=tmp_path / str(code))
+            fast(audio)
+        assert expected in caplog.text
+        assert fast.chosen == ("fp32" if code < 0 else fast.choice.ranking[0])  # type: ignore[union-attr]
+        assert bool(list((tmp_path / str(code)).glob("*.json"))) == (code > 0)  # measured here, or nothing kept
+
+
 def test_a_cache_folder_that_cannot_be_used_costs_the_measurement_not_the_run(
     tmp_path, fast_paths, monkeypatch, caplog
 ) -> None:

@@ -24,6 +24,10 @@ An input whose shape :class:`FastModel` has met before runs on the fastest path 
 a first-seen one on the fastest for new lengths; both passed the guard, so the same input may move by
 a guarded amount between its first and later calls (``precision="fp32"`` or a named path is fixed).
 
+On the CPU the measurement runs in a child process (:mod:`hf_w2v2.inference.measure_child`), which caches the
+choice; this process reads it and builds only the chosen paths: the memory the builders keep (BASE: 2 GB) and
+a backend's crash while building go with the child. ``HF_W2V2_MEASURE=process`` measures in this process.
+
 The accuracy guard: a path whose greedy CER on the calibration clips moves more than
 :data:`MAX_CER_CHANGE` (absolute) from fp32's is never picked. With ``references`` (the clips' token
 ids) that is the CER against them; without, the CER of its tokens against fp32's tokens (an upper
@@ -38,6 +42,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -74,6 +81,7 @@ from hf_w2v2.text.error_rates import char_error_rate
 
 logger = logging.getLogger(__name__)
 
+MEASURE_ENV = "HF_W2V2_MEASURE"  # "process": measure in this process, not in a child (measure_child: why)
 MAX_CER_CHANGE = 0.005  # absolute greedy CER a fast path may add (tokens vs fp32's tokens)
 MEASURE_SECONDS = 10.0  # the clip every path is timed on: the first input's first item, cut to this
 MEASURE_ROUNDS = 3  # interleaved rounds, best of each path kept
@@ -369,6 +377,10 @@ class FastModel:
             )
             self._warn_if_refused(cached)
             return cached
+        if self.device.type == "cpu" and os.environ.get(MEASURE_ENV, "child") != "process":
+            measured = self._measure_in_child(audio)
+            if measured is not None:
+                return measured
         candidates = self._candidates()
         if self.calibration:
             guard = AccuracyGuard(self.calibration, self.max_cer_change, self.references)
@@ -406,6 +418,56 @@ class FastModel:
         )
         self._warn_if_refused(choice)
         return choice
+
+    def _measure_in_child(self, audio: torch.Tensor) -> Choice | None:
+        """The choice measured and cached by a child process (:mod:`hf_w2v2.inference.measure_child`: why), or
+        None where it made none (measured in this process then, with the reason logged). A child that dies of a
+        signal leaves this process on fp32, with a warning (not kept: the next start measures again)."""
+        model: Any = self.model
+        spec = {
+            "model_class": f"{type(model).__module__}:{type(model).__qualname__}",  # ours or stock transformers'
+            "config": model.config,
+            "state": model.state_dict(),  # (weight norm's parametrisation does not pickle as a module)
+            "precision": self.precision,
+            "calibration": self.calibration,
+            "references": self.references,
+            "max_cer_change": self.max_cer_change,
+            "length_grid": self.length_grid,
+            "cache": self._root(),
+            "audio": audio,
+            "threads": torch.get_num_threads(),
+            "bars": bars_wanted(),
+        }
+        command = [sys.executable, "-m", "hf_w2v2.inference.measure_child"]
+        with tempfile.TemporaryDirectory(prefix="hf_w2v2-measure-") as folder:
+            path = os.path.join(folder, "spec.pt")
+            try:
+                torch.save(spec, path)
+            except Exception as err:  # a config that does not pickle: measured here
+                why = f"{type(err).__name__}: {err}"
+                logger.info("measuring in this process: the model cannot be handed to another (%s)", why)
+                return None
+            env = {**os.environ, MEASURE_ENV: "process"}
+            done = subprocess.run([*command, path], env=env, stdout=subprocess.DEVNULL, check=False)
+        cached = self._load_cached() if done.returncode == 0 else None
+        if cached is not None:
+            logger.info(
+                "inference path %s (new input lengths), %s (recurring ones), measured in a child process; %s",
+                cached.ranking[0],
+                cached.ranking_for(True)[0],
+                describe(cached),
+            )
+            self._warn_if_refused(cached)
+            return cached
+        if done.returncode >= 0:  # an error it reported, or no choice kept (a disk nearly full): measured here
+            logger.info("measuring in this process: the child process kept no choice (exit code %d)", done.returncode)
+            return None
+        logger.warning(
+            "measuring the inference paths killed the child process that did it (%s): running fp32 in this process; "
+            "the next start measures again",
+            signal.Signals(-done.returncode).name,
+        )
+        return Choice([FALLBACK], [PathResult(FALLBACK)])
 
     def _space_short(self, choice: Choice) -> str | None:
         """Why the cache folder's disk may be what failed some paths (None: nothing failed, or it has the space a
