@@ -23,7 +23,6 @@ list the first in :data:`SUBCOMMANDS`.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
@@ -36,6 +35,7 @@ from tqdm.auto import tqdm
 from hf_w2v2 import __version__
 from hf_w2v2.decoding.formats import ALIGN_FORMATS, FORMATS, render, to_json
 from hf_w2v2.exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED
+from hf_w2v2.quiet import quiet_import_notices
 
 if TYPE_CHECKING:
     from hf_w2v2.inference.segments import Segmenter
@@ -732,20 +732,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Loggers whose import-time notices a command's user cannot act on: torchao (which transformers' quantizers
-# import whenever it is installed) says it cannot load its CUDA kernels on a CPU build, and registers enums
-# with torch's pytree in a way torch 2.13 deprecates; four lines on every command's stderr.
-IMPORT_NOTICE_LOGGERS = ("torchao", "torch.utils._pytree")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hf-w2v2`` console script; returns the exit code.
 
     Bad input (missing files, mismatched LM, ...) prints ``error: ...`` and exits with 2; Ctrl-C prints
     ``interrupted`` and exits with 130; a closed stdout (``| head``) ends it quietly with 141.
     """
-    for name in IMPORT_NOTICE_LOGGERS:  # errors still show
-        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet_import_notices()
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

@@ -21,6 +21,17 @@ from contextvars import ContextVar
 
 _quiet: ContextVar[bool] = ContextVar("hf_w2v2_quiet", default=False)
 logger = logging.getLogger(__name__)
+# Loggers whose import-time notices a command's user cannot act on: torchao (which transformers' quantizers
+# import whenever it is installed) says it cannot load its CUDA kernels on a CPU build, and registers enums
+# with torch's pytree in a way torch 2.13 deprecates; four lines on every command's stderr.
+IMPORT_NOTICE_LOGGERS = ("torchao", "torch.utils._pytree")
+
+
+def quiet_import_notices() -> None:
+    """For a command's process (the CLI, optimize()'s child process): :data:`IMPORT_NOTICE_LOGGERS` at ERROR
+    (errors still show), before anything imports those libraries."""
+    for name in IMPORT_NOTICE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 @contextmanager

@@ -308,7 +308,9 @@ def test_a_nearly_full_disk_skips_the_graph_paths_and_keeps_no_choice(tmp_path, 
     assert len(list(tmp_path.glob("*.json"))) == 1
 
 
-def test_the_paths_are_measured_in_a_child_process_and_the_choice_read_back(tmp_path, monkeypatch, caplog) -> None:
+def test_the_paths_are_measured_in_a_child_process_and_the_choice_read_back(
+    tmp_path, monkeypatch, caplog, capfd
+) -> None:
     """Outside the tests a child process measures (measure_child: the memory the builders keep, BASE 2 GB, and
     their crashes go with it); this process reads its cached choice. A child that fails measures here instead;
     one killed by a signal leaves fp32, not kept."""
@@ -321,6 +323,8 @@ def test_the_paths_are_measured_in_a_child_process_and_the_choice_read_back(tmp_
     assert fast.choice is not None and {r.name for r in fast.choice.results} == {"int8", "fp32"}
     assert len(list(tmp_path.glob("*.json"))) == 1 and logits.shape == model(audio).logits.shape
     assert set(fast.runners) <= {"int8", "fp32"}  # only the chosen path was built here
+    child_stderr = capfd.readouterr().err  # no import notices (torchao's "Failed to load", torch's pytree)
+    assert "Failed to load" not in child_stderr and "Enum subclass" not in child_stderr, child_stderr
 
     def child(code: int):
         return lambda *args, **kwargs: subprocess.CompletedProcess(args, code)

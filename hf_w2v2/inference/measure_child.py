@@ -10,7 +10,8 @@ while building took it down. Here the child measures and caches the choice
 (:meth:`FastModel._measure_in_child`), and the parent reads it and builds only the chosen paths, from the
 cached graphs.
 
-``python -m hf_w2v2.inference.measure_child SPEC``: ``SPEC`` is a ``torch.save`` file with the model (its class,
+``python -m hf_w2v2.inference.measure_child SPEC`` (``optimize.CHILD_CODE`` runs :func:`main` so, with the
+libraries' import notices quieted first): ``SPEC`` is a ``torch.save`` file with the model (its class,
 config and state dict: ours or stock transformers'), the settings, the cache folder, the thread count and the
 first input.
 The child measures in its own process (:data:`~hf_w2v2.inference.optimize.MEASURE_ENV` is ``process``) and

@@ -82,6 +82,11 @@ from hf_w2v2.text.error_rates import char_error_rate
 logger = logging.getLogger(__name__)
 
 MEASURE_ENV = "HF_W2V2_MEASURE"  # "process": measure in this process, not in a child (measure_child: why)
+# The child's program: the libraries' import notices quieted before anything imports them, as the CLI does.
+CHILD_CODE = (
+    "import sys; from hf_w2v2.quiet import quiet_import_notices; quiet_import_notices(); "
+    "from hf_w2v2.inference.measure_child import main; sys.exit(main(sys.argv[1:]))"
+)
 MAX_CER_CHANGE = 0.005  # absolute greedy CER a fast path may add (tokens vs fp32's tokens)
 MEASURE_SECONDS = 10.0  # the clip every path is timed on: the first input's first item, cut to this
 MEASURE_ROUNDS = 3  # interleaved rounds, best of each path kept
@@ -438,7 +443,7 @@ class FastModel:
             "threads": torch.get_num_threads(),
             "bars": bars_wanted(),
         }
-        command = [sys.executable, "-m", "hf_w2v2.inference.measure_child"]
+        command = [sys.executable, "-c", CHILD_CODE]
         with tempfile.TemporaryDirectory(prefix="hf_w2v2-measure-") as folder:
             path = os.path.join(folder, "spec.pt")
             try:
