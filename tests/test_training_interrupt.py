@@ -37,6 +37,25 @@ def test_the_first_signal_stops_after_the_step_and_a_second_at_once(tmp_path) ->
     assert {s: signal.getsignal(s) for s in before} == before
 
 
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signal handlers: main thread")
+def test_a_rank_stopped_by_another_ranks_signal_takes_its_own_late_one_as_the_first(tmp_path, monkeypatch) -> None:
+    """Under torchrun the ranks get Ctrl-C at slightly different times: a rank that stopped on another's signal
+    (agreed at the step end) and then receives its own must not take it for the second (stop at once: it would
+    leave the others waiting in the save)."""
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    callback, state, control = InterruptCallback(), TrainerState(), TrainerControl()
+    callback.on_train_begin(args, state, control)
+    try:
+        monkeypatch.setattr(callback, "_agreed", lambda args: int(signal.SIGINT))  # rank 0's, through all_reduce
+        state.global_step = 3
+        callback.on_step_end(args, state, control)
+        assert control.should_training_stop and callback.stopped_at == 3 and callback.received is None
+        os.kill(os.getpid(), signal.SIGINT)  # this rank's own, late: no KeyboardInterrupt
+        assert callback.received == signal.SIGINT
+    finally:
+        callback.restore()
+
+
 def test_a_script_ends_with_the_runs_message_and_the_signals_exit_code(capsys) -> None:
     stop = TrainingInterrupted(signal.SIGTERM, 7, 100, "out/checkpoint-7")
     with pytest.raises(SystemExit) as ended, exit_on_interrupt():

@@ -60,16 +60,17 @@ class InterruptCallback(TrainerCallback):
     """Turns the first SIGINT/SIGTERM of a training run into a stop and a save after the current step."""
 
     def __init__(self) -> None:
-        self.signum: int | None = None  # the signal received (this process)
-        self.stopped_at: int | None = None  # the step training stopped after, once agreed
+        self.received: int | None = None  # the signal this process received (a second one stops it at once)
+        self.signum: int | None = None  # the signal training stops on, agreed by every process
+        self.stopped_at: int | None = None  # the step training stopped after
         self._previous: dict[int, Any] = {}
         self._main = True  # the main process of the run (the one that says what happens)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signum is not None:  # the second one: stop now
+        if self.received is not None:  # the second one: stop now
             self.restore()
             raise KeyboardInterrupt
-        self.signum = signum
+        self.received = signum  # (another rank's signal may have stopped training already: not a second one)
         if self._main:  # one line for a distributed run, not one per process
             logger.warning(
                 "%s: training stops after this step and saves a checkpoint to resume from (Ctrl-C again: stop at once)",
@@ -83,7 +84,8 @@ class InterruptCallback(TrainerCallback):
         self._previous.clear()
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any) -> None:
-        self.signum, self.stopped_at, self._main = None, None, state.is_world_process_zero
+        self.received, self.signum, self.stopped_at = None, None, None
+        self._main = state.is_world_process_zero
         if threading.current_thread() is threading.main_thread() and not self._previous:
             for signum in STOP_SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
@@ -101,7 +103,7 @@ class InterruptCallback(TrainerCallback):
     def _agreed(self, args: TrainingArguments) -> int:
         """The signal any rank received (0: none; the larger number where two differ), the same on every rank;
         this process's own without several processes."""
-        mine = self.signum or 0
+        mine = self.received or 0
         if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
             return mine
         if torch.distributed.get_world_size() < 2:
