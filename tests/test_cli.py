@@ -40,13 +40,26 @@ def test_subcommands_are_registered() -> None:
     assert (serve.precision, serve.calibration) == ("auto", "dev")
 
 
-def test_build_lm(tmp_path, capsys) -> None:
+def test_build_lm(tmp_path, capsys, monkeypatch) -> None:
     out = tmp_path / "lm.arpa"
     assert main(["build-lm", str(CORPUS), str(out), "--order", "3", "--prune", "0", "0", "1", "--quiet"]) == 0
     assert out.read_text().startswith("\\data\\\nngram 1=")
     assert "3-grams" in capsys.readouterr().out
     assert main(["build-lm", str(tmp_path / "missing.txt"), str(out), "--quiet"]) == 2
     assert "LM text corpus not found" in capsys.readouterr().err
+    from hf_w2v2.decoding import arpa
+
+    calls = iter(range(10**6))
+    real = arpa._log10
+
+    def ctrl_c_midway(p: float) -> float:  # Ctrl-C with part of the file written
+        if next(calls) == 20:
+            raise KeyboardInterrupt
+        return real(p)
+
+    monkeypatch.setattr(arpa, "_log10", ctrl_c_midway)
+    assert main(["build-lm", str(CORPUS), str(tmp_path / "cut.arpa"), "--order", "3", "--quiet"]) == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lm.arpa"]  # no half LM (was: cut.arpa, cut short)
 
 
 def test_transcribe_txt_to_stdout(model_dir: str, capsys) -> None:

@@ -167,12 +167,12 @@ def test_cache_files_are_written_under_names_of_their_own_process_and_thread(tmp
     import subprocess
     import sys
 
+    from hf_w2v2.files import partial_name
     from hf_w2v2.inference import paths
-    from hf_w2v2.inference.machine import partial_name
 
     name = str(tmp_path / "fp32.onnx")
     other_thread = at_once(lambda: partial_name(name), threads=1)
-    code = f"from hf_w2v2.inference.machine import partial_name; print(partial_name({name!r}))"
+    code = f"from hf_w2v2.files import partial_name; print(partial_name({name!r}))"
     other_process = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     names = {partial_name(name), other_thread[0], other_process.stdout.strip(), name}
     assert len(names) == 4 and all(n.endswith(".onnx") for n in names)  # the extension kept: writers check it

@@ -19,6 +19,7 @@ import pytest
 import torch
 from fixtures.concurrency import at_once
 
+from hf_w2v2 import files
 from hf_w2v2.inference import machine
 from hf_w2v2.inference.optimize import optimize
 from hf_w2v2.models import feature_encoder as FE
@@ -233,7 +234,7 @@ def test_a_build_interrupted_or_killed_leaves_no_partial_file(tmp_path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         paths.onnx_file("onnx", make_model(), [], str(tmp_path / "graphs"), masked=False)
     assert list((tmp_path / "graphs").iterdir()) == []  # was: fp32-unmasked.part-HOST-PID-THREAD.onnx
-    with machine.written_whole(str(tmp_path / "m.xml"), companions=(".bin",)) as part:
+    with files.written_whole(str(tmp_path / "m.xml"), companions=(".bin",)) as part:
         Path(part).write_text("xml")
         Path(part.removesuffix(".xml") + ".bin").write_text("bin")
     assert sorted(p.name for p in tmp_path.glob("m.*")) == ["m.bin", "m.xml"]
@@ -243,9 +244,9 @@ def test_a_build_interrupted_or_killed_leaves_no_partial_file(tmp_path, monkeypa
     (folder,) = [d for d in (tmp_path / "cache").iterdir() if d.is_dir() and d.name != "timings"]
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     killed = Path(
-        machine.partial_name(str(folder / "fp32.onnx")).replace(f"-{os.getpid()}-", f"-{ended.stdout.strip()}-")
+        files.partial_name(str(folder / "fp32.onnx")).replace(f"-{os.getpid()}-", f"-{ended.stdout.strip()}-")
     )
-    live = Path(machine.partial_name(str(folder / "onnx-int8.onnx")))
+    live = Path(files.partial_name(str(folder / "onnx-int8.onnx")))
     elsewhere = folder / "pt2e-int8.part-another-host-1-1.pt2"
     for leftover in (killed, live, elsewhere):
         leftover.write_bytes(b"half")
@@ -291,7 +292,7 @@ def test_a_nearly_full_disk_skips_the_graph_paths_and_keeps_no_choice(tmp_path, 
 
     monkeypatch.setattr(OPT, "CPU_PATHS", ("fp32", "onnx"))
     real = shutil.disk_usage
-    monkeypatch.setattr(machine.shutil, "disk_usage", lambda path: real(path)._replace(free=10 * machine.MB))
+    monkeypatch.setattr(files.shutil, "disk_usage", lambda path: real(path)._replace(free=10 * files.MB))
     model, audio = make_model(), torch.as_tensor(clips(1)[0])[None]
     with caplog.at_level(logging.WARNING, logger=OPT.__name__):
         fast = optimize(model, cache=tmp_path)
@@ -301,7 +302,7 @@ def test_a_nearly_full_disk_skips_the_graph_paths_and_keeps_no_choice(tmp_path, 
     assert (
         list(tmp_path.glob("*.json")) == list(tmp_path.glob("timings/*.json")) == list(tmp_path.rglob("*.onnx")) == []
     )
-    monkeypatch.setattr(machine.shutil, "disk_usage", real)  # space freed: measured again, and kept
+    monkeypatch.setattr(files.shutil, "disk_usage", real)  # space freed: measured again, and kept
     again = optimize(model, cache=tmp_path)
     again(audio)
     assert again.choice is not None and {r.name: r.error for r in again.choice.results}["onnx"] is None

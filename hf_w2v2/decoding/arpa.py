@@ -38,6 +38,7 @@ from hf_w2v2.decoding.ngram import (
     estimate_kneser_ney,
     read_sentences,
 )
+from hf_w2v2.files import written_whole
 
 LOG10_ZERO = -99.0  # what ARPA files write for log10(0), e.g. the unigram <s>
 _HEADER_RE = re.compile(r"^ngram (\d+)=(\d+)$")
@@ -49,8 +50,9 @@ def _log10(p: float) -> float:
 
 
 def write_arpa(model: NgramModel, path: str | os.PathLike, progress: bool = True) -> None:
-    """Write ``model`` as an ARPA file (n-grams sorted, so the output is deterministic)."""
-    with open(path, "w", encoding="utf-8") as out:
+    """Write ``model`` as an ARPA file (n-grams sorted, so the output is deterministic), whole: a Ctrl-C or a
+    full disk while writing leaves no half file at ``path`` (it would fail to load only later, far from here)."""
+    with written_whole(os.fspath(path)) as part, open(part, "w", encoding="utf-8") as out:
         out.write("\\data\\\n")
         for n, probs in enumerate(model.probs, 1):
             out.write(f"ngram {n}={len(probs)}\n")

@@ -6,17 +6,11 @@ weights out: path timings, not accuracy, carry over between models of one archit
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import hashlib
 import json
 import os
 import platform
-import re
-import shutil
-import socket
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
@@ -25,13 +19,10 @@ import torch
 from torch import nn
 
 from hf_w2v2.models import feature_encoder, linear_kernel
-from hf_w2v2.processes import process_runs
 
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_int8")
 LIBRARIES = ("torch", "torchao", "onnxruntime", "onnx", "openvino", "nncf", "transformers", "hf_w2v2")
 CACHE_ENV = "HF_W2V2_CACHE"  # root of hf_w2v2's caches (default ~/.cache/hf_w2v2)
-MB = 2**20
-SPARE_BYTES = 64 * MB  # what a cache write leaves free on its disk at least (other programs need some too)
 ISA_LIMIT_ENV = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")  # oneDNN's instruction-set limit (OpenVINO's fork reads it)
 # Environment variables that change which kernels run: the libraries' instruction-set limits (with
 # them, a CPU's flags overstate what runs, e.g. AVX-512 hardware limited to AVX2 code) and ours.
@@ -167,66 +158,7 @@ def cache_dir() -> str:
     return os.path.join(root, "optimize")
 
 
-def partial_name(path: str) -> str:
-    """The name a cache file ``path`` is written under until it is complete and renamed to ``path``
-    (``os.replace``): this host's, process's and thread's own, so that two builds of one file at once (two
-    servers started together) never write into one file; the extension is kept (some writers check it)."""
-    stem, extension = os.path.splitext(path)
-    return f"{stem}.part-{socket.gethostname()}-{os.getpid()}-{threading.get_ident()}{extension}"
-
-
 def graph_bytes(model: nn.Module) -> int:
     """Bytes of the model's float32 weights: about the size of its largest cache file (the fp32 ONNX graph;
     the int8 ones take a quarter to a half)."""
     return 4 * sum(p.numel() for p in model.parameters())
-
-
-def space_short(folder: str, needs: int) -> str | None:
-    """Why ``folder``'s disk cannot take a file of ``needs`` bytes and still keep :data:`SPARE_BYTES` free
-    (None: it can)."""
-    free = shutil.disk_usage(folder).free
-    if free >= needs + SPARE_BYTES:
-        return None
-    return f"{free / MB:.0f} MB free in {folder}, {needs / MB:.0f} MB needed and {SPARE_BYTES / MB:.0f} MB kept spare"
-
-
-@contextlib.contextmanager
-def written_whole(path: str, companions: Sequence[str] = (), needs: int = 0) -> Iterator[str]:
-    """Yields the name to write cache file ``path`` under (:func:`partial_name`); renamed to ``path`` when the
-    block ends (a reader never meets half a file), removed where it raises (Ctrl-C, a full disk, a failed
-    build: an ONNX graph of BASE is 380 MB). ``companions``: extensions of files the writer puts beside it
-    under the same stem (OpenVINO's ``.bin`` beside its ``.xml``), renamed before it and removed with it.
-
-    ``needs``: about how many bytes the file takes; where the disk lacks them (:func:`space_short`), an
-    ``OSError`` (``ENOSPC``) before anything is written: a write that fills the disk fails in ways the
-    writers do not all survive (torch's package writer aborts the process)."""
-    short = space_short(os.path.dirname(path) or ".", needs) if needs else None
-    if short is not None:
-        raise OSError(errno.ENOSPC, f"not enough space for {os.path.basename(path)}: {short}")
-    part = partial_name(path)
-    stem, part_stem = os.path.splitext(path)[0], os.path.splitext(part)[0]
-    try:
-        yield part
-        for extension in companions:
-            os.replace(part_stem + extension, stem + extension)
-        os.replace(part, path)
-    except BaseException:
-        for leftover in (part, *(part_stem + extension for extension in companions)):
-            with contextlib.suppress(OSError):
-                os.remove(leftover)
-        raise
-
-
-def remove_stale_partials(folder: str) -> list[str]:
-    """Remove the partial files (:func:`partial_name`) in ``folder`` of this host's processes that have ended
-    without removing them (killed mid-build: SIGKILL, out of memory, power cut); returns their names. Files
-    of live processes, and of other hosts sharing the folder, are left alone."""
-    pattern = re.compile(rf"\.part-{re.escape(socket.gethostname())}-(\d+)-\d+(\.[^.]+)?$")
-    removed = []
-    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-        match = pattern.search(name)
-        if match and not process_runs(int(match.group(1))):
-            with contextlib.suppress(OSError):
-                os.remove(os.path.join(folder, name))
-                removed.append(name)
-    return removed

@@ -46,7 +46,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from hf_w2v2.inference.machine import ISA_LIMIT_ENV, graph_bytes, written_whole
+from hf_w2v2.files import written_whole
+from hf_w2v2.inference.machine import ISA_LIMIT_ENV, graph_bytes
 from hf_w2v2.inference.precision import cpu_has_native_bf16, float32_model
 from hf_w2v2.models.feature_encoder import use_inference_kernel
 from hf_w2v2.quiet import bars_wanted

@@ -62,18 +62,9 @@ from tqdm.auto import tqdm
 from transformers.modeling_outputs import CausalLMOutput
 
 from hf_w2v2.exits import interrupt_noticed, interrupts_noticed
+from hf_w2v2.files import remove_stale_partials, space_short, written_whole
 from hf_w2v2.inference.batching import check_length
-from hf_w2v2.inference.machine import (
-    CACHE_ENV,
-    cache_dir,
-    cache_key,
-    graph_bytes,
-    machine_fingerprint,
-    remove_stale_partials,
-    space_short,
-    speed_key,
-    written_whole,
-)
+from hf_w2v2.inference.machine import CACHE_ENV, cache_dir, cache_key, graph_bytes, machine_fingerprint, speed_key
 from hf_w2v2.inference.paths import CPU_PATHS, GPU_PATHS, Runner, build_path, on_grid, uses_grid
 from hf_w2v2.models.lengths import hop_length, receptive_field
 from hf_w2v2.quiet import bars_wanted, library_notices_quieted
@@ -352,7 +343,7 @@ class FastModel:
 
     def _artifacts(self) -> str:
         """The folder of this model's graphs; made, and rid of partial files of builds killed before they
-        ended (:func:`~hf_w2v2.inference.machine.remove_stale_partials`), at its first use in this process."""
+        ended (:func:`~hf_w2v2.files.remove_stale_partials`), at its first use in this process."""
         wanted = folder = os.path.join(self._root(), self._key())
         if wanted not in self._artifact_folders:
             try:
@@ -476,7 +467,7 @@ class FastModel:
 
     def _space_short(self, choice: Choice) -> str | None:
         """Why the cache folder's disk may be what failed some paths (None: nothing failed, or it has the space a
-        path's graph needs: :func:`~hf_w2v2.inference.machine.space_short`)."""
+        path's graph needs: :func:`~hf_w2v2.files.space_short`)."""
         if all(r.error is None or r.cer_change is not None for r in choice.results):  # none failed to build or run
             return None
         return space_short(self._artifacts(), graph_bytes(self.model))

@@ -38,9 +38,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from hf_w2v2.files import written_whole
 from hf_w2v2.inference.chunked import logits_on_grid
 from hf_w2v2.inference.export import OnnxRunner, export_onnx, quantize_onnx, quantize_onnx_static
-from hf_w2v2.inference.machine import graph_bytes, written_whole
+from hf_w2v2.inference.machine import graph_bytes
 from hf_w2v2.inference.openvino_int8 import OpenVinoInt8
 from hf_w2v2.inference.precision import cpu_has_native_bf16, quantize_int8
 from hf_w2v2.inference.pt2e_int8 import Pt2eInt8

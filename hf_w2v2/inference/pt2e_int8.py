@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.export import Dim
 
-from hf_w2v2.inference.machine import graph_bytes, written_whole
+from hf_w2v2.files import written_whole
+from hf_w2v2.inference.machine import graph_bytes
 from hf_w2v2.inference.openvino_int8 import AudioOnly
 from hf_w2v2.inference.precision import float32_model
 from hf_w2v2.models.feature_encoder import use_inference_kernel
