@@ -248,7 +248,7 @@ def test_the_unmasked_onnx_graph_and_the_runner_that_picks_a_graph_per_call(tmp_
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_ONNX, reason="onnx/onnxscript/onnxruntime not installed")
-def test_export_cli_on_the_shipped_model(tmp_path, capsys):
+def test_export_cli_on_the_shipped_model(tmp_path, capsys, monkeypatch):
     clip = str(FIXTURES / "utt1.flac")
     assert main(["export", str(SHIPPED), str(tmp_path / "m.onnx"), "--check-audio", clip]) == 0
     out = capsys.readouterr().out
@@ -259,6 +259,14 @@ def test_export_cli_on_the_shipped_model(tmp_path, capsys):
     assert 1e-4 < int8_diff < 1.0  # quantised: close, not exact
     assert (tmp_path / "q.onnx").stat().st_size < 0.7 * (tmp_path / "m.onnx").stat().st_size  # uint8 MatMuls
     assert main(["export", str(tmp_path / "missing"), str(tmp_path / "x.onnx")]) == 2
+
+    def cut_short(model, path, *args, **kwargs):
+        Path(path).write_bytes(b"half a graph")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(E, "export_onnx", cut_short)  # Ctrl-C while the graph is written
+    assert main(["export", str(SHIPPED), str(tmp_path / "cut.onnx")]) == 130
+    assert not list(tmp_path.glob("cut*"))  # no half graph at the output path (was: cut.onnx, 12 bytes)
 
 
 def test_precision_resolution(caplog, monkeypatch):

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hf_w2v2.files import written_whole
 from hf_w2v2.inference.machine import cpu_info
 from hf_w2v2.inference.precision import float32_model
 from hf_w2v2.models.lengths import receptive_field
@@ -345,15 +346,17 @@ def export_checked(
         clips = [generator.standard_normal(n).astype(np.float32) for n in (16_000, 40_000)]
     output = os.fspath(output)
     run: Callable[[torch.Tensor, torch.Tensor], object]
-    if fmt == "onnx":
-        export_onnx(model, output)
-        run = OnnxRunner(output)
-    elif fmt == "onnx-int8":
-        with tempfile.TemporaryDirectory() as scratch:
-            quantize_onnx(export_onnx(model, os.path.join(scratch, "fp32.onnx")), output)
+    with written_whole(output) as part:  # a Ctrl-C or a full disk leaves no half graph at ``output``
+        if fmt == "onnx":
+            export_onnx(model, part)
+        elif fmt == "onnx-int8":
+            with tempfile.TemporaryDirectory() as scratch:
+                quantize_onnx(export_onnx(model, os.path.join(scratch, "fp32.onnx")), part)
+        else:
+            torch.export.save(export_program(model), part)
+    if fmt == "onnx" or fmt == "onnx-int8":
         run = OnnxRunner(output)
     else:
-        torch.export.save(export_program(model), output)
         module = torch.export.load(output).module()
         run = lambda audio, mask: module(audio, mask)
     return max_logit_difference(model, run, clips)
