@@ -340,6 +340,16 @@ def test_the_paths_are_measured_in_a_child_process_and_the_choice_read_back(
         assert fast.chosen == ("fp32" if code < 0 else fast.choice.ranking[0])  # type: ignore[union-attr]
         assert bool(list((tmp_path / str(code)).glob("*.json"))) == (code > 0)  # measured here, or nothing kept
 
+    def no_python(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory")  # sys.executable of an embedded interpreter
+
+    monkeypatch.setattr(OPT.subprocess, "run", no_python)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=OPT.__name__):
+        fast = optimize(model, "int8", cache=tmp_path / "embedded")
+        fast(audio)
+    assert "cannot start a child" in caplog.text and ", measured;" in caplog.text  # here instead
+
 
 def test_a_cache_folder_that_cannot_be_used_costs_the_measurement_not_the_run(
     tmp_path, fast_paths, monkeypatch, caplog

@@ -444,7 +444,11 @@ class FastModel:
                 logger.info("measuring in this process: the model cannot be handed to another (%s)", why)
                 return None
             env = {**os.environ, MEASURE_ENV: "process"}
-            done = subprocess.run([*command, path], env=env, stdout=subprocess.DEVNULL, check=False)
+            try:
+                done = subprocess.run([*command, path], env=env, stdout=subprocess.DEVNULL, check=False)
+            except OSError as err:  # no Python to start (an interpreter embedded in another program)
+                logger.info("measuring in this process: %s cannot start a child (%s)", sys.executable, err)
+                return None
         cached = self._load_cached() if done.returncode == 0 else None
         if cached is not None:
             logger.info(
