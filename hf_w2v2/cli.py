@@ -536,6 +536,40 @@ def add_export(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run_export)
 
 
+def add_cache(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "cache",
+        help="list or remove what --precision auto keeps on disk (measurements and built graphs)",
+        description="List the measurements --precision auto cached (model, chosen paths, size, last use) in "
+        "$HF_W2V2_CACHE/optimize (default ~/.cache/hf_w2v2/optimize), or remove them: the next use of a model "
+        "measures again.",
+    )
+    p.add_argument("--clear", action="store_true", help="remove every measurement and built graph")
+    p.add_argument("--older-than", type=float, metavar="DAYS", help="remove those last used more than DAYS ago")
+    p.set_defaults(handler=run_cache)
+
+
+def run_cache(args: argparse.Namespace) -> int:
+    """Handler of ``hf-w2v2 cache``."""
+    from hf_w2v2.inference.cache_listing import cache_entries, remove_entries
+    from hf_w2v2.inference.machine import cache_dir
+
+    folder = cache_dir()
+    if args.clear or args.older_than is not None:
+        if args.older_than is not None and args.older_than < 0:
+            raise ValueError(f"--older-than must be 0 or more days, got {args.older_than}")
+        count, freed = remove_entries(folder, None if args.clear else args.older_than)
+        print(f"removed {count} measurements ({freed / 1e6:.1f} MB) from {folder}")
+        return 0
+    entries = cache_entries(folder)
+    for entry in entries:
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.last_used))
+        print(f"{entry.key[:12]}  {entry.bytes / 1e6:8.1f} MB  {used}  {entry.chosen}  {entry.model}")
+    total = sum(entry.bytes for entry in entries)
+    print(f"{len(entries)} measurements, {total / 1e6:.1f} MB in {folder}")
+    return 0
+
+
 def run_export(args: argparse.Namespace) -> int:
     """Handler of ``hf-w2v2 export``; exit code 1 when the export differs from eager beyond the tolerance."""
     if not os.path.isdir(args.model):
@@ -720,6 +754,7 @@ SUBCOMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
     add_verify,
     add_embed,
     add_serve,
+    add_cache,
 )
 
 

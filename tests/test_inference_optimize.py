@@ -351,6 +351,37 @@ def test_the_paths_are_measured_in_a_child_process_and_the_choice_read_back(
     assert "cannot start a child" in caplog.text and ", measured;" in caplog.text  # here instead
 
 
+def test_the_cache_command_lists_and_removes_measurements(tmp_path, fast_paths, monkeypatch, capsys) -> None:
+    """``hf-w2v2 cache``: every measurement with its model, chosen paths, size and last use (reading a cached
+    choice counts as a use); ``--older-than DAYS`` removes the unused ones, ``--clear`` everything. Before, the
+    folder only grew (about 1 GB of graphs for each BASE checkpoint measured)."""
+    from hf_w2v2.cli import main
+
+    monkeypatch.setenv(machine.CACHE_ENV, str(tmp_path))
+    folder, audio = tmp_path / "optimize", torch.as_tensor(clips(1)[0])[None]
+    model, other = make_model(), make_model()
+    with torch.no_grad():
+        other.lm_head.bias += 1.0  # other weights: a measurement of its own
+    optimize(model)(audio)
+    optimize(other)(audio)
+    (folder / "f00dfeed").mkdir()  # the graphs of a measurement that kept no choice
+    (folder / "f00dfeed" / "fp32-unmasked.onnx").write_bytes(b"x" * 1000)
+    ten_days_ago = time.time() - 10 * 86_400
+    for choice in folder.glob("*.json"):
+        os.utime(choice, (ten_days_ago, ten_days_ago))
+    optimize(model)(audio)  # read from the cache: used now
+    assert main(["cache"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith("3 measurements") and str(folder) in lines[-1]
+    assert sum("Wav2Vec2ForCTC" in line for line in lines) == 2 and any("none (not finished)" in line for line in lines)
+    assert main(["cache", "--older-than", "5"]) == 0
+    assert capsys.readouterr().out.startswith("removed 1 measurements")  # the other model's, unused for 10 days
+    assert len(list(folder.glob("*.json"))) == 1 and (folder / "f00dfeed").is_dir()
+    assert main(["cache", "--clear"]) == 0
+    assert capsys.readouterr().out.startswith("removed 2 measurements") and list(folder.iterdir()) == []
+    assert main(["cache", "--older-than", "-1"]) == 2
+
+
 def test_a_cache_folder_that_cannot_be_used_costs_the_measurement_not_the_run(
     tmp_path, fast_paths, monkeypatch, caplog
 ) -> None:

@@ -39,6 +39,7 @@ its reason and the next one in the ranking runs; eager fp32 is always last.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -515,6 +516,8 @@ class FastModel:
         except (KeyError, TypeError, ValueError) as err:
             unreadable(path, err)
             return None
+        with contextlib.suppress(OSError):  # its last use, for ``hf-w2v2 cache --older-than`` (a read-only cache: not)
+            os.utime(path)
         return choice
 
     def _timings_file(self) -> str:
@@ -548,7 +551,8 @@ class FastModel:
         write_json(path, data)
 
     def _save(self, choice: Choice) -> None:
-        write_json(self._cache_file(), asdict(choice))
+        model = str(getattr(self.model.config, "_name_or_path", "") or type(self.model).__name__)
+        write_json(self._cache_file(), {**asdict(choice), "model": model})  # the name for ``hf-w2v2 cache``
 
 
 def check_calibration_clips(
