@@ -354,7 +354,7 @@ def export_checked(
                 quantize_onnx(export_onnx(model, os.path.join(scratch, "fp32.onnx")), part)
         else:
             torch.export.save(export_program(model), part)
-    if fmt == "onnx" or fmt == "onnx-int8":
+    if fmt in ("onnx", "onnx-int8"):
         run = OnnxRunner(output)
     else:
         module = torch.export.load(output).module()

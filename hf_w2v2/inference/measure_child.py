@@ -39,12 +39,12 @@ def main(argv: Sequence[str]) -> int:
     model.load_state_dict(spec["state"])  # strict: the parent's model exactly (its cache key hashes the weights)
     fast = optimize(
         model.eval(),
-        spec["precision"],
-        spec["calibration"],
-        spec["cache"],
-        spec["max_cer_change"],
-        spec["references"],
-        spec["length_grid"],
+        precision=spec["precision"],
+        calibration=spec["calibration"],
+        cache=spec["cache"],
+        max_cer_change=spec["max_cer_change"],
+        references=spec["references"],
+        length_grid=spec["length_grid"],
     )
     with quiet_loading(not spec["bars"]):
         fast(spec["audio"])

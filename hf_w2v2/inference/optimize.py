@@ -138,6 +138,10 @@ class Choice:
         """The paths the accuracy guard rejected (they ran, and moved the greedy CER too far)."""
         return [r.name for r in self.results if r.error is not None and r.cer_change is not None]
 
+    def failed(self) -> list[str]:
+        """The paths that could not be built or run here (an error before the guard judged them)."""
+        return [r.name for r in self.results if r.error is not None and r.cer_change is None]
+
     def speedup(self, name: str, recurring: bool = False) -> float | None:
         """fp32 seconds / ``name`` seconds on the measuring clip, at new lengths or a recurring one (None
         when either was not timed)."""
@@ -398,14 +402,19 @@ class FastModel:
                 self._save_timings(timings_file, choice, candidates)
             self._save(choice)
         else:  # a failure of this moment, not of the path: were it kept, the path would be left out for good
-            failed = ", ".join(r.name for r in choice.results if r.error is not None and r.cer_change is None)
             logger.warning(
                 "inference paths %s could not be built with the cache's disk nearly full (%s): this choice serves "
                 "this process and is not kept; free some space (or set %s) and the next start measures again",
-                failed,
+                ", ".join(choice.failed()),
                 short,
                 CACHE_ENV,
             )
+        self._report(choice, source)
+        return choice
+
+    def _report(self, choice: Choice, source: str) -> None:
+        """The INFO line of a choice just made (``source``: how), and the warning where a path asked for by
+        name was refused."""
         logger.info(
             "inference path %s (new input lengths), %s (recurring ones), %s; %s",
             choice.ranking[0],
@@ -414,7 +423,6 @@ class FastModel:
             describe(choice),
         )
         self._warn_if_refused(choice)
-        return choice
 
     def _measure_in_child(self, audio: torch.Tensor) -> Choice | None:
         """The choice measured and cached by a child process (:mod:`hf_w2v2.inference.measure_child`: why), or
@@ -452,13 +460,7 @@ class FastModel:
                 return None
         cached = self._load_cached() if done.returncode == 0 else None
         if cached is not None:
-            logger.info(
-                "inference path %s (new input lengths), %s (recurring ones), measured in a child process; %s",
-                cached.ranking[0],
-                cached.ranking_for(True)[0],
-                describe(cached),
-            )
-            self._warn_if_refused(cached)
+            self._report(cached, "measured in a child process")
             return cached
         if done.returncode >= 0:  # an error it reported, or no choice kept (a disk nearly full): measured here
             logger.info("measuring in this process: the child process kept no choice (exit code %d)", done.returncode)
@@ -473,7 +475,7 @@ class FastModel:
     def _space_short(self, choice: Choice) -> str | None:
         """Why the cache folder's disk may be what failed some paths (None: nothing failed, or it has the space a
         path's graph needs: :func:`~hf_w2v2.files.space_short`)."""
-        if all(r.error is None or r.cer_change is not None for r in choice.results):  # none failed to build or run
+        if not choice.failed():
             return None
         return space_short(self._artifacts(), graph_bytes(self.model))
 
