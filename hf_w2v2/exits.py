@@ -7,11 +7,12 @@ SIGTERM, 141 for a broken pipe), with one line on stderr and no traceback.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator
+
+from hf_w2v2.processes import launch_rank
 
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130: Ctrl-C
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141: as ``yes | head`` reports for ``yes``
@@ -26,7 +27,7 @@ def exit_on_interrupt() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt as stop:
-        if int(os.environ.get("RANK", "0") or 0) == 0:
+        if launch_rank() == 0:
             print(str(stop) or "interrupted", file=sys.stderr)
         sys.exit(int(getattr(stop, "exit_code", EXIT_INTERRUPTED)))
 

@@ -1,5 +1,5 @@
-"""Whether a process of this host still runs: what a left-over file (a run's lock, a cache's partial file)
-says about the process that wrote it."""
+"""Facts about processes: whether one of this host still runs (what a left-over file, a run's lock or a
+cache's partial file, says about the process that wrote it), and this one's rank in a distributed launch."""
 
 from __future__ import annotations
 
@@ -18,3 +18,8 @@ def process_runs(pid: int) -> bool:
     except PermissionError:  # it exists, under another user
         return True
     return True
+
+
+def launch_rank() -> int:
+    """This process's rank as a launcher (torchrun, accelerate) set it in ``RANK``; 0 without one."""
+    return int(os.environ.get("RANK", "0") or 0)

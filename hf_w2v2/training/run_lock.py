@@ -24,7 +24,7 @@ import socket
 import sys
 from dataclasses import asdict, dataclass
 
-from hf_w2v2.processes import process_runs
+from hf_w2v2.processes import launch_rank, process_runs
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +164,6 @@ def acquire_run_lock(output_dir: str) -> RunLock:
         OutputFolderLockedError: another live run holds it (its pid, host and start time are named).
     """
     lock = RunLock(output_dir)
-    if int(os.environ.get("RANK", "0") or 0) != 0:
+    if launch_rank() != 0:
         return lock
     return lock.acquire()
