@@ -191,6 +191,41 @@ def test_the_choice_is_cached_and_never_reused_elsewhere(tmp_path, fast_paths, m
     assert len(list(tmp_path.glob("*.json"))) == 2
 
 
+def test_a_cached_choice_brings_the_kernels_measured_with_it_and_the_weights_are_hashed_once(
+    tmp_path, monkeypatch
+) -> None:
+    """A process that reads a cached choice takes the conv and linear kernels measured with it instead of
+    timing them again (BASE: 0.9 s of its first call), and hashes the weights for the cache key once per call
+    (0.2 s each for BASE); a kernel it does not know is timed, not run."""
+    model, audio = make_model("group"), torch.as_tensor(clips(1)[0])[None]
+    FE.clear_inference_kernels()
+    optimize(model, "fp32", cache=tmp_path)(audio)
+    file = next(tmp_path.glob("*.json"))
+    kept = json.loads(file.read_text())["kernels"]
+    conv = kept[FE.KERNEL_ENV]
+    assert len(conv) == 1 and set(conv.values()) <= set(FE.CONV_KERNELS)
+
+    FE.clear_inference_kernels()  # as in a new process
+    real_time_kernels, real_key = FE._time_kernels, OPT.cache_key
+    timed, hashed = [], []
+    monkeypatch.setattr(FE, "_time_kernels", lambda *args: timed.append(args) or real_time_kernels(*args))
+    monkeypatch.setattr(OPT, "cache_key", lambda *args: hashed.append(args) or real_key(*args))
+    fast = optimize(model, "fp32", cache=tmp_path)
+    logits = fast(audio).logits
+    assert fast.choice is not None and fast.choice.kernels == kept
+    assert not timed and FE.CHOICE.measured() == conv and len(hashed) == 1  # the cached file, the graphs' folder
+    torch.testing.assert_close(logits, model(audio).logits)
+    fast(audio)
+    assert len(hashed) == 1  # the path is built: no key needed
+
+    FE.clear_inference_kernels()
+    file.write_text(
+        json.dumps({**json.loads(file.read_text()), "kernels": {FE.KERNEL_ENV: dict.fromkeys(conv, "fft")}})
+    )
+    optimize(model, "fp32", cache=tmp_path)(audio)
+    assert len(timed) == 1 and FE.CHOICE.measured()[next(iter(conv))] in FE.CONV_KERNELS
+
+
 def test_a_damaged_measurement_file_is_measured_again(tmp_path, fast_paths, caplog) -> None:
     """A choice or timings file cut short (a process killed while writing it) or of another shape: a warning,
     a new measurement, and the file written whole again."""

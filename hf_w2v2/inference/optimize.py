@@ -51,7 +51,7 @@ import threading
 import time
 import warnings
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any
@@ -67,6 +67,7 @@ from hf_w2v2.files import remove_stale_partials, space_short, written_whole
 from hf_w2v2.inference.batching import check_length
 from hf_w2v2.inference.machine import CACHE_ENV, cache_dir, cache_key, graph_bytes, machine_fingerprint, speed_key
 from hf_w2v2.inference.paths import CPU_PATHS, GPU_PATHS, Runner, build_path, on_grid, uses_grid
+from hf_w2v2.models.kernel_choice import measured_kernels, remember_kernels
 from hf_w2v2.models.lengths import hop_length, receptive_field
 from hf_w2v2.quiet import bars_wanted, library_notices_quieted
 from hf_w2v2.text.error_rates import char_error_rate
@@ -117,12 +118,15 @@ class PathResult:
 @dataclass
 class Choice:
     """The rankings (fastest first, fp32 always last) at new input lengths (``ranking``) and at lengths
-    already met (``recurring``; empty: the same), and every candidate's result."""
+    already met (``recurring``; empty: the same), every candidate's result, and the kernels measured with
+    them (:func:`~hf_w2v2.models.kernel_choice.measured_kernels`: a process that reads the choice takes them
+    instead of timing the kernels again)."""
 
     ranking: list[str]
     results: list[PathResult] = field(default_factory=list)
     fingerprint: dict[str, Any] = field(default_factory=dict)
     recurring: list[str] = field(default_factory=list)
+    kernels: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def ranking_for(self, recurring: bool) -> list[str]:
         """The ranking for an input of a new length, or of one met before (``recurring``)."""
@@ -237,6 +241,7 @@ class FastModel:
         self._folder: str | None = None  # the cache folder in use (:meth:`_root`)
         self._scratch: tempfile.TemporaryDirectory[str] | None = None  # where it could not be used
         self._artifact_folders: dict[str, str] = {}  # graphs' folder in the cache -> the one used (:meth:`_artifacts`)
+        self._held = threading.local()  # this thread's cache key within a :meth:`_key_held` block (:meth:`_key`)
 
     def __getattr__(self, name: str) -> Any:  # only called for what FastModel itself lacks
         if name == "model":
@@ -266,8 +271,8 @@ class FastModel:
         self, input_values: torch.Tensor | np.ndarray, attention_mask: torch.Tensor | None = None, **_: Any
     ) -> CausalLMOutput:
         audio, mask = as_runner_input(input_values, attention_mask)
-        with interrupts_noticed():  # a Ctrl-C a backend turns into its error is not a failure of the path
-            return self._call(audio, mask)
+        with interrupts_noticed(), self._key_held():  # interrupts_noticed: a Ctrl-C a backend turns into its error
+            return self._call(audio, mask)  # is not a failure of the path
 
     def _call(self, audio: torch.Tensor, mask: torch.Tensor | None) -> CausalLMOutput:
         if self.choice is None:
@@ -363,9 +368,30 @@ class FastModel:
         return self._artifact_folders[wanted]
 
     def _key(self) -> str:
+        """The cache key of this model, calibration and guard on this machine. It hashes every weight (0.2 s for
+        BASE on a 2-core Zen 5, 0.65 s for LARGE): once per :meth:`_key_held` block, where one call may need it
+        several times (the cached choice, the folder of its graphs); anew in the next, as weights may change."""
+        held = getattr(self._held, "key", None)
+        if held is not None:
+            return held
         guard = f"{self.precision} guard {self.max_cer_change} references {self.references}"
         guard += f" timing {TIMING_METHOD} grid {self.length_grid}"
-        return cache_key(self.model, self.device, self.calibration, guard)
+        key = cache_key(self.model, self.device, self.calibration, guard)
+        if getattr(self._held, "depth", 0):
+            self._held.key = key
+        return key
+
+    @contextlib.contextmanager
+    def _key_held(self) -> Iterator[None]:
+        """Within the block (one call of this thread: nothing changes the weights meanwhile), :meth:`_key`
+        hashes the weights at most once, when first asked."""
+        self._held.depth = getattr(self._held, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            self._held.depth -= 1
+            if not self._held.depth:
+                self._held.key = None
 
     def _choose(self, audio: torch.Tensor) -> Choice:
         cached = self._load_cached()
@@ -396,6 +422,7 @@ class FastModel:
             choice = measure(self.model, candidates, guard, audio[:1], self._runner, self.runners)
             source = "measured"
         choice.fingerprint = machine_fingerprint(self.device)
+        choice.kernels = measured_kernels()
         short = self._space_short(choice)
         if short is None:
             if timings is None:
@@ -511,13 +538,17 @@ class FastModel:
             return None
         try:
             results = [PathResult(**r) for r in data["results"]]
-            choice = Choice(list(data["ranking"]), results, data["fingerprint"], list(data.get("recurring", [])))
+            kept = data.get("kernels", {})  # kernel choices: environment variable -> setting -> kernel
+            kernels = {str(env): {str(k): str(v) for k, v in chosen.items()} for env, chosen in kept.items()}
+            recurring = list(data.get("recurring", []))
+            choice = Choice(list(data["ranking"]), results, data["fingerprint"], recurring, kernels)
             names = {r.name for r in results}
             if choice.ranking[-1:] != [FALLBACK] or not set(choice.ranking + choice.recurring) <= names:
                 raise ValueError("rankings that do not end with fp32")
-        except (KeyError, TypeError, ValueError) as err:
+        except (AttributeError, KeyError, TypeError, ValueError) as err:
             unreadable(path, err)
             return None
+        remember_kernels(choice.kernels)  # measured with the choice, on this machine: not timed again here
         with contextlib.suppress(OSError):  # its last use, for ``hf-w2v2 cache --older-than`` (a read-only cache: not)
             os.utime(path)
         return choice

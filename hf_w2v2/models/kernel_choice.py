@@ -5,6 +5,10 @@ linear layers (:func:`hf_w2v2.models.linear_kernel.linear_kernel`) each have ker
 same thing at speeds that differ between CPUs. Each keeps one :class:`KernelChoice`: the timed choice
 per setting for the life of the process, and a forced kernel from a ``with`` block (innermost wins) or
 an environment variable (to reproduce a timing). :func:`best_times` is the one timer they share.
+
+A process can hand its measured choices to another on the same machine (:func:`measured_kernels`,
+:func:`remember_kernels`): :func:`hf_w2v2.inference.optimize` keeps them with its cached choice of path, so a
+process that reads that choice does not time the kernels again (0.9 s of BASE's first call on a 2-core Zen 5).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping
+
+CHOICES: dict[str, KernelChoice] = {}  # every KernelChoice of this process, by its environment variable
 
 
 class KernelChoice:
@@ -23,6 +29,8 @@ class KernelChoice:
         self.kernels, self.env = kernels, env
         self._chosen: dict[Hashable, str] = {}  # per process: setting -> kernel
         self._forced: list[str] = []  # innermost force() last
+        self._remembered: dict[str, str] = {}  # repr(setting) -> kernel another process measured (remember_kernels)
+        CHOICES[env] = self
 
     def forced(self) -> str | None:
         """The kernel a ``force`` block or ``$env`` imposes, checked against :attr:`kernels`."""
@@ -38,12 +46,13 @@ class KernelChoice:
         return self._forced[-1] if self._forced else None
 
     def choose(self, key: Hashable, measure: Callable[[], str]) -> str:
-        """The forced kernel, else the one ``measure()`` picked for ``key`` (measured on first use)."""
+        """The forced kernel, else the one ``measure()`` picked for ``key`` (measured on first use, unless
+        another process's measurement of that setting was remembered)."""
         forced = self.forced()
         if forced:
             return forced
         if key not in self._chosen:
-            self._chosen[key] = measure()
+            self._chosen[key] = self._remembered.get(repr(key)) or measure()
         return self._chosen[key]
 
     @contextlib.contextmanager
@@ -58,8 +67,31 @@ class KernelChoice:
             self._forced.pop()
 
     def clear(self) -> None:
-        """Forget the measured choices (the next call measures again)."""
+        """Forget the measured and remembered choices (the next call measures again)."""
         self._chosen.clear()
+        self._remembered.clear()
+
+    def measured(self) -> dict[str, str]:
+        """This process's choices, by ``repr`` of their setting (what :meth:`remember` takes)."""
+        return {repr(key): kernel for key, kernel in self._chosen.items()}
+
+    def remember(self, chosen: Mapping[str, str]) -> None:
+        """Choices :meth:`measured` in another process on this machine, used for settings not chosen here yet
+        (a kernel this process does not have is ignored)."""
+        self._remembered.update({key: kernel for key, kernel in chosen.items() if kernel in self.kernels})
+
+
+def measured_kernels() -> dict[str, dict[str, str]]:
+    """Every kernel choice this process measured: environment variable of the choice -> setting -> kernel."""
+    return {env: choice.measured() for env, choice in CHOICES.items() if choice.measured()}
+
+
+def remember_kernels(kernels: Mapping[str, Mapping[str, str]]) -> None:
+    """Kernel choices another process measured on this machine (its :func:`measured_kernels`), taken where
+    this process has not chosen yet; an unknown choice or kernel (another hf_w2v2 version) is ignored."""
+    for env, chosen in kernels.items():
+        if env in CHOICES:
+            CHOICES[env].remember(chosen)
 
 
 def best_times(runs: Mapping[str, Callable[[], object]], rounds: int, warm_up: bool = True) -> dict[str, float]:
