@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import Trainer, TrainingArguments
 
 from hf_w2v2.training.checkpoints import (
+    MODEL_STAGING,
     AtomicCheckpointMixin,
     CheckpointDiskFullError,
     checkpoint_problem,
@@ -176,3 +177,35 @@ def test_a_real_full_disk_during_a_save(tmp_path) -> None:
         assert not [p.name for p in small.iterdir() if p.name.startswith(".staging-")]
     finally:
         subprocess.run(["umount", "-l", str(small)], check=True)
+
+
+def test_the_final_model_appears_whole_and_an_interrupted_save_keeps_the_earlier_one(tmp_path, monkeypatch) -> None:
+    """save_model writes to .staging-model and moves the files in: a Ctrl-C (or a kill) while the weights are
+    written left half a model.safetensors in the output folder, which from_pretrained then failed on."""
+    trainer = _trainer(tmp_path)
+    trainer.train()
+    trainer.save_model()
+    weights = tmp_path / "model.safetensors"
+    first = weights.read_bytes()
+    assert (tmp_path / "training_args.bin").is_file() and not (tmp_path / MODEL_STAGING).exists()
+    (tmp_path / "model-00001-of-00002.safetensors").write_bytes(b"a shard of an earlier, sharded save")
+    (tmp_path / "model.safetensors.index.json").write_text("{}")
+    original = Trainer._save
+
+    def interrupted(self, output_dir=None, state_dict=None):
+        os.makedirs(output_dir, exist_ok=True)
+        Path(output_dir, "model.safetensors").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "_save", interrupted)
+    with torch.no_grad():
+        trainer.model.linear.weight.add_(1.0)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.save_model()
+    assert weights.read_bytes() == first and not (tmp_path / MODEL_STAGING).exists()
+    monkeypatch.setattr(Trainer, "_save", original)
+    trainer.save_model()
+    torch.testing.assert_close(load_file(weights)["linear.weight"], trainer.model.linear.weight.detach())
+    assert not (tmp_path / "model-00001-of-00002.safetensors").exists()  # stale weights of the earlier save
+    assert not (tmp_path / "model.safetensors.index.json").exists() and not (tmp_path / MODEL_STAGING).exists()
+    assert {p.name for p in tmp_path.glob("checkpoint-*")} == {"checkpoint-2", "checkpoint-4"}  # as stock

@@ -1,13 +1,17 @@
 """Checkpoints that are whole or absent, and which one a run resumes from.
 
-A checkpoint is written into a hidden staging folder (``.staging-checkpoint-N``) and renamed
-to ``checkpoint-N`` only once every file is on disk (:class:`AtomicCheckpointMixin`), so a
-kill during a save leaves the previous checkpoints untouched and at worst a staging folder
-that nothing reads. A save that fails (a full disk: :class:`CheckpointDiskFullError` says so)
-removes its staging folder. ``latest`` means the newest *complete* ``checkpoint-*`` of the output
-folder (:func:`latest_complete_checkpoint`): folders written by other tools or older versions
-that lack their trainer state or weights, hold an empty or truncated file (weights, optimizer,
-scheduler, RNG states) or NaN/inf weights, are skipped and logged.
+A checkpoint is written into a hidden staging folder (``.staging-checkpoint-N``) and renamed to
+``checkpoint-N`` only once every file is on disk (:class:`AtomicCheckpointMixin`), so a kill during a save
+leaves the previous checkpoints untouched and at worst a staging folder that nothing reads. A save that
+fails (a full disk: :class:`CheckpointDiskFullError` says so) removes its staging folder. The final model
+(``save_model`` into the output folder) is staged the same way (``.staging-model``) and its files moved in
+once all are written, weights first and ``config.json`` last: a Ctrl-C or kill in that save leaves the
+folder's earlier model, or none, never half a weights file that ``from_pretrained`` would fail on.
+
+``latest`` means the newest *complete* ``checkpoint-*`` of the output folder
+(:func:`latest_complete_checkpoint`): folders written by other tools or older versions that lack their
+trainer state or weights, hold an empty or truncated file (weights, optimizer, scheduler, RNG states) or
+NaN/inf weights, are skipped and logged.
 
 The Trainer restores weights, optimizer, scheduler, RNG states, the step and stateful
 callbacks (the time budget) from a checkpoint folder; both trainers find that folder here.
@@ -46,6 +50,9 @@ WEIGHT_FILES = (
     "pytorch_model_fsdp.bin",
 )
 _CHECKPOINT_RE = re.compile(rf"^{PREFIX}-(\d+)$")
+_WEIGHT_SHARD_RE = re.compile(r"^(model|pytorch_model|adapter_model)-\d+-of-\d+\.(safetensors|bin)$")
+MODEL_STAGING = f"{STAGING_PREFIX}model"  # where save_model writes the final model before moving it in
+CONFIG_FILE = "config.json"  # moved in last: a folder with it has the weights it describes
 TORCH_FILE_SUFFIXES = (".pt", ".pth", ".bin")  # torch.save archives: optimizer, scheduler, scaler, RNG states
 DISK_FULL_MARKERS = ("basic_ios::clear", "iostream error", "file write failed", "No space left on device")
 """What torch's C++ writer says when a write fails (it gives no errno): read as a full disk during a save."""
@@ -202,6 +209,60 @@ class AtomicCheckpointMixin(Trainer):
                 self.state.save_to_json(os.path.join(final, TRAINER_STATE))
             rotate_checkpoints(run_dir, limit, self.state.best_model_checkpoint, use_mtime=False)
         self.accelerator.wait_for_everyone()
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """The model's files written to a staging folder in ``output_dir``, then moved in (:func:`publish_model`);
+        a checkpoint's (``_save_checkpoint`` stages the whole folder) are written as stock writes them."""
+        if _internal_call and output_dir is not None:
+            super().save_model(output_dir, _internal_call)
+            return
+        folder = str(output_dir or self.args.output_dir)
+        staging = os.path.join(folder, MODEL_STAGING)
+        if self.args.should_save:  # what an earlier, interrupted save left
+            shutil.rmtree(staging, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        push, self.args.push_to_hub = self.args.push_to_hub, False  # pushed once the files are in place
+        try:
+            super().save_model(staging, _internal_call)
+        except BaseException as error:  # Ctrl-C too: nothing half-written stays behind
+            if self.args.should_save:
+                shutil.rmtree(staging, ignore_errors=True)
+            if is_disk_full(error):
+                raise CheckpointDiskFullError(errno.ENOSPC, disk_full_message(folder, "the model", error)) from error
+            raise
+        finally:
+            self.args.push_to_hub = push
+        self.accelerator.wait_for_everyone()  # every rank's part is written
+        if self.args.should_save:
+            publish_model(staging, folder)
+            shutil.rmtree(staging, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        if push and not _internal_call:
+            self.push_to_hub(commit_message="Model save", revision=self.args.hub_revision)
+
+
+def is_weight_file(name: str) -> bool:
+    """A file of a model's weights (one of :data:`WEIGHT_FILES`, or a shard of them)."""
+    return name in WEIGHT_FILES or _WEIGHT_SHARD_RE.match(name) is not None
+
+
+def publish_model(staged: str, folder: str) -> None:
+    """Move every file of the fully written ``staged`` folder into ``folder``: the weights first, then the
+    weights of an earlier save that this one lacks are removed (a sharded model saved over a single file),
+    then the other files, ``config.json`` last. Each move is a rename: a reader never meets half a file."""
+    names = sorted(os.listdir(staged), key=lambda name: (name == CONFIG_FILE, name))
+    weights = [name for name in names if is_weight_file(name)]
+    for name in weights:
+        os.replace(os.path.join(staged, name), os.path.join(folder, name))
+    for old in os.listdir(folder):
+        if is_weight_file(old) and old not in weights:
+            os.remove(os.path.join(folder, old))
+    for name in names:
+        if name not in weights:
+            target = os.path.join(folder, name)
+            if os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target)
+            os.replace(os.path.join(staged, name), target)
 
 
 def is_disk_full(error: BaseException | None) -> bool:
