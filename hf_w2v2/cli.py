@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from hf_w2v2 import __version__
 from hf_w2v2.decoding.formats import ALIGN_FORMATS, FORMATS, render, to_json
 from hf_w2v2.exits import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED
+from hf_w2v2.files import write_text, written_whole
 from hf_w2v2.quiet import quiet_import_notices
 
 if TYPE_CHECKING:
@@ -264,8 +265,7 @@ def write_results(results: Iterable[FileResult], files: list[str], args: argpars
         if args.output_dir is not None:
             target = targets[os.path.abspath(result.path)]
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            with open(target, "w", encoding="utf-8") as out:
-                out.write(text)
+            write_text(target, text)  # a Ctrl-C leaves the file of the last run, or none, not half of this one
         elif args.format == "txt" and len(files) > 1:
             print(f"{result.path}\t{text}", end="", flush=True)
         else:
@@ -510,8 +510,10 @@ def run_embed(args: argparse.Namespace) -> int:
 
     model = load_model(args.model, args.device)
     embeddings = embed_files(model, files, args.batch_size, show_progress=True)
-    np.savez(args.output, embeddings=embeddings.numpy(), files=np.array(files))
-    print(f"wrote {args.output}: {len(files)} x {embeddings.shape[-1]} embeddings")
+    output = args.output if args.output.endswith(".npz") else f"{args.output}.npz"  # where np.savez puts it
+    with written_whole(output) as part, open(part, "wb") as out:
+        np.savez(out, embeddings=embeddings.numpy(), files=np.array(files))
+    print(f"wrote {output}: {len(files)} x {embeddings.shape[-1]} embeddings")
     return 0
 
 
@@ -736,8 +738,7 @@ def run_segment(args: argparse.Namespace) -> int:
             continue
         target = targets[os.path.abspath(path)]
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        with open(target, "w", encoding="utf-8") as out:
-            out.write(text)
+        write_text(target, text)
     return 0
 
 

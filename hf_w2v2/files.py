@@ -1,7 +1,8 @@
 """Files written whole: under a name of their own until complete, then renamed (``os.replace``), so a reader
 never meets half a file and two writers of one file at once never write into one; a write that raises
 (Ctrl-C, a full disk) removes its partial file, and the partial files of processes killed outright are
-found by their names (:func:`remove_stale_partials`). Used for optimize()'s cache files and the ARPA LMs.
+found by their names (:func:`remove_stale_partials`). Used for optimize()'s cache files, exported graphs, ARPA
+LMs, the CLI's output files (transcripts, subtitles, embeddings) and data shards.
 """
 
 from __future__ import annotations
@@ -63,6 +64,12 @@ def written_whole(path: str, companions: Sequence[str] = (), needs: int = 0) -> 
             with contextlib.suppress(OSError):
                 os.remove(leftover)
         raise
+
+
+def write_text(path: str, text: str) -> None:
+    """``text`` into ``path`` (UTF-8), written whole (:func:`written_whole`): a transcript, a subtitle file."""
+    with written_whole(path) as part, open(part, "w", encoding="utf-8") as out:
+        out.write(text)
 
 
 def remove_stale_partials(folder: str) -> list[str]:

@@ -257,6 +257,8 @@ def write_shards(
     old = check_output_folder(out_dir, overwrite)
     os.makedirs(out_dir, exist_ok=True)
     paths: list[str] = []
+    # Not files.written_whole: its partial names keep the extension (shard-000000.part-...tar), and a stream
+    # reads every *.tar of the folder, a killed run's leftover too; PATH.tmp is never read.
     try:
         _write_temporary_shards(utterances, os.fspath(out_dir), utterances_per_shard, show_progress, paths)
     except BaseException:
