@@ -226,6 +226,27 @@ def test_a_cached_choice_brings_the_kernels_measured_with_it_and_the_weights_are
     assert len(timed) == 1 and FE.CHOICE.measured()[next(iter(conv))] in FE.CONV_KERNELS
 
 
+@pytest.mark.skipif(not HAS_ONNX, reason="needs onnx, onnxscript and onnxruntime")
+def test_a_start_that_reads_the_choice_removes_the_graphs_of_paths_not_chosen(tmp_path, monkeypatch, caplog) -> None:
+    """The measurement builds every path's graphs (BASE: 1 GB); the next start keeps the chosen path's only,
+    and builds that path from its own graph (not from the fp32 graph it was quantised from)."""
+    model, audio = make_model(), torch.as_tensor(clips(1)[0])[None]
+    rank_paths(monkeypatch, lambda runners, *args: {name: 1.0 if name == "fp32" else 0.5 for name in runners})
+    fast = optimize(model, "onnx-int8", cache=tmp_path, max_cer_change=float("inf"))  # random weights
+    fast(audio)
+    assert fast.chosen == "onnx-int8"
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir() and p.name != "timings"]
+    assert {p.name for p in folder.iterdir()} == {"fp32-unmasked.onnx", "onnx-int8-unmasked.onnx"}
+    later = folder / "openvino-int8-matmul.xml"  # as if another process were building it now
+    later.write_text("<net/>")
+    os.utime(later, (time.time() + 60, time.time() + 60))
+    with caplog.at_level(logging.INFO, logger=OPT.__name__):
+        again = optimize(model, "onnx-int8", cache=tmp_path, max_cer_change=float("inf"))
+        torch.testing.assert_close(again(audio).logits, fast(audio).logits)
+    assert "removed the graphs of paths not chosen" in caplog.text and again.chosen == "onnx-int8"
+    assert {p.name for p in folder.iterdir()} == {"onnx-int8-unmasked.onnx", later.name}
+
+
 def test_a_damaged_measurement_file_is_measured_again(tmp_path, fast_paths, caplog) -> None:
     """A choice or timings file cut short (a process killed while writing it) or of another shape: a warning,
     a new measurement, and the file written whole again."""

@@ -112,6 +112,12 @@ def quantized_graph(model: nn.Module, clips: Sequence[np.ndarray], masked: bool,
         return nncf.quantize(graph, nncf.Dataset(feeds), model_type=nncf.ModelType.TRANSFORMER, subset_size=len(feeds))
 
 
+def graph_file(kernel: str, masked: bool) -> str:
+    """The name of the int8 graph traced with the feature encoder's ``kernel`` (its weights: the same stem's
+    ``.bin``), with a mask input or without."""
+    return f"openvino-int8-{kernel}{'-masked' if masked else ''}.xml"
+
+
 class OpenVinoInt8:
     """``runner(audio (B, T), mask (B, T) or None) -> logits (B, F, V)`` on OpenVINO's CPU plugin,
     with torch's thread count; graphs traced with the feature encoder's ``kernel``, cached in ``folder``."""
@@ -133,8 +139,7 @@ class OpenVinoInt8:
     def _compiled(self, masked: bool) -> Any:
         with self._lock:
             if masked not in self.compiled:
-                name = f"openvino-int8-{self.kernel}{'-masked' if masked else ''}.xml"
-                path = os.path.join(self.folder, name)
+                path = os.path.join(self.folder, graph_file(self.kernel, masked))
                 if not os.path.isfile(path):
                     needs = graph_bytes(self.model)  # the space is checked before the graph is built
                     with written_whole(path, companions=(".bin",), needs=needs) as part:  # x.part-...xml and .bin

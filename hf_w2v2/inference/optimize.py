@@ -63,10 +63,19 @@ from tqdm.auto import tqdm
 from transformers.modeling_outputs import CausalLMOutput
 
 from hf_w2v2.exits import interrupt_noticed, interrupts_noticed
-from hf_w2v2.files import remove_stale_partials, space_short, written_whole
+from hf_w2v2.files import MB, remove_stale_partials, space_short, written_whole
 from hf_w2v2.inference.batching import check_length
 from hf_w2v2.inference.machine import CACHE_ENV, cache_dir, cache_key, graph_bytes, machine_fingerprint, speed_key
-from hf_w2v2.inference.paths import CPU_PATHS, GPU_PATHS, Runner, build_path, on_grid, uses_grid
+from hf_w2v2.inference.paths import (
+    CPU_PATHS,
+    GPU_PATHS,
+    GRAPH_FILES,
+    Runner,
+    build_path,
+    graph_files,
+    on_grid,
+    uses_grid,
+)
 from hf_w2v2.models.kernel_choice import measured_kernels, remember_kernels
 from hf_w2v2.models.lengths import hop_length, receptive_field
 from hf_w2v2.quiet import bars_wanted, library_notices_quieted
@@ -394,7 +403,7 @@ class FastModel:
                 self._held.key = None
 
     def _choose(self, audio: torch.Tensor) -> Choice:
-        cached = self._load_cached()
+        cached = self._load_cached(remove_unchosen=True)
         if cached is not None:
             logger.info(
                 "inference path %s (cached ranking %s; recurring lengths %s)",
@@ -528,7 +537,9 @@ class FastModel:
     def _cache_file(self) -> str:
         return os.path.join(self._root(), f"{self._key()}.json")
 
-    def _load_cached(self) -> Choice | None:
+    def _load_cached(self, remove_unchosen: bool = False) -> Choice | None:
+        """The cached choice (None: none, another machine's, or unreadable); ``remove_unchosen``: the graphs of
+        the paths it does not run are removed (:meth:`_remove_unchosen_graphs`)."""
         path = self._cache_file()
         data = read_json(path)
         if data is None:
@@ -549,9 +560,34 @@ class FastModel:
             unreadable(path, err)
             return None
         remember_kernels(choice.kernels)  # measured with the choice, on this machine: not timed again here
+        if remove_unchosen:
+            with contextlib.suppress(OSError):
+                self._remove_unchosen_graphs(choice, built_before=os.path.getmtime(path))
         with contextlib.suppress(OSError):  # its last use, for ``hf-w2v2 cache --older-than`` (a read-only cache: not)
             os.utime(path)
         return choice
+
+    def _remove_unchosen_graphs(self, choice: Choice, built_before: float) -> None:
+        """Remove the graphs of the paths ``choice`` does not run first (built to be measured: BASE's fp32 and
+        int8 ONNX graphs alone take 560 MB), those written before the choice (``built_before``, its file's time:
+        not a build of a process measuring now). Done at a start that reads the choice, not at the end of the
+        measurement, where another process measuring the same model at once may still read them. A chosen
+        path that fails later is followed by the next, built again then (:meth:`_call`)."""
+        keep = {file for name in (choice.ranking[0], choice.ranking_for(True)[0]) for file in graph_files(name)}
+        folder = os.path.join(self._root(), self._key())
+        removed, freed = [], 0
+        for name in sorted(GRAPH_FILES - keep):
+            file = os.path.join(folder, name)
+            with contextlib.suppress(OSError):  # absent, or a read-only cache
+                if os.path.getmtime(file) < built_before:
+                    size = os.path.getsize(file)
+                    os.remove(file)
+                    removed.append(name)
+                    freed += size
+        if removed:
+            logger.info(
+                "removed the graphs of paths not chosen from %s (%s: %.0f MB)", folder, ", ".join(removed), freed / MB
+            )
 
     def _timings_file(self) -> str:
         setting = f"{self.precision} timing {TIMING_METHOD} grid {self.length_grid}"

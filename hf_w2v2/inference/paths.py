@@ -43,7 +43,9 @@ from hf_w2v2.inference.chunked import logits_on_grid
 from hf_w2v2.inference.export import OnnxRunner, export_onnx, quantize_onnx, quantize_onnx_static
 from hf_w2v2.inference.machine import graph_bytes
 from hf_w2v2.inference.openvino_int8 import OpenVinoInt8
+from hf_w2v2.inference.openvino_int8 import graph_file as openvino_graph_file
 from hf_w2v2.inference.precision import cpu_has_native_bf16, quantize_int8
+from hf_w2v2.inference.pt2e_int8 import PACKAGE_FILE as PT2E_PACKAGE_FILE
 from hf_w2v2.inference.pt2e_int8 import Pt2eInt8
 from hf_w2v2.models.feature_encoder import CONV_KERNELS, use_inference_kernel
 
@@ -158,21 +160,40 @@ def build_path(name: str, model: nn.Module, calibration: Sequence[np.ndarray] | 
 
 def onnx_file(name: str, model: nn.Module, clips: Sequence[np.ndarray], folder: str, masked: bool = True) -> str:
     """The ONNX graph of path ``name`` in ``folder``, with a mask input or without (``masked``), exported /
-    quantised on first use."""
+    quantised on first use (an int8 graph in the folder is used without its fp32 one)."""
     tag = "" if masked else "-unmasked"
     fp32 = os.path.join(folder, f"fp32{tag}.onnx")
+    path = fp32 if name == "onnx" else os.path.join(folder, f"{name}{tag}.onnx")
+    if os.path.isfile(path):
+        return path
+    if name not in ("onnx", "onnx-int8") and not clips:
+        raise ValueError("static int8 needs calibration clips")
     if not os.path.isfile(fp32):
         with written_whole(fp32, needs=graph_bytes(model)) as part:
             export_onnx(copy.deepcopy(model).float(), part, attention_mask=masked)
     if name == "onnx":
         return fp32
-    path = os.path.join(folder, f"{name}{tag}.onnx")
-    if not os.path.isfile(path):
-        if name != "onnx-int8" and not clips:
-            raise ValueError("static int8 needs calibration clips")
-        with written_whole(path, needs=os.path.getsize(fp32)) as part:
-            if name == "onnx-int8":
-                quantize_onnx(fp32, part)
-            else:
-                quantize_onnx_static(fp32, part, clips)
+    with written_whole(path, needs=os.path.getsize(fp32)) as part:
+        if name == "onnx-int8":
+            quantize_onnx(fp32, part)
+        else:
+            quantize_onnx_static(fp32, part, clips)
     return path
+
+
+def graph_files(name: str) -> tuple[str, ...]:
+    """The files path ``name`` builds in its cache folder (none for the eager paths): what a choice keeps of
+    the graphs its measurement built (:meth:`hf_w2v2.inference.optimize.FastModel._remove_unchosen_graphs`)."""
+    if name.startswith("onnx"):
+        stem = "fp32" if name == "onnx" else name
+        return (f"{stem}.onnx", f"{stem}-unmasked.onnx")
+    if name.startswith("openvino"):
+        kernel = "matmul" if name == "openvino-int8-matmul-static" else "channels-major"
+        xml = [openvino_graph_file(kernel, masked) for masked in (False, True)]
+        return (*xml, *(os.path.splitext(f)[0] + ".bin" for f in xml))
+    if name == "pt2e-int8-static":
+        return (PT2E_PACKAGE_FILE,)
+    return ()
+
+
+GRAPH_FILES = frozenset(file for name in CPU_PATHS for file in graph_files(name))  # every path's

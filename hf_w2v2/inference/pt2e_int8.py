@@ -43,6 +43,7 @@ from hf_w2v2.models.feature_encoder import use_inference_kernel
 
 KERNEL = "matmul"  # feature-encoder kernel exported: GEMMs the x86 quantizer can make int8
 PROBE_SAMPLES = 8_000  # 0.5 s at 16 kHz: the clip a loaded graph is tried on
+PACKAGE_FILE = "pt2e-int8.pt2"  # the compiled package in the cache folder
 
 
 def import_torchao() -> tuple[Any, Any, Any]:
@@ -107,7 +108,7 @@ class Pt2eInt8:
     def __init__(self, model: nn.Module, clips: Sequence[np.ndarray], folder: str) -> None:
         import_torchao()
         self.model: Any = model  # a CTC model: frame_lengths() sizes padded batches
-        path = os.path.join(folder, "pt2e-int8.pt2")
+        path = os.path.join(folder, PACKAGE_FILE)
         if not os.path.isfile(path):
             with written_whole(path, needs=graph_bytes(model)) as partial:
                 compile_package(model, clips, partial)
