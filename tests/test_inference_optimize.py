@@ -382,6 +382,12 @@ def test_the_paths_are_measured_in_a_child_process_and_the_choice_read_back(
     assert set(fast.runners) <= {"int8", "fp32"}  # only the chosen path was built here
     child_stderr = capfd.readouterr().err  # no import notices (torchao's "Failed to load", torch's pytree)
     assert "Failed to load" not in child_stderr and "Enum subclass" not in child_stderr, child_stderr
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=OPT.__name__):  # a transcriber's first files: keyed as such there too
+        fast = optimize(model, "int8", cache=tmp_path / "first")
+        fast.set_calibration(clips(2), first_inputs=True)
+        fast(audio)
+    assert "measured in a child process" in caplog.text and fast.first_inputs
 
     def child(code: int):
         return lambda *args, **kwargs: subprocess.CompletedProcess(args, code)
@@ -651,7 +657,12 @@ def test_transcribe_cli_precision_auto(tmp_path, fast_paths, monkeypatch, capsys
     assert main([*args, "--precision", "auto", "--batch-size", "2"]) == 0
     auto = [line for line in capsys.readouterr().out.splitlines() if "\t" in line]
     assert auto == fp32 and len(auto) == 2  # the guard keeps greedy output within 0.005 CER; here identical
-    assert list((tmp_path / "cache" / "optimize").glob("*.json"))
+    assert len(list((tmp_path / "cache" / "optimize").glob("*.json"))) == 1
+    measured = []  # other files: the choice calibrated on a run's first files is read, not measured again
+    for name in ("measure", "choose_by_timings"):  # (the second: on the timings of a model of its architecture)
+        monkeypatch.setattr(OPT, name, lambda *args: measured.append(args))
+    assert main([*args[:1], files[1], *args[3:], "--precision", "auto"]) == 0
+    assert not measured and len(list((tmp_path / "cache" / "optimize").glob("*.json"))) == 1
 
 
 def test_the_guard_against_references_bounds_the_cer_change(tmp_path, monkeypatch) -> None:

@@ -37,15 +37,18 @@ def main(argv: Sequence[str]) -> int:
     module, _, name = spec["model_class"].partition(":")
     model = getattr(importlib.import_module(module), name)(spec["config"])
     model.load_state_dict(spec["state"])  # strict: the parent's model exactly (its cache key hashes the weights)
+    first_inputs = spec["first_inputs"]  # set as the parent set them (its cache key depends on how)
     fast = optimize(
         model.eval(),
         precision=spec["precision"],
-        calibration=spec["calibration"],
+        calibration=None if first_inputs else spec["calibration"],
         cache=spec["cache"],
         max_cer_change=spec["max_cer_change"],
-        references=spec["references"],
+        references=None if first_inputs else spec["references"],
         length_grid=spec["length_grid"],
     )
+    if first_inputs:
+        fast.set_calibration(spec["calibration"], spec["references"], first_inputs=True)
     with quiet_loading(not spec["bars"]):
         fast(spec["audio"])
     return 0

@@ -238,7 +238,8 @@ class Transcriber:
         """Hand the first normalised clips (cut to one window) to a path choice not made yet (only then
         are ``clips`` read: a generator normalises nothing once the choice is made)."""
         if isinstance(self.model, FastModel) and self.model.choice is None:
-            self.model.set_calibration([c[: self.chunk] for c in itertools.islice(clips, CALIBRATION_CLIPS)])
+            first = [c[: self.chunk] for c in itertools.islice(clips, CALIBRATION_CLIPS)]
+            self.model.set_calibration(first, first_inputs=True)
 
     def choose_path(self, recordings: Sequence[np.ndarray], texts: Sequence[str] | None = None) -> str | None:
         """``precision="auto"``: make the path choice now, calibrated on the first :data:`CALIBRATION_CLIPS`
@@ -251,6 +252,13 @@ class Transcriber:
         Raises:
             ValueError: no recording, a recording longer than one window, or ``texts`` of another length.
         """
+        return self._choose_path(recordings, texts, first_inputs=False)
+
+    def _choose_path(
+        self, recordings: Sequence[np.ndarray], texts: Sequence[str] | None, first_inputs: bool
+    ) -> str | None:
+        """:meth:`choose_path`; ``first_inputs``: the recordings are a run's first files, not a calibration set
+        (:meth:`~hf_w2v2.inference.optimize.FastModel.set_calibration`)."""
         if not isinstance(self.model, FastModel):
             return None
         if self.model.choice is None:
@@ -263,13 +271,14 @@ class Transcriber:
             references = None
             if texts is not None:
                 references = [tokenizer(normalizer(t)).input_ids for t in texts[:CALIBRATION_CLIPS]]
-            self.model.set_calibration(clips, references)
+            self.model.set_calibration(clips, references, first_inputs)
             self.model(torch.from_numpy(clips[0])[None])
         return self.model.chosen
 
     def _choose_on_first(self, paths: Sequence[str]) -> None:
         """``precision="auto"`` with no choice yet: :meth:`choose_path` on the first readable files (cut to one
-        window), against fp32's tokens. Unreadable files are passed by here; they are reported in the run."""
+        window), against fp32's tokens, cached for the model whatever the files (a run on other files reads
+        the choice). Unreadable files are passed by here; they are reported in the run."""
         if not isinstance(self.model, FastModel) or self.model.choice is not None:
             return
         recordings = []
@@ -283,7 +292,7 @@ class Transcriber:
             if len(recordings) == CALIBRATION_CLIPS:
                 break
         if recordings:
-            self.choose_path(recordings)
+            self._choose_path(recordings, None, first_inputs=True)
 
     def choose_path_on(self, folder: str) -> str | None:
         """:meth:`choose_path` on the first :data:`CALIBRATION_CLIPS` recordings of an audiofolder
