@@ -10,7 +10,7 @@ Prints the CPU model and its speed flags (avx2, avx512_vnni, avx512_bf16, amx), 
 Part 1, speed: the base config (random weights, the same in every path) and the shipped CTC model,
 for each clip length and batch size. Every path runs in this process, interleaved (one call of
 each per round, each after a pause while the last one's backend threads stop spinning:
-``optimize.SETTLE_SECONDS``), best of ``--repeats``; the ratio is stock fp32 time / path time (> 1 is faster).
+``measurement.SETTLE_SECONDS``), best of ``--repeats``; the ratio is stock fp32 time / path time (> 1 is faster).
 ``max|dlogit|`` is against stock fp32 on the same input. Two timings per path: at one recurring
 length (the clip again and again, as long audio's full windows and a stream's partial windows
 are), and at new lengths (each round a length no path has met, as file after file is: a path that builds
@@ -58,8 +58,9 @@ from hf_w2v2.data.audio import load_audio, normalize_waveform
 from hf_w2v2.data.sources import read_audiofolder
 from hf_w2v2.inference.batching import length_sorted_batches
 from hf_w2v2.inference.machine import CACHE_ENV, cpu_info, library_versions, speed_flags, speed_settings
+from hf_w2v2.inference.measurement import SETTLE_SECONDS, describe
 from hf_w2v2.inference.openvino_int8 import check_isa_limit, compile_config
-from hf_w2v2.inference.optimize import SETTLE_SECONDS, FastModel, describe, optimize
+from hf_w2v2.inference.optimize import FastModel, optimize
 from hf_w2v2.inference.paths import CPU_PATHS, build_path, on_grid, uses_grid
 from hf_w2v2.inference.transcribe import Transcriber
 from hf_w2v2.text.error_rates import char_error_rate, word_error_rate

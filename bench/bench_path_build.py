@@ -26,7 +26,8 @@ from transformers import Wav2Vec2Processor
 from hf_w2v2.data.audio import load_audio, normalize_waveform
 from hf_w2v2.data.sources import read_audiofolder
 from hf_w2v2.inference.machine import cpu_info, speed_flags, speed_settings
-from hf_w2v2.inference.optimize import describe, optimize
+from hf_w2v2.inference.measurement import describe
+from hf_w2v2.inference.optimize import optimize
 from hf_w2v2.inference.paths import CPU_PATHS, build_path
 from hf_w2v2.models.configuration import Wav2Vec2Config
 from hf_w2v2.models.ctc import Wav2Vec2ForCTC

@@ -175,7 +175,7 @@ def check_calibration(folder: str | None, precision: str) -> None:
 def report_auto_choice(transcriber: Transcriber) -> None:
     """``precision auto: A for new input lengths (Nx fp32), B for recurring ones (Mx); K of P paths rejected by
     the accuracy guard`` on stderr, once the choice is made."""
-    from hf_w2v2.inference.optimize import FALLBACK, Choice
+    from hf_w2v2.inference.measurement import FALLBACK, Choice
 
     choice = getattr(transcriber.model, "choice", None)
     if not isinstance(choice, Choice):  # not auto, or not chosen yet

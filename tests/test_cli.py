@@ -291,7 +291,7 @@ def test_the_auto_line_gives_speed_ups_and_the_paths_the_guard_rejected(capsys) 
     from types import SimpleNamespace
 
     from hf_w2v2.cli import report_auto_choice
-    from hf_w2v2.inference.optimize import Choice, PathResult
+    from hf_w2v2.inference.measurement import Choice, PathResult
 
     results = [
         PathResult("fp32", seconds=1.0, seconds_recurring=0.9, cer_change=None),

@@ -111,7 +111,7 @@ def test_classifier_batches_on_the_grid_give_the_same_scores(head: str) -> None:
 
 def test_paths_are_timed_on_a_new_length_every_round() -> None:
     """A path that builds kernels per input shape must pay for it in the timing, as in transcription."""
-    from hf_w2v2.inference.optimize import MEASURE_ROUNDS, shorter_cuts, time_paths
+    from hf_w2v2.inference.measurement import MEASURE_ROUNDS, shorter_cuts, time_paths
 
     probe = torch.randn(1, 16_000)
     seen: dict[str, list[int]] = {"a": [], "b": []}
@@ -152,7 +152,8 @@ def test_optimize_runs_eager_paths_of_frame_local_models_on_the_grid(tmp_path) -
 
 
 def test_the_shortest_first_input_is_timed_without_cuts_below_its_receptive_field(tmp_path) -> None:
-    from hf_w2v2.inference.optimize import optimize, shorter_cuts
+    from hf_w2v2.inference.measurement import shorter_cuts
+    from hf_w2v2.inference.optimize import optimize
     from hf_w2v2.models.lengths import receptive_field
 
     model = make_model(local=False, feat_extract_norm="layer", do_stable_layer_norm=True)

@@ -27,6 +27,8 @@ from hf_w2v2.models.configuration import tiny
 from hf_w2v2.models.ctc import Wav2Vec2ForCTC
 
 OPT = importlib.import_module("hf_w2v2.inference.optimize")  # the module (the package exports the function)
+MEAS = importlib.import_module("hf_w2v2.inference.measurement")
+LOGS = "hf_w2v2.inference"  # the loggers of optimize and measurement
 HAS_ONNX = all(importlib.util.find_spec(m) for m in ("onnx", "onnxscript", "onnxruntime"))
 HAS_OPENVINO = all(importlib.util.find_spec(m) for m in ("openvino", "nncf"))
 HAS_TORCHAO = importlib.util.find_spec("torchao") is not None
@@ -172,7 +174,7 @@ def test_the_choice_is_cached_and_never_reused_elsewhere(tmp_path, fast_paths, m
     optimize(model, cache=tmp_path)(audio)
     files = list(tmp_path.glob("*.json"))
     assert len(files) == 1 and json.loads(files[0].read_text())["ranking"][-1] == "fp32"
-    with caplog.at_level(logging.INFO, logger=OPT.__name__):
+    with caplog.at_level(logging.INFO, logger=LOGS):
         optimize(model, cache=tmp_path)(audio)
     assert any("cached ranking" in r.message for r in caplog.records)
     key = machine.cache_key(model, torch.device("cpu"), None, "auto")
@@ -240,7 +242,7 @@ def test_a_start_that_reads_the_choice_removes_the_graphs_of_paths_not_chosen(tm
     later = folder / "openvino-int8-matmul.xml"  # as if another process were building it now
     later.write_text("<net/>")
     os.utime(later, (time.time() + 60, time.time() + 60))
-    with caplog.at_level(logging.INFO, logger=OPT.__name__):
+    with caplog.at_level(logging.INFO, logger=LOGS):
         again = optimize(model, "onnx-int8", cache=tmp_path, max_cer_change=float("inf"))
         torch.testing.assert_close(again(audio).logits, fast(audio).logits)
     assert "removed the graphs of paths not chosen" in caplog.text and again.chosen == "onnx-int8"
@@ -266,7 +268,7 @@ def test_a_damaged_measurement_file_is_measured_again(tmp_path, fast_paths, capl
         choice_file.write_text(text)
         timings_file.write_text(text)
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger=OPT.__name__):
+        with caplog.at_level(logging.INFO, logger=LOGS):
             fast = optimize(model, cache=tmp_path)
             fast(audio)
         assert "could not read the measurement" in caplog.text, why
@@ -306,7 +308,7 @@ def test_a_build_interrupted_or_killed_leaves_no_partial_file(tmp_path, monkeypa
     elsewhere = folder / "pt2e-int8.part-another-host-1-1.pt2"
     for leftover in (killed, live, elsewhere):
         leftover.write_bytes(b"half")
-    with caplog.at_level(logging.INFO, logger=OPT.__name__):
+    with caplog.at_level(logging.INFO, logger=LOGS):
         optimize(model, "fp32", cache=tmp_path / "cache")(audio)
     assert not killed.exists() and live.exists() and elsewhere.exists()
     assert f"removed 1 partial files of builds that did not end: {killed.name}" in caplog.text
@@ -350,7 +352,7 @@ def test_a_nearly_full_disk_skips_the_graph_paths_and_keeps_no_choice(tmp_path, 
     real = shutil.disk_usage
     monkeypatch.setattr(files.shutil, "disk_usage", lambda path: real(path)._replace(free=10 * files.MB))
     model, audio = make_model(), torch.as_tensor(clips(1)[0])[None]
-    with caplog.at_level(logging.WARNING, logger=OPT.__name__):
+    with caplog.at_level(logging.WARNING, logger=LOGS):
         fast = optimize(model, cache=tmp_path)
         fast(audio)
     assert fast.chosen == "fp32" and "onnx skipped: OSError: [Errno 28] not enough space" in caplog.text
@@ -373,7 +375,7 @@ def test_the_paths_are_measured_in_a_child_process_and_the_choice_read_back(
     one killed by a signal leaves fp32, not kept."""
     monkeypatch.delenv(OPT.MEASURE_ENV)  # as outside the tests
     model, audio = make_model(), torch.as_tensor(clips(1)[0])[None]
-    with caplog.at_level(logging.INFO, logger=OPT.__name__):
+    with caplog.at_level(logging.INFO, logger=LOGS):
         fast = optimize(model, "int8", cache=tmp_path)  # a named path: two candidates, a quick child
         logits = fast(audio).logits
     assert "measured in a child process" in caplog.text and ", measured;" not in caplog.text
@@ -383,7 +385,7 @@ def test_the_paths_are_measured_in_a_child_process_and_the_choice_read_back(
     child_stderr = capfd.readouterr().err  # no import notices (torchao's "Failed to load", torch's pytree)
     assert "Failed to load" not in child_stderr and "Enum subclass" not in child_stderr, child_stderr
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger=OPT.__name__):  # a transcriber's first files: keyed as such there too
+    with caplog.at_level(logging.INFO, logger=LOGS):  # a transcriber's first files: keyed as such there too
         fast = optimize(model, "int8", cache=tmp_path / "first")
         fast.set_calibration(clips(2), first_inputs=True)
         fast(audio)
@@ -395,7 +397,7 @@ def test_the_paths_are_measured_in_a_child_process_and_the_choice_read_back(
     for code, expected in ((1, "kept no choice (exit code 1)"), (-9, "killed the child process that did it (SIGKILL)")):
         monkeypatch.setattr(OPT.subprocess, "run", child(code))
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger=OPT.__name__):
+        with caplog.at_level(logging.INFO, logger=LOGS):
             fast = optimize(model, "int8", cache=tmp_path / str(code))
             fast(audio)
         assert expected in caplog.text
@@ -407,7 +409,7 @@ def test_the_paths_are_measured_in_a_child_process_and_the_choice_read_back(
 
     monkeypatch.setattr(OPT.subprocess, "run", no_python)
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger=OPT.__name__):
+    with caplog.at_level(logging.INFO, logger=LOGS):
         fast = optimize(model, "int8", cache=tmp_path / "embedded")
         fast(audio)
     assert "cannot start a child" in caplog.text and ", measured;" in caplog.text  # here instead
@@ -453,21 +455,21 @@ def test_a_cache_folder_that_cannot_be_used_costs_the_measurement_not_the_run(
     audio = torch.as_tensor(clips(1)[0])[None]
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with caplog.at_level(logging.WARNING, logger=OPT.__name__):
+    with caplog.at_level(logging.WARNING, logger=LOGS):
         fast = optimize(model, cache=blocker / "cache")
         out = fast(audio).logits
     assert out.shape == model(audio).logits.shape and fast.chosen in FAST_PATHS
     assert "cannot be used (NotADirectoryError" in caplog.text and "HF_W2V2_CACHE" in caplog.text
     assert fast._scratch is not None and list(Path(fast._scratch.name).glob("*.json"))  # kept for this process
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger=OPT.__name__):
+    with caplog.at_level(logging.WARNING, logger=LOGS):
         OPT.write_json(str(blocker / "timings" / "x.json"), {})  # a failed write is a warning, not an error
     assert "could not keep the measurement" in caplog.text
     good = tmp_path / "cache"
     optimize(model, cache=good)(audio)
     monkeypatch.setattr(OPT.os, "access", lambda path, mode: False)  # as on a read-only disk
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger=OPT.__name__):
+    with caplog.at_level(logging.INFO, logger=LOGS):
         again = optimize(model, cache=good)
         again(audio)
     assert "cached ranking" in caplog.text and "cannot" not in caplog.text and again._scratch is None
@@ -496,7 +498,7 @@ def test_a_model_of_the_same_architecture_takes_the_timings_and_guards_its_own_w
     with torch.no_grad():
         for parameter in other.parameters():
             parameter.add_(0.01 * torch.randn_like(parameter))  # other weights, the same architecture
-    with caplog.at_level(logging.INFO, logger=OPT.__name__):
+    with caplog.at_level(logging.INFO, logger=LOGS):
         fast = optimize(other, cache=tmp_path, max_cer_change=float("inf"))
         fast(audio)
     assert any("same architecture" in r.message for r in caplog.records)
@@ -514,7 +516,7 @@ def test_a_model_of_the_same_architecture_takes_the_timings_and_guards_its_own_w
     assert set(strict.runners) == {"fp32"}  # the rejected ones let go
 
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger=OPT.__name__):
+    with caplog.at_level(logging.INFO, logger=LOGS):
         optimize(make_model("group"), cache=tmp_path)(audio)  # another architecture: measured
     assert any(", measured;" in r.message for r in caplog.records)
     assert len(list((tmp_path / "timings").glob("*.json"))) == 2
@@ -529,7 +531,7 @@ def test_a_cache_file_with_another_fingerprint_is_not_trusted(tmp_path, fast_pat
     data["fingerprint"]["cpu"]["model"] = "some other CPU"
     data["ranking"] = ["int8", "fp32"]
     file.write_text(json.dumps(data))
-    with caplog.at_level(logging.INFO, logger=OPT.__name__):
+    with caplog.at_level(logging.INFO, logger=LOGS):
         fast = optimize(model, cache=tmp_path)
         fast(audio)
     assert any("another machine" in r.message for r in caplog.records)
@@ -538,8 +540,8 @@ def test_a_cache_file_with_another_fingerprint_is_not_trusted(tmp_path, fast_pat
 
 def rank_paths(monkeypatch, timing) -> None:
     """Timings stubbed: ``timing(runners) -> seconds per name`` at new lengths and at recurring ones alike."""
-    monkeypatch.setattr(OPT, "time_paths", timing)
-    monkeypatch.setattr(OPT, "time_recurring", timing)
+    monkeypatch.setattr(MEAS, "time_paths", timing)
+    monkeypatch.setattr(MEAS, "time_recurring", timing)
 
 
 def fake_paths(monkeypatch, behaviours: dict) -> None:
@@ -583,7 +585,7 @@ def test_the_guard_rejects_a_broken_path_and_failures_fall_back(tmp_path, monkey
             p.mul_(20)
     fast = optimize(model, calibration=clips(), cache=tmp_path)
     audio = torch.as_tensor(clips(1)[0])[None]
-    with caplog.at_level(logging.INFO, logger=OPT.__name__):
+    with caplog.at_level(logging.INFO, logger=LOGS):
         fast(audio)
         assert fast.chosen == "later"
         results = {r.name: r for r in fast.choice.results}  # type: ignore[union-attr]
@@ -600,7 +602,7 @@ def test_the_guard_rejects_a_broken_path_and_failures_fall_back(tmp_path, monkey
     assert levels["broken"] == logging.INFO and levels["fails"] == levels["later"] == logging.WARNING
     assert not any("not used" in r.message for r in caplog.records)
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger=OPT.__name__):
+    with caplog.at_level(logging.INFO, logger=LOGS):
         named = optimize(model, "broken", calibration=clips(), cache=tmp_path)
         torch.testing.assert_close(named(audio).logits, out)  # asked for by name, refused: fp32
     warned = [r.message for r in caplog.records if r.levelno == logging.WARNING]
@@ -788,8 +790,8 @@ def test_pt2e_int8_builds_matches_fp32_and_is_guarded(tmp_path, monkeypatch) -> 
     again = pt2e_int8.Pt2eInt8(model, clips(), fast._artifacts())
     torch.testing.assert_close(again(audio, None), logits)
     # the guard with a strict bound: int8 moves some of a random model's near-uniform argmaxes, so it is rejected
-    strict = OPT.AccuracyGuard(clips(), max_cer_change=0.0)
-    choice = OPT.measure(model, ["fp32", "pt2e-int8-static"], strict, audio, fast._runner, dict(fast.runners))
+    strict = MEAS.AccuracyGuard(clips(), max_cer_change=0.0)
+    choice = MEAS.measure(model, ["fp32", "pt2e-int8-static"], strict, audio, fast._runner, dict(fast.runners))
     result = {r.name: r for r in choice.results}["pt2e-int8-static"]
     assert (result.cer_change or 0.0) > 0.0 and "accuracy guard" in (result.error or "")
     assert choice.ranking == ["fp32"]
@@ -805,7 +807,7 @@ def test_pt2e_int8_without_torchao_is_skipped_with_its_reason(tmp_path, monkeypa
     model = make_model()
     fast = optimize(model, precision="pt2e-int8-static", calibration=clips(), cache=tmp_path)
     audio = torch.as_tensor(clips(1, seed=1)[0])[None]
-    with caplog.at_level(logging.WARNING, logger=OPT.__name__):
+    with caplog.at_level(logging.WARNING, logger=LOGS):
         logits = fast(audio).logits
     results = {r.name: r for r in fast.choice.results}  # type: ignore[union-attr]
     assert fast.chosen == "fp32" and "hf_w2v2[torchao]" in (results["pt2e-int8-static"].error or "")
@@ -832,8 +834,8 @@ def test_recurring_input_lengths_run_on_the_recurring_ranking(tmp_path, monkeypa
         return wrap
 
     fake_paths(monkeypatch, {"cold": counted("cold"), "warm": counted("warm")})
-    monkeypatch.setattr(OPT, "time_paths", lambda runners, *_: {"cold": 1.0, "warm": 2.0, "fp32": 3.0})
-    monkeypatch.setattr(OPT, "time_recurring", lambda runners, *_: {"warm": 1.0, "cold": 2.0, "fp32": 3.0})
+    monkeypatch.setattr(MEAS, "time_paths", lambda runners, *_: {"cold": 1.0, "warm": 2.0, "fp32": 3.0})
+    monkeypatch.setattr(MEAS, "time_recurring", lambda runners, *_: {"warm": 1.0, "cold": 2.0, "fp32": 3.0})
     model = make_model()
     fast = optimize(model, cache=tmp_path)
     audio = torch.randn(1, 4000)
@@ -852,7 +854,7 @@ def test_recurring_input_lengths_run_on_the_recurring_ranking(tmp_path, monkeypa
         torch.testing.assert_close(fast(audio).logits, model(audio).logits)
     results = {r.name: r for r in fast.choice.results}
     assert results["warm"].seconds == 2.0 and results["warm"].seconds_recurring == 1.0
-    assert "recurring 1000 ms (3.00x)" in OPT.describe(fast.choice)
+    assert "recurring 1000 ms (3.00x)" in MEAS.describe(fast.choice)
     # The cached choice keeps both rankings.
     again = optimize(model, cache=tmp_path)
     again(audio)
@@ -860,7 +862,7 @@ def test_recurring_input_lengths_run_on_the_recurring_ranking(tmp_path, monkeypa
     # A recurring length whose path fails: logged, dropped from both rankings, the next one runs.
     odd = torch.randn(1, 4321)
     fast(odd)
-    with caplog.at_level(logging.WARNING, logger=OPT.__name__):
+    with caplog.at_level(logging.WARNING, logger=LOGS):
         out = fast(odd).logits
     assert "warm failed" in caplog.text
     assert fast.choice.recurring == ["cold", "fp32"] and "warm" not in fast.choice.ranking
@@ -878,7 +880,7 @@ def test_recurring_timing_times_every_path_on_a_length_it_has_met() -> None:
 
         return run
 
-    best = OPT.time_recurring({"slow": spy("slow", 0.03), "quick": spy("quick", 0.001)}, torch.zeros(1, 800), 2)
+    best = MEAS.time_recurring({"slow": spy("slow", 0.03), "quick": spy("quick", 0.001)}, torch.zeros(1, 800), 2)
     assert lengths == {"slow": [800] * 3, "quick": [800] * 3}  # a first call, then two timed: none dropped
     assert best["slow"] > best["quick"] > 0
 
