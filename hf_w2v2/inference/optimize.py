@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections import Counter, OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
@@ -452,17 +453,20 @@ class FastModel:
         remember_kernels(choice.kernels)  # measured with the choice, on this machine: not timed again here
         if remove_unchosen:
             with contextlib.suppress(OSError):
-                self._remove_unchosen_graphs(choice, built_before=os.path.getmtime(path))
+                saved = data.get("saved")  # (the file's time is its last use: reading it touches it)
+                built_before = float(saved) if isinstance(saved, (int, float)) else os.path.getmtime(path)
+                self._remove_unchosen_graphs(choice, built_before)
         with contextlib.suppress(OSError):  # its last use, for ``hf-w2v2 cache --older-than`` (a read-only cache: not)
             os.utime(path)
         return choice
 
     def _remove_unchosen_graphs(self, choice: Choice, built_before: float) -> None:
         """Remove the graphs of the paths ``choice`` does not run first (built to be measured: BASE's fp32 and
-        int8 ONNX graphs alone take 560 MB), those written before the choice (``built_before``, its file's time:
-        not a build of a process measuring now). Done at a start that reads the choice, not at the end of the
-        measurement, where another process measuring the same model at once may still read them. A chosen
-        path that fails later is followed by the next, built again then (:meth:`_call`)."""
+        int8 ONNX graphs alone take 560 MB), those written before the choice was saved (``built_before``: not a
+        build of a process measuring now, nor the graph of a path that ran after a chosen one failed). Done at a
+        start that reads the choice, not at the end of the measurement, where another process measuring the
+        same model at once may still read them. A chosen path that fails later is followed by the next, built
+        again then (:meth:`_call`)."""
         keep = {file for name in (choice.ranking[0], choice.ranking_for(True)[0]) for file in graph_files(name)}
         folder = os.path.join(self._root(), self._key())
         removed, freed = [], 0
@@ -511,7 +515,8 @@ class FastModel:
 
     def _save(self, choice: Choice) -> None:
         model = str(getattr(self.model.config, "_name_or_path", "") or type(self.model).__name__)
-        write_json(self._cache_file(), {**asdict(choice), "model": model})  # the name for ``hf-w2v2 cache``
+        data = {**asdict(choice), "model": model, "saved": time.time()}  # the name for ``hf-w2v2 cache``
+        write_json(self._cache_file(), data)
 
 
 def check_calibration_clips(
