@@ -40,6 +40,24 @@ def test_48k_stereo_is_downmixed_and_downsampled() -> None:
     assert np.abs(audio[500:-500]).max() == pytest.approx(0.4, abs=0.02)  # mean of 0.6 and 0.2
 
 
+def test_the_first_seconds_only_are_decoded_where_asked(tmp_path, monkeypatch) -> None:
+    """max_seconds: a calibration clip from a long recording without decoding all of it."""
+    whole = load_audio(AUDIO / "speech_16k.flac")
+    np.testing.assert_array_equal(load_audio(AUDIO / "speech_16k.flac", max_seconds=0.5), whole[:8000])
+    start = load_audio(AUDIO / "tone_48k_stereo.flac", max_seconds=0.1)  # down-mixed and resampled alike
+    assert start.shape == (1600,)
+    np.testing.assert_allclose(start[:1400], load_audio(AUDIO / "tone_48k_stereo.flac")[:1400], atol=1e-3)
+    long = tmp_path / "long.wav"
+    sf.write(long, np.zeros(16_000 * 600, np.float32), 16_000)  # ten minutes
+    read = []
+    real_read = sf.SoundFile.read
+    monkeypatch.setattr(
+        sf.SoundFile, "read", lambda self, frames=-1, **kw: read.append(frames) or real_read(self, frames, **kw)
+    )
+    assert load_audio(long, max_seconds=2.0).shape == (32_000,) and read == [32_000]
+    assert load_audio(AUDIO / "speech_16k.flac", max_seconds=3600).shape == whole.shape  # a shorter file: all of it
+
+
 def test_other_target_rate() -> None:
     assert load_audio(AUDIO / "tone_48k_stereo.flac", sampling_rate=8000).shape == (2000,)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import struct
 from collections import Counter
@@ -144,17 +145,23 @@ def to_mono(audio: np.ndarray) -> np.ndarray:
     return audio.mean(axis=1, dtype=np.float32)  # (T, C) -> (T,)
 
 
-def _decode(source: str | io.BytesIO, name: str, sampling_rate: int) -> np.ndarray:
-    """Decode ``source`` (a path or an in-memory file), down-mix, check, resample."""
+def _decode(source: str | io.BytesIO, name: str, sampling_rate: int, max_seconds: float | None = None) -> np.ndarray:
+    """Decode ``source`` (a path or an in-memory file), its first ``max_seconds`` only where given, down-mix,
+    check, resample."""
+    handle = os_path(source) if isinstance(source, str) else source
     try:
-        audio, orig_sr = sf.read(
-            os_path(source) if isinstance(source, str) else source, dtype="float32", always_2d=True
-        )
+        if max_seconds is None:
+            audio, orig_sr = sf.read(handle, dtype="float32", always_2d=True)
+        else:
+            with sf.SoundFile(handle) as f:
+                orig_sr, frames = f.samplerate, math.ceil(max_seconds * f.samplerate)
+                audio = f.read(frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:  # audio: (T, C)
         raise AudioLoadError(f"cannot decode audio file {name}: {err}") from err
     if audio.shape[0] == 0:
         raise AudioLoadError(f"audio file holds no samples: {name}")
-    _check_truncated_wav(source, name, audio.shape[0], int(orig_sr))
+    if max_seconds is None:
+        _check_truncated_wav(source, name, audio.shape[0], int(orig_sr))
     stereo = audio
     audio = to_mono(audio)
     if stereo.shape[1] > 1:
@@ -220,7 +227,9 @@ def _check_truncated_wav(source: str | io.BytesIO, name: str, frames: int, sampl
         )
 
 
-def load_audio(path: str | os.PathLike, sampling_rate: int = TARGET_SAMPLING_RATE) -> np.ndarray:
+def load_audio(
+    path: str | os.PathLike, sampling_rate: int = TARGET_SAMPLING_RATE, max_seconds: float | None = None
+) -> np.ndarray:
     """Decode ``path`` into a float32 mono array at ``sampling_rate`` Hz.
 
     Multi-channel files are averaged to mono before resampling (cheaper, and the
@@ -229,6 +238,8 @@ def load_audio(path: str | os.PathLike, sampling_rate: int = TARGET_SAMPLING_RAT
     Args:
         path: any file libsndfile can read (WAV, FLAC, OGG, ...).
         sampling_rate: wanted output rate in Hz.
+        max_seconds: decode only the recording's first ``max_seconds`` (a calibration clip from an hour-long
+            recording, without decoding the hour); a WAV cut short is then not noticed.
 
     Returns:
         ``(T,)`` float32 samples in [-1, 1] (for integer PCM sources).
@@ -240,7 +251,7 @@ def load_audio(path: str | os.PathLike, sampling_rate: int = TARGET_SAMPLING_RAT
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise AudioLoadError(f"audio file not found: {display_path(path)}")
-    return _decode(path, display_path(path), sampling_rate)
+    return _decode(path, display_path(path), sampling_rate, max_seconds)
 
 
 def load_audio_bytes(data: bytes, sampling_rate: int = TARGET_SAMPLING_RATE, name: str = "<bytes>") -> np.ndarray:

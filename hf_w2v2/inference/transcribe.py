@@ -282,9 +282,10 @@ class Transcriber:
         if not isinstance(self.model, FastModel) or self.model.choice is not None:
             return
         recordings = []
+        window = None if self.chunk is None else self.chunk / self.sampling_rate  # seconds: all a clip keeps
         for path in paths:
             try:
-                audio = load_audio(path, self.sampling_rate)
+                audio = load_audio(path, self.sampling_rate, max_seconds=window)  # not an hour for one window
                 check_length(audio, self.model.config)
             except ValueError:  # AudioLoadError is one
                 continue
