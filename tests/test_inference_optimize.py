@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from fixtures.concurrency import at_once
 
 from hf_w2v2 import files
 from hf_w2v2.inference import machine
+from hf_w2v2.inference.measurement import Choice, PathResult
 from hf_w2v2.inference.optimize import optimize
 from hf_w2v2.models import feature_encoder as FE
 from hf_w2v2.models.configuration import tiny
@@ -249,6 +251,23 @@ def test_a_start_that_reads_the_choice_removes_the_graphs_of_paths_not_chosen(tm
     assert {p.name for p in folder.iterdir()} == {"onnx-int8-unmasked.onnx", later.name}
 
 
+def test_a_choice_whose_guard_could_check_nothing_is_not_kept(tmp_path, fast_paths, monkeypatch, caplog) -> None:
+    """A first input on which fp32 gives no token (a warm-up call on zeros, silence) guards nothing: every path
+    that gives none passes. Such a choice serves its process and is not cached for every later start."""
+    model = make_model()
+    with torch.no_grad():
+        model.lm_head.bias[model.config.pad_token_id] = 1e4  # blank everywhere: no token for any input
+    rank_paths(monkeypatch, lambda runners, *args: {name: 1.0 if name == "fp32" else 0.5 for name in runners})
+    with caplog.at_level(logging.WARNING, logger=LOGS):
+        fast = optimize(model, cache=tmp_path)
+        fast(torch.zeros(1, 4000))
+    assert fast.chosen != "fp32" and fast.choice is not None and fast.choice.blind
+    assert "no path could be checked" in caplog.text and not list(tmp_path.glob("*.json"))
+    assert list((tmp_path / "timings").glob("*.json"))  # the speeds stand, whatever the clips
+    optimize(model, cache=tmp_path, max_cer_change=float("inf"))(torch.zeros(1, 4000))  # no guard wanted
+    assert len(list(tmp_path.glob("*.json"))) == 1
+
+
 def test_a_damaged_measurement_file_is_measured_again(tmp_path, fast_paths, caplog) -> None:
     """A choice or timings file cut short (a process killed while writing it) or of another shape: a warning,
     a new measurement, and the file written whole again."""
@@ -394,7 +413,7 @@ def test_the_paths_are_measured_in_a_child_process_and_the_choice_read_back(
     def child(code: int):
         return lambda *args, **kwargs: subprocess.CompletedProcess(args, code)
 
-    for code, expected in ((1, "kept no choice (exit code 1)"), (-9, "killed the child process that did it (SIGKILL)")):
+    for code, expected in ((1, "made no choice (exit code 1)"), (-9, "killed the child process that did it (SIGKILL)")):
         monkeypatch.setattr(OPT.subprocess, "run", child(code))
         caplog.clear()
         with caplog.at_level(logging.INFO, logger=LOGS):
@@ -403,6 +422,21 @@ def test_the_paths_are_measured_in_a_child_process_and_the_choice_read_back(
         assert expected in caplog.text
         assert fast.chosen == ("fp32" if code < 0 else fast.choice.ranking[0])  # type: ignore[union-attr]
         assert bool(list((tmp_path / str(code)).glob("*.json"))) == (code > 0)  # measured here, or nothing kept
+
+    def child_keeping_nothing(command, **kwargs):  # a blind guard, a disk nearly full: it hands its choice over
+        fingerprint = machine.machine_fingerprint(torch.device("cpu"))
+        made = Choice(["int8", "fp32"], [PathResult("int8", 0.5), PathResult("fp32", 1.0)], fingerprint, blind=True)
+        OPT.write_json(torch.load(command[-1], weights_only=False)["result"], asdict(made))
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(OPT.subprocess, "run", child_keeping_nothing)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=LOGS):
+        fast = optimize(model, "int8", cache=tmp_path / "unkept")
+        fast(audio)
+    assert "measured in a child process, not kept" in caplog.text and ", measured;" not in caplog.text
+    assert "no path could be checked" in caplog.text  # the child's warning, said here (the caller's log)
+    assert fast.chosen == "int8" and not list((tmp_path / "unkept").glob("*.json"))
 
     def no_python(*args, **kwargs):
         raise FileNotFoundError(2, "No such file or directory")  # sys.executable of an embedded interpreter

@@ -15,7 +15,9 @@ libraries' import notices quieted first): ``SPEC`` is a ``torch.save`` file with
 config and state dict: ours or stock transformers'), the settings, the cache folder, the thread count and the
 first input.
 The child measures in its own process (:data:`~hf_w2v2.inference.optimize.MEASURE_ENV` is ``process``) and
-writes the cache files; its exit code says whether it did (0).
+writes the cache files; its exit code says whether it measured (0). It also writes the choice to the spec's
+``result`` file, where the parent finds a choice the cache did not keep (a disk nearly full, a guard that could
+check nothing), instead of measuring again.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 
 import torch
 
-from hf_w2v2.inference.optimize import optimize
+from hf_w2v2.inference.optimize import optimize, write_json
 from hf_w2v2.quiet import quiet_loading
 
 
@@ -51,6 +54,8 @@ def main(argv: Sequence[str]) -> int:
         fast.set_calibration(spec["calibration"], spec["references"], first_inputs=True)
     with quiet_loading(not spec["bars"]):
         fast(spec["audio"])
+    if fast.choice is not None:  # also where it was not kept (a disk nearly full, a blind guard): the parent runs it
+        write_json(spec["result"], asdict(fast.choice))
     return 0
 
 

@@ -32,6 +32,7 @@ reported with its reason; eager fp32 (:data:`FALLBACK`) is the reference and alw
 from __future__ import annotations
 
 import logging
+import math
 import time
 import warnings
 from collections.abc import Sequence
@@ -98,6 +99,20 @@ class Choice:
     fingerprint: dict[str, Any] = field(default_factory=dict)
     recurring: list[str] = field(default_factory=list)
     kernels: dict[str, dict[str, str]] = field(default_factory=dict)
+    blind: bool = False  # its guard could check nothing (AccuracyGuard.blind): it serves its process, is not kept
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Choice:
+        """The choice ``asdict`` made ``data`` of (a cache file's JSON); KeyError, TypeError, ValueError or
+        AttributeError where it is not one."""
+        results = [PathResult(**r) for r in data["results"]]
+        kept = data.get("kernels", {})  # kernel choices: environment variable -> setting -> kernel
+        kernels = {str(env): {str(k): str(v) for k, v in chosen.items()} for env, chosen in kept.items()}
+        recurring = list(data.get("recurring", []))
+        choice = cls(list(data["ranking"]), results, data["fingerprint"], recurring, kernels, bool(data.get("blind")))
+        if choice.ranking[-1:] != [FALLBACK] or not set(choice.ranking + choice.recurring) <= {r.name for r in results}:
+            raise ValueError("rankings that do not end with fp32")
+        return choice
 
     def ranking_for(self, recurring: bool) -> list[str]:
         """The ranking for an input of a new length, or of one met before (``recurring``)."""
@@ -150,6 +165,11 @@ class AccuracyGuard:
         if texts is None:
             return char_error_rate(fp32, tokens) if any(fp32) else float(any(tokens))
         return abs(char_error_rate(texts, tokens) - char_error_rate(texts, fp32))
+
+    def blind(self, fp32: list[str]) -> bool:
+        """Whether the guard could check nothing: no references, fp32 gave no token on any clip (silence,
+        noise, a warm-up call on zeros), and a finite bound. Every path that gives no token either passes."""
+        return self.references is None and not any(fp32) and math.isfinite(self.max_cer_change)
 
     def rejects(self, change: float) -> str | None:
         """Why a path with this ``change`` is rejected, or None."""
@@ -217,6 +237,7 @@ def measure(
         fastest_first({n: best[n] for n in passed}),
         list(results.values()),
         recurring=fastest_first({n: again[n] for n in passed}),
+        blind=guard.blind(reference),
     )
 
 
@@ -294,7 +315,7 @@ def choose_by_timings(
             results[name].error = "not built: slower than the chosen paths for a model of the same architecture"
         elif results[name].error is not None:
             built.pop(name, None)  # rejected by the guard: not kept
-    return Choice(rankings[0], list(results.values()), recurring=rankings[1])
+    return Choice(rankings[0], list(results.values()), recurring=rankings[1], blind=guard.blind(reference))
 
 
 def fastest_first(seconds: dict[str, float]) -> list[str]:

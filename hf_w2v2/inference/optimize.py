@@ -323,18 +323,13 @@ class FastModel:
         choice.fingerprint = machine_fingerprint(self.device)
         choice.kernels = measured_kernels()
         short = self._space_short(choice)
-        if short is None:
-            if timings is None:
-                self._save_timings(timings_file, choice, candidates)
+        if timings is None and short is None:
+            self._save_timings(timings_file, choice, candidates)  # speeds: whatever the guard's clips said
+        why = self._not_kept(choice, short)
+        if why is None:
             self._save(choice)
-        else:  # a failure of this moment, not of the path: were it kept, the path would be left out for good
-            logger.warning(
-                "inference paths %s could not be built with the cache's disk nearly full (%s): this choice serves "
-                "this process and is not kept; free some space (or set %s) and the next start measures again",
-                ", ".join(choice.failed()),
-                short,
-                CACHE_ENV,
-            )
+        else:
+            logger.warning(why)
         self._report(choice, source)
         return choice
 
@@ -351,9 +346,10 @@ class FastModel:
         self._warn_if_refused(choice)
 
     def _measure_in_child(self, audio: torch.Tensor) -> Choice | None:
-        """The choice measured and cached by a child process (:mod:`hf_w2v2.inference.measure_child`: why), or
-        None where it made none (measured in this process then, with the reason logged). A child that dies of a
-        signal leaves this process on fp32, with a warning (not kept: the next start measures again)."""
+        """The choice measured by a child process (:mod:`hf_w2v2.inference.measure_child`: why), read from the
+        cache, or from the child's result file where the cache did not keep it; None where it made none (measured
+        in this process then, with the reason logged). A child that dies of a signal leaves this process on fp32,
+        with a warning (not kept: the next start measures again)."""
         model: Any = self.model
         spec = {
             "model_class": f"{type(model).__module__}:{type(model).__qualname__}",  # ours or stock transformers'
@@ -372,7 +368,7 @@ class FastModel:
         }
         command = [sys.executable, "-c", CHILD_CODE]
         with tempfile.TemporaryDirectory(prefix="hf_w2v2-measure-") as folder:
-            path = os.path.join(folder, "spec.pt")
+            path, spec["result"] = os.path.join(folder, "spec.pt"), os.path.join(folder, "choice.json")
             try:
                 torch.save(spec, path)
             except Exception as err:  # a config that does not pickle: measured here
@@ -385,12 +381,22 @@ class FastModel:
             except OSError as err:  # no Python to start (an interpreter embedded in another program)
                 logger.info("measuring in this process: %s cannot start a child (%s)", sys.executable, err)
                 return None
-        cached = self._load_cached() if done.returncode == 0 else None
-        if cached is not None:
-            self._report(cached, "measured in a child process")
-            return cached
-        if done.returncode >= 0:  # an error it reported, or no choice kept (a disk nearly full): measured here
-            logger.info("measuring in this process: the child process kept no choice (exit code %d)", done.returncode)
+            cached = self._load_cached() if done.returncode == 0 else None
+            if cached is not None:
+                self._report(cached, "measured in a child process")
+                return cached
+            made = read_json(spec["result"]) if done.returncode == 0 else None
+        if made is not None:  # a choice it did not keep (a disk nearly full, a guard that checked nothing)
+            with contextlib.suppress(AttributeError, KeyError, TypeError, ValueError):
+                choice = Choice.from_dict(made)
+                remember_kernels(choice.kernels)
+                not_kept = self._not_kept(choice, self._space_short(choice))
+                if not_kept is not None:  # (the child's own warning went to its log, not the caller's)
+                    logger.warning(not_kept)
+                self._report(choice, "measured in a child process, not kept")
+                return choice
+        if done.returncode >= 0:  # an error it reported: measured here
+            logger.info("measuring in this process: the child process made no choice (exit code %d)", done.returncode)
             return None
         logger.warning(
             "measuring the inference paths killed the child process that did it (%s): running fp32 in this process; "
@@ -398,6 +404,25 @@ class FastModel:
             signal.Signals(-done.returncode).name,
         )
         return Choice([FALLBACK], [PathResult(FALLBACK)])
+
+    def _not_kept(self, choice: Choice, short: str | None) -> str | None:
+        """Why ``choice`` serves this process only and is not cached (None: it is). ``short``: why the cache's
+        disk may have failed some paths (:meth:`_space_short`), a failure of this moment, not of the paths:
+        kept, it would leave them out for good. A guard that could check nothing (:attr:`Choice.blind`) would
+        keep an unchecked path for every later start."""
+        if short is not None:
+            return (
+                f"inference paths {', '.join(choice.failed())} could not be built with the cache's disk nearly full "
+                f"({short}): this choice serves this process and is not kept; free some space (or set {CACHE_ENV}) "
+                "and the next start measures again"
+            )
+        if choice.blind and {choice.ranking_for(False)[0], choice.ranking_for(True)[0]} != {FALLBACK}:
+            return (
+                "fp32 gave no token on the accuracy guard's clips (silence, noise, a warm-up on zeros?), so no path "
+                "could be checked: this choice serves this process and is not kept, and the next start measures "
+                "again; calibrate on recordings of speech (optimize(calibration=...), --calibration) to keep one"
+            )
+        return None
 
     def _space_short(self, choice: Choice) -> str | None:
         """Why the cache folder's disk may be what failed some paths (None: nothing failed, or it has the space a
@@ -439,14 +464,7 @@ class FastModel:
             logger.info("%s was measured on another machine or library version: measuring again", path)
             return None
         try:
-            results = [PathResult(**r) for r in data["results"]]
-            kept = data.get("kernels", {})  # kernel choices: environment variable -> setting -> kernel
-            kernels = {str(env): {str(k): str(v) for k, v in chosen.items()} for env, chosen in kept.items()}
-            recurring = list(data.get("recurring", []))
-            choice = Choice(list(data["ranking"]), results, data["fingerprint"], recurring, kernels)
-            names = {r.name for r in results}
-            if choice.ranking[-1:] != [FALLBACK] or not set(choice.ranking + choice.recurring) <= names:
-                raise ValueError("rankings that do not end with fp32")
+            choice = Choice.from_dict(data)
         except (AttributeError, KeyError, TypeError, ValueError) as err:
             unreadable(path, err)
             return None
