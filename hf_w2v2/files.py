@@ -14,7 +14,7 @@ import re
 import shutil
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from hf_w2v2.processes import process_runs
 
@@ -70,6 +70,40 @@ def write_text(path: str, text: str) -> None:
     """``text`` into ``path`` (UTF-8), written whole (:func:`written_whole`): a transcript, a subtitle file."""
     with written_whole(path) as part, open(part, "w", encoding="utf-8") as out:
         out.write(text)
+
+
+@contextlib.contextmanager
+def lock_exclusively(path: str, waiting: Callable[[], object] | None = None) -> Iterator[bool]:
+    """Hold an exclusive lock on the file ``path`` (made if missing) for the block; another holder, in another
+    process or another open of it in this one, is waited for (``waiting()`` is called once first). The system
+    releases a lock when its holder ends, however it ends: no lock is left behind by a killed process. Yields
+    False where no lock can be had (no ``fcntl``: Windows; a folder that cannot be written; a file system
+    without locks): the block then runs unlocked."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system
+        fcntl = None  # type: ignore[assignment]
+    handle = None
+    if fcntl is not None:
+        with contextlib.suppress(OSError):
+            handle = open(path, "ab")  # noqa: SIM115 (closed below, after the block)
+    locked = False
+    try:
+        if handle is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            except BlockingIOError:  # held: wait for it
+                if waiting is not None:
+                    waiting()
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                locked = True
+            except OSError:  # ENOLCK and the like: no locks here
+                pass
+        yield locked
+    finally:
+        if handle is not None:
+            handle.close()  # (closing releases the lock)
 
 
 def remove_stale_partials(folder: str) -> list[str]:

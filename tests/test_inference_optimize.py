@@ -935,3 +935,32 @@ def test_two_first_calls_at_once_measure_once(tmp_path, fast_paths, monkeypatch)
     audio = torch.as_tensor(clips(1)[0])[None]
     outputs = at_once(lambda: fast(audio).logits)
     assert len(calls) == 1 and len(outputs) == 2 and fast.choice is not None
+
+
+def test_two_processes_measuring_one_model_at_once_measure_it_once(tmp_path, fast_paths, monkeypatch, caplog) -> None:
+    """Processes started together on one cache (parallel CLI runs over folders, replicas on one volume): the
+    second waits for the first's choice, instead of measuring the same paths on the same cores at once (each
+    slowing the other's timings). Two FastModels stand for them: each opens the lock file itself, as two
+    processes do (a flock held through one open file is waited for through another)."""
+    calls = []
+    real_measure = OPT.measure
+
+    def slow_measure(*args, **kwargs):
+        calls.append(threading.get_ident())
+        time.sleep(0.5)  # the other one arrives while this one measures
+        return real_measure(*args, **kwargs)
+
+    monkeypatch.setattr(OPT, "measure", slow_measure)
+    model, audio = make_model(), torch.as_tensor(clips(1)[0])[None]
+    both = [optimize(model, cache=tmp_path), optimize(model, cache=tmp_path)]
+    taken = threading.Lock()
+
+    def first_call() -> torch.Tensor:
+        with taken:
+            fast = both.pop()
+        return fast(audio).logits
+
+    with caplog.at_level(logging.INFO, logger=LOGS):
+        first, second = at_once(first_call)
+    assert len(calls) == 1 and "waiting for its choice" in caplog.text and "measured by another process" in caplog.text
+    torch.testing.assert_close(first, second)

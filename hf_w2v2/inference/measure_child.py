@@ -14,7 +14,8 @@ cached graphs.
 libraries' import notices quieted first): ``SPEC`` is a ``torch.save`` file with the model (its class,
 config and state dict: ours or stock transformers'), the settings, the cache folder, the thread count and the
 first input.
-The child measures in its own process (:data:`~hf_w2v2.inference.optimize.MEASURE_ENV` is ``process``) and
+The child measures in its own process (:data:`~hf_w2v2.inference.optimize.MEASURE_ENV` is ``for-parent``: in
+its process, under the lock its parent holds) and
 writes the cache files; its exit code says whether it measured (0). It also writes the choice to the spec's
 ``result`` file, where the parent finds a choice the cache did not keep (a disk nearly full, a guard that could
 check nothing), instead of measuring again.

@@ -19,6 +19,8 @@ is always last.
 On the CPU the measurement runs in a child process (:mod:`hf_w2v2.inference.measure_child`), which caches the
 choice; this process reads it and builds only the chosen paths: the memory the builders keep (BASE: 2 GB) and
 a backend's crash while building go with the child. ``HF_W2V2_MEASURE=process`` measures in this process.
+A process that starts while another measures the same model on the same cache waits for that choice
+(:data:`MEASURING_LOCK`) rather than measure the same paths on the same cores at once.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from torch import nn
 from transformers.modeling_outputs import CausalLMOutput
 
 from hf_w2v2.exits import interrupt_noticed, interrupts_noticed
-from hf_w2v2.files import MB, remove_stale_partials, space_short, written_whole
+from hf_w2v2.files import MB, lock_exclusively, remove_stale_partials, space_short, written_whole
 from hf_w2v2.inference.batching import check_length
 from hf_w2v2.inference.machine import CACHE_ENV, cache_dir, cache_key, graph_bytes, machine_fingerprint, speed_key
 from hf_w2v2.inference.measurement import (
@@ -75,6 +77,10 @@ from hf_w2v2.quiet import bars_wanted
 logger = logging.getLogger(__name__)
 
 MEASURE_ENV = "HF_W2V2_MEASURE"  # "process": measure in this process, not in a child (measure_child: why)
+FOR_PARENT = "for-parent"  # MEASURE_ENV of a measuring child: in its process, under its parent's lock
+# In a model's graphs folder: held by the process measuring its paths (files.lock_exclusively); another that
+# starts meanwhile waits for that choice instead of measuring the same paths on the same cores at once.
+MEASURING_LOCK = ".measuring.lock"
 # The child's program: the libraries' import notices quieted before anything imports them, as the CLI does.
 CHILD_CODE = (
     "import sys; from hf_w2v2.quiet import quiet_import_notices; quiet_import_notices(); "
@@ -303,10 +309,28 @@ class FastModel:
             )
             self._warn_if_refused(cached)
             return cached
-        if self.device.type == "cpu" and os.environ.get(MEASURE_ENV, "child") != "process":
-            measured = self._measure_in_child(audio)
-            if measured is not None:
-                return measured
+        mode = os.environ.get(MEASURE_ENV, "child")
+        if mode == FOR_PARENT:  # a measuring child: its parent holds the lock
+            return self._measure_here(audio)
+        waited: list[bool] = []
+
+        def waiting() -> None:
+            logger.info("another process is measuring the inference paths of this model here: waiting for its choice")
+            waited.append(True)
+
+        with lock_exclusively(os.path.join(self._artifacts(), MEASURING_LOCK), waiting):
+            cached = self._load_cached() if waited else None
+            if cached is not None:
+                self._report(cached, "measured by another process")
+                return cached
+            if self.device.type == "cpu" and mode != "process":
+                measured = self._measure_in_child(audio)
+                if measured is not None:
+                    return measured
+            return self._measure_here(audio)
+
+    def _measure_here(self, audio: torch.Tensor) -> Choice:
+        """Build, guard and time the candidates in this process; the choice is cached unless :meth:`_not_kept`."""
         candidates = self._candidates()
         if self.calibration:
             guard = AccuracyGuard(self.calibration, self.max_cer_change, self.references)
@@ -375,7 +399,7 @@ class FastModel:
                 why = f"{type(err).__name__}: {err}"
                 logger.info("measuring in this process: the model cannot be handed to another (%s)", why)
                 return None
-            env = {**os.environ, MEASURE_ENV: "process"}
+            env = {**os.environ, MEASURE_ENV: FOR_PARENT}
             try:
                 done = subprocess.run([*command, path], env=env, stdout=subprocess.DEVNULL, check=False)
             except OSError as err:  # no Python to start (an interpreter embedded in another program)
