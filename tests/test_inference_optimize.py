@@ -240,7 +240,8 @@ def test_a_start_that_reads_the_choice_removes_the_graphs_of_paths_not_chosen(tm
     fast(audio)
     assert fast.chosen == "onnx-int8"
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir() and p.name != "timings"]
-    assert {p.name for p in folder.iterdir()} == {"fp32-unmasked.onnx", "onnx-int8-unmasked.onnx"}
+    graphs = lambda: {p.name for p in folder.iterdir()} - {OPT.MEASURING_LOCK}
+    assert graphs() == {"fp32-unmasked.onnx", "onnx-int8-unmasked.onnx"}
     later = folder / "openvino-int8-matmul.xml"  # as if another process were building it now
     later.write_text("<net/>")
     os.utime(later, (time.time() + 60, time.time() + 60))
@@ -248,7 +249,7 @@ def test_a_start_that_reads_the_choice_removes_the_graphs_of_paths_not_chosen(tm
         again = optimize(model, "onnx-int8", cache=tmp_path, max_cer_change=float("inf"))
         torch.testing.assert_close(again(audio).logits, fast(audio).logits)
     assert "removed the graphs of paths not chosen" in caplog.text and again.chosen == "onnx-int8"
-    assert {p.name for p in folder.iterdir()} == {"onnx-int8-unmasked.onnx", later.name}
+    assert graphs() == {"onnx-int8-unmasked.onnx", later.name}
 
 
 def test_a_choice_whose_guard_could_check_nothing_is_not_kept(tmp_path, fast_paths, monkeypatch, caplog) -> None:
