@@ -93,7 +93,7 @@ def add_transcribe(subparsers: argparse._SubParsersAction) -> None:
         default="fp32",
         help="fp32 (exact, default), bf16 (autocast; falls back to fp32 with a warning where only emulated), "
         "int8 (dynamic quantisation, CPU) or auto (the fastest path on this machine whose greedy CER stays "
-        "within 0.005 of fp32, measured on the first files and cached)",
+        "within 0.005 of fp32, measured on the first files and cached for the model)",
     )
     p.add_argument(
         "--calibration",
