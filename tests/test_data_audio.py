@@ -56,6 +56,9 @@ def test_the_first_seconds_only_are_decoded_where_asked(tmp_path, monkeypatch) -
     )
     assert load_audio(long, max_seconds=2.0).shape == (32_000,) and read == [32_000]
     assert load_audio(AUDIO / "speech_16k.flac", max_seconds=3600).shape == whole.shape  # a shorter file: all of it
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="max_seconds must be positive"):
+            load_audio(AUDIO / "speech_16k.flac", max_seconds=bad)
 
 
 def test_other_target_rate() -> None:

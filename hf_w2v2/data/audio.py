@@ -249,6 +249,8 @@ def load_audio(
             holds NaN/inf samples. The message names the file.
     """
     path = os.fspath(path)
+    if max_seconds is not None and not max_seconds > 0:
+        raise ValueError(f"max_seconds must be positive (or None: all of it), got {max_seconds}")
     if not os.path.isfile(path):
         raise AudioLoadError(f"audio file not found: {display_path(path)}")
     return _decode(path, display_path(path), sampling_rate, max_seconds)
