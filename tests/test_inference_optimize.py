@@ -920,18 +920,24 @@ def test_recurring_timing_times_every_path_on_a_length_it_has_met() -> None:
     assert best["slow"] > best["quick"] > 0
 
 
-def test_two_first_calls_at_once_measure_once(tmp_path, fast_paths, monkeypatch) -> None:
-    """A server's workers may both make the first call: one measures, the other waits for its choice."""
-
-    calls = []
+def slow_measurement(monkeypatch) -> list[int]:
+    """optimize's measurement made 0.5 s slower, so that a second caller arrives while it runs; the list of the
+    threads that measured."""
+    calls: list[int] = []
     real_measure = OPT.measure
 
     def slow_measure(*args, **kwargs):
         calls.append(threading.get_ident())
-        time.sleep(0.3)  # the other thread arrives while this one measures
+        time.sleep(0.5)
         return real_measure(*args, **kwargs)
 
     monkeypatch.setattr(OPT, "measure", slow_measure)
+    return calls
+
+
+def test_two_first_calls_at_once_measure_once(tmp_path, fast_paths, monkeypatch) -> None:
+    """A server's workers may both make the first call: one measures, the other waits for its choice."""
+    calls = slow_measurement(monkeypatch)
     fast = optimize(make_model(), cache=tmp_path)
     audio = torch.as_tensor(clips(1)[0])[None]
     outputs = at_once(lambda: fast(audio).logits)
@@ -943,15 +949,7 @@ def test_two_processes_measuring_one_model_at_once_measure_it_once(tmp_path, fas
     second waits for the first's choice, instead of measuring the same paths on the same cores at once (each
     slowing the other's timings). Two FastModels stand for them: each opens the lock file itself, as two
     processes do (a flock held through one open file is waited for through another)."""
-    calls = []
-    real_measure = OPT.measure
-
-    def slow_measure(*args, **kwargs):
-        calls.append(threading.get_ident())
-        time.sleep(0.5)  # the other one arrives while this one measures
-        return real_measure(*args, **kwargs)
-
-    monkeypatch.setattr(OPT, "measure", slow_measure)
+    calls = slow_measurement(monkeypatch)
     model, audio = make_model(), torch.as_tensor(clips(1)[0])[None]
     both = [optimize(model, cache=tmp_path), optimize(model, cache=tmp_path)]
     taken = threading.Lock()
