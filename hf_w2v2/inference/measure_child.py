@@ -41,18 +41,15 @@ def main(argv: Sequence[str]) -> int:
     module, _, name = spec["model_class"].partition(":")
     model = getattr(importlib.import_module(module), name)(spec["config"])
     model.load_state_dict(spec["state"])  # strict: the parent's model exactly (its cache key hashes the weights)
-    first_inputs = spec["first_inputs"]  # set as the parent set them (its cache key depends on how)
     fast = optimize(
         model.eval(),
         precision=spec["precision"],
-        calibration=None if first_inputs else spec["calibration"],
         cache=spec["cache"],
         max_cer_change=spec["max_cer_change"],
-        references=None if first_inputs else spec["references"],
         length_grid=spec["length_grid"],
     )
-    if first_inputs:
-        fast.set_calibration(spec["calibration"], spec["references"], first_inputs=True)
+    if spec["calibration"] is not None:  # as the parent has them, a run's first inputs or not (its cache key says)
+        fast.set_calibration(spec["calibration"], spec["references"], spec["first_inputs"])
     with quiet_loading(not spec["bars"]):
         fast(spec["audio"])
     if fast.choice is not None:  # also where it was not kept (a disk nearly full, a blind guard): the parent runs it

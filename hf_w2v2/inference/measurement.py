@@ -118,6 +118,10 @@ class Choice:
         """The ranking for an input of a new length, or of one met before (``recurring``)."""
         return self.recurring if recurring and self.recurring else self.ranking
 
+    def first_paths(self) -> set[str]:
+        """The paths that run while none fails: the first of each ranking."""
+        return {self.ranking_for(False)[0], self.ranking_for(True)[0]}
+
     def drop(self, name: str) -> None:
         """Take a failed path out of both rankings (fp32 is never dropped)."""
         for ranking in (self.ranking, self.recurring):

@@ -46,7 +46,7 @@ from torch import nn
 from transformers.modeling_outputs import CausalLMOutput
 
 from hf_w2v2.exits import interrupt_noticed, interrupts_noticed
-from hf_w2v2.files import MB, lock_exclusively, remove_stale_partials, space_short, written_whole
+from hf_w2v2.files import MB, lock_exclusively, remove_stale_partials, space_short, write_text
 from hf_w2v2.inference.batching import check_length
 from hf_w2v2.inference.machine import CACHE_ENV, cache_dir, cache_key, graph_bytes, machine_fingerprint, speed_key
 from hf_w2v2.inference.measurement import (
@@ -186,7 +186,7 @@ class FastModel:
                     # The other paths' runners, built to be measured: BASE held 4.5 GB after the measurement
                     # with them, 3.0 without. A chosen path that fails later is followed by the next, rebuilt
                     # then (from the cache's graphs where it has them).
-                    for name in set(self.runners) - {self.chosen, self.chosen_recurring, FALLBACK}:
+                    for name in set(self.runners) - self.choice.first_paths() - {FALLBACK}:
                         del self.runners[name]
         for name in list(self.choice.ranking_for(self._recurs(audio, mask))):
             try:
@@ -440,7 +440,7 @@ class FastModel:
                 f"({short}): this choice serves this process and is not kept; free some space (or set {CACHE_ENV}) "
                 "and the next start measures again"
             )
-        if choice.blind and {choice.ranking_for(False)[0], choice.ranking_for(True)[0]} != {FALLBACK}:
+        if choice.blind and choice.first_paths() != {FALLBACK}:
             return (
                 "fp32 gave no token on the accuracy guard's clips (silence, noise, a warm-up on zeros?), so no path "
                 "could be checked: this choice serves this process and is not kept, and the next start measures "
@@ -509,7 +509,7 @@ class FastModel:
         start that reads the choice, not at the end of the measurement, where another process measuring the
         same model at once may still read them. A chosen path that fails later is followed by the next, built
         again then (:meth:`_call`)."""
-        keep = {file for name in (choice.ranking[0], choice.ranking_for(True)[0]) for file in graph_files(name)}
+        keep = {file for name in choice.first_paths() for file in graph_files(name)}
         folder = os.path.join(self._root(), self._key())
         removed, freed = [], 0
         for name in sorted(GRAPH_FILES - keep):
@@ -551,8 +551,7 @@ class FastModel:
             return
         seconds = {r.name: [r.seconds, r.seconds_recurring] for r in choice.results if r.seconds is not None}
         failed = {r.name: r.error for r in choice.results if r.seconds is None and r.error is not None}
-        fingerprint = machine_fingerprint(self.device)
-        data = {"fingerprint": fingerprint, "candidates": list(candidates), "seconds": seconds, "failed": failed}
+        data = {"fingerprint": choice.fingerprint, "candidates": list(candidates), "seconds": seconds, "failed": failed}
         write_json(path, data)
 
     def _save(self, choice: Choice) -> None:
@@ -601,8 +600,7 @@ def write_json(path: str, data: dict[str, Any]) -> None:
     read-only cache), a warning: the measurement stands for this process, and is made again next time."""
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with written_whole(path) as part, open(part, "w", encoding="utf-8") as f:  # a reader never meets half a file
-            json.dump(data, f, indent=1)
+        write_text(path, json.dumps(data, indent=1))  # whole: a reader never meets half a file
     except OSError as err:
         logger.warning("could not keep the measurement in %s (%s: %s)", path, type(err).__name__, err)
 

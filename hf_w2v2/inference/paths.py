@@ -28,7 +28,6 @@ GPU: ``fp32``, ``bf16`` and ``fp16`` autocast.
 
 from __future__ import annotations
 
-import copy
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -170,7 +169,7 @@ def onnx_file(name: str, model: nn.Module, clips: Sequence[np.ndarray], folder: 
         raise ValueError("static int8 needs calibration clips")
     if not os.path.isfile(fp32):
         with written_whole(fp32, needs=graph_bytes(model)) as part:
-            export_onnx(copy.deepcopy(model).float(), part, attention_mask=masked)
+            export_onnx(model, part, attention_mask=masked)  # (exported as float32: export.for_export)
     if name == "onnx":
         return fp32
     with written_whole(path, needs=os.path.getsize(fp32)) as part:
